@@ -1,0 +1,59 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_common: the types several parts share: the module's main and location
+ * configurations and the per-request context.
+ */
+
+
+#ifndef _CG_COMMON_H_INCLUDED_
+#define _CG_COMMON_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "cg_limiter.h"
+#include "cg_parse.h"
+#include "cg_quota.h"
+#include "cg_zone.h"
+#include "cg_identity.h"
+
+
+typedef struct {
+    ngx_array_t                 zones;       /* ngx_http_cg_zone_t * */
+    ngx_http_cg_quota_table_t   quotas;
+} ngx_http_cg_main_conf_t;
+
+
+typedef struct {
+    ngx_http_cg_zone_t         *zone;        /* NULL: not enforced here */
+    ngx_uint_t                  enable;      /* 0 off, 1 on, unset */
+    ngx_array_t                *rules;       /* ngx_http_cg_rule_t */
+    ngx_str_t                   fallback;    /* empty: reject */
+    ngx_uint_t                  unidentified_status;
+    ngx_uint_t                  reject_status;
+    ngx_flag_t                  headers;
+    ngx_flag_t                  dry_run;
+    ngx_uint_t                  log_level;
+    ngx_uint_t                  name_max_len;
+} ngx_http_cg_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   client;      /* normalised, or fallback */
+    ngx_str_t                   raw;         /* a value that was refused */
+    ngx_http_cg_zone_t         *zone;        /* where it was counted */
+    ngx_uint_t                  status;      /* NGX_HTTP_CG_PASSED ... */
+    ngx_uint_t                  reason;      /* NGX_HTTP_CG_ID_OK ... */
+    unsigned                    identified:1;
+    unsigned                    done:1;
+} ngx_http_cg_ctx_t;
+
+
+extern ngx_module_t  ngx_http_client_guard_module;
+
+
+#endif /* _CG_COMMON_H_INCLUDED_ */

@@ -1,0 +1,384 @@
+
+/*
+ * Copyright (C) client guard authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "cg_parse.h"
+#include "cg_identity.h"
+
+
+static ngx_int_t ngx_http_cg_rule_value(ngx_http_request_t *r,
+    ngx_http_cg_rule_t *rule, ngx_str_t *value);
+
+
+static ngx_http_cg_rule_t *
+ngx_http_cg_rule_add(ngx_conf_t *cf, ngx_array_t **rules)
+{
+    ngx_http_cg_rule_t  *rule;
+
+    if (*rules == NULL) {
+        *rules = ngx_array_create(cf->pool, 4, sizeof(ngx_http_cg_rule_t));
+        if (*rules == NULL) {
+            return NULL;
+        }
+    }
+
+    rule = ngx_array_push(*rules);
+    if (rule == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(rule, sizeof(ngx_http_cg_rule_t));
+
+    return rule;
+}
+
+
+static char *
+ngx_http_cg_complex(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_complex_value_t *cv)
+{
+    ngx_http_compile_complex_value_t   ccv;
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = cv;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* client_guard_identify source [regex [name]] */
+
+char *
+ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_array_t **rules)
+{
+    ngx_str_t           *value, name;
+    ngx_http_cg_rule_t  *rule;
+#if (NGX_PCRE)
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t  rc;
+#endif
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty source in \"client_guard_identify\"");
+        return NGX_CONF_ERROR;
+    }
+
+    rule = ngx_http_cg_rule_add(cf, rules);
+    if (rule == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_cg_complex(cf, &value[1], &rule->source) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 2) {
+        rule->type = NGX_HTTP_CG_RULE_VALUE;
+        return NGX_CONF_OK;
+    }
+
+    if (value[2].len < 2 || value[2].data[0] != '~') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid regex \"%V\" in \"client_guard_identify\""
+                           ", expected \"~regex\" or \"~*regex\"",
+                           &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+#if (NGX_PCRE)
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern.data = value[2].data + 1;
+    rc.pattern.len = value[2].len - 1;
+
+    if (rc.pattern.data[0] == '*') {
+        rc.pattern.data++;
+        rc.pattern.len--;
+        rc.options = NGX_REGEX_CASELESS;
+    }
+
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    rule->regex = ngx_http_regex_compile(cf, &rc);
+    if (rule->regex == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rule->type = NGX_HTTP_CG_RULE_REGEX;
+
+    if (cf->args->nelts == 4) {
+        name = value[3];
+
+    } else {
+        if (rc.captures == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "regex \"%V\" in \"client_guard_identify\" "
+                               "has no capture: give the name as a third "
+                               "parameter", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&name, "$1");
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty name in \"client_guard_identify\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_cg_complex(cf, &name, &rule->name);
+
+#else
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "using regex \"%V\" requires PCRE library",
+                       &value[2]);
+    return NGX_CONF_ERROR;
+
+#endif
+}
+
+
+/* client_guard_identify_address cidr... name */
+
+char *
+ngx_http_cg_identify_address_directive(ngx_conf_t *cf, ngx_array_t **rules)
+{
+    int                  len;
+    u_char               buf[CG_NAME_MAX];
+    ngx_int_t            rc;
+    ngx_str_t           *value, name;
+    ngx_uint_t           i;
+    ngx_cidr_t          *cidr;
+    ngx_http_cg_rule_t  *rule;
+
+    value = cf->args->elts;
+    name = value[cf->args->nelts - 1];
+
+    len = cg_name_normalize(buf, name.data, name.len, CG_NAME_MAX);
+
+    if (len < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid client name \"%V\" in "
+                           "\"client_guard_identify_address\": letters, "
+                           "digits and \"-_.:@\" only, at most %d "
+                           "characters", &name, CG_NAME_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    rule = ngx_http_cg_rule_add(cf, rules);
+    if (rule == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rule->type = NGX_HTTP_CG_RULE_ADDRESS;
+
+    rule->cidrs = ngx_array_create(cf->pool, cf->args->nelts - 2,
+                                   sizeof(ngx_cidr_t));
+    if (rule->cidrs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts - 1; i++) {
+
+        cidr = ngx_array_push(rule->cidrs);
+        if (cidr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc = ngx_ptocidr(&value[i], cidr);
+
+        if (rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid address \"%V\" in "
+                               "\"client_guard_identify_address\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               &value[i]);
+        }
+    }
+
+    /* a literal name is a complex value without variables */
+
+    name.data = ngx_pnalloc(cf->pool, len);
+    if (name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(name.data, buf, len);
+    name.len = len;
+
+    rule->name.value = name;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
+    ngx_str_t *value)
+{
+#if (NGX_PCRE)
+    int         *captures;
+    u_char      *captures_data;
+    ngx_int_t    rc;
+    ngx_uint_t   ncaptures;
+#endif
+    ngx_str_t    source;
+
+    if (rule->type == NGX_HTTP_CG_RULE_ADDRESS) {
+
+        if (ngx_cidr_match(r->connection->sockaddr, rule->cidrs) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+
+        *value = rule->name.value;
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, &rule->source, &source) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (source.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (rule->type == NGX_HTTP_CG_RULE_VALUE) {
+        *value = source;
+        return NGX_OK;
+    }
+
+#if (NGX_PCRE)
+
+    /*
+     * the location's own captures ($1 in proxy_pass) must survive: keep
+     * them aside while this regex borrows r->captures
+     */
+
+    ncaptures = r->ncaptures;
+    captures_data = r->captures_data;
+    captures = NULL;
+
+    if (ncaptures) {
+        captures = ngx_palloc(r->pool, ncaptures * sizeof(int));
+        if (captures == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(captures, r->captures, ncaptures * sizeof(int));
+    }
+
+    rc = ngx_http_regex_exec(r, rule->regex, &source);
+
+    if (rc == NGX_OK
+        && ngx_http_complex_value(r, &rule->name, value) != NGX_OK)
+    {
+        rc = NGX_ERROR;
+    }
+
+    if (ncaptures) {
+        ngx_memcpy(r->captures, captures, ncaptures * sizeof(int));
+    }
+
+    r->ncaptures = ncaptures;
+    r->captures_data = captures_data;
+
+    if (rc == NGX_OK && value->len == 0) {
+
+        /* an empty capture counts as invalid, not as "no match" */
+
+        value->data = source.data;
+        value->len = 0;
+    }
+
+    return rc;
+
+#else
+
+    return NGX_DECLINED;
+
+#endif
+}
+
+
+ngx_int_t
+ngx_http_cg_identify(ngx_http_request_t *r, ngx_array_t *rules,
+    size_t max_len, ngx_str_t *name, ngx_str_t *raw)
+{
+    int                  len;
+    u_char              *p;
+    ngx_int_t            rc;
+    ngx_str_t            value;
+    ngx_uint_t           i;
+    ngx_http_cg_rule_t  *rule;
+
+    raw->len = 0;
+
+    if (rules == NULL) {
+        return NGX_HTTP_CG_ID_MISSING;
+    }
+
+    rule = rules->elts;
+
+    for (i = 0; i < rules->nelts; i++) {
+
+        rc = ngx_http_cg_rule_value(r, &rule[i], &value);
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        *raw = value;
+
+        if (value.len == 0 || value.len > max_len) {
+            return NGX_HTTP_CG_ID_INVALID;
+        }
+
+        p = ngx_pnalloc(r->pool, value.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = cg_name_normalize(p, value.data, value.len, max_len);
+
+        if (len < 0) {
+            return NGX_HTTP_CG_ID_INVALID;
+        }
+
+        name->data = p;
+        name->len = len;
+
+        return NGX_HTTP_CG_ID_OK;
+    }
+
+    return NGX_HTTP_CG_ID_MISSING;
+}

@@ -1,0 +1,60 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_identity: who is calling.
+ *
+ * Owns: the identification rules (client_guard_identify,
+ * client_guard_identify_address), their parsing at configuration time, and
+ * their evaluation for a request: rules in order, the first that yields a
+ * value decides, and the value is normalised by cg_name_normalize.
+ */
+
+
+#ifndef _CG_IDENTITY_H_INCLUDED_
+#define _CG_IDENTITY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_CG_RULE_VALUE     0    /* a variable, as it is */
+#define NGX_HTTP_CG_RULE_REGEX     1    /* a variable through a regex */
+#define NGX_HTTP_CG_RULE_ADDRESS   2    /* client address in CIDR blocks */
+
+
+/* why a request has no valid client name */
+
+#define NGX_HTTP_CG_ID_OK          0
+#define NGX_HTTP_CG_ID_MISSING     1    /* no rule yielded a value */
+#define NGX_HTTP_CG_ID_INVALID     2    /* a value that is no valid name */
+#define NGX_HTTP_CG_ID_NREASONS    3
+
+
+typedef struct {
+    ngx_uint_t                  type;
+    ngx_http_complex_value_t    source;
+    ngx_http_complex_value_t    name;
+#if (NGX_PCRE)
+    ngx_http_regex_t           *regex;
+#endif
+    ngx_array_t                *cidrs;     /* ngx_cidr_t */
+} ngx_http_cg_rule_t;
+
+
+char *ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_array_t **rules);
+char *ngx_http_cg_identify_address_directive(ngx_conf_t *cf,
+    ngx_array_t **rules);
+
+/*
+ * Runs the rules; on NGX_HTTP_CG_ID_OK "name" holds the normalised name in
+ * r->pool.  The value that was rejected is left in "raw" for the log.
+ * Returns a reason, or NGX_ERROR.
+ */
+ngx_int_t ngx_http_cg_identify(ngx_http_request_t *r, ngx_array_t *rules,
+    size_t max_len, ngx_str_t *name, ngx_str_t *raw);
+
+
+#endif /* _CG_IDENTITY_H_INCLUDED_ */

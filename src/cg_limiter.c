@@ -1,0 +1,226 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * GCRA (generic cell rate algorithm) for rates, fixed windows for quotas.
+ *
+ * GCRA keeps one number per client and limit: the theoretical arrival time
+ * (TAT).  With emission interval T = period / count and tolerance
+ * tau = burst * T, a request at "now" is admitted when TAT - tau <= now,
+ * and then TAT = max(TAT, now) + T.  It is the leaky bucket of limit_req
+ * (nodelay) in one integer, exact at any rate, and its remaining capacity
+ * and retry time fall out of the same number.  Times are nanoseconds so
+ * that rates of many thousands per second keep their precision.
+ */
+
+
+#include "cg_limiter.h"
+
+
+#define CG_NS_PER_MS  1000000LL
+
+
+static int64_t
+cg_limit_interval(const cg_limit_t *lim)
+{
+    int64_t  t;
+
+    if (lim->count == 0) {
+        return INT64_MAX / 4;
+    }
+
+    t = (int64_t) lim->period * CG_NS_PER_MS / (int64_t) lim->count;
+
+    return t > 0 ? t : 1;
+}
+
+
+static uint64_t
+cg_ns_to_ms_ceil(int64_t ns)
+{
+    if (ns <= 0) {
+        return 0;
+    }
+
+    return (uint64_t) ((ns + CG_NS_PER_MS - 1) / CG_NS_PER_MS);
+}
+
+
+static void
+cg_limit_rate(const cg_limit_t *lim, cg_limit_state_t *st, int64_t now,
+    uint64_t cost, int commit, cg_limit_result_t *res)
+{
+    int64_t   t, tau, tat, new_tat, nowns, allow_at, room;
+    uint64_t  cap;
+
+    t = cg_limit_interval(lim);
+    cap = cg_limit_capacity(lim);
+    tau = (int64_t) lim->burst * t;
+    nowns = now * CG_NS_PER_MS;
+
+    tat = st->tat > nowns ? st->tat : nowns;
+
+    if (cost > cap) {
+        cost = cap + 1;   /* can never pass */
+    }
+
+    new_tat = tat + (int64_t) cost * t;
+    allow_at = new_tat - tau - t;
+
+    if (allow_at <= nowns) {
+        res->allowed = 1;
+
+        if (commit) {
+            st->tat = new_tat;
+        }
+
+        tat = new_tat;
+        res->retry = 0;
+
+    } else {
+        res->allowed = 0;
+        res->retry = cg_ns_to_ms_ceil(allow_at - nowns);
+    }
+
+    /* requests of one unit that still fit: (now + tau + T - tat) / T */
+
+    room = nowns + tau + t - tat;
+    res->remaining = room > 0 ? (uint64_t) (room / t) : 0;
+
+    if (res->remaining > cap) {
+        res->remaining = cap;
+    }
+
+    res->reset = cg_ns_to_ms_ceil(tat - nowns);
+}
+
+
+static void
+cg_limit_window(const cg_limit_t *lim, cg_limit_state_t *st, int64_t now,
+    uint64_t cost, int commit, cg_limit_result_t *res)
+{
+    int64_t   w, end;
+    uint64_t  used;
+
+    w = now / (int64_t) lim->period;
+    used = (st->window == w) ? st->used : 0;
+    end = (w + 1) * (int64_t) lim->period;
+
+    res->reset = (uint64_t) (end - now);
+
+    if (used + cost <= lim->count) {
+        res->allowed = 1;
+        res->retry = 0;
+
+        if (commit) {
+            st->window = w;
+            st->used = used + cost;
+            used = st->used;
+
+        } else {
+            used += cost;
+        }
+
+    } else {
+        res->allowed = 0;
+        res->retry = res->reset;
+    }
+
+    res->remaining = used < lim->count ? lim->count - used : 0;
+}
+
+
+void
+cg_limit_check(const cg_limit_t *lim, cg_limit_state_t *st, int64_t now,
+    uint64_t cost, int commit, cg_limit_result_t *res)
+{
+    if (st->type != lim->type || st->period != lim->period) {
+        st->type = lim->type;
+        st->period = lim->period;
+        st->tat = 0;
+        st->window = 0;
+        st->used = 0;
+    }
+
+    switch (lim->type) {
+
+    case CG_LIMIT_RATE:
+        cg_limit_rate(lim, st, now, cost, commit, res);
+        return;
+
+    case CG_LIMIT_WINDOW:
+        if (lim->period) {
+            cg_limit_window(lim, st, now, cost, commit, res);
+            return;
+        }
+
+        /* fall through */
+
+    default:
+        res->allowed = 1;
+        res->remaining = UINT64_MAX;
+        res->reset = 0;
+        res->retry = 0;
+        return;
+    }
+}
+
+
+int
+cg_quota_check(const cg_quota_t *q, cg_limit_state_t *st, int64_t now,
+    uint64_t cost, int commit, cg_limit_result_t *res)
+{
+    int                best;
+    uint32_t           i;
+    cg_limit_result_t  r;
+
+    best = -1;
+    res->allowed = 1;
+    res->remaining = UINT64_MAX;
+    res->reset = 0;
+    res->retry = 0;
+
+    for (i = 0; i < q->nlimits; i++) {
+        cg_limit_check(&q->limits[i], &st[i], now, cost, 0, &r);
+
+        if (!r.allowed) {
+            *res = r;
+            return (int) i;
+        }
+
+        if (best == -1 || r.remaining < res->remaining) {
+            *res = r;
+            best = (int) i;
+        }
+    }
+
+    if (commit) {
+        for (i = 0; i < q->nlimits; i++) {
+            cg_limit_check(&q->limits[i], &st[i], now, cost, 1, &r);
+        }
+    }
+
+    return best;
+}
+
+
+uint64_t
+cg_limit_capacity(const cg_limit_t *lim)
+{
+    if (lim->type == CG_LIMIT_RATE) {
+        return lim->burst + 1;
+    }
+
+    return lim->count;
+}
+
+
+uint64_t
+cg_limit_window_sec(const cg_limit_t *lim)
+{
+    uint64_t  s;
+
+    s = lim->period / 1000;
+
+    return s ? s : 1;
+}

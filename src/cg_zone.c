@@ -1,0 +1,449 @@
+
+/*
+ * Copyright (C) client guard authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "cg_parse.h"
+#include "cg_zone.h"
+
+
+extern ngx_module_t  ngx_http_client_guard_module;
+
+
+static ngx_int_t ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data);
+static void ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n);
+static ngx_int_t ngx_http_cg_zone_check_resize(ngx_conf_t *cf,
+    ngx_str_t *name, size_t size);
+
+
+char *
+ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones)
+{
+    u_char               *p;
+    size_t                size;
+    ngx_int_t             n;
+    ngx_str_t            *value, name, s;
+    ngx_uint_t            i, max;
+    ngx_shm_zone_t       *shm_zone;
+    ngx_http_cg_zone_t   *zone, **zp;
+
+    value = cf->args->elts;
+
+    size = 0;
+    max = 0;
+    name.len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+
+            name.data = value[i].data + 5;
+
+            p = (u_char *) ngx_strchr(name.data, ':');
+
+            if (p == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid zone size \"%V\" in "
+                                   "\"client_guard_zone\", expected "
+                                   "\"zone=name:size\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            name.len = p - name.data;
+
+            s.data = p + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            size = ngx_parse_size(&s);
+
+            if (size == (size_t) NGX_ERROR || name.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid zone \"%V\" in "
+                                   "\"client_guard_zone\", expected "
+                                   "\"zone=name:size\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (size < (size_t) (8 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "zone \"%V\" of \"client_guard_zone\" "
+                                   "is too small, at least %uz bytes",
+                                   &value[i], (size_t) 8 * ngx_pagesize);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "clients=", 8) == 0) {
+
+            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
+
+            if (n <= 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"clients\" value \"%V\" in "
+                                   "\"client_guard_zone\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            max = n;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in "
+                           "\"client_guard_zone\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"client_guard_zone\" must have "
+                           "\"zone=name:size\"");
+        return NGX_CONF_ERROR;
+    }
+
+    zp = zones->elts;
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (zp[i]->name.len == name.len
+            && ngx_strncmp(zp[i]->name.data, name.data, name.len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate client_guard_zone \"%V\"", &name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_cg_zone_check_resize(cf, &name, size) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_client_guard_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used by "
+                           "client_guard", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    zone->name = name;
+    zone->max_clients = max;
+    zone->shm_zone = shm_zone;
+
+    shm_zone->init = ngx_http_cg_zone_init;
+    shm_zone->data = zone;
+
+    zp = ngx_array_push(zones);
+    if (zp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zp = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * nginx gives a zone whose size changed a fresh, empty memory on reload:
+ * every client's counters would silently start again from zero.  Refuse the
+ * reload instead, and say how to resize.
+ */
+
+static ngx_int_t
+ngx_http_cg_zone_check_resize(ngx_conf_t *cf, ngx_str_t *name, size_t size)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *shm_zone;
+
+    if (ngx_cycle == NULL || ngx_cycle->shared_memory.part.elts == NULL) {
+        return NGX_OK;
+    }
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    shm_zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            shm_zone = part->elts;
+            i = 0;
+        }
+
+        if (shm_zone[i].tag != &ngx_http_client_guard_module
+            || shm_zone[i].shm.name.len != name->len
+            || ngx_strncmp(shm_zone[i].shm.name.data, name->data, name->len)
+               != 0)
+        {
+            continue;
+        }
+
+        if (shm_zone[i].shm.size != size) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "client_guard_zone \"%V\" size changed "
+                               "from %uz to %uz: a reload would drop every "
+                               "client's counters; keep the size, or "
+                               "restart nginx to resize the zone",
+                               name, shm_zone[i].shm.size, size);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_cg_zone_t *
+ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *name)
+{
+    ngx_uint_t            i;
+    ngx_http_cg_zone_t  **zp;
+
+    zp = zones->elts;
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (zp[i]->name.len == name->len
+            && ngx_strncmp(zp[i]->name.data, name->data, name->len) == 0)
+        {
+            return zp[i];
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown client_guard_zone \"%V\": declare it with "
+                       "\"client_guard_zone zone=%V:size\" before use",
+                       name, name);
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_cg_zone_t  *ozone = data;
+
+    size_t               len;
+    ngx_http_cg_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    if (ozone) {
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_alloc(zone->shpool, sizeof(ngx_http_cg_shctx_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(zone->sh, sizeof(ngx_http_cg_shctx_t));
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_http_cg_rbtree_insert_value);
+
+    ngx_queue_init(&zone->sh->queue);
+
+    len = sizeof(" in client_guard_zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in client_guard_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* running out of memory is normal here: the LRU makes room */
+
+    zone->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t   **p;
+    ngx_http_cg_node_t   *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            cn = (ngx_http_cg_node_t *) &node->color;
+            cnt = (ngx_http_cg_node_t *) &temp->color;
+
+            p = (ngx_memn2cmp(cn->name, cnt->name, cn->len, cnt->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+ngx_http_cg_node_t *
+ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
+    uint32_t hash, ngx_msec_t now, ngx_uint_t create)
+{
+    size_t               size;
+    ngx_int_t            rc;
+    ngx_uint_t           tries;
+    ngx_rbtree_node_t   *node, *sentinel;
+    ngx_http_cg_node_t  *cn;
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        /* hash == node->key */
+
+        cn = (ngx_http_cg_node_t *) &node->color;
+
+        rc = ngx_memn2cmp(name->data, cn->name, name->len, (size_t) cn->len);
+
+        if (rc == 0) {
+            ngx_queue_remove(&cn->queue);
+            ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+            cn->last = now;
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    if (!create || name->len == 0 || name->len > CG_NAME_MAX) {
+        return NULL;
+    }
+
+    if (zone->max_clients && zone->sh->clients >= zone->max_clients) {
+        ngx_http_cg_zone_evict(zone, 1);
+    }
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_http_cg_node_t, name)
+           + name->len;
+
+    for (tries = 0; /* void */ ; tries++) {
+
+        node = ngx_slab_alloc_locked(zone->shpool, size);
+
+        if (node) {
+            break;
+        }
+
+        if (tries == 8 || zone->sh->clients == 0) {
+            zone->sh->alloc_failures++;
+            return NULL;
+        }
+
+        ngx_http_cg_zone_evict(zone, 2);
+    }
+
+    cn = (ngx_http_cg_node_t *) &node->color;
+
+    ngx_memzero(cn, offsetof(ngx_http_cg_node_t, name));
+
+    node->key = hash;
+    cn->len = (u_char) name->len;
+    cn->last = now;
+    cn->created = (uint32_t) ngx_time();
+    ngx_memcpy(cn->name, name->data, name->len);
+
+    ngx_rbtree_insert(&zone->sh->rbtree, node);
+    ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+
+    zone->sh->clients++;
+
+    return cn;
+}
+
+
+static void
+ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
+{
+    ngx_queue_t         *q;
+    ngx_rbtree_node_t   *node;
+    ngx_http_cg_node_t  *cn;
+
+    while (n-- && !ngx_queue_empty(&zone->sh->queue)) {
+
+        q = ngx_queue_last(&zone->sh->queue);
+        cn = ngx_queue_data(q, ngx_http_cg_node_t, queue);
+
+        ngx_queue_remove(q);
+
+        node = (ngx_rbtree_node_t *)
+                   ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
+
+        ngx_rbtree_delete(&zone->sh->rbtree, node);
+        ngx_slab_free_locked(zone->shpool, node);
+
+        zone->sh->clients--;
+        zone->sh->evictions++;
+    }
+}

@@ -1,0 +1,96 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_zone: the shared memory zone.
+ *
+ * Owns: the zone (client_guard_zone), its per-client records in an rbtree
+ * keyed by a hash of the name plus an LRU queue, allocation with eviction of
+ * the least recently seen client when memory or the client cap runs out, and
+ * reuse of the zone across reloads.  Every function but the lock helpers
+ * expects the caller to hold the zone lock, and to hold it briefly.
+ */
+
+
+#ifndef _CG_ZONE_H_INCLUDED_
+#define _CG_ZONE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "cg_limiter.h"
+
+
+/* outcomes, as counted per client and shown in $client_guard_status */
+
+#define NGX_HTTP_CG_NONE              0
+#define NGX_HTTP_CG_PASSED            1
+#define NGX_HTTP_CG_REJECTED          2
+#define NGX_HTTP_CG_REJECTED_DRY_RUN  3
+#define NGX_HTTP_CG_BYPASSED          4
+#define NGX_HTTP_CG_UNIDENTIFIED      5
+#define NGX_HTTP_CG_NSTATUS           6
+
+
+typedef struct {
+    uint64_t                  requests;
+    uint64_t                  outcome[NGX_HTTP_CG_NSTATUS];
+} ngx_http_cg_counters_t;
+
+
+/* the rbtree node's "data" field is where this record starts */
+
+typedef struct {
+    u_char                    color;
+    u_char                    len;
+    u_short                   flags;
+    uint32_t                  created;     /* seconds since the epoch */
+    ngx_queue_t               queue;
+    ngx_msec_t                last;
+    cg_limit_state_t          state[CG_MAX_LIMITS];
+    ngx_http_cg_counters_t    counters;
+    u_char                    name[1];
+} ngx_http_cg_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t              rbtree;
+    ngx_rbtree_node_t         sentinel;
+    ngx_queue_t               queue;       /* LRU, most recent first */
+    ngx_uint_t                clients;
+    uint64_t                  evictions;
+    uint64_t                  alloc_failures;
+    ngx_atomic_t              unidentified[3];   /* by reason, atomics */
+} ngx_http_cg_shctx_t;
+
+
+typedef struct {
+    ngx_http_cg_shctx_t      *sh;
+    ngx_slab_pool_t          *shpool;
+    ngx_shm_zone_t           *shm_zone;
+    ngx_str_t                 name;
+    ngx_uint_t                max_clients;  /* 0: as many as fit */
+} ngx_http_cg_zone_t;
+
+
+/* client_guard_zone zone=name:size [clients=N] */
+char *ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones);
+
+/* the zone declared by "zone=name", or NULL (with an error logged) */
+ngx_http_cg_zone_t *ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones,
+    ngx_str_t *name);
+
+#define ngx_http_cg_zone_lock(z)    ngx_shmtx_lock(&(z)->shpool->mutex)
+#define ngx_http_cg_zone_unlock(z)  ngx_shmtx_unlock(&(z)->shpool->mutex)
+
+/*
+ * Finds the record of a client, or creates it when "create" is set, evicting
+ * the least recently seen clients to make room.  Marks it most recently seen
+ * at "now".  NULL when it is absent (or cannot be created).
+ */
+ngx_http_cg_node_t *ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone,
+    ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);
+
+
+#endif /* _CG_ZONE_H_INCLUDED_ */
