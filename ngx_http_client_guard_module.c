@@ -54,6 +54,10 @@ static char *ngx_http_cg_identify_address_cmd(ngx_conf_t *cf,
     void *conf);
 static char *ngx_http_cg_fallback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cg_set_num(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cg_set_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 static ngx_conf_enum_t  ngx_http_cg_log_levels[] = {
@@ -65,13 +69,15 @@ static ngx_conf_enum_t  ngx_http_cg_log_levels[] = {
 };
 
 
+/* bounds for ngx_http_cg_set_num(), which names directive and value */
+
 static ngx_conf_num_bounds_t  ngx_http_cg_status_bounds = {
-    ngx_conf_check_num_bounds, 400, 599
+    NULL, 400, 599
 };
 
 
 static ngx_conf_num_bounds_t  ngx_http_cg_name_len_bounds = {
-    ngx_conf_check_num_bounds, 1, CG_NAME_MAX
+    NULL, 1, CG_NAME_MAX
 };
 
 
@@ -121,14 +127,14 @@ static ngx_command_t  ngx_http_cg_commands[] = {
 
     { ngx_string("client_guard_unidentified_status"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_cg_set_num,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, unidentified_status),
       &ngx_http_cg_status_bounds },
 
     { ngx_string("client_guard_reject_status"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_cg_set_num,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, reject_status),
       &ngx_http_cg_status_bounds },
@@ -149,14 +155,14 @@ static ngx_command_t  ngx_http_cg_commands[] = {
 
     { ngx_string("client_guard_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_cg_set_log_level,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, log_level),
       &ngx_http_cg_log_levels },
 
     { ngx_string("client_guard_name_max_length"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_cg_set_num,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, name_max_len),
       &ngx_http_cg_name_len_bounds },
@@ -929,6 +935,76 @@ ngx_http_cg_fallback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->fallback.len = len;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cg_set_num(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t               n;
+    ngx_str_t              *value;
+    ngx_uint_t             *np;
+    ngx_conf_num_bounds_t  *b;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    b = cmd->post;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR || n < b->low || n > b->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\", it must be a "
+                           "number from %i to %i", &value[1], &cmd->name,
+                           b->low, b->high);
+        return NGX_CONF_ERROR;
+    }
+
+    *np = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cg_set_log_level(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (e = cmd->post, i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\", it must be "
+                       "\"info\", \"notice\", \"warn\" or \"error\"",
+                       &value[1], &cmd->name);
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -7,7 +7,8 @@
  * GCRA keeps one number per client and limit: the theoretical arrival time
  * (TAT).  With emission interval T = period / count and tolerance
  * tau = burst * T, a request at "now" is admitted when TAT - tau <= now,
- * and then TAT = max(TAT, now) + T.  It is the leaky bucket of limit_req
+ * and then TAT = max(TAT, now) + T.  The tolerance is at least one clock
+ * tick (1 ms), or rates above 1000 per second could not be reached.  It is the leaky bucket of limit_req
  * (nodelay) in one integer, exact at any rate, and its remaining capacity
  * and retry time fall out of the same number.  Times are nanoseconds so
  * that rates of many thousands per second keep their precision.
@@ -57,6 +58,15 @@ cg_limit_rate(const cg_limit_t *lim, cg_limit_state_t *st, int64_t now,
     cap = cg_limit_capacity(lim);
     tau = (int64_t) lim->burst * t;
     nowns = now * CG_NS_PER_MS;
+
+    /*
+     * the clock ticks in milliseconds: a tolerance under one tick would
+     * admit at most one request per tick, whatever the rate
+     */
+
+    if (tau < CG_NS_PER_MS) {
+        tau = CG_NS_PER_MS;
+    }
 
     tat = st->tat > nowns ? st->tat : nowns;
 

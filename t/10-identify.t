@@ -1,0 +1,156 @@
+#!/usr/bin/perl
+# Identification: header, regex capture over User-Agent, CIDR, rule order,
+# fallback and rejection of unidentified requests, hostile names,
+# $client_guard_client, location captures left intact.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use CG;
+
+my $t = CG->new();
+
+$t->write_conf(<<'EOF', access_log => 1);
+    client_guard_zone zone=cg:1m;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        listen 127.0.0.2:%%PORT%%;
+
+        add_header X-Client $client_guard_client always;
+        add_header X-Guard $client_guard_status always;
+
+        client_guard zone=cg;
+        client_guard_identify $http_x_client_id;
+        client_guard_identify $http_user_agent "~^(?<team>[A-Za-z]+)-svc/" $team;
+        client_guard_identify $http_user_agent "~*^probe-(\w+)/(\w+)" "$1.$2";
+        client_guard_identify_address 127.0.0.2/32 10.9.0.0/16 batch-hosts;
+        client_guard_log_level warn;
+
+        location / {
+            empty_gif;
+        }
+
+        location /strict/ {
+            client_guard_fallback off;
+            client_guard_unidentified_status 401;
+            empty_gif;
+        }
+
+        location /custom-fallback/ {
+            client_guard_fallback Anonymous;
+            empty_gif;
+        }
+
+        location /short/ {
+            client_guard_name_max_length 8;
+            empty_gif;
+        }
+
+        location ~ ^/cap/(?<rest>.*)$ {
+            add_header X-Client $client_guard_client always;
+            add_header X-Rest $rest always;
+            add_header X-One $1 always;
+            empty_gif;
+        }
+
+        location /noguard/ {
+            client_guard off;
+            empty_gif;
+        }
+    }
+EOF
+
+$t->start();
+
+sub id {
+    my ($path, $headers, %opt) = @_;
+    my $r = $t->get($path, $headers, %opt);
+    return join ' ', $r->{status}, $r->{headers}{'x-client'} // '-',
+        $r->{headers}{'x-guard'} // '-';
+}
+
+# a request with a header value HTTP::Tiny refuses to send
+sub raw_id {
+    my ($path, $value) = @_;
+    my $s = $t->connect();
+    print $s "GET $path HTTP/1.0\r\nHost: x\r\nX-Client-Id: $value\r\n\r\n";
+    local $/;
+    my $resp = <$s> // '';
+    my ($status) = $resp =~ m{^HTTP/1\.\d (\d+)};
+    my ($client) = $resp =~ /^X-Client: (.*?)\r$/mi;
+    my ($guard) = $resp =~ /^X-Guard: (.*?)\r$/mi;
+    return join ' ', $status // 0, $client // '-', $guard // '-';
+}
+
+is(id('/', { 'X-Client-Id' => 'team-search' }), '200 team-search PASSED',
+   'header');
+is(id('/', { 'X-Client-Id' => 'Team-Search' }), '200 team-search PASSED',
+   'name lowercased');
+is(id('/', { 'User-Agent' => 'Billing-svc/2.1' }), '200 billing PASSED',
+   'named regex capture over User-Agent');
+is(id('/', { 'User-Agent' => 'PROBE-eu/west' }), '200 eu.west PASSED',
+   'caseless regex, name composed of two captures');
+is(id('/', { 'X-Client-Id' => 'team-a', 'User-Agent' => 'billing-svc/1' }),
+   '200 team-a PASSED', 'first matching rule wins');
+
+# the client address is 127.0.0.2 when the connection comes from it
+
+my $port = $t->port(0);
+my $r = `curl -s -o /dev/null -w '%{http_code} %header{x-client}' --interface 127.0.0.2 http://127.0.0.2:$port/ 2>&1`;
+is($r, '200 batch-hosts', 'CIDR rule on the client address');
+
+is(id('/'), '200 unknown PASSED', 'no rule matched: fallback "unknown"');
+is(id('/custom-fallback/'), '200 anonymous PASSED', 'configured fallback');
+is(id('/strict/'), '401 - UNIDENTIFIED', 'fallback off: rejected');
+is(id('/strict/', { 'X-Client-Id' => 'team-a' }), '200 team-a PASSED',
+   'fallback off: identified passes');
+
+# hostile names: long, binary, unicode, spaces all fall to the fallback
+
+is(id('/', { 'X-Client-Id' => 'a' x 65 }), '200 unknown PASSED',
+   'name over 64 characters');
+is(id('/', { 'X-Client-Id' => 'a' x 64 }), '200 ' . ('a' x 64) . ' PASSED',
+   'name of 64 characters');
+is(id('/', { 'X-Client-Id' => 'a' x 4000 }), '200 unknown PASSED',
+   'very long name');
+is(raw_id('/', "t\xc3\xa9am"), '200 unknown PASSED',
+   'unicode name');
+is(raw_id('/', "team\x01\x7f\xff"), '200 unknown PASSED',
+   'binary name');
+is(id('/', { 'X-Client-Id' => 'team a' }), '200 unknown PASSED',
+   'name with a space');
+is(id('/', { 'X-Client-Id' => 'team/../a' }), '200 unknown PASSED',
+   'name with a slash');
+is(id('/short/', { 'X-Client-Id' => 'abcdefghi' }), '200 unknown PASSED',
+   'client_guard_name_max_length');
+is(raw_id('/strict/', "bad\x01name"), '401 - UNIDENTIFIED',
+   'invalid name with fallback off: rejected');
+
+like($t->error_log,
+     qr/\[warn\].*rejecting unidentified request \(invalid name: "bad\\x01name"\) with 401/,
+     'rejection logged at the configured level, value escaped');
+like($t->error_log,
+     qr/rejecting unidentified request \(no rule matched: ""\) with 401/,
+     'missing name logged');
+
+# the location's own captures survive the module's regex
+
+$r = $t->get('/cap/x/y', { 'User-Agent' => 'probe-a/b' });
+is($r->{headers}{'x-client'}, 'a.b', 'identified in a regex location');
+is($r->{headers}{'x-rest'}, 'x/y', 'named capture of the location intact');
+is($r->{headers}{'x-one'}, 'x/y', '$1 of the location intact');
+
+# the variable works where the module does not enforce
+
+is(id('/noguard/', { 'X-Client-Id' => 'team-b' }), '200 team-b -',
+   '$client_guard_client without enforcement');
+
+my @log = $t->access_log;
+ok((grep { /^127\.0\.0\.1 team-search PASSED 200 / } @log), 'access log');
+ok((grep { /^127\.0\.0\.1 - UNIDENTIFIED 401 / } @log),
+   'access log of a rejected request');
+
+$t->stop();
+done_testing();

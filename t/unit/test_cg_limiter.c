@@ -1,0 +1,254 @@
+/*
+ * Unit tests for src/cg_limiter.c: GCRA rates and fixed windows.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cg_limiter.h"
+
+
+#define T0  1790000000000LL     /* a time in ms since the epoch */
+
+
+static cg_limit_t
+rate(uint64_t count, uint32_t period, uint64_t burst)
+{
+    cg_limit_t  l = { CG_LIMIT_RATE, period, count, burst };
+
+    return l;
+}
+
+
+static cg_limit_t
+window(uint64_t count, uint32_t period)
+{
+    cg_limit_t  l = { CG_LIMIT_WINDOW, period, count, 0 };
+
+    return l;
+}
+
+
+static void
+test_rate_burst_then_steady(void **state)
+{
+    int                i, passed;
+    cg_limit_t         l = rate(10, 1000, 5);
+    cg_limit_state_t   st;
+    cg_limit_result_t  r;
+
+    memset(&st, 0, sizeof(st));
+
+    /* burst + 1 at once */
+
+    for (i = 0; i < 6; i++) {
+        cg_limit_check(&l, &st, T0, 1, 1, &r);
+        assert_true(r.allowed);
+        assert_int_equal(r.remaining, 5 - i);
+    }
+
+    cg_limit_check(&l, &st, T0, 1, 1, &r);
+    assert_false(r.allowed);
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(r.retry, 100);          /* one interval: 1/10 s */
+    assert_int_equal(r.reset, 600);          /* 6 intervals to drain */
+
+    /* a rejected request costs nothing */
+
+    cg_limit_check(&l, &st, T0 + 99, 1, 1, &r);
+    assert_false(r.allowed);
+    assert_int_equal(r.retry, 1);
+
+    cg_limit_check(&l, &st, T0 + 100, 1, 1, &r);
+    assert_true(r.allowed);
+
+    /* steady: one request every 100 ms for 10 s passes, faster does not */
+
+    passed = 0;
+
+    for (i = 1; i <= 1000; i++) {
+        cg_limit_check(&l, &st, T0 + 100 + i * 10, 1, 1, &r);
+        passed += r.allowed;
+    }
+
+    assert_int_equal(passed, 100);
+}
+
+
+static void
+test_rate_precision_high_rates(void **state)
+{
+    int                i, passed;
+    cg_limit_t         l = rate(50000, 1000, 0);
+    cg_limit_state_t   st;
+    cg_limit_result_t  r;
+
+    memset(&st, 0, sizeof(st));
+    passed = 0;
+
+    /* 200 requests per ms for one second: exactly the rate passes */
+
+    for (i = 0; i < 200 * 1000; i++) {
+        cg_limit_check(&l, &st, T0 + i / 200, 1, 1, &r);
+        passed += r.allowed;
+    }
+
+    assert_true(passed >= 49999 && passed <= 50001);
+}
+
+
+static void
+test_rate_per_minute(void **state)
+{
+    cg_limit_t         l = rate(1, 60000, 1);
+    cg_limit_state_t   st;
+    cg_limit_result_t  r;
+
+    memset(&st, 0, sizeof(st));
+
+    cg_limit_check(&l, &st, T0, 1, 1, &r);
+    assert_true(r.allowed);
+    cg_limit_check(&l, &st, T0, 1, 1, &r);
+    assert_true(r.allowed);
+    cg_limit_check(&l, &st, T0, 1, 1, &r);
+    assert_false(r.allowed);
+    assert_int_equal(r.retry, 60000);
+    cg_limit_check(&l, &st, T0 + 60000, 1, 1, &r);
+    assert_true(r.allowed);
+}
+
+
+static void
+test_no_commit_changes_nothing(void **state)
+{
+    int                i;
+    cg_limit_t         l = rate(1, 1000, 0);
+    cg_limit_state_t   st;
+    cg_limit_result_t  r;
+
+    memset(&st, 0, sizeof(st));
+
+    for (i = 0; i < 5; i++) {
+        cg_limit_check(&l, &st, T0, 1, 0, &r);
+        assert_true(r.allowed);
+    }
+}
+
+
+static void
+test_window(void **state)
+{
+    int                i;
+    cg_limit_t         l = window(3, 60000);
+    cg_limit_state_t   st;
+    cg_limit_result_t  r;
+    int64_t            start;
+
+    memset(&st, 0, sizeof(st));
+    start = (T0 / 60000) * 60000;
+
+    for (i = 0; i < 3; i++) {
+        cg_limit_check(&l, &st, start + 10, 1, 1, &r);
+        assert_true(r.allowed);
+        assert_int_equal(r.remaining, 2 - i);
+    }
+
+    cg_limit_check(&l, &st, start + 59999, 1, 1, &r);
+    assert_false(r.allowed);
+    assert_int_equal(r.retry, 1);
+    assert_int_equal(r.reset, 1);
+
+    /* the next window starts afresh */
+
+    cg_limit_check(&l, &st, start + 60000, 1, 1, &r);
+    assert_true(r.allowed);
+    assert_int_equal(r.remaining, 2);
+    assert_int_equal(r.reset, 60000);
+}
+
+
+static void
+test_state_reset_on_shape_change(void **state)
+{
+    cg_limit_t         a = window(1, 1000), b = rate(1, 1000, 0);
+    cg_limit_state_t   st;
+    cg_limit_result_t  r;
+
+    memset(&st, 0, sizeof(st));
+
+    cg_limit_check(&a, &st, T0, 1, 1, &r);
+    assert_true(r.allowed);
+    cg_limit_check(&a, &st, T0, 1, 1, &r);
+    assert_false(r.allowed);
+
+    cg_limit_check(&b, &st, T0, 1, 1, &r);
+    assert_true(r.allowed);
+}
+
+
+static void
+test_quota_all_limits(void **state)
+{
+    cg_quota_t         q;
+    cg_limit_state_t   st[CG_MAX_LIMITS];
+    cg_limit_result_t  r;
+    int                i, idx;
+
+    memset(&q, 0, sizeof(q));
+    memset(st, 0, sizeof(st));
+
+    q.nlimits = 2;
+    q.limits[0] = rate(100, 1000, 100);
+    q.limits[1] = window(3, 86400000);
+
+    for (i = 0; i < 3; i++) {
+        idx = cg_quota_check(&q, st, T0, 1, 1, &r);
+        assert_true(r.allowed);
+        assert_int_equal(idx, 1);            /* the day quota binds */
+    }
+
+    idx = cg_quota_check(&q, st, T0, 1, 1, &r);
+    assert_false(r.allowed);
+    assert_int_equal(idx, 1);
+
+    /* the rejected request was not charged to the rate either */
+
+    cg_limit_check(&q.limits[0], &st[0], T0, 1, 0, &r);
+    assert_int_equal(r.remaining, 100 - 3);
+}
+
+
+static void
+test_quota_empty(void **state)
+{
+    cg_quota_t         q;
+    cg_limit_state_t   st[CG_MAX_LIMITS];
+    cg_limit_result_t  r;
+
+    memset(&q, 0, sizeof(q));
+    memset(st, 0, sizeof(st));
+
+    assert_int_equal(cg_quota_check(&q, st, T0, 1, 1, &r), -1);
+    assert_true(r.allowed);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rate_burst_then_steady),
+        cmocka_unit_test(test_rate_precision_high_rates),
+        cmocka_unit_test(test_rate_per_minute),
+        cmocka_unit_test(test_no_commit_changes_nothing),
+        cmocka_unit_test(test_window),
+        cmocka_unit_test(test_state_reset_on_shape_change),
+        cmocka_unit_test(test_quota_all_limits),
+        cmocka_unit_test(test_quota_empty),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,159 @@
+/*
+ * Unit tests for src/cg_parse.c: quota parameters and client names.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cg_parse.h"
+
+
+static const char *
+arg(cg_quota_t *q, const char *s)
+{
+    return cg_parse_quota_arg(q, (const unsigned char *) s, strlen(s));
+}
+
+
+static void
+test_quota_args(void **state)
+{
+    cg_quota_t  q;
+
+    memset(&q, 0, sizeof(q));
+
+    assert_null(arg(&q, "rate=100r/s"));
+    assert_null(arg(&q, "burst=20"));
+    assert_null(arg(&q, "quota=5000/d"));
+    assert_null(arg(&q, "rate=30r/m"));
+    assert_null(arg(&q, "mode=dry_run"));
+
+    assert_int_equal(q.nlimits, 3);
+    assert_int_equal(q.limits[0].type, CG_LIMIT_RATE);
+    assert_int_equal(q.limits[0].count, 100);
+    assert_int_equal(q.limits[0].period, 1000);
+    assert_int_equal(q.limits[0].burst, 20);
+    assert_int_equal(q.limits[1].type, CG_LIMIT_WINDOW);
+    assert_int_equal(q.limits[1].count, 5000);
+    assert_int_equal(q.limits[1].period, 86400000);
+    assert_int_equal(q.limits[2].count, 30);
+    assert_int_equal(q.limits[2].period, 60000);
+    assert_int_equal(q.mode, CG_MODE_DRY_RUN);
+    assert_null(cg_quota_validate(&q));
+
+    assert_null(arg(&q, "quota=1/h"));
+    assert_non_null(arg(&q, "quota=1/h"));   /* a fifth limit */
+}
+
+
+static void
+test_quota_bad_args(void **state)
+{
+    static const char  *bad[] = {
+        "rate=", "rate=100", "rate=100/s", "rate=r/s", "rate=0r/s",
+        "rate=-1r/s", "rate=10r/w", "rate=10r/ss", "rate=1.5r/s",
+        "rate=99999999999999r/s", "burst=5", "quota=", "quota=10",
+        "quota=10/x", "quota=-1/d", "quota=1e3/d", "mode=", "mode=on",
+        "mode=enforced", "speed=1", "rate", "", "quota=10/d\n"
+    };
+
+    size_t      i;
+    cg_quota_t  q;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&q, 0, sizeof(q));
+        assert_non_null(arg(&q, bad[i]));
+        assert_int_equal(q.nlimits, 0);
+    }
+
+    /* burst must follow a rate, not a quota */
+
+    memset(&q, 0, sizeof(q));
+    assert_null(arg(&q, "quota=10/d"));
+    assert_non_null(arg(&q, "burst=1"));
+
+    /* no limits: only "mode=off" is a complete quota */
+
+    memset(&q, 0, sizeof(q));
+    assert_non_null(cg_quota_validate(&q));
+    assert_null(arg(&q, "mode=off"));
+    assert_null(cg_quota_validate(&q));
+}
+
+
+static void
+test_counts(void **state)
+{
+    uint64_t  n;
+
+    assert_int_equal(cg_parse_count((const unsigned char *) "0", 1, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(cg_parse_count(
+                     (const unsigned char *) "1000000000000", 13, &n), 0);
+    assert_int_equal(n, 1000000000000ULL);
+    assert_int_equal(cg_parse_count(
+                     (const unsigned char *) "1000000000001", 13, &n), -1);
+    assert_int_equal(cg_parse_count(
+                     (const unsigned char *) "18446744073709551617", 20, &n),
+                     -1);
+    assert_int_equal(cg_parse_count((const unsigned char *) "", 0, &n), -1);
+}
+
+
+static int
+norm(const char *in, char *out, size_t max)
+{
+    int  n;
+
+    n = cg_name_normalize((unsigned char *) out, (const unsigned char *) in,
+                          strlen(in), max);
+    if (n >= 0) {
+        out[n] = '\0';
+    }
+
+    return n;
+}
+
+
+static void
+test_names(void **state)
+{
+    char    out[CG_NAME_MAX + 1];
+    char    big[300];
+
+    assert_int_equal(norm("Team-A", out, 64), 6);
+    assert_string_equal(out, "team-a");
+    assert_int_equal(norm("svc.batch_1:eu@x", out, 64), 16);
+    assert_string_equal(out, "svc.batch_1:eu@x");
+
+    assert_int_equal(norm("", out, 64), -1);
+    assert_int_equal(norm("team a", out, 64), -1);
+    assert_int_equal(norm("team/a", out, 64), -1);
+    assert_int_equal(norm("t\xc3\xa9" "am", out, 64), -1);      /* unicode */
+    assert_int_equal(norm("a\x01", out, 64), -1);
+    assert_int_equal(cg_name_normalize((unsigned char *) out,
+                     (const unsigned char *) "a\0b", 3, 64), -1);
+
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(norm(big, out, CG_NAME_MAX), -1);
+    big[64] = '\0';
+    assert_int_equal(norm(big, out, 64), 64);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quota_args),
+        cmocka_unit_test(test_quota_bad_args),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_names),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
