@@ -744,6 +744,10 @@ ngx_http_cg_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_http_cg_quota_table_done(&mcf->quotas);
 
+    if (ngx_http_cg_zone_check_declared(cf, &mcf->zones) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -20,6 +20,10 @@ static void ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
 static void ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n);
 static ngx_int_t ngx_http_cg_zone_check_resize(ngx_conf_t *cf,
     ngx_str_t *name, size_t size);
+static ngx_http_cg_zone_t *ngx_http_cg_zone_find(ngx_array_t *zones,
+    ngx_str_t *name);
+static ngx_http_cg_zone_t *ngx_http_cg_zone_create(ngx_conf_t *cf,
+    ngx_array_t *zones, ngx_str_t *name, size_t size);
 
 
 char *
@@ -30,8 +34,7 @@ ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones)
     ngx_int_t             n;
     ngx_str_t            *value, name, s;
     ngx_uint_t            i, max;
-    ngx_shm_zone_t       *shm_zone;
-    ngx_http_cg_zone_t   *zone, **zp;
+    ngx_http_cg_zone_t   *zone;
 
     value = cf->args->elts;
 
@@ -109,42 +112,84 @@ ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones)
         return NGX_CONF_ERROR;
     }
 
-    zp = zones->elts;
+    zone = ngx_http_cg_zone_find(zones, &name);
 
-    for (i = 0; i < zones->nelts; i++) {
-        if (zp[i]->name.len == name.len
-            && ngx_strncmp(zp[i]->name.data, name.data, name.len) == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "duplicate client_guard_zone \"%V\"", &name);
-            return NGX_CONF_ERROR;
-        }
+    if (zone && zone->declared) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate client_guard_zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_cg_zone_check_resize(cf, &name, size) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_zone_t));
     if (zone == NULL) {
+        zone = ngx_http_cg_zone_create(cf, zones, &name, size);
+        if (zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_client_guard_module)
+               == NULL)
+    {
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size,
+    zone->max_clients = max;
+    zone->declared = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_http_cg_zone_t *
+ngx_http_cg_zone_find(ngx_array_t *zones, ngx_str_t *name)
+{
+    ngx_uint_t            i;
+    ngx_http_cg_zone_t  **zp;
+
+    zp = zones->elts;
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (zp[i]->name.len == name->len
+            && ngx_strncmp(zp[i]->name.data, name->data, name->len) == 0)
+        {
+            return zp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_cg_zone_t *
+ngx_http_cg_zone_create(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *name,
+    size_t size)
+{
+    ngx_shm_zone_t       *shm_zone;
+    ngx_http_cg_zone_t   *zone, **zp;
+
+    shm_zone = ngx_shared_memory_add(cf, name, size,
                                      &ngx_http_client_guard_module);
     if (shm_zone == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     if (shm_zone->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used by "
-                           "client_guard", &name);
-        return NGX_CONF_ERROR;
+                           "zone \"%V\" is already used by client_guard",
+                           name);
+        return NULL;
     }
 
-    zone->name = name;
-    zone->max_clients = max;
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_zone_t));
+    if (zone == NULL) {
+        return NULL;
+    }
+
+    zone->name = shm_zone->shm.name;
     zone->shm_zone = shm_zone;
 
     shm_zone->init = ngx_http_cg_zone_init;
@@ -152,12 +197,12 @@ ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones)
 
     zp = ngx_array_push(zones);
     if (zp == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     *zp = zone;
 
-    return NGX_CONF_OK;
+    return zone;
 }
 
 
@@ -219,25 +264,39 @@ ngx_http_cg_zone_check_resize(ngx_conf_t *cf, ngx_str_t *name, size_t size)
 ngx_http_cg_zone_t *
 ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *name)
 {
+    ngx_http_cg_zone_t  *zone;
+
+    zone = ngx_http_cg_zone_find(zones, name);
+
+    if (zone) {
+        return zone;
+    }
+
+    /* declared further on, or reported by ngx_http_cg_zone_check_declared */
+
+    return ngx_http_cg_zone_create(cf, zones, name, 0);
+}
+
+
+ngx_int_t
+ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones)
+{
     ngx_uint_t            i;
     ngx_http_cg_zone_t  **zp;
 
     zp = zones->elts;
 
     for (i = 0; i < zones->nelts; i++) {
-        if (zp[i]->name.len == name->len
-            && ngx_strncmp(zp[i]->name.data, name->data, name->len) == 0)
-        {
-            return zp[i];
+        if (!zp[i]->declared) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown client_guard_zone \"%V\": declare it "
+                          "with \"client_guard_zone zone=%V:size\"",
+                          &zp[i]->name, &zp[i]->name);
+            return NGX_ERROR;
         }
     }
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "unknown client_guard_zone \"%V\": declare it with "
-                       "\"client_guard_zone zone=%V:size\" before use",
-                       name, name);
-
-    return NULL;
+    return NGX_OK;
 }
 
 

@@ -20,6 +20,7 @@
 #include <ngx_core.h>
 
 #include "cg_limiter.h"
+#include "cg_stats.h"
 
 
 /* outcomes, as counted per client and shown in $client_guard_status */
@@ -50,6 +51,7 @@ typedef struct {
     ngx_msec_t                last;
     cg_limit_state_t          state[CG_MAX_LIMITS];
     ngx_http_cg_counters_t    counters;
+    cg_stats_t                stats;       /* cg_status: log phase */
     u_char                    name[1];
 } ngx_http_cg_node_t;
 
@@ -62,6 +64,7 @@ typedef struct {
     uint64_t                  evictions;
     uint64_t                  alloc_failures;
     ngx_atomic_t              unidentified[3];   /* by reason, atomics */
+    void                     *status;      /* cg_status: deploy marks */
 } ngx_http_cg_shctx_t;
 
 
@@ -71,15 +74,19 @@ typedef struct {
     ngx_shm_zone_t           *shm_zone;
     ngx_str_t                 name;
     ngx_uint_t                max_clients;  /* 0: as many as fit */
+    ngx_uint_t                declared;     /* client_guard_zone seen */
 } ngx_http_cg_zone_t;
 
 
 /* client_guard_zone zone=name:size [clients=N] */
 char *ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones);
 
-/* the zone declared by "zone=name", or NULL (with an error logged) */
+/* the zone "name", declared yet or not (then later, or it is an error) */
 ngx_http_cg_zone_t *ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones,
     ngx_str_t *name);
+
+/* once the configuration is read: every zone used is declared */
+ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
 
 #define ngx_http_cg_zone_lock(z)    ngx_shmtx_lock(&(z)->shpool->mutex)
 #define ngx_http_cg_zone_unlock(z)  ngx_shmtx_unlock(&(z)->shpool->mutex)

@@ -139,4 +139,17 @@ my ($rc, $out) = $t->nginx_test_conf(conf_with(
     'client_guard zone=cg; client_guard_identify $http_x_client_id;'));
 is($rc, 0, 'a good configuration passes') or diag $out;
 
+
+# a zone may be declared after the client_guard that uses it
+
+($rc, $out) = $t->nginx_test_conf(<<'EOF');
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        client_guard zone=later;
+        location / { empty_gif; }
+    }
+    client_guard_zone zone=later:1m;
+EOF
+is($rc, 0, 'zone declared after use') or diag $out;
+
 done_testing();
