@@ -1,0 +1,223 @@
+# ngx_http_client_guard_module: build, test and demo entry points.
+#
+#   make                 module against Debian's nginx-dev (build/nginx)
+#   make NGINX_SRC=DIR   module and nginx binary in an upstream source tree
+#   make deps            install what the tests need (apt-get, once)
+#   make unit            C unit tests t/unit/test_*.c (cmocka, ASan+UBSan)
+#   make test            deps, module, unit, prove, then prove under ASan
+#                        (TESTS=t/ PROVE_JOBS=2 TEST_ASAN=1)
+#   make asan            module built with AddressSanitizer (build/asan/)
+#   make test-asan       the prove suite against the ASan module
+#   make demo            redis + nginx + example traffic (DEMO_SECONDS=N)
+#   make bench           bench/run, when it exists
+#   make clean
+
+SHELL := /bin/bash
+
+MODULE     := ngx_http_client_guard_module
+BUILD      := $(CURDIR)/build
+DEB_SRC    := /usr/share/nginx/src
+CC_WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
+
+# configure flags for an upstream tree (Debian's tree brings its conf_flags)
+UPSTREAM_FLAGS ?= --with-compat --with-debug --with-threads \
+	--with-http_ssl_module --with-http_realip_module \
+	--with-http_stub_status_module --with-http_auth_request_module
+
+PROVE_JOBS ?= 2
+TESTS      ?= t/
+
+ifeq ($(NGINX_SRC),)
+  NGX_DIR     := $(BUILD)/nginx
+  NGX_ORIGIN  := $(DEB_SRC)
+  NGX_TARGETS := modules
+  NGINX_BIN   ?= /usr/sbin/nginx
+  ASAN_BIN    := $(NGINX_BIN)
+  ASAN_BUILD  := $(BUILD)/asan
+else
+  NGX_DIR     := $(abspath $(NGINX_SRC))
+  NGX_ORIGIN  :=
+  NGX_TARGETS := binary modules
+  NGINX_BIN   ?= $(NGX_DIR)/objs/nginx
+  ASAN_BUILD  := $(BUILD)/asan-upstream
+  ASAN_BIN    := $(ASAN_BUILD)/nginx/objs/nginx
+endif
+ASAN_DIR    := $(ASAN_BUILD)/nginx
+ASAN_ORIGIN := $(if $(NGINX_SRC),$(abspath $(NGINX_SRC)),$(DEB_SRC))
+ASAN_LD     := --with-ld-opt='-fsanitize=address'
+ASAN_TARGETS := $(if $(NGINX_SRC),binary modules,modules)
+
+SO      := $(BUILD)/$(if $(NGINX_SRC),upstream/)$(MODULE).so
+ASAN_SO := $(ASAN_BUILD)/$(MODULE).so
+
+# --- packages ---------------------------------------------------------------
+
+DEPS_BUILD  := gcc make libc6-dev nginx nginx-dev libhiredis-dev \
+	libpcre2-dev libssl-dev zlib1g-dev openssl perl
+DEPS_STATUS := prometheus chromium
+DEPS_TEST   := $(DEPS_BUILD) redis-server libcmocka-dev \
+	libio-socket-ssl-perl procps curl $(DEPS_STATUS)
+DEPS_DEMO   := $(DEPS_BUILD) redis-server procps curl
+DEPS_BENCH  := $(DEPS_BUILD) redis-server wrk haproxy gnuplot-nox curl libnginx-mod-http-lua linux-perf
+
+# $(call apt_install,packages): installs the missing ones, no-op otherwise
+define apt_install
+	@missing=""; \
+	for p in $(1); do \
+	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null \
+	        | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    $$sudo apt-get update -q && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+endef
+
+.PHONY: all module deps deps-test deps-demo deps-bench deps-status deps-all \
+	unit test prove asan test-asan prove-asan demo bench clean check-dashboard
+
+all: module
+
+deps: deps-test
+deps-test:
+	$(call apt_install,$(DEPS_TEST))
+deps-demo:
+	$(call apt_install,$(DEPS_DEMO))
+deps-bench:
+	$(call apt_install,$(DEPS_BENCH))
+deps-status:
+	$(call apt_install,$(DEPS_STATUS))
+deps-all:
+	$(call apt_install,$(sort $(DEPS_TEST) $(DEPS_DEMO) $(DEPS_BENCH)))
+
+# --- module -----------------------------------------------------------------
+
+# $(call ngx_build,dir,origin,extra cc opt,extra configure args,targets,so)
+# Copies origin to dir (objs/ left out) when dir is missing or was copied
+# from another origin or version (marker: dir/.cg-origin),
+# configures when the arguments or ./config changed since the last time
+# (stamp: objs/cg-configure-args), builds the targets, copies the module
+# to the .so path when it changed.
+define ngx_build
+	@set -euo pipefail; \
+	dir='$(1)'; origin='$(2)'; \
+	if [ -n "$$origin" ]; then \
+	    mark="$$origin $$(md5sum < "$$origin/src/core/nginx.h")"; \
+	    if [ "$$(cat "$$dir/.cg-origin" 2>/dev/null)" != "$$mark" ]; then \
+	        echo "copying $$origin to $$dir"; \
+	        rm -rf "$$dir"; mkdir -p "$$dir"; cp -r "$$origin"/. "$$dir"/; \
+	        rm -rf "$$dir/objs" "$$dir/Makefile"; \
+	        printf '%s' "$$mark" > "$$dir/.cg-origin"; \
+	    fi; \
+	fi; \
+	cd "$$dir"; \
+	if [ -f conf_flags ]; then \
+	    . ./conf_flags; flags=("$${NGX_CONF_FLAGS[@]}"); \
+	else \
+	    flags=($(UPSTREAM_FLAGS)); \
+	fi; \
+	args=("$${flags[@]}" --with-cc-opt='$(CC_WARN) $(3)' $(4) \
+	      --add-dynamic-module='$(CURDIR)'); \
+	want="$$(printf '%q ' "$${args[@]}")"; \
+	stamp=objs/cg-configure-args; \
+	if [ ! -f objs/Makefile ] || [ ! -f $$stamp ] \
+	   || [ "$$(cat $$stamp)" != "$$want" ] \
+	   || [ '$(CURDIR)/config' -nt $$stamp ]; then \
+	    conf=./configure; [ -x "$$conf" ] || conf=auto/configure; \
+	    echo "configuring $$dir"; \
+	    if ! $$conf "$${args[@]}" > configure.log 2>&1; then \
+	        cat configure.log; exit 1; \
+	    fi; \
+	    printf '%s' "$$want" > $$stamp; \
+	fi; \
+	$(MAKE) --no-print-directory -f objs/Makefile $(5); \
+	mkdir -p "$$(dirname '$(6)')"; \
+	cmp -s objs/$(MODULE).so '$(6)' \
+	    || { cp objs/$(MODULE).so '$(6).tmp' && mv -f '$(6).tmp' '$(6)'; }; \
+	echo "built $(6)"
+endef
+
+module: src/cg_dashboard.h
+	$(call ngx_build,$(NGX_DIR),$(NGX_ORIGIN),,,$(NGX_TARGETS),$(SO))
+
+asan: src/cg_dashboard.h
+	$(call ngx_build,$(ASAN_DIR),$(ASAN_ORIGIN),$(ASAN_FLAGS),$(ASAN_LD),$(ASAN_TARGETS),$(ASAN_SO))
+
+# the status dashboard, compiled in: src/cg_dashboard.h (committed) is made
+# from src/cg_dashboard.html; "make check-dashboard" fails when it is stale
+src/cg_dashboard.h: src/cg_dashboard.html bin/gen-dashboard-h
+	bin/gen-dashboard-h
+
+check-dashboard:
+	bin/gen-dashboard-h --check
+
+# --- unit tests ---------------------------------------------------------------
+
+# t/unit/test_X.c is linked with src/X.c when it exists, plus any sources
+# listed in UNIT_SRCS_test_X (e.g. make UNIT_SRCS_test_cg_quota=src/a.c).
+UNIT_TESTS  := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_TESTS))
+UNIT_CFLAGS := -std=gnu11 -g -O1 $(CC_WARN) -Isrc $(ASAN_FLAGS) \
+	-fsanitize=undefined -fno-sanitize-recover=all
+
+.SECONDEXPANSION:
+$(BUILD)/unit/test_%: t/unit/test_%.c $$(wildcard src/$$*.c) \
+		$$(UNIT_SRCS_test_$$*) $$(wildcard src/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(wildcard src/$*.c) \
+		$(UNIT_SRCS_test_$*) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for b in $(UNIT_BINS); do echo "== $$b"; $$b; done
+
+# --- tests ----------------------------------------------------------------------
+
+# the whole suite runs twice: against the module as shipped, then under
+# AddressSanitizer (TEST_ASAN=0 skips the second run)
+TEST_ASAN ?= 1
+
+test:
+	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory module
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory prove
+	@if [ '$(TEST_ASAN)' = 1 ]; then \
+	    $(MAKE) --no-print-directory asan && \
+	    $(MAKE) --no-print-directory prove-asan; \
+	fi
+
+prove:
+	CG_MODULE='$(SO)' NGINX_BIN='$(NGINX_BIN)' \
+	    prove -r -j$(PROVE_JOBS) --timer $(TESTS)
+
+test-asan:
+	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory asan
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory prove-asan
+
+prove-asan:
+	CG_ASAN=1 CG_MODULE='$(ASAN_SO)' NGINX_BIN='$(ASAN_BIN)' \
+	    prove -r -j$(PROVE_JOBS) --timer $(TESTS)
+
+# --- demo, bench ------------------------------------------------------------------
+
+demo:
+	$(MAKE) --no-print-directory deps-demo
+	$(MAKE) --no-print-directory module
+	CG_MODULE='$(SO)' NGINX_BIN='$(NGINX_BIN)' bin/demo
+
+bench:
+	@if [ -x bench/run ]; then \
+	    $(MAKE) --no-print-directory deps-bench module && \
+	    CG_MODULE='$(SO)' NGINX_BIN='$(NGINX_BIN)' bench/run; \
+	else \
+	    echo "bench/run does not exist yet"; \
+	fi
+
+clean:
+	rm -rf $(BUILD)

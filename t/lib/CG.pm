@@ -1,0 +1,862 @@
+package CG;
+
+# Test harness for ngx_http_client_guard_module: one nginx (and any number of
+# redis-server instances) per CG object, all inside a temporary directory.
+# Core Perl only (IO::Socket::SSL is loaded lazily for https requests).
+#
+#   use lib 't/lib'; use CG; use Test::More;
+#   my $t = CG->new();                  # temp dir, ports, process bookkeeping
+#   $t->redis_start();                  # redis-server on a free port
+#   $t->write_conf(<<'EOF');            # http{} body; %%PORT%% etc. expanded
+#   server { listen 127.0.0.1:%%PORT%%; location / { empty_gif; } }
+#   EOF
+#   $t->start();
+#   is($t->get('/')->{status}, 200);
+#   $t->stop();                         # adds one test: no alerts in logs
+#   done_testing();
+#
+# Environment:
+#   CG_MODULE   module to load (default build/ngx_http_client_guard_module.so,
+#               build/asan/... under CG_ASAN); BAIL_OUT when it is missing
+#   NGINX_BIN   nginx binary (default /usr/sbin/nginx)
+#   CG_ASAN=1   run nginx with gcc's libasan preloaded; AddressSanitizer
+#               reports fail the log check; timeouts are tripled
+#   CG_KEEP=1   keep the temp directories (kept anyway when a test failed;
+#               their paths are printed)
+#
+# Placeholders in write_conf/nginx_test_conf text:
+#   %%PORT%% = port(0), %%PORTn%% = port(n), %%REDIS_PORT%% = first redis
+#   instance (or the redis_port given to new), %%REDIS_PORTn%% = instance n,
+#   %%TESTDIR%% = the temp dir, %%MODULE%% = the module path.
+#
+# Methods (see each sub): new, dir, port, write_conf, nginx_test_conf, start,
+# reload, stop, nginx_pid, worker_pids, error_log, error_log_like,
+# wait_for_log, access_log, allow_alerts, request, get, get_port, statuses,
+# connect, redis_start, redis_cluster_start, redis_port, redis_stop,
+# redis_restart, redis_pause, redis_resume, redis_cli, fake_server,
+# stop_fake_servers, openssl_ca, make_client_cert, server_cert, check_logs,
+# cleanup; functions wait_until, slow.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(rmtree);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Scalar::Util qw(weaken);
+use Time::HiRes qw(sleep time);
+use Test::More ();
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+our $ASAN = $ENV{CG_ASAN} ? 1 : 0;
+our $MODULE = $ENV{CG_MODULE} || ($ASAN
+    ? "$ROOT/build/asan/ngx_http_client_guard_module.so"
+    : "$ROOT/build/ngx_http_client_guard_module.so");
+our $NGINX = $ENV{NGINX_BIN} || '/usr/sbin/nginx';
+
+my $SLOW = $ASAN ? 3 : 1;
+my %LIVE;                       # every CG object of this process, weakened
+my $LIBASAN;
+
+sub slow { return $SLOW }
+
+sub new {
+    my ($class, %opt) = @_;
+
+    Test::More::BAIL_OUT("CG_MODULE $MODULE not found: run 'make' first"
+        . ($ASAN ? " ('make asan' for CG_ASAN=1)" : ''))
+        unless -f $MODULE;
+    Test::More::BAIL_OUT("nginx binary $NGINX not found (NGINX_BIN)")
+        unless -x $NGINX;
+
+    # removed by cleanup() unless CG_KEEP is set or a test failed
+    my $dir = tempdir('cg-test-XXXXXXXX', TMPDIR => 1);
+    # workers run as "nobody" when the tests run as root
+    chmod 0755, $dir;
+    Test::More::diag("CG test dir: $dir") if $ENV{CG_KEEP};
+
+    my $self = bless {
+        dir => $dir, owner => $$, ports => {}, locks => {},
+        redis => [], ext_redis => $opt{redis_port}, daemons => [],
+        alerts_ok => 0, log_checked => 0, expected => {}, workers => 1,
+    }, $class;
+
+    $LIVE{"$self"} = $self;
+    weaken($LIVE{"$self"});
+    return $self;
+}
+
+sub dir { return $_[0]{dir} }
+
+# --- ports ------------------------------------------------------------------
+
+# port($n): a free loopback TCP port, the same for the same $n on this object.
+# A UDP socket bound to the same number is held as a lock for the object's
+# lifetime, so parallel test files (which do the same) never pick it.
+sub port {
+    my ($self, $n) = @_;
+    $n = 0 unless defined $n;
+    return $self->{ports}{$n} if defined $self->{ports}{$n};
+
+    for (1 .. 500) {
+        my $port = 20000 + int(rand(10000));
+        my $lock = _lock_port($port) or next;
+        my $probe = IO::Socket::INET->new(Proto => 'tcp',
+            LocalAddr => "127.0.0.1:$port", Listen => 1, ReuseAddr => 1)
+            or next;
+        close $probe;
+        $self->{locks}{$n} = $lock;
+        return $self->{ports}{$n} = $port;
+    }
+    die "CG: no free port found\n";
+}
+
+sub _lock_port {
+    my ($port) = @_;
+    return IO::Socket::INET->new(Proto => 'udp',
+        LocalAddr => "127.0.0.1:$port");
+}
+
+# --- nginx configuration ------------------------------------------------------
+
+# write_conf($http_block, %opt) writes nginx.conf. Options:
+#   workers => N (default 1), error_log_level => 'info', main => text at
+#   main level, events => text inside events{}, access_log => 1 (log_format
+#   showing $client_guard_client/$client_guard_status to access.log),
+#   no_module => 1 (no load_module line), file => name (another file than
+#   nginx.conf, for a second configuration). Returns the text written.
+sub write_conf {
+    my ($self, $http, %opt) = @_;
+    my $dir = $self->{dir};
+
+    my $workers = defined $opt{workers} ? $opt{workers} : 1;
+    my $level = $opt{error_log_level} || 'info';
+    my $main = defined $opt{main} ? $opt{main} : '';
+    my $events = defined $opt{events} ? $opt{events} : '';
+    my $load = $opt{no_module} ? '' : "load_module $MODULE;";
+
+    my $log = 'access_log off;';
+    if ($opt{access_log}) {
+        $log = "log_format cg_test '\$remote_addr \$client_guard_client "
+            . "\$client_guard_status \$status \"\$request\"';\n"
+            . "    access_log $dir/access.log cg_test;";
+    }
+
+    my $conf = <<"EOF";
+$load
+$main
+pid $dir/nginx.pid;
+error_log $dir/error.log $level;
+worker_processes $workers;
+daemon off;
+master_process on;
+
+events {
+    worker_connections 1024;
+    $events
+}
+
+http {
+    client_body_temp_path $dir/client_body_temp;
+    proxy_temp_path $dir/proxy_temp;
+    fastcgi_temp_path $dir/fastcgi_temp;
+    uwsgi_temp_path $dir/uwsgi_temp;
+    scgi_temp_path $dir/scgi_temp;
+    $log
+
+$http
+}
+EOF
+
+    $conf = $self->expand($conf);
+
+    if ($workers eq 'auto') {
+        $workers = () = _slurp('/proc/cpuinfo') =~ /^processor\s/mg;
+        $workers ||= 1;
+    }
+    if (!$opt{file} || $opt{file} eq 'nginx.conf') {
+        $self->{workers} = $workers;
+        $self->{conf} = $conf;
+    }
+    _spew("$dir/" . ($opt{file} || 'nginx.conf'), $conf);
+    return $conf;
+}
+
+sub expand {
+    my ($self, $text) = @_;
+    $text =~ s/%%PORT%%/$self->port(0)/ge;
+    $text =~ s/%%PORT(\d+)%%/$self->port($1)/ge;
+    $text =~ s/%%REDIS_PORT(\d*)%%/$self->redis_port($1 || 0)/ge;
+    $text =~ s/%%TESTDIR%%/$self->{dir}/g;
+    $text =~ s/%%MODULE%%/$MODULE/g;
+    return $text;
+}
+
+# nginx_test_conf($http_block, %opt): write_conf, then `nginx -t`.
+# Returns (exit code, combined output). Messages it prints are not counted
+# as alerts by the log check.
+sub nginx_test_conf {
+    my ($self, $http, %opt) = @_;
+    $self->write_conf($http, %opt);
+    my ($rc, $out) = _capture($self->_nginx_env, $NGINX, '-t',
+        '-p', "$self->{dir}/", '-c', 'nginx.conf', '-e', 'error.log');
+    $self->{expected}{$1} = 1 while $out =~ /^nginx: \[\w+\] (.+)$/mg;
+    return ($rc, $out);
+}
+
+# --- nginx processes ----------------------------------------------------------
+
+sub _nginx_env {
+    my ($self) = @_;
+    return {} unless $ASAN;
+    unless ($LIBASAN) {
+        chomp($LIBASAN = `gcc -print-file-name=libasan.so`);
+        die "CG: libasan not found (gcc)\n" unless $LIBASAN && -e $LIBASAN;
+    }
+    my $adir = "$self->{dir}/asan";
+    mkdir $adir;
+    chmod 0777, $adir;
+    return {
+        LD_PRELOAD => $LIBASAN,
+        # detect_odr_violation=0: an ASan nginx binary and module both
+        # define ngx_modules/ngx_module_names, by nginx's design
+        ASAN_OPTIONS => 'detect_leaks=0:abort_on_error=1:disable_coredump=1:'
+            . "detect_odr_violation=0:log_path=$adir/asan",
+    };
+}
+
+# start(): runs nginx (daemon off, child of this process); waits for the pid
+# file and for every IPv4 port it listens on. Dies with the logs if
+# nginx exits or does not come up.
+sub start {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    die "CG: nginx already running\n" if $self->{nginx};
+    die "CG: write_conf first\n" unless defined $self->{conf};
+
+    unlink "$dir/nginx.pid";
+    my $pid = _spawn($self->_nginx_env, "$dir/stderr.log", $NGINX,
+        '-p', "$dir/", '-c', 'nginx.conf', '-e', 'error.log');
+    $self->{nginx} = $pid;
+    $self->{ever_started} = 1;
+
+    my @addrs;
+    while ($self->{conf} =~ /^\s*listen\s+(?:([\d.]+|localhost|\*):)?(\d+)[\s;]/mg)
+    {
+        my ($host, $port) = ($1, $2);
+        $host = '127.0.0.1' if !defined $host || $host !~ /^\d/;
+        push @addrs, "$host:$port";
+    }
+    my $exited;
+    my $up = wait_until(sub {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $exited = $?;
+            return 1;
+        }
+        my $p = _slurp("$dir/nginx.pid");
+        return 0 unless defined $p && $p =~ /^$pid\b/;
+        for my $addr (@addrs) {
+            IO::Socket::INET->new(PeerAddr => $addr, Proto => 'tcp')
+                or return 0;
+        }
+        return 1;
+    }, 10 * $SLOW);
+
+    if (defined $exited || !$up) {
+        my $why = defined $exited ? "exited with status $exited"
+            : 'did not come up';
+        $self->_kill_nginx unless defined $exited;
+        delete $self->{nginx};
+        my $asan = join '', map { _slurp($_) // '' } glob("$dir/asan/asan*");
+        die "CG: nginx $why\n--- error.log:\n" . ($self->error_log // '')
+            . "--- stderr:\n" . (_slurp("$dir/stderr.log") // '')
+            . ($asan ? "--- asan:\n" . substr($asan, 0, 4000) : '') . "\n";
+    }
+    return $self;
+}
+
+sub nginx_pid { return $_[0]{nginx} }
+
+# worker_pids(): pids of the master's worker processes (all => 1: also
+# those shutting down after a reload).
+sub worker_pids {
+    my ($self, %opt) = @_;
+    my @pids;
+    for my $pid ($self->_children) {
+        my $cmd = _slurp("/proc/$pid/cmdline") // '';
+        next unless $cmd =~ /worker process/;
+        next if !$opt{all} && $cmd =~ /shutting down/;
+        push @pids, $pid;
+    }
+    return @pids;
+}
+
+sub _children {
+    my ($self) = @_;
+    my $master = $self->{nginx} or return ();
+    opendir(my $dh, '/proc') or return ();
+    my @pids;
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        my $stat = _slurp("/proc/$pid/stat") or next;
+        push @pids, $pid if $stat =~ /^\d+ \(.*\) \S (\d+)/s
+            && $1 == $master;
+    }
+    return sort { $a <=> $b } @pids;
+}
+
+# reload(): HUP, then waits until the new workers run and the old ones have
+# exited or stopped accepting. Returns 1; returns 0 when nginx refused the new
+# configuration (its [emerg] lines are then not counted as alerts).
+sub reload {
+    my ($self) = @_;
+    my $master = $self->{nginx} or die "CG: nginx not running\n";
+    my $log = "$self->{dir}/error.log";
+    my %old = map { $_ => 1 } $self->worker_pids(all => 1);
+    my $offset = -s $log || 0;
+
+    kill 'HUP', $master;
+
+    my $failed;
+    my $ok = wait_until(sub {
+        my $new = _slurp($log, $offset) // '';
+        if ($new =~ /\[emerg\]/) {
+            $failed = $new;
+            return 1;
+        }
+        my @all = $self->worker_pids(all => 1);
+        my @fresh = grep { !$old{$_} } $self->worker_pids;
+        return 0 if @fresh < $self->{workers};
+        for my $pid (grep { $old{$_} } @all) {
+            my $cmd = _slurp("/proc/$pid/cmdline") // '';
+            return 0 if $cmd !~ /shutting down/;
+        }
+        return 1;
+    }, 10 * $SLOW);
+
+    die "CG: reload did not complete\n--- error.log:\n"
+        . (_slurp($log, $offset) // '') unless $ok;
+
+    if (defined $failed) {
+        $self->{expected}{_message($1)} = 1
+            while $failed =~ /^(.*\[emerg\].*)$/mg;
+        return 0;
+    }
+    sleep 0.05;     # old workers set their title just before closing sockets
+    return 1;
+}
+
+# stop(): QUIT, waits up to 10 s (30 s under ASan), then TERM, then KILL.
+# Returns the seconds nginx took to exit, and adds one test: no [alert],
+# [crit], [emerg] (or AddressSanitizer report) in the logs since last check.
+sub stop {
+    my ($self, %opt) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $took;
+    if ($self->{nginx}) {
+        $took = $self->_kill_nginx($opt{timeout} || 10 * $SLOW);
+        delete $self->{nginx};
+    }
+    $self->check_logs if $self->{ever_started};
+    return $took;
+}
+
+sub _kill_nginx {
+    my ($self, $timeout) = @_;
+    my $pid = $self->{nginx};
+    my @children = $self->_children;
+    my $t0 = time;
+    my $left = _terminate($pid, ['QUIT', $timeout || 5], ['TERM', 5],
+                          ['KILL', 5]);
+    # workers of a killed master live on: end them too
+    kill 'KILL', grep { (_slurp("/proc/$_/stat") // '') =~ /^\d+ \(nginx\)/ }
+        @children;
+    Test::More::diag("CG: nginx did not exit, killed") if $left;
+    return time - $t0;
+}
+
+# signals a child in turn until it exits; returns 1 if it never did
+sub _terminate {
+    my ($pid, @steps) = @_;
+    for my $step (@steps) {
+        my ($sig, $timeout) = @$step;
+        kill $sig, $pid;
+        return 0 if wait_until(sub { waitpid($pid, WNOHANG) != 0 },
+                               $timeout, 0.02);
+    }
+    return 1;
+}
+
+# check_logs(): the test stop() adds; may be called directly too.
+sub check_logs {
+    my ($self) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $dir = $self->{dir};
+    my $log = _slurp("$dir/error.log", $self->{log_checked}) // '';
+    $self->{log_checked} += length $log;
+
+    my @bad = grep { !$self->{expected}{_message($_)} }
+        $log =~ /^(.*\[(?:alert|crit|emerg)\].*)$/mg;
+
+    if ($ASAN && !$self->{asan_reported}) {
+        my @reports = grep {
+            (_slurp($_) // '') =~ /AddressSanitizer|LeakSanitizer/
+        } "$dir/stderr.log", glob("$dir/asan/asan*");
+        if (@reports) {
+            my @lines = split /\n/, _slurp($reports[0]);
+            splice(@lines, 40) if @lines > 40;
+            push @bad, "$reports[0]:", @lines;
+            push @bad, scalar(@reports) - 1 . " more report(s) in $dir/asan"
+                if @reports > 1;
+            $self->{asan_reported} = 1;
+        }
+    }
+
+    if ($self->{alerts_ok}) {
+        Test::More::note("allowed: $_") for @bad;
+        @bad = ();
+    }
+    Test::More::ok(!@bad, 'no alerts in error.log')
+        or Test::More::diag(join "\n", @bad);
+    return !@bad;
+}
+
+sub _message {
+    my ($line) = @_;
+    $line =~ s/^.*?\[\w+\] (?:\d+#\d+: )?(?:\*\d+ )?//;
+    return $line;
+}
+
+# allow_alerts(1): the log check passes even with alerts (it notes them).
+sub allow_alerts { $_[0]{alerts_ok} = defined $_[1] ? $_[1] : 1 }
+
+sub error_log { return _slurp("$_[0]{dir}/error.log") }
+
+sub error_log_like {
+    my ($self, $re, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    return Test::More::like($self->error_log // '', $re,
+                            $name || "error.log matches $re");
+}
+
+# wait_for_log(qr//, $timeout): true once error.log matches
+sub wait_for_log {
+    my ($self, $re, $timeout) = @_;
+    return wait_until(sub { ($self->error_log // '') =~ $re },
+                      ($timeout || 5) * $SLOW);
+}
+
+# access_log(): the access log written with write_conf(access_log => 1);
+# a list of lines in list context
+sub access_log {
+    my ($self) = @_;
+    my $text = _slurp("$self->{dir}/access.log") // '';
+    return wantarray ? split(/\n/, $text) : $text;
+}
+
+# --- HTTP -----------------------------------------------------------------------
+
+# request($method, $path, \%headers, $body, %opt): HTTP::Tiny request to
+# 127.0.0.1:port(0) (or $opt{port}); no keep-alive, no redirects followed.
+# $path may be a full URL. %opt: port, timeout, https => 1 with cert/key
+# (needs IO::Socket::SSL). Returns HTTP::Tiny's hashref: status, reason,
+# headers (names lowercased), content; status 599 on a connection error.
+sub request {
+    my ($self, $method, $path, $headers, $body, %opt) = @_;
+    my $port = $opt{port} || $self->port(0);
+    my $scheme = $opt{https} ? 'https' : 'http';
+    my $url = $path =~ m{^https?://} ? $path
+        : "$scheme://127.0.0.1:$port$path";
+
+    my %ssl;
+    if ($url =~ /^https/) {
+        %ssl = (verify_SSL => 0, SSL_options => {
+            SSL_verify_mode => 0,
+            ($opt{cert} ? (SSL_cert_file => $opt{cert},
+                           SSL_key_file => $opt{key}) : ()),
+        });
+    }
+
+    my $http = HTTP::Tiny->new(timeout => $opt{timeout} || 10 * $SLOW,
+        max_redirect => 0, keep_alive => 0, agent => 'cg-test', %ssl);
+    return $http->request($method, $url, {
+        headers => $headers || {},
+        (defined $body ? (content => $body) : ()),
+    });
+}
+
+sub get {
+    my ($self, $path, $headers, %opt) = @_;
+    return $self->request('GET', $path, $headers, undef, %opt);
+}
+
+sub get_port {
+    my ($self, $port, $path, $headers, %opt) = @_;
+    return $self->request('GET', $path, $headers, undef, %opt,
+                          port => $port);
+}
+
+# statuses($n, $path, \%headers, %opt): sends $n GETs over one keep-alive
+# connection, returns { status => count } (599: connection errors).
+sub statuses {
+    my ($self, $n, $path, $headers, %opt) = @_;
+    my $port = $opt{port} || $self->port(0);
+    my $http = HTTP::Tiny->new(timeout => 10 * $SLOW, max_redirect => 0,
+                               agent => 'cg-test');
+    my %count;
+    for (1 .. $n) {
+        my $r = $http->get("http://127.0.0.1:$port$path",
+                           { headers => $headers || {} });
+        $count{$r->{status}}++;
+    }
+    return \%count;
+}
+
+# connect($port): a raw TCP connection (default port(0)), for hand-written
+# requests and clients that go away early.
+sub connect {
+    my ($self, $port) = @_;
+    my $s = IO::Socket::INET->new(Proto => 'tcp',
+        PeerAddr => '127.0.0.1:' . ($port || $self->port(0)))
+        or die "CG: connect: $!\n";
+    return $s;
+}
+
+# --- redis ------------------------------------------------------------------------
+
+# redis_start(%opt): starts redis-server on a free port (no persistence),
+# waits for PING; returns the port. %opt: args => [extra server arguments],
+# cluster => 1 (cluster-enabled; the bus port +10000 is locked too).
+# Instances are numbered from 0 in start order; the redis_* methods below
+# take an instance index or a port, default the first instance.
+sub redis_start {
+    my ($self, %opt) = @_;
+    my $i = @{$self->{redis}};
+    my ($port, $bus_lock);
+    for (1 .. 50) {
+        delete $self->{ports}{"redis$i"};
+        delete $self->{locks}{"redis$i"};
+        $port = $self->port("redis$i");
+        last unless $opt{cluster};
+        last if $port + 10000 < 65536
+            && ($bus_lock = _lock_port($port + 10000));
+    }
+    my $dir = "$self->{dir}/redis$i";
+    mkdir $dir;
+
+    my @args = ('--port', $port, '--bind', '127.0.0.1', '--save', '',
+        '--appendonly', 'no', '--dir', $dir, '--logfile', "$dir/redis.log",
+        '--daemonize', 'no', '--protected-mode', 'no');
+    push @args, '--cluster-enabled', 'yes',
+        '--cluster-config-file', "nodes-$port.conf" if $opt{cluster};
+    push @args, @{$opt{args} || []};
+
+    my $pid = _spawn({}, "$dir/stderr.log", 'redis-server', @args);
+    my $r = { port => $port, pid => $pid, dir => $dir, bus => $bus_lock,
+              args => \@args };
+    push @{$self->{redis}}, $r;
+    $self->_redis_wait($r);
+    return $port;
+}
+
+sub _redis_wait {
+    my ($self, $r) = @_;
+    my ($pid, $port, $dir) = @$r{qw(pid port dir)};
+    my $up = wait_until(sub {
+        die "CG: redis-server exited\n" . (_slurp("$dir/redis.log") // '')
+            . (_slurp("$dir/stderr.log") // '')
+            if waitpid($pid, WNOHANG) == $pid;
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
+            or return 0;
+        print $s "PING\r\n";
+        my $line = <$s>;
+        # up: PONG, or a refusal when the test set a password
+        return defined $line && $line =~ /^(?:\+PONG|-NOAUTH|-WRONGPASS)/;
+    }, 10 * $SLOW);
+    die "CG: redis-server did not come up\n" . (_slurp("$dir/redis.log")
+        // '') unless $up;
+}
+
+# redis_cluster_start($n): $n cluster nodes (default 3), slots spread by
+# redis-cli --cluster create, waits for cluster_state:ok; returns the ports.
+sub redis_cluster_start {
+    my ($self, $n) = @_;
+    $n ||= 3;
+    my @ports = map { $self->redis_start(cluster => 1) } 1 .. $n;
+    my ($rc, $out) = _capture({}, 'redis-cli', '--cluster', 'create',
+        (map { "127.0.0.1:$_" } @ports), '--cluster-replicas', '0',
+        '--cluster-yes');
+    die "CG: redis-cli --cluster create failed:\n$out" if $rc;
+    wait_until(sub {
+        for my $p (@ports) {
+            return 0 unless $self->redis_cli({ port => $p }, 'cluster',
+                'info') =~ /cluster_state:ok/;
+        }
+        return 1;
+    }, 20 * $SLOW) or die "CG: redis cluster not ok\n";
+    return @ports;
+}
+
+sub _redis {
+    my ($self, $which) = @_;
+    my @all = @{$self->{redis}};
+    $which = 0 unless defined $which;
+    my ($r) = $which < 1024 ? ($all[$which])
+        : grep { $_->{port} == $which } @all;
+    die "CG: no redis instance '$which' (redis_start first)\n" unless $r;
+    return $r;
+}
+
+# redis_port($i): port of instance $i (default 0); for a CG object made with
+# new(redis_port => P) and no instance of its own: P.
+sub redis_port {
+    my ($self, $i) = @_;
+    $i ||= 0;
+    return $self->{ext_redis}
+        if $i == 0 && !@{$self->{redis}} && $self->{ext_redis};
+    return $self->_redis($i)->{port};
+}
+
+# redis_restart($which): starts a stopped instance again on its port and dir
+# (its data is gone: no persistence); waits for PING.
+sub redis_restart {
+    my ($self, $which) = @_;
+    my $r = $self->_redis($which);
+    $self->redis_stop($which) if $r->{pid};
+    $r->{pid} = _spawn({}, "$r->{dir}/stderr.log", 'redis-server',
+                       @{$r->{args}});
+    $self->_redis_wait($r);
+    return $r->{port};
+}
+
+sub redis_stop {
+    my ($self, $which) = @_;
+    my $r = $self->_redis($which);
+    return unless $r->{pid};
+    kill 'CONT', $r->{pid};
+    _terminate($r->{pid}, ['TERM', 5 * $SLOW], ['KILL', 5]);
+    delete $r->{pid};
+}
+
+# redis_pause / redis_resume: SIGSTOP / SIGCONT (redis hangs, sockets stay)
+sub redis_pause { my $r = $_[0]->_redis($_[1]); kill 'STOP', $r->{pid} }
+sub redis_resume { my $r = $_[0]->_redis($_[1]); kill 'CONT', $r->{pid} }
+
+# redis_cli([{ port => P },] @args): runs redis-cli -p PORT @args against
+# the first instance (or P); returns stdout without its trailing newlines,
+# or in list context its lines (a nil or empty value is an empty line).
+sub redis_cli {
+    my ($self, @args) = @_;
+    my $opt = ref $args[0] eq 'HASH' ? shift @args : {};
+    my $port = $opt->{port} || $self->redis_port;
+    open(my $fh, '-|', 'redis-cli', '-p', $port, @args)
+        or die "CG: redis-cli: $!\n";
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    if (wantarray) {
+        my @lines = split /\n/, $out, -1;
+        pop @lines if @lines && $lines[-1] eq '';
+        return @lines;
+    }
+    $out =~ s/\n+\z//;      # error replies end with an empty line
+    return $out;
+}
+
+# --- fake servers -------------------------------------------------------------
+
+# fake_server($port, sub { my ($sock) = @_; ... }): listens on
+# 127.0.0.1:$port in a child process and runs the handler in a new process
+# for each connection (a fake Redis that never answers, closes, etc.).
+# Stopped at stop_fake_servers() / cleanup. Returns the server's pid.
+sub fake_server {
+    my ($self, $port, $handler) = @_;
+    my $srv = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port",
+        Listen => 128, ReuseAddr => 1, Proto => 'tcp')
+        or die "CG: fake_server: listen $port: $!\n";
+    my $pid = fork;
+    die "CG: fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        $SIG{CHLD} = 'IGNORE';
+        $SIG{PIPE} = 'IGNORE';
+        while (1) {
+            my $c = $srv->accept or next;
+            my $k = fork;
+            if (defined $k && $k == 0) {
+                close $srv;
+                $c->autoflush(1);
+                eval { $handler->($c) };
+                POSIX::_exit(0);
+            }
+            close $c;
+        }
+    }
+    close $srv;
+    push @{$self->{daemons}}, $pid;
+    return $pid;
+}
+
+sub stop_fake_servers {
+    my ($self) = @_;
+    while (my $pid = shift @{$self->{daemons}}) {
+        kill 'KILL', -$pid;
+        waitpid($pid, 0);
+    }
+}
+
+# --- certificates ---------------------------------------------------------------
+
+# openssl_ca(): a CA in DIR/ssl (EC P-256); returns the CA certificate path.
+sub openssl_ca {
+    my ($self) = @_;
+    return $self->{ca} if $self->{ca};
+    my $d = "$self->{dir}/ssl";
+    mkdir $d;
+    _openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt',
+        'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+        '-keyout', "$d/ca.key", '-out', "$d/ca.crt", '-subj', '/CN=cg-test-ca');
+    return $self->{ca} = "$d/ca.crt";
+}
+
+# make_client_cert($cn): certificate with subject CN=$cn,O=example signed by
+# the CA; returns (cert path, key path).
+sub make_client_cert {
+    my ($self, $cn, %opt) = @_;
+    my $ca = $self->openssl_ca;
+    my $d = "$self->{dir}/ssl";
+    my $name = $opt{name} || $cn;
+    my ($crt, $key, $csr, $ext) = map { "$d/$name.$_" } qw(crt key csr ext);
+    _spew($ext, $opt{ext} || "basicConstraints=CA:FALSE\n"
+        . "extendedKeyUsage=clientAuth\n");
+    _openssl('req', '-new', '-newkey', 'ec', '-pkeyopt',
+        'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', $key,
+        '-out', $csr, '-subj', "/O=example/CN=$cn");
+    _openssl('x509', '-req', '-in', $csr, '-CA', $ca, '-CAkey', "$d/ca.key",
+        '-set_serial', int(rand(2**31)), '-days', '2', '-out', $crt,
+        '-extfile', $ext);
+    return ($crt, $key);
+}
+
+# server_cert(): (cert, key) for CN=localhost, IP 127.0.0.1, by the same CA
+sub server_cert {
+    my ($self) = @_;
+    return $self->make_client_cert('localhost', name => 'server',
+        ext => "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            . "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+}
+
+sub _openssl {
+    my ($rc, $out) = _capture({}, 'openssl', @_);
+    die "CG: openssl @_[0 .. 1] failed:\n$out" if $rc;
+}
+
+# --- helpers ----------------------------------------------------------------------
+
+# wait_until(sub { ... }, $timeout = 10, $interval = 0.05): polls until the
+# sub returns true (returns that value) or the timeout passes (returns 0).
+# Callable as CG::wait_until or $t->wait_until.
+sub wait_until {
+    shift if ref $_[0] && ref $_[0] ne 'CODE';
+    my ($cond, $timeout, $interval) = @_;
+    my $end = time + (defined $timeout ? $timeout : 10);
+    while (1) {
+        my $r = $cond->();
+        return $r if $r;
+        return 0 if time > $end;
+        sleep($interval || 0.05);
+    }
+}
+
+sub _slurp {
+    my ($file, $offset) = @_;
+    open(my $fh, '<', $file) or return undef;
+    seek($fh, $offset, 0) if $offset;
+    local $/;
+    my $text = <$fh>;
+    return defined $text ? $text : '';
+}
+
+sub _spew {
+    my ($file, $text) = @_;
+    open(my $fh, '>', $file) or die "CG: write $file: $!\n";
+    print $fh $text;
+    close $fh or die "CG: write $file: $!\n";
+}
+
+# forks and execs @cmd with extra %$env, stdin from /dev/null, stdout and
+# stderr to $out; returns the pid
+sub _spawn {
+    my ($env, $out, @cmd) = @_;
+    my $pid = fork;
+    die "CG: fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        @ENV{keys %$env} = values %$env;
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>>', $out) or POSIX::_exit(127);
+        open(STDERR, '>&', \*STDOUT);
+        exec(@cmd) or POSIX::_exit(127);
+    }
+    return $pid;
+}
+
+# runs @cmd with extra %$env; returns (exit code, stdout + stderr)
+sub _capture {
+    my ($env, @cmd) = @_;
+    my $pid = open(my $fh, '-|');
+    die "CG: fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        @ENV{keys %$env} = values %$env;
+        open(STDIN, '<', '/dev/null');
+        open(STDERR, '>&', \*STDOUT);
+        exec(@cmd) or POSIX::_exit(127);
+    }
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    return ($rc, $out);
+}
+
+# --- cleanup ------------------------------------------------------------------------
+
+# cleanup(): stops every process of this object without adding tests; runs
+# from DESTROY and at exit.
+sub cleanup {
+    my ($self) = @_;
+    return if $self->{owner} != $$ || $self->{cleaned}++;
+    local ($?, $!, $@);
+    if ($self->{nginx}) {
+        $self->_kill_nginx(5);
+        delete $self->{nginx};
+        if (!$self->{alerts_ok}) {
+            my $log = _slurp("$self->{dir}/error.log",
+                             $self->{log_checked}) // '';
+            Test::More::diag("CG: unchecked alert: $_")
+                for $log =~ /^(.*\[(?:alert|crit|emerg)\].*)$/mg;
+        }
+    }
+    $self->stop_fake_servers;
+    for my $r (@{$self->{redis}}) {
+        next unless $r->{pid};
+        kill 'CONT', $r->{pid};
+        _terminate($r->{pid}, ['TERM', 5], ['KILL', 5]);
+    }
+    if ($ENV{CG_KEEP} || !Test::More->builder->is_passing) {
+        Test::More::diag("CG: kept $self->{dir}");
+    } else {
+        rmtree($self->{dir});
+    }
+    delete $LIVE{"$self"};
+}
+
+sub DESTROY { $_[0]->cleanup }
+
+END {
+    for my $t (grep { defined } values %LIVE) {
+        $t->cleanup;
+    }
+}
+
+1;
