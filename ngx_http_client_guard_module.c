@@ -28,6 +28,7 @@ static ngx_http_cg_ctx_t *ngx_http_cg_get_ctx(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cg_identify_request(ngx_http_request_t *r,
     ngx_http_cg_loc_conf_t *lcf, ngx_http_cg_ctx_t *ctx);
 static void ngx_http_cg_cleanup(void *data);
+static ngx_int_t ngx_http_cg_log_handler(ngx_http_request_t *r);
 
 static ngx_int_t ngx_http_cg_client_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -54,6 +55,16 @@ static char *ngx_http_cg_identify_address_cmd(ngx_conf_t *cf,
     void *conf);
 static char *ngx_http_cg_fallback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cg_identify_api_key_cmd(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_cg_status_cmd(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cg_anomaly_cmd(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cg_publish_cmd(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_cg_init_process(ngx_cycle_t *cycle);
+static void ngx_http_cg_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_cg_set_num(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cg_set_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -167,6 +178,55 @@ static ngx_command_t  ngx_http_cg_commands[] = {
       offsetof(ngx_http_cg_loc_conf_t, name_max_len),
       &ngx_http_cg_name_len_bounds },
 
+    { ngx_string("client_guard_status"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
+      ngx_http_cg_status_cmd,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("client_guard_anomaly"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_cg_anomaly_cmd,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("client_guard_status_publish"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_cg_publish_cmd,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("client_guard_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_cg_sync_redis_cmd,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("client_guard_redis_failure"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_cg_sync_failure_cmd,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("client_guard_redis_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_cg_sync_lease_cmd,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("client_guard_identify_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cg_identify_api_key_cmd,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -193,10 +253,10 @@ ngx_module_t  ngx_http_client_guard_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_cg_init_process,              /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_cg_exit_process,              /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -209,6 +269,9 @@ static ngx_http_variable_t  ngx_http_cg_vars[] = {
 
     { ngx_string("client_guard_status"), NULL,
       ngx_http_cg_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("client_guard_redis"), NULL,
+      ngx_http_cg_sync_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -262,6 +325,7 @@ ngx_http_cg_escape(u_char *buf, size_t size, ngx_str_t *s)
 static ngx_int_t
 ngx_http_cg_preaccess_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                rc;
     ngx_http_cg_ctx_t       *ctx;
     ngx_http_cg_loc_conf_t  *lcf;
 
@@ -281,8 +345,17 @@ ngx_http_cg_preaccess_handler(ngx_http_request_t *r)
     }
 
     if (ctx->done) {
-        /* already decided before an internal redirect */
-        return NGX_DECLINED;
+        /*
+         * NGX_AGAIN: still waiting for a lease (cg_sync); NGX_DECLINED:
+         * already decided before an internal redirect; NGX_OK: resumed
+         * after waiting, decide now
+         */
+
+        rc = ngx_http_cg_sync_pending(ctx);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
     ctx->done = 1;
@@ -298,13 +371,14 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     u_char                  *p, buf[96];
     int64_t                  now;
     uint32_t                 hash;
-    ngx_int_t                binding;
-    ngx_uint_t               status, dry_run;
+    ngx_int_t                rc, binding;
+    ngx_uint_t               status, dry_run, decided;
     ngx_time_t              *tp;
     cg_quota_t               quota;
     cg_limit_result_t        res;
     ngx_http_cg_zone_t      *zone;
     ngx_http_cg_node_t      *node;
+    cg_quota_t              *rq;
     ngx_http_cg_quota_t     *q;
     ngx_http_cg_main_conf_t *mcf;
 
@@ -335,9 +409,27 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
 
-    q = ngx_http_cg_quota_find(&mcf->quotas, &ctx->client);
+    /*
+     * Redis (cg_sync) for this client, the configuration for this client,
+     * Redis "default", the configuration's "default"
+     */
 
-    if (q) {
+    rq = ngx_http_cg_sync_quota(&ctx->client);
+    q = NULL;
+
+    if (rq == NULL) {
+        q = ngx_http_cg_quota_lookup(&mcf->quotas, &ctx->client);
+
+        if (q == NULL) {
+            rq = ngx_http_cg_sync_default();
+            q = rq ? NULL : mcf->quotas.dflt;
+        }
+    }
+
+    if (rq) {
+        quota = *rq;
+
+    } else if (q) {
         quota = q->quota;
 
     } else {
@@ -352,6 +444,25 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     binding = -1;
     res.allowed = 1;
+    decided = 0;
+
+    if (mcf->sync && quota.mode != CG_MODE_OFF) {
+
+        /* cluster-wide count: a lease, a wait, or the failure policy */
+
+        rc = ngx_http_cg_sync_enforce(r, ctx, zone, &quota, hash, &binding,
+                                      &res);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        decided = (rc == NGX_OK);
+    }
 
     ngx_http_cg_zone_lock(zone);
 
@@ -362,7 +473,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
         status = NGX_HTTP_CG_BYPASSED;
 
     } else {
-        if (node) {
+        if (node && !decided) {
             binding = cg_quota_check(&quota, node->state, now, 1, 1, &res);
         }
 
@@ -399,7 +510,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
         return NGX_DECLINED;
     }
 
-    return lcf->reject_status;
+    return ctx->code ? ctx->code : lcf->reject_status;
 }
 
 
@@ -631,6 +742,9 @@ static void
 ngx_http_cg_cleanup(void *data)
 {
     /* the request's context lives in the cleanup entry: nothing to free */
+
+    /* a request that waits for a lease leaves the waiters (cg_sync) */
+    ngx_http_cg_sync_cleanup(data);
 }
 
 
@@ -742,7 +856,15 @@ ngx_http_cg_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_cg_main_conf_t  *mcf = conf;
 
-    ngx_http_cg_quota_table_done(&mcf->quotas);
+    if (ngx_http_cg_quota_table_done(cf, &mcf->quotas) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+    ngx_http_cg_anomaly_init(&mcf->anomaly);
+    ngx_http_cg_publish_init(&mcf->publish);
+
+    if (ngx_http_cg_sync_init_conf(cf, mcf->sync) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (ngx_http_cg_zone_check_declared(cf, &mcf->zones) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -900,6 +1022,16 @@ ngx_http_cg_identify_address_cmd(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 static char *
+ngx_http_cg_identify_api_key_cmd(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_cg_loc_conf_t  *lcf = conf;
+
+    return ngx_http_cg_identify_api_key_directive(cf, &lcf->rules);
+}
+
+
+static char *
 ngx_http_cg_fallback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_cg_loc_conf_t  *lcf = conf;
@@ -1027,5 +1159,87 @@ ngx_http_cg_init(ngx_conf_t *cf)
 
     *h = ngx_http_cg_preaccess_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_cg_log_handler;
+
     return NGX_OK;
+}
+
+
+/* per-client statistics of a finished request (cg_status) */
+
+static ngx_int_t
+ngx_http_cg_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_cg_ctx_t        *ctx;
+    ngx_http_cg_main_conf_t  *mcf;
+
+    ctx = ngx_http_cg_get_ctx(r, 0);
+
+    if (ctx == NULL || ctx->zone == NULL || ctx->client.len == 0
+        || ctx->status == NGX_HTTP_CG_NONE)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
+
+    ngx_http_cg_status_log(r, ctx->zone, &ctx->client, ctx->status,
+                           &mcf->anomaly);
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_cg_status_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cg_loc_conf_t  *lcf = conf;
+
+    ngx_http_cg_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
+
+    return ngx_http_cg_status_directive(cf, &mcf->zones, &lcf->status);
+}
+
+
+static char *
+ngx_http_cg_anomaly_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cg_main_conf_t  *mcf = conf;
+
+    return ngx_http_cg_anomaly_directive(cf, &mcf->anomaly);
+}
+
+
+static char *
+ngx_http_cg_publish_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cg_main_conf_t  *mcf = conf;
+
+    return ngx_http_cg_publish_directive(cf, &mcf->publish);
+}
+
+
+static ngx_int_t
+ngx_http_cg_init_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_cg_sync_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cg_status_init_process(cycle);
+}
+
+
+static void
+ngx_http_cg_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_cg_status_exit_process(cycle);
+    ngx_http_cg_sync_exit_process(cycle);
 }

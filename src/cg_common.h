@@ -20,11 +20,16 @@
 #include "cg_quota.h"
 #include "cg_zone.h"
 #include "cg_identity.h"
+#include "cg_status.h"
+#include "cg_sync.h"
 
 
 typedef struct {
     ngx_array_t                 zones;       /* ngx_http_cg_zone_t * */
     ngx_http_cg_quota_table_t   quotas;
+    cg_anomaly_t                anomaly;     /* cg_status */
+    ngx_http_cg_publish_t       publish;     /* cg_status */
+    ngx_http_cg_sync_conf_t    *sync;        /* NULL: no Redis */
 } ngx_http_cg_main_conf_t;
 
 
@@ -39,6 +44,7 @@ typedef struct {
     ngx_flag_t                  dry_run;
     ngx_uint_t                  log_level;
     ngx_uint_t                  name_max_len;
+    ngx_http_cg_status_conf_t  *status;      /* client_guard_status */
 } ngx_http_cg_loc_conf_t;
 
 
@@ -48,6 +54,8 @@ typedef struct {
     ngx_http_cg_zone_t         *zone;        /* where it was counted */
     ngx_uint_t                  status;      /* NGX_HTTP_CG_PASSED ... */
     ngx_uint_t                  reason;      /* NGX_HTTP_CG_ID_OK ... */
+    ngx_uint_t                  code;        /* not reject_status */
+    void                       *sync;        /* cg_sync: per request */
     unsigned                    identified:1;
     unsigned                    done:1;
 } ngx_http_cg_ctx_t;

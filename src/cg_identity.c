@@ -10,6 +10,7 @@
 
 #include "cg_parse.h"
 #include "cg_identity.h"
+#include "cg_sync.h"
 
 
 static ngx_int_t ngx_http_cg_rule_value(ngx_http_request_t *r,
@@ -238,6 +239,38 @@ ngx_http_cg_identify_address_directive(ngx_conf_t *cf, ngx_array_t **rules)
 }
 
 
+/*
+ * client_guard_identify_api_key source: the client the key belongs to in
+ * the API key table that Redis holds (cg_sync); an unknown key yields
+ * nothing and the next rule is tried
+ */
+
+char *
+ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf, ngx_array_t **rules)
+{
+    ngx_str_t           *value;
+    ngx_http_cg_rule_t  *rule;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty source in "
+                           "\"client_guard_identify_api_key\"");
+        return NGX_CONF_ERROR;
+    }
+
+    rule = ngx_http_cg_rule_add(cf, rules);
+    if (rule == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rule->type = NGX_HTTP_CG_RULE_API_KEY;
+
+    return ngx_http_cg_complex(cf, &value[1], &rule->source);
+}
+
+
 static ngx_int_t
 ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
     ngx_str_t *value)
@@ -271,6 +304,10 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
     if (rule->type == NGX_HTTP_CG_RULE_VALUE) {
         *value = source;
         return NGX_OK;
+    }
+
+    if (rule->type == NGX_HTTP_CG_RULE_API_KEY) {
+        return ngx_http_cg_sync_api_key(&source, value);
     }
 
 #if (NGX_PCRE)

@@ -23,6 +23,7 @@
 #define NGX_HTTP_CG_RULE_VALUE     0    /* a variable, as it is */
 #define NGX_HTTP_CG_RULE_REGEX     1    /* a variable through a regex */
 #define NGX_HTTP_CG_RULE_ADDRESS   2    /* client address in CIDR blocks */
+#define NGX_HTTP_CG_RULE_API_KEY   3    /* a key in the Redis key table */
 
 
 /* why a request has no valid client name */
@@ -46,6 +47,8 @@ typedef struct {
 
 char *ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_array_t **rules);
 char *ngx_http_cg_identify_address_directive(ngx_conf_t *cf,
+    ngx_array_t **rules);
+char *ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf,
     ngx_array_t **rules);
 
 /*

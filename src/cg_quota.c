@@ -91,14 +91,53 @@ ngx_http_cg_quota_directive(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
 }
 
 
-void
-ngx_http_cg_quota_table_done(ngx_http_cg_quota_table_t *qt)
+ngx_int_t
+ngx_http_cg_quota_table_done(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
 {
-    ngx_str_t  dflt = ngx_string("default");
+    ngx_str_t             dflt = ngx_string("default");
+    ngx_uint_t            i;
+    ngx_array_t           keys;
+    ngx_hash_key_t       *k;
+    ngx_hash_init_t       hinit;
+    ngx_http_cg_quota_t  *q;
 
     /* the array no longer grows: pointers into it are stable from here */
 
+    if (ngx_array_init(&keys, cf->temp_pool, qt->quotas.nelts + 1,
+                       sizeof(ngx_hash_key_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    q = qt->quotas.elts;
+
+    for (i = 0; i < qt->quotas.nelts; i++) {
+        k = ngx_array_push(&keys);
+        if (k == NULL) {
+            return NGX_ERROR;
+        }
+
+        k->key = q[i].name;
+        k->key_hash = ngx_hash_key(q[i].name.data, q[i].name.len);
+        k->value = &q[i];
+    }
+
+    hinit.hash = &qt->hash;
+    hinit.key = ngx_hash_key;
+    hinit.max_size = 8192;
+    hinit.bucket_size = ngx_align(64 + CG_NAME_MAX, ngx_cacheline_size);
+    hinit.name = "client_guard_quota_hash";
+    hinit.pool = cf->pool;
+    hinit.temp_pool = NULL;
+
+    if (ngx_hash_init(&hinit, keys.elts, keys.nelts) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     qt->dflt = ngx_http_cg_quota_lookup(qt, &dflt);
+
+    return NGX_OK;
 }
 
 
@@ -107,6 +146,13 @@ ngx_http_cg_quota_lookup(ngx_http_cg_quota_table_t *qt, ngx_str_t *name)
 {
     ngx_uint_t            i;
     ngx_http_cg_quota_t  *q;
+
+    if (qt->hash.buckets) {
+        return ngx_hash_find(&qt->hash, ngx_hash_key(name->data, name->len),
+                             name->data, name->len);
+    }
+
+    /* while the configuration is read */
 
     q = qt->quotas.elts;
 

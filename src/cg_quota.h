@@ -28,6 +28,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t               quotas;      /* ngx_http_cg_quota_t */
+    ngx_hash_t                hash;        /* name -> quota, once done */
     ngx_http_cg_quota_t      *dflt;
 } ngx_http_cg_quota_table_t;
 
@@ -39,8 +40,9 @@ ngx_int_t ngx_http_cg_quota_table_init(ngx_conf_t *cf,
 char *ngx_http_cg_quota_directive(ngx_conf_t *cf,
     ngx_http_cg_quota_table_t *qt);
 
-/* once the configuration is read: resolves "default" */
-void ngx_http_cg_quota_table_done(ngx_http_cg_quota_table_t *qt);
+/* once the configuration is read: builds the hash, resolves "default" */
+ngx_int_t ngx_http_cg_quota_table_done(ngx_conf_t *cf,
+    ngx_http_cg_quota_table_t *qt);
 
 /* exact name, or NULL */
 ngx_http_cg_quota_t *ngx_http_cg_quota_lookup(ngx_http_cg_quota_table_t *qt,

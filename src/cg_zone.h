@@ -40,6 +40,27 @@ typedef struct {
 } ngx_http_cg_counters_t;
 
 
+/*
+ * cg_sync: this node's allowance lease of a client's cluster-wide quota,
+ * taken from Redis and spent here (docs/redis.md).  Times are the low 32
+ * bits of ngx_current_msec (which all workers share), compared as
+ * differences.
+ */
+
+typedef struct {
+    uint32_t                  left;        /* units still to spend */
+    uint32_t                  want;        /* size of the last lease */
+    uint32_t                  spent;       /* since "since": the rate */
+    uint32_t                  rate;        /* requests/s, estimated */
+    uint32_t                  qhash;       /* the quota it was taken for */
+    uint32_t                  granted;     /* when the last one came */
+    uint32_t                  since;
+    uint32_t                  expires;     /* unusable from then on */
+    uint32_t                  fetching;    /* a fetch in flight since */
+    uint32_t                  denied;      /* Redis has none until then */
+} ngx_http_cg_lease_t;
+
+
 /* the rbtree node's "data" field is where this record starts */
 
 typedef struct {
@@ -52,6 +73,7 @@ typedef struct {
     cg_limit_state_t          state[CG_MAX_LIMITS];
     ngx_http_cg_counters_t    counters;
     cg_stats_t                stats;       /* cg_status: log phase */
+    ngx_http_cg_lease_t       lease;       /* cg_sync */
     u_char                    name[1];
 } ngx_http_cg_node_t;
 

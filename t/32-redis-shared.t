@@ -1,0 +1,148 @@
+#!/usr/bin/perl
+
+# Three nginx instances on one Redis share a client's quota: the cluster
+# admits exactly the quota (leases are granted only from what Redis still
+# has), requests are decided from leases (few Redis commands), and rejected
+# traffic costs Redis nothing once the window is spent.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use CG;
+use Test::More;
+use HTTP::Tiny;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time);
+
+my $redis = CG->new();
+my $rport = $redis->redis_start();
+
+my $QUOTA = 150;
+$redis->redis_cli('HSET', 'cg:quotas', 'shared', "quota=$QUOTA/h",
+                  'fast', 'quota=100000/h', 'rated', 'rate=100r/s burst=10');
+
+my @nodes;
+for my $i (0 .. 2) {
+    my $t = CG->new(redis_port => $rport);
+    $t->write_conf(<<'EOF2', workers => 2, access_log => 1);
+client_guard_zone zone=z:1m;
+client_guard_quota default quota=10/h;
+# a generous timeout: exact counts, even on a loaded test machine
+client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location / {
+        client_guard zone=z;
+        client_guard_identify $http_x_client;
+        add_header X-Redis $client_guard_redis always;
+        empty_gif;
+    }
+}
+EOF2
+    $t->start();
+    push @nodes, $t;
+}
+
+for my $t (@nodes) {
+    ok(CG::wait_until(sub {
+        ($t->get('/', { 'X-Client' => 'probe' })->{headers}{'x-redis'} // '')
+            eq 'LEASE' }, 5), 'node uses Redis');
+}
+
+# each node: 2 connections x 100 requests, all at once (3x the quota)
+
+sub blast {
+    my ($client, $per_conn) = @_;
+    my @kids;
+    for my $t (@nodes) {
+        for (1 .. 2) {
+            pipe(my $rd, my $wr);
+            my $pid = fork;
+            if ($pid == 0) {
+                close $rd;
+                my $c = $t->statuses($per_conn, '/', { 'X-Client' => $client });
+                print $wr join(',', map { "$_=$c->{$_}" } keys %$c);
+                close $wr;
+                POSIX::_exit(0);
+            }
+            close $wr;
+            push @kids, [$pid, $rd];
+        }
+    }
+    my %total;
+    for my $k (@kids) {
+        my $line = do { local $/; readline $k->[1] } // '';
+        waitpid($k->[0], 0);
+        $total{$1} += $2 while $line =~ /(\d+)=(\d+)/g;
+    }
+    return \%total;
+}
+
+my $total = blast('shared', 75);
+is($total->{200}, $QUOTA, "3 nodes at 3x the quota: exactly $QUOTA admitted")
+    or diag(explain $total);
+is($total->{429}, 3 * 2 * 75 - $QUOTA, 'the rest rejected');
+
+sub lease_calls {
+    my $info = join "\n", $redis->redis_cli('INFO', 'commandstats');
+    my $n = 0;
+    $n += $1 while $info =~ /^cmdstat_eval(?:sha)?:calls=(\d+)/mg;
+    return $n;
+}
+
+my $before = lease_calls();
+$total = blast('shared', 30);
+is($total->{429}, 3 * 2 * 30, 'spent window: everything rejected');
+my $after = lease_calls();
+ok($after - $before <= 6, 'spent window: rejected traffic costs Redis '
+   . 'nothing (' . ($after - $before) . ' lease calls for 180 requests)');
+
+$before = lease_calls();
+$total = blast('fast', 200);
+$after = lease_calls();
+is($total->{200}, 1200, 'large quota: all admitted');
+my $ratio = ($after - $before) / 1200;
+ok($ratio < 0.5, sprintf('leases: %.3f Redis lease calls per request', $ratio));
+diag(sprintf('lease calls per request at test rates: %.3f', $ratio));
+
+# a rate across the nodes: flat out for 1.5 s from 6 connections; the bound
+# (docs/redis.md) is r*L + (b + 1) + min(r * 2 * lease, n * (b + 1))
+
+my $L = 1.5;
+my $end = time + $L;
+my @kids;
+for my $t (@nodes) {
+    for (1 .. 2) {
+        pipe(my $rd, my $wr);
+        my $pid = fork;
+        if ($pid == 0) {
+            close $rd;
+            my $http = HTTP::Tiny->new(keep_alive => 1);
+            my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
+            my %c;
+            while (time < $end) {
+                $c{$http->get($url, { headers => { 'X-Client' => 'rated' } })
+                   ->{status}}++;
+            }
+            print $wr join(',', map { "$_=$c{$_}" } keys %c);
+            close $wr;
+            POSIX::_exit(0);
+        }
+        close $wr;
+        push @kids, [$pid, $rd];
+    }
+}
+my %rated;
+for my $k (@kids) {
+    my $line = do { local $/; readline $k->[1] } // '';
+    waitpid($k->[0], 0);
+    $rated{$1} += $2 while $line =~ /(\d+)=(\d+)/g;
+}
+my $max = 100 * $L + 11 + 20 + 5;    # + 5: requests in flight at the end
+ok(($rated{200} // 0) <= $max && ($rated{200} // 0) >= 100 * $L * 0.8,
+   "rate=100r/s burst=10 over 3 nodes for $L s: $rated{200} admitted "
+   . "(bound $max)") or diag(explain \%rated);
+
+$_->stop() for @nodes;
+done_testing();
