@@ -379,7 +379,6 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     ngx_http_cg_zone_t      *zone;
     ngx_http_cg_node_t      *node;
     cg_quota_t              *rq;
-    ngx_http_cg_quota_t     *q;
     ngx_http_cg_main_conf_t *mcf;
 
     if (ngx_http_cg_identify_request(r, lcf, ctx) != NGX_OK) {
@@ -409,28 +408,10 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
 
-    /*
-     * Redis (cg_sync) for this client, the configuration for this client,
-     * Redis "default", the configuration's "default"
-     */
-
-    rq = ngx_http_cg_sync_quota(&ctx->client);
-    q = NULL;
-
-    if (rq == NULL) {
-        q = ngx_http_cg_quota_lookup(&mcf->quotas, &ctx->client);
-
-        if (q == NULL) {
-            rq = ngx_http_cg_sync_default();
-            q = rq ? NULL : mcf->quotas.dflt;
-        }
-    }
+    rq = ngx_http_cg_client_quota(&mcf->quotas, &ctx->client, NULL);
 
     if (rq) {
         quota = *rq;
-
-    } else if (q) {
-        quota = q->quota;
 
     } else {
         ngx_memzero(&quota, sizeof(cg_quota_t));

@@ -1145,10 +1145,10 @@ ngx_http_cg_status_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
     ngx_http_cg_lview_t *views)
 {
     uint32_t                  i;
+    ngx_uint_t                redis;
     cg_quota_t               *quota;
     cg_limit_state_t          st;
     cg_limit_result_t         res;
-    ngx_http_cg_quota_t      *q;
     ngx_http_cg_lview_t      *lv;
     ngx_http_cg_main_conf_t  *mcf;
 
@@ -1159,35 +1159,8 @@ ngx_http_cg_status_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
     row->nlimits = 0;
     row->util = 0;
 
-    /*
-     * "The quota of client X", in the order enforcement uses (see
-     * ngx_http_cg_enforce): Redis for this client, the configuration for
-     * this client, Redis "default", the configuration's "default".
-     * TODO: one shared function for both.
-     */
-
-    quota = ngx_http_cg_sync_quota(&row->name);
-
-    if (quota) {
-        row->redis_quota = 1;
-
-    } else {
-        q = ngx_http_cg_quota_lookup(&mcf->quotas, &row->name);
-
-        if (q == NULL) {
-            quota = ngx_http_cg_sync_default();
-
-            if (quota) {
-                row->redis_quota = 1;
-
-            } else if (mcf->quotas.dflt) {
-                quota = &mcf->quotas.dflt->quota;
-            }
-
-        } else {
-            quota = &q->quota;
-        }
-    }
+    quota = ngx_http_cg_client_quota(&mcf->quotas, &row->name, &redis);
+    row->redis_quota = redis;
 
     if (quota == NULL) {
         return;
@@ -1349,6 +1322,7 @@ ngx_http_cg_status_rows(ngx_http_cg_report_t *rp)
 static void
 ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
+    time_t                     loaded;
     ngx_uint_t                 i, state;
     ngx_array_t               *errs;
     ngx_http_cg_main_conf_t   *mcf;
@@ -1368,21 +1342,25 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     }
 
     /*
-     * This worker's view.  TODO(redis): failure-policy transitions and
-     * sync lag are not exposed by cg_sync yet.
+     * This worker's view: the link, how often it was lost (each loss puts
+     * the failure policy in force), and how old the quota definitions are.
      */
 
     state = ngx_http_cg_sync_link_state();
+    loaded = ngx_http_cg_sync_loaded();
 
     ngx_http_cg_pr(o,
         "\"redis\":{\"configured\":true,\"link_state\":\"%s\","
         "\"failure_policy\":\"%s\",\"policy_in_force\":%s,"
         "\"quota_version\":%uL,\"live_nodes\":%ui,"
+        "\"link_outages\":%ui,\"quota_sync_age_s\":%T,"
         "\"stats_published_ms_ago\":%L,\"quota_errors\":[",
         state < 5 ? states[state] : "unknown",
         mcf->sync->policy < 3 ? policies[mcf->sync->policy] : "unknown",
         state == NGX_HTTP_CG_REDIS_READY ? "false" : "true",
         ngx_http_cg_sync_version(), ngx_http_cg_sync_live_nodes(),
+        ngx_http_cg_sync_outages(),
+        loaded ? ngx_time() - loaded : (time_t) -1,
         rp->publish_ms ? rp->now_ms - (int64_t) rp->publish_ms
                        : (int64_t) -1);
 
@@ -1662,6 +1640,7 @@ ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 static void
 ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
+    time_t                    loaded;
     ngx_array_t              *errs;
     ngx_http_cg_main_conf_t  *mcf;
 
@@ -1687,6 +1666,13 @@ ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
                        "Version of the quota definitions read from Redis.");
     ngx_http_cg_pr(o, "clientguard_redis_quota_version %uL\n",
                    ngx_http_cg_sync_version());
+
+    ngx_http_cg_family(o, rp, "clientguard_redis_quota_sync_age_seconds",
+                       "gauge", "Age of the quota definitions read from "
+                       "Redis; -1 before the first read.");
+    loaded = ngx_http_cg_sync_loaded();
+    ngx_http_cg_pr(o, "clientguard_redis_quota_sync_age_seconds %T\n",
+                   loaded ? ngx_time() - loaded : (time_t) -1);
 
     ngx_http_cg_family(o, rp, "clientguard_redis_quota_errors", "gauge",
                        "Bad quota definitions found in Redis.");

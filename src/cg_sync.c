@@ -1447,6 +1447,48 @@ ngx_http_cg_sync_default(void)
 }
 
 
+cg_quota_t *
+ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
+    ngx_uint_t *redis)
+{
+    cg_quota_t           *quota;
+    ngx_http_cg_quota_t  *q;
+
+    quota = ngx_http_cg_sync_quota(name);
+
+    if (quota == NULL) {
+        q = ngx_http_cg_quota_lookup(qt, name);
+
+        if (q) {
+            quota = &q->quota;
+
+        } else {
+            quota = ngx_http_cg_sync_default();
+
+            if (quota == NULL) {
+                if (redis) {
+                    *redis = 0;
+                }
+
+                return qt->dflt ? &qt->dflt->quota : NULL;
+            }
+        }
+
+        if (redis) {
+            *redis = (q == NULL);
+        }
+
+        return quota;
+    }
+
+    if (redis) {
+        *redis = 1;
+    }
+
+    return quota;
+}
+
+
 ngx_int_t
 ngx_http_cg_sync_api_key(ngx_str_t *key, ngx_str_t *name)
 {

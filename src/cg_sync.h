@@ -23,6 +23,7 @@
 
 #include "cg_redis.h"
 #include "cg_limiter.h"
+#include "cg_quota.h"
 #include "cg_zone.h"
 
 
@@ -81,6 +82,15 @@ cg_quota_t *ngx_http_cg_sync_quota(ngx_str_t *name);
 
 /* the quota Redis defines as "default", or NULL */
 cg_quota_t *ngx_http_cg_sync_default(void);
+
+/*
+ * The quota of a client, in the one order enforcement and the status
+ * output both use: Redis for this client, the configuration for this
+ * client, Redis "default", the configuration's "default".  NULL when none
+ * applies; "redis" (if not NULL) tells whether it came from Redis.
+ */
+cg_quota_t *ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt,
+    ngx_str_t *name, ngx_uint_t *redis);
 
 /* the client an API key (hex SHA-256 of it) belongs to; NGX_DECLINED */
 ngx_int_t ngx_http_cg_sync_api_key(ngx_str_t *key, ngx_str_t *name);

@@ -56,6 +56,10 @@ $j = decode_json($t->get('/status?sort=name')->{content});
 my $r = $j->{health}{redis};
 is($r->{configured}, JSON::PP::true, 'redis configured');
 is($r->{link_state}, 'ready', 'link_state ready');
+is($r->{link_outages}, 0, 'no outage yet');
+ok($r->{quota_sync_age_s} >= 0 && $r->{quota_sync_age_s} <= 6,
+   'quota definitions read within the last full refresh')
+    or diag($r->{quota_sync_age_s});
 is($r->{failure_policy}, 'open', 'failure_policy');
 is($r->{policy_in_force}, JSON::PP::false, 'policy not in force');
 ok($r->{live_nodes} >= 0, 'live_nodes');
@@ -69,6 +73,8 @@ is($c{'team-c'}{quota}{source}, 'config', 'team-c quota from the config');
 
 my $m = $t->get('/status?format=prometheus')->{content};
 like($m, qr/^clientguard_redis_up 1$/m, 'clientguard_redis_up');
+like($m, qr/^clientguard_redis_quota_sync_age_seconds [0-6]$/m,
+     'clientguard_redis_quota_sync_age_seconds');
 like($m, qr/^clientguard_redis_quota_errors [1-9]/m,
     'clientguard_redis_quota_errors');
 
@@ -107,6 +113,7 @@ $ok = CG::wait_until(sub {
 ok($ok, 'link not ready after Redis stopped')
     or diag(explain $j->{health}{redis});
 is($j->{health}{redis}{policy_in_force}, JSON::PP::true, 'policy in force');
+ok($j->{health}{redis}{link_outages} >= 1, 'the outage is counted');
 
 $t->allow_alerts();
 $t->stop();
