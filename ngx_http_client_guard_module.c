@@ -386,10 +386,17 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     }
 
     zone = lcf->zone;
+
+    if (ctx->reason != NGX_HTTP_CG_ID_OK && ctx->zone == NULL) {
+
+        /* once: a request resumed after waiting for a lease comes again */
+
+        (void) ngx_atomic_fetch_add(&zone->sh->unidentified[ctx->reason], 1);
+    }
+
     ctx->zone = zone;
 
     if (ctx->reason != NGX_HTTP_CG_ID_OK) {
-        (void) ngx_atomic_fetch_add(&zone->sh->unidentified[ctx->reason], 1);
 
         if (ctx->client.len == 0) {
             ctx->status = NGX_HTTP_CG_UNIDENTIFIED;

@@ -112,7 +112,7 @@ for my $mode ('silent', 'close') {
         $evalsha = grep { $_ eq 'EVALSHA' } @c;
         $eval = grep { $_ eq 'EVAL' } @c;
         return $evalsha == $eval;
-    }, 2);
+    }, 10 * CG::slow());
     is($evalsha, $eval, 'NOSCRIPT: retried once per lease, not more');
     $t->stop();
 }
