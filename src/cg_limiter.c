@@ -147,8 +147,7 @@ cg_limit_check(const cg_limit_t *lim, cg_limit_state_t *st, int64_t now,
     if (st->type != lim->type || st->period != lim->period) {
         st->type = lim->type;
         st->period = lim->period;
-        st->tat = 0;
-        st->window = 0;
+        st->tat = 0;        /* and st->window */
         st->used = 0;
     }
 

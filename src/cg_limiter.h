@@ -36,8 +36,10 @@ typedef struct {
 typedef struct {
     uint32_t        type;       /* the type this state was made for */
     uint32_t        period;
-    int64_t         tat;        /* RATE: theoretical arrival time, ns */
-    int64_t         window;     /* WINDOW: window number since the epoch */
+    union {
+        int64_t     tat;        /* RATE: theoretical arrival time, ns */
+        int64_t     window;     /* WINDOW: window number since the epoch */
+    };
     uint64_t        used;       /* WINDOW: requests admitted in the window */
 } cg_limit_state_t;
 

@@ -313,6 +313,17 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     if (ozone) {
         zone->sh = ozone->sh;
         zone->shpool = ozone->shpool;
+
+        /* a reload that brings in another build of the module */
+
+        if (zone->sh->layout != NGX_HTTP_CG_ZONE_LAYOUT) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "client_guard_zone \"%V\" was made by another "
+                          "version of the module: restart nginx to use "
+                          "this one", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
         return NGX_OK;
     }
 
@@ -329,6 +340,7 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     ngx_memzero(zone->sh, sizeof(ngx_http_cg_shctx_t));
+    zone->sh->layout = NGX_HTTP_CG_ZONE_LAYOUT;
 
     zone->shpool->data = zone->sh;
 

@@ -78,7 +78,14 @@ typedef struct {
 } ngx_http_cg_node_t;
 
 
+/* changes whenever the shape of the zone's contents changes */
+
+#define NGX_HTTP_CG_ZONE_LAYOUT                                              \
+    (0x43470000 + sizeof(ngx_http_cg_node_t))
+
+
 typedef struct {
+    uint32_t                  layout;      /* NGX_HTTP_CG_ZONE_LAYOUT */
     ngx_rbtree_t              rbtree;
     ngx_rbtree_node_t         sentinel;
     ngx_queue_t               queue;       /* LRU, most recent first */
