@@ -57,7 +57,7 @@ DEPS_BUILD  := gcc make libc6-dev nginx nginx-dev libhiredis-dev \
 	libpcre2-dev libssl-dev zlib1g-dev openssl perl
 DEPS_STATUS := prometheus chromium
 DEPS_TEST   := $(DEPS_BUILD) redis-server libcmocka-dev \
-	libio-socket-ssl-perl procps curl $(DEPS_STATUS)
+	libio-socket-ssl-perl procps curl libnginx-mod-nchan $(DEPS_STATUS)
 DEPS_DEMO   := $(DEPS_BUILD) redis-server procps curl
 DEPS_BENCH  := $(DEPS_BUILD) redis-server wrk haproxy gnuplot-nox curl libnginx-mod-http-lua linux-perf
 
