@@ -7,6 +7,7 @@
 #   make test            deps, module, unit, prove, then prove under ASan
 #                        (TESTS=t/ PROVE_JOBS=2 TEST_ASAN=1)
 #   make asan            module built with AddressSanitizer (build/asan/)
+#   make test-static NGINX_SRC=DIR   the module built into nginx, and the suite
 #   make test-asan       the prove suite against the ASan module
 #   make demo            redis + nginx + example traffic (DEMO_SECONDS=N)
 #   make bench           bench/run, when it exists
@@ -78,7 +79,7 @@ define apt_install
 endef
 
 .PHONY: all module deps deps-test deps-demo deps-bench deps-status deps-all \
-	unit test prove asan test-asan prove-asan demo bench clean check-dashboard
+	unit test prove asan test-asan prove-asan test-static demo bench clean check-dashboard
 
 all: module
 
@@ -202,6 +203,23 @@ test-asan:
 
 prove-asan:
 	CG_ASAN=1 CG_MODULE='$(ASAN_SO)' NGINX_BIN='$(ASAN_BIN)' \
+	    prove -r -j$(PROVE_JOBS) --timer $(TESTS)
+
+# the module built into nginx (--add-module) from an upstream tree, and the
+# suite against that binary: make test-static NGINX_SRC=/path/to/nginx-1.x.y
+STATIC_DIR := $(BUILD)/static
+
+test-static: src/cg_dashboard.h
+	@test -n '$(NGINX_SRC)' || { echo "test-static needs NGINX_SRC"; exit 1; }
+	@set -e; rm -rf '$(STATIC_DIR)'; mkdir -p '$(STATIC_DIR)'; \
+	cp -r '$(abspath $(NGINX_SRC))'/. '$(STATIC_DIR)'/; \
+	cd '$(STATIC_DIR)'; rm -rf objs Makefile; \
+	conf=./configure; [ -x "$$conf" ] || conf=auto/configure; \
+	$$conf $(UPSTREAM_FLAGS) --with-cc-opt='$(CC_WARN)' \
+	    --add-module='$(CURDIR)' > configure.log 2>&1 \
+	    || { cat configure.log; exit 1; }; \
+	$(MAKE) --no-print-directory -f objs/Makefile binary
+	CG_STATIC=1 NGINX_BIN='$(STATIC_DIR)/objs/nginx' \
 	    prove -r -j$(PROVE_JOBS) --timer $(TESTS)
 
 # --- demo, bench ------------------------------------------------------------------

@@ -21,6 +21,7 @@ package CG;
 #   NGINX_BIN   nginx binary (default /usr/sbin/nginx)
 #   CG_ASAN=1   run nginx with gcc's libasan preloaded; AddressSanitizer
 #               reports fail the log check; timeouts are tripled
+#   CG_STATIC=1 nginx has the module built in (--add-module): no load_module
 #   CG_KEEP=1   keep the temp directories (kept anyway when a test failed;
 #               their paths are printed)
 #
@@ -69,7 +70,7 @@ sub new {
 
     Test::More::BAIL_OUT("CG_MODULE $MODULE not found: run 'make' first"
         . ($ASAN ? " ('make asan' for CG_ASAN=1)" : ''))
-        unless -f $MODULE;
+        unless -f $MODULE || $ENV{CG_STATIC};
     Test::More::BAIL_OUT("nginx binary $NGINX not found (NGINX_BIN)")
         unless -x $NGINX;
 
@@ -137,7 +138,8 @@ sub write_conf {
     my $level = $opt{error_log_level} || 'info';
     my $main = defined $opt{main} ? $opt{main} : '';
     my $events = defined $opt{events} ? $opt{events} : '';
-    my $load = $opt{no_module} ? '' : "load_module $MODULE;";
+    my $load = ($opt{no_module} || $ENV{CG_STATIC}) ? ''
+        : "load_module $MODULE;";
 
     my $log = 'access_log off;';
     if ($opt{access_log}) {
