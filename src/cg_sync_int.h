@@ -1,0 +1,142 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_sync_int: private to the Redis part (cg_sync*.c); nothing else
+ * includes it.
+ *
+ * Owns: the types the cg_sync files share (the quota snapshot, a lease
+ * request in flight, a request's part in a decision, the per-worker state)
+ * and the functions one cg_sync file calls in another.
+ */
+
+
+#ifndef _CG_SYNC_INT_H_INCLUDED_
+#define _CG_SYNC_INT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/sha.h>
+
+#include "cg_common.h"
+
+
+#define NGX_HTTP_CG_TAKE_PASS        0
+#define NGX_HTTP_CG_TAKE_REJECT      1
+#define NGX_HTTP_CG_TAKE_WAIT        2
+#define NGX_HTTP_CG_TAKE_DOWN        3
+
+
+typedef struct ngx_http_cg_entry_s  ngx_http_cg_entry_t;
+
+struct ngx_http_cg_entry_s {
+    ngx_http_cg_entry_t        *next;
+    uint32_t                    hash;
+    ngx_str_t                   name;     /* client name, or key hex */
+    ngx_str_t                   value;    /* quota text, or client name */
+    cg_quota_t                  quota;
+};
+
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_http_cg_entry_t       **quotas;
+    ngx_uint_t                  nquotas;  /* buckets, a power of two */
+    ngx_http_cg_entry_t       **keys;
+    ngx_uint_t                  nkeys;
+    ngx_http_cg_entry_t        *dflt;
+    ngx_array_t                 errors;   /* ngx_http_cg_sync_error_t */
+    uint64_t                    version;
+} ngx_http_cg_snap_t;
+
+
+/* a lease request in flight: worker memory, never a request's pool */
+
+typedef struct ngx_http_cg_fetch_s  ngx_http_cg_fetch_t;
+
+struct ngx_http_cg_fetch_s {
+    ngx_http_cg_fetch_t        *next;     /* free list */
+    ngx_http_cg_zone_t         *zone;
+    cg_quota_t                  quota;
+    uint32_t                    qhash;
+    uint32_t                    hash;
+    uint32_t                    want;
+    ngx_uint_t                  retried;
+    uint32_t                    started;
+    size_t                      len;
+    u_char                      name[CG_NAME_MAX];
+};
+
+
+/* per request, in r->pool; linked into the waiters only while waiting */
+
+typedef struct {
+    ngx_queue_t                 queue;
+    ngx_http_request_t         *r;
+    ngx_http_cg_zone_t         *zone;
+    ngx_str_t                   name;
+    cg_quota_t                  quota;
+    uint32_t                    qhash;
+    uint32_t                    hash;
+    ngx_msec_t                  deadline;
+    ngx_uint_t                  how;      /* NGX_HTTP_CG_SYNC_* */
+    ngx_uint_t                  take;     /* NGX_HTTP_CG_TAKE_* */
+    uint64_t                    retry;
+    uint64_t                    remaining;
+    unsigned                    waiting:1;
+    unsigned                    resumed:1;
+} ngx_http_cg_sync_req_t;
+
+
+typedef struct {
+    ngx_http_cg_sync_conf_t    *conf;
+    ngx_http_cg_redis_t        *link;
+    ngx_http_cg_redis_t        *sub;
+    ngx_http_cg_snap_t         *snap;
+    ngx_http_cg_snap_t         *building;
+    ngx_event_t                 poll;
+    ngx_event_t                 wake;
+    ngx_queue_t                 waiters;
+    ngx_http_cg_fetch_t        *free;
+    ngx_uint_t                  nodes;    /* live, from heartbeats */
+    ngx_uint_t                  outages;
+    ngx_msec_t                  broken;   /* lease script failing until */
+    time_t                      loaded;   /* the snapshot, wall clock */
+    ngx_uint_t                  loading;
+    ngx_uint_t                  reload;   /* a change seen while loading */
+    ngx_msec_t                  last_load;
+    ngx_msec_t                  last_beat;
+    u_char                      sha[2 * SHA_DIGEST_LENGTH + 1];
+    ngx_str_t                   k_quotas;
+    ngx_str_t                   k_keys;
+    ngx_str_t                   k_version;
+    ngx_str_t                   k_channel;
+    ngx_str_t                   k_nodes;
+    ngx_str_t                   node_id;
+} ngx_http_cg_sync_worker_t;
+
+
+extern ngx_http_cg_sync_worker_t  ngx_http_cg_sync_w;
+
+/* the lease script (cg_sync_lease.c), for SCRIPT LOAD and its SHA1 */
+extern const char    ngx_http_cg_sync_script[];
+extern const size_t  ngx_http_cg_sync_script_len;
+
+
+/* cg_sync.c: the failure policy; NGX_OK decided, NGX_DECLINED locally */
+ngx_int_t ngx_http_cg_sync_policy(ngx_http_cg_ctx_t *ctx,
+    ngx_http_cg_sync_req_t *s, cg_quota_t *quota, ngx_int_t *binding,
+    cg_limit_result_t *res);
+
+/* cg_sync_quota.c: reads the quota definitions and API keys again */
+void ngx_http_cg_sync_load(void);
+
+/* cg_sync_lease.c: the waiting requests decide again */
+void ngx_http_cg_sync_wake_handler(ngx_event_t *ev);
+void ngx_http_cg_sync_wake(void);
+
+
+#endif /* _CG_SYNC_INT_H_INCLUDED_ */

@@ -1,0 +1,798 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_sync_quota: quota definitions and API keys read from Redis.
+ *
+ * Owns: the per-worker snapshot of the hashes {prefix}quotas and
+ * {prefix}apikeys with the version key, built from their replies and
+ * swapped by pointer; the parsing of a definition, bad values kept for
+ * the status output and logged once, the last good definition kept; the
+ * lookups enforcement makes (ngx_http_cg_client_quota(), the one lookup
+ * order of a client's quota, and ngx_http_cg_sync_api_key()).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/sha.h>
+
+#include "cg_common.h"
+#include "cg_sync_int.h"
+
+
+#define NGX_HTTP_CG_SYNC_VALUE_MAX   1024
+#define NGX_HTTP_CG_SYNC_ERRORS_MAX  64
+
+
+/* quota definitions: snapshots */
+
+static ngx_http_cg_entry_t *
+ngx_http_cg_snap_find(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
+    u_char *name, size_t len)
+{
+    uint32_t              hash;
+    ngx_http_cg_entry_t  *e;
+
+    if (n == 0) {
+        return NULL;
+    }
+
+    hash = ngx_crc32_short(name, len);
+
+    for (e = buckets[hash & (n - 1)]; e; e = e->next) {
+        if (e->hash == hash && e->name.len == len
+            && ngx_memcmp(e->name.data, name, len) == 0)
+        {
+            return e;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_cg_entry_t *
+ngx_http_cg_snap_add(ngx_pool_t *pool, ngx_http_cg_entry_t **buckets,
+    ngx_uint_t n, ngx_str_t *name, ngx_str_t *value)
+{
+    ngx_http_cg_entry_t  *e;
+
+    e = ngx_pcalloc(pool, sizeof(ngx_http_cg_entry_t));
+    if (e == NULL) {
+        return NULL;
+    }
+
+    e->name.data = ngx_pstrdup(pool, name);
+    e->value.data = ngx_pstrdup(pool, value);
+    if (e->name.data == NULL || (value->len && e->value.data == NULL)) {
+        return NULL;
+    }
+
+    e->name.len = name->len;
+    e->value.len = value->len;
+    e->hash = ngx_crc32_short(name->data, name->len);
+
+    e->next = buckets[e->hash & (n - 1)];
+    buckets[e->hash & (n - 1)] = e;
+
+    return e;
+}
+
+
+static ngx_uint_t
+ngx_http_cg_snap_size(ngx_uint_t n)
+{
+    ngx_uint_t  size;
+
+    for (size = 16; size < n; size <<= 1) { /* void */ }
+
+    return size;
+}
+
+
+static ngx_int_t
+ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
+    ngx_str_t *field, ngx_str_t *value, const char *error)
+{
+    u_char                    *p;
+    ngx_uint_t                 i, known;
+    ngx_str_t                  v;
+    ngx_http_cg_snap_t        *old;
+    ngx_http_cg_sync_error_t  *e, *oe;
+
+    v = *value;
+    if (v.len > 128) {
+        v.len = 128;
+    }
+
+    /* logged once: not again while the same bad value stays */
+
+    known = 0;
+    old = ngx_http_cg_sync_w.snap;
+
+    if (old) {
+        oe = old->errors.elts;
+
+        for (i = 0; i < old->errors.nelts; i++) {
+            if (oe[i].key.len == key->len
+                && oe[i].field.len == field->len
+                && oe[i].value.len == v.len
+                && ngx_memcmp(oe[i].key.data, key->data, key->len) == 0
+                && ngx_memcmp(oe[i].field.data, field->data, field->len)
+                   == 0
+                && ngx_memcmp(oe[i].value.data, v.data, v.len) == 0)
+            {
+                known = 1;
+                break;
+            }
+        }
+    }
+
+    if (!known && ngx_worker == 0) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "client guard: bad data in redis key \"%V\" field "
+                      "\"%V\" value \"%V\": %s; the last good definition "
+                      "stays", key, field, &v, error);
+    }
+
+    if (snap->errors.nelts >= NGX_HTTP_CG_SYNC_ERRORS_MAX) {
+        return NGX_OK;
+    }
+
+    e = ngx_array_push(&snap->errors);
+    if (e == NULL) {
+        return NGX_ERROR;
+    }
+
+    e->key.data = ngx_pstrdup(snap->pool, key);
+    e->field.data = ngx_pstrdup(snap->pool, field);
+    e->value.data = ngx_pstrdup(snap->pool, &v);
+
+    p = ngx_pnalloc(snap->pool, ngx_strlen(error));
+    if (e->key.data == NULL || e->field.data == NULL || p == NULL
+        || (v.len && e->value.data == NULL))
+    {
+        return NGX_ERROR;
+    }
+
+    e->key.len = key->len;
+    e->field.len = field->len;
+    e->value.len = v.len;
+    e->error.len = ngx_strlen(error);
+    e->error.data = p;
+    ngx_memcpy(p, error, e->error.len);
+
+    return NGX_OK;
+}
+
+
+static const char *
+ngx_http_cg_sync_parse_quota(cg_quota_t *q, u_char *p, size_t len)
+{
+    u_char      *last, *start;
+    const char  *err;
+
+    ngx_memzero(q, sizeof(cg_quota_t));
+
+    if (len > NGX_HTTP_CG_SYNC_VALUE_MAX) {
+        return "value too long";
+    }
+
+    last = p + len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ' ' && *p != '\t') {
+            p++;
+        }
+
+        if (p == start) {
+            break;
+        }
+
+        err = cg_parse_quota_arg(q, start, p - start);
+        if (err) {
+            return err;
+        }
+    }
+
+    return cg_quota_validate(q);
+}
+
+
+static ngx_http_cg_snap_t *
+ngx_http_cg_snap_create(void)
+{
+    ngx_pool_t          *pool;
+    ngx_http_cg_snap_t  *snap;
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    snap = ngx_pcalloc(pool, sizeof(ngx_http_cg_snap_t));
+    if (snap == NULL
+        || ngx_array_init(&snap->errors, pool, 4,
+                          sizeof(ngx_http_cg_sync_error_t))
+           != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    snap->pool = pool;
+
+    return snap;
+}
+
+
+/* copies a section of the old snapshot when Redis gave nothing usable */
+
+static ngx_int_t
+ngx_http_cg_snap_copy(ngx_http_cg_snap_t *snap, ngx_uint_t keys)
+{
+    ngx_uint_t            i, n;
+    ngx_http_cg_entry_t  *e, *ne, **buckets, **old;
+    ngx_http_cg_snap_t   *prev;
+
+    prev = ngx_http_cg_sync_w.snap;
+
+    n = 16;
+    if (prev) {
+        n = keys ? prev->nkeys : prev->nquotas;
+        n = n ? n : 16;
+    }
+
+    buckets = ngx_pcalloc(snap->pool, n * sizeof(ngx_http_cg_entry_t *));
+    if (buckets == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (keys) {
+        snap->keys = buckets;
+        snap->nkeys = n;
+
+    } else {
+        snap->quotas = buckets;
+        snap->nquotas = n;
+    }
+
+    if (prev == NULL) {
+        return NGX_OK;
+    }
+
+    old = keys ? prev->keys : prev->quotas;
+
+    for (i = 0; old && i < n; i++) {
+        for (e = old[i]; e; e = e->next) {
+            ne = ngx_http_cg_snap_add(snap->pool, buckets, n, &e->name,
+                                      &e->value);
+            if (ne == NULL) {
+                return NGX_ERROR;
+            }
+
+            ne->quota = e->quota;
+
+            if (!keys && e == prev->dflt) {
+                snap->dflt = ne;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
+    void *data)
+{
+    int                         len;
+    u_char                      name[CG_NAME_MAX];
+    ngx_str_t                   field, value, nm, empty;
+    ngx_uint_t                  i, n;
+    cg_quota_t                  q;
+    const char                 *err;
+    redisReply                 *f, *v;
+    ngx_http_cg_snap_t         *snap;
+    ngx_http_cg_entry_t        *e, *old;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    snap = w->building;
+
+    if (snap == NULL) {
+        return;
+    }
+
+    if (reply == NULL) {
+        ngx_destroy_pool(snap->pool);
+        w->building = NULL;
+        w->loading = 0;
+        return;
+    }
+
+    ngx_str_null(&empty);
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        value.data = (u_char *) (reply->type == REDIS_REPLY_ERROR
+                                 ? reply->str : "");
+        value.len = reply->type == REDIS_REPLY_ERROR ? reply->len : 0;
+
+        (void) ngx_http_cg_snap_error(snap, &w->k_quotas, &empty, &value,
+                                      "not a hash");
+        goto keep;
+    }
+
+    n = ngx_http_cg_snap_size(reply->elements / 2 * 2);
+
+    snap->quotas = ngx_pcalloc(snap->pool, n * sizeof(ngx_http_cg_entry_t *));
+    if (snap->quotas == NULL) {
+        goto failed;
+    }
+
+    snap->nquotas = n;
+
+    for (i = 0; i + 1 < reply->elements; i += 2) {
+        f = reply->element[i];
+        v = reply->element[i + 1];
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        field.data = (u_char *) f->str;
+        field.len = f->len;
+        value.data = (u_char *) v->str;
+        value.len = v->len;
+
+        len = cg_name_normalize(name, field.data, field.len, CG_NAME_MAX);
+
+        if (len < 0) {
+            if (ngx_http_cg_snap_error(snap, &w->k_quotas, &field, &value,
+                                       "invalid client name")
+                != NGX_OK)
+            {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        nm.data = name;
+        nm.len = len;
+
+        err = ngx_http_cg_sync_parse_quota(&q, value.data, value.len);
+
+        if (err) {
+            if (ngx_http_cg_snap_error(snap, &w->k_quotas, &field, &value,
+                                       err)
+                != NGX_OK)
+            {
+                goto failed;
+            }
+
+            /* the last good definition stays */
+
+            old = w->snap ? ngx_http_cg_snap_find(w->snap->quotas,
+                                                  w->snap->nquotas,
+                                                  nm.data, nm.len)
+                          : NULL;
+            if (old == NULL) {
+                continue;
+            }
+
+            q = old->quota;
+            value = old->value;
+        }
+
+        e = ngx_http_cg_snap_find(snap->quotas, n, nm.data, nm.len);
+        if (e == NULL) {
+            e = ngx_http_cg_snap_add(snap->pool, snap->quotas, n, &nm,
+                                     &value);
+            if (e == NULL) {
+                goto failed;
+            }
+        }
+
+        e->quota = q;
+
+        if (nm.len == 7 && ngx_strncmp(nm.data, "default", 7) == 0) {
+            snap->dflt = e;
+        }
+    }
+
+    return;
+
+keep:
+
+    if (ngx_http_cg_snap_copy(snap, 0) == NGX_OK) {
+        return;
+    }
+
+failed:
+
+    ngx_destroy_pool(snap->pool);
+    w->building = NULL;
+    w->loading = 0;
+}
+
+
+static void
+ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
+    void *data)
+{
+    int                         len;
+    u_char                      name[CG_NAME_MAX];
+    ngx_str_t                   field, value, nm, empty;
+    ngx_uint_t                  i, j, n, ok;
+    redisReply                 *f, *v;
+    ngx_http_cg_snap_t         *snap;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    snap = w->building;
+
+    if (snap == NULL) {
+        return;
+    }
+
+    if (reply == NULL) {
+        goto failed;
+    }
+
+    ngx_str_null(&empty);
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        value.data = (u_char *) (reply->type == REDIS_REPLY_ERROR
+                                 ? reply->str : "");
+        value.len = reply->type == REDIS_REPLY_ERROR ? reply->len : 0;
+
+        (void) ngx_http_cg_snap_error(snap, &w->k_keys, &empty, &value,
+                                      "not a hash");
+
+        if (ngx_http_cg_snap_copy(snap, 1) != NGX_OK) {
+            goto failed;
+        }
+
+        goto swap;
+    }
+
+    n = ngx_http_cg_snap_size(reply->elements / 2 * 2);
+
+    snap->keys = ngx_pcalloc(snap->pool, n * sizeof(ngx_http_cg_entry_t *));
+    if (snap->keys == NULL) {
+        goto failed;
+    }
+
+    snap->nkeys = n;
+
+    for (i = 0; i + 1 < reply->elements; i += 2) {
+        f = reply->element[i];
+        v = reply->element[i + 1];
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        field.data = (u_char *) f->str;
+        field.len = f->len;
+        value.data = (u_char *) v->str;
+        value.len = v->len;
+
+        ok = (field.len == 2 * SHA256_DIGEST_LENGTH);
+
+        for (j = 0; ok && j < field.len; j++) {
+            ok = (field.data[j] >= '0' && field.data[j] <= '9')
+                 || (field.data[j] >= 'a' && field.data[j] <= 'f');
+        }
+
+        if (!ok) {
+            if (ngx_http_cg_snap_error(snap, &w->k_keys, &field, &value,
+                                       "not a lowercase hex SHA-256")
+                != NGX_OK)
+            {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        len = cg_name_normalize(name, value.data, value.len, CG_NAME_MAX);
+
+        if (len < 0) {
+            if (ngx_http_cg_snap_error(snap, &w->k_keys, &field, &value,
+                                       "invalid client name")
+                != NGX_OK)
+            {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        nm.data = name;
+        nm.len = len;
+
+        if (ngx_http_cg_snap_find(snap->keys, n, field.data, field.len)) {
+            continue;
+        }
+
+        if (ngx_http_cg_snap_add(snap->pool, snap->keys, n, &field, &nm)
+            == NULL)
+        {
+            goto failed;
+        }
+    }
+
+swap:
+
+    if (snap->quotas == NULL) {
+        goto failed;
+    }
+
+    if (w->snap) {
+        ngx_destroy_pool(w->snap->pool);
+    }
+
+    w->snap = snap;
+    w->building = NULL;
+    w->loading = 0;
+    w->loaded = ngx_time();
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "client guard: quotas version %uL loaded", snap->version);
+
+    if (w->reload) {
+        w->reload = 0;
+        ngx_http_cg_sync_load();
+    }
+
+    return;
+
+failed:
+
+    ngx_destroy_pool(snap->pool);
+    w->building = NULL;
+    w->loading = 0;
+}
+
+
+static void
+ngx_http_cg_sync_load_version(ngx_http_cg_redis_t *link, redisReply *reply,
+    void *data)
+{
+    ngx_int_t                   n;
+    ngx_str_t                   value, empty;
+    ngx_http_cg_snap_t         *snap;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    snap = w->building;
+
+    if (snap == NULL || reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        n = ngx_atoi((u_char *) reply->str, reply->len);
+
+        if (n == NGX_ERROR) {
+            value.data = (u_char *) reply->str;
+            value.len = reply->len;
+            ngx_str_null(&empty);
+
+            (void) ngx_http_cg_snap_error(snap, &w->k_version, &empty,
+                                          &value, "not a number");
+
+            snap->version = (uint64_t) -1;
+
+        } else {
+            snap->version = n;
+        }
+    }
+}
+
+
+void
+ngx_http_cg_sync_load(void)
+{
+    size_t                      len[2];
+    const char                 *argv[2];
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    if (!ngx_http_cg_redis_ready(w->link)) {
+        return;
+    }
+
+    if (w->loading) {
+        w->reload = 1;
+        return;
+    }
+
+    w->building = ngx_http_cg_snap_create();
+    if (w->building == NULL) {
+        return;
+    }
+
+    w->loading = 1;
+    w->last_load = ngx_current_msec;
+
+    argv[0] = "GET";
+    len[0] = 3;
+    argv[1] = (const char *) w->k_version.data;
+    len[1] = w->k_version.len;
+
+    if (ngx_http_cg_redis_send(w->link, 2, argv, len,
+                               ngx_http_cg_sync_load_version, w)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    argv[0] = "HGETALL";
+    len[0] = 7;
+    argv[1] = (const char *) w->k_quotas.data;
+    len[1] = w->k_quotas.len;
+
+    if (ngx_http_cg_redis_send(w->link, 2, argv, len,
+                               ngx_http_cg_sync_quotas_done, w)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    argv[1] = (const char *) w->k_keys.data;
+    len[1] = w->k_keys.len;
+
+    if (ngx_http_cg_redis_send(w->link, 2, argv, len,
+                               ngx_http_cg_sync_keys_done, w)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    return;
+
+failed:
+
+    /* a failure inside send already ran the handlers */
+
+    if (w->building) {
+        ngx_destroy_pool(w->building->pool);
+        w->building = NULL;
+    }
+
+    w->loading = 0;
+}
+
+
+/* lookups */
+
+cg_quota_t *
+ngx_http_cg_sync_quota(ngx_str_t *name)
+{
+    ngx_http_cg_entry_t  *e;
+    ngx_http_cg_snap_t   *snap;
+
+    snap = ngx_http_cg_sync_w.snap;
+
+    if (snap == NULL) {
+        return NULL;
+    }
+
+    e = ngx_http_cg_snap_find(snap->quotas, snap->nquotas, name->data,
+                              name->len);
+
+    return e ? &e->quota : NULL;
+}
+
+
+cg_quota_t *
+ngx_http_cg_sync_default(void)
+{
+    ngx_http_cg_snap_t  *snap;
+
+    snap = ngx_http_cg_sync_w.snap;
+
+    return (snap && snap->dflt) ? &snap->dflt->quota : NULL;
+}
+
+
+cg_quota_t *
+ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
+    ngx_uint_t *redis)
+{
+    cg_quota_t           *quota;
+    ngx_http_cg_quota_t  *q;
+
+    quota = ngx_http_cg_sync_quota(name);
+
+    if (quota == NULL) {
+        q = ngx_http_cg_quota_lookup(qt, name);
+
+        if (q) {
+            quota = &q->quota;
+
+        } else {
+            quota = ngx_http_cg_sync_default();
+
+            if (quota == NULL) {
+                if (redis) {
+                    *redis = 0;
+                }
+
+                return qt->dflt ? &qt->dflt->quota : NULL;
+            }
+        }
+
+        if (redis) {
+            *redis = (q == NULL);
+        }
+
+        return quota;
+    }
+
+    if (redis) {
+        *redis = 1;
+    }
+
+    return quota;
+}
+
+
+ngx_int_t
+ngx_http_cg_sync_api_key(ngx_str_t *key, ngx_str_t *name)
+{
+    u_char                hex[2 * SHA256_DIGEST_LENGTH];
+    u_char                md[SHA256_DIGEST_LENGTH];
+    ngx_http_cg_entry_t  *e;
+    ngx_http_cg_snap_t   *snap;
+
+    snap = ngx_http_cg_sync_w.snap;
+
+    if (snap == NULL || snap->nkeys == 0) {
+        return NGX_DECLINED;
+    }
+
+    SHA256(key->data, key->len, md);
+    ngx_hex_dump(hex, md, SHA256_DIGEST_LENGTH);
+
+    e = ngx_http_cg_snap_find(snap->keys, snap->nkeys, hex, sizeof(hex));
+    if (e == NULL) {
+        return NGX_DECLINED;
+    }
+
+    *name = e->value;
+
+    return NGX_OK;
+}
+
+
+/* for the status output */
+
+ngx_array_t *
+ngx_http_cg_sync_errors(void)
+{
+    return ngx_http_cg_sync_w.snap ? &ngx_http_cg_sync_w.snap->errors : NULL;
+}
+
+
+uint64_t
+ngx_http_cg_sync_version(void)
+{
+    return ngx_http_cg_sync_w.snap ? ngx_http_cg_sync_w.snap->version : 0;
+}
+
+
+time_t
+ngx_http_cg_sync_loaded(void)
+{
+    return ngx_http_cg_sync_w.loaded;
+}
