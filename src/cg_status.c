@@ -818,7 +818,7 @@ ngx_http_cg_status_find(ngx_http_cg_shctx_t *sh, ngx_str_t *name)
 
 
 static void
-ngx_http_cg_status_copy(ngx_http_cg_snap_t *s, ngx_rbtree_node_t *node)
+ngx_http_cg_status_copy(ngx_http_cg_rec_copy_t *s, ngx_rbtree_node_t *node)
 {
     ngx_http_cg_node_t  *cn;
 
@@ -838,7 +838,7 @@ ngx_http_cg_status_collect(ngx_http_cg_report_t *rp)
     ngx_slab_pool_t        *pool;
     ngx_rbtree_node_t      *node;
     ngx_http_cg_zone_t     *zone;
-    ngx_http_cg_snap_t     *snaps;
+    ngx_http_cg_rec_copy_t     *snaps;
     ngx_http_cg_shctx_t    *sh;
     ngx_http_cg_node_t     *cn;
 
@@ -885,7 +885,7 @@ ngx_http_cg_status_collect(ngx_http_cg_report_t *rp)
      */
 
     if (ngx_http_cg_scratch(&ngx_http_cg_snaps,
-                            max * sizeof(ngx_http_cg_snap_t))
+                            max * sizeof(ngx_http_cg_rec_copy_t))
         != NGX_OK
         || ngx_http_cg_scratch(&ngx_http_cg_rows,
                                max * sizeof(ngx_http_cg_row_t))

@@ -80,7 +80,7 @@ typedef struct {
 typedef struct {
     ngx_http_cg_node_t        node;
     u_char                    rest[CG_NAME_MAX];
-} ngx_http_cg_snap_t;
+} ngx_http_cg_rec_copy_t;
 
 
 typedef struct {
@@ -94,7 +94,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_cg_snap_t       *snap;
+    ngx_http_cg_rec_copy_t       *snap;
     ngx_str_t                 name;
     cg_stats_t               *st;
     double                    base;        /* request rate baseline */

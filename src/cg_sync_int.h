@@ -86,6 +86,7 @@ typedef struct {
     ngx_uint_t                  take;     /* NGX_HTTP_CG_TAKE_* */
     uint64_t                    retry;
     uint64_t                    remaining;
+    ngx_uint_t                  binding;     /* the limit that binds */
     unsigned                    waiting:1;
     unsigned                    resumed:1;
 } ngx_http_cg_sync_req_t;

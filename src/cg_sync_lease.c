@@ -43,6 +43,8 @@ const char  ngx_http_cg_sync_script[] =
     "local grant = want\n"
     "local wavail = nil\n"
     "local retry = 0\n"
+    "local bind = 1\n"
+    "local least = nil\n"
     "local st = {}\n"
     "for i = 1, #KEYS do\n"
     "  local b = 2 + (i - 1) * 4\n"
@@ -65,6 +67,7 @@ const char  ngx_http_cg_sync_script[] =
     "    r = period - (now % period)\n"
     "    if wavail == nil or a < wavail then wavail = a end\n"
     "  end\n"
+    "  if least == nil or a < least then least = a; bind = i end\n"
     "  if a < grant then grant = a end\n"
     "  if a == 0 and r > retry then retry = r end\n"
     "end\n"
@@ -87,7 +90,7 @@ const char  ngx_http_cg_sync_script[] =
     "  end\n"
     "  retry = 0\n"
     "end\n"
-    "return { grant, math.ceil(retry / 1000) }\n";
+    "return { grant, math.ceil(retry / 1000), bind }\n";
 
 const size_t  ngx_http_cg_sync_script_len =
     sizeof(ngx_http_cg_sync_script) - 1;
@@ -142,7 +145,8 @@ ngx_http_cg_lease_ttl(cg_quota_t *q)
 
 static ngx_uint_t
 ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
-    uint32_t now, uint32_t *want, uint64_t *retry, uint64_t *remaining)
+    uint32_t now, uint32_t *want, uint64_t *retry, uint64_t *remaining,
+    ngx_uint_t *binding)
 {
     uint32_t          rate, est;
     ngx_uint_t        rc, active, fetch;
@@ -158,11 +162,14 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         l->denied = 0;
         l->want = 0;
         l->fetching = 0;
+        l->binding = 0;
     }
 
     if (l->since == 0) {
         l->since = now;
     }
+
+    *binding = l->binding;
 
     active = l->fetching
              && (int32_t) (now - l->fetching)
@@ -269,7 +276,7 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
 {
     ngx_http_cg_fetch_t  *f = data;
 
-    int64_t               granted, retry;
+    int64_t               granted, retry, binding;
     uint32_t              now32;
     ngx_str_t             name;
     ngx_msec_t            now;
@@ -292,13 +299,20 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
 
     granted = -1;
     retry = 0;
+    binding = 0;
 
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
         && reply->element[0]->type == REDIS_REPLY_INTEGER
-        && reply->element[1]->type == REDIS_REPLY_INTEGER)
+        && reply->element[1]->type == REDIS_REPLY_INTEGER
+        && reply->element[2]->type == REDIS_REPLY_INTEGER)
     {
         granted = reply->element[0]->integer;
         retry = reply->element[1]->integer;
+        binding = reply->element[2]->integer - 1;
+
+        if (binding < 0 || binding >= (int64_t) f->quota.nlimits) {
+            binding = 0;
+        }
 
     } else if (reply) {
 
@@ -328,6 +342,7 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
     {
         l = &node->lease;
         l->fetching = 0;
+        l->binding = (uint32_t) binding;
 
         if (granted > 0) {
             if (l->left == 0 || (int32_t) (l->expires - now32) <= 0) {
@@ -492,7 +507,7 @@ ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 static ngx_uint_t
 ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, cg_quota_t *q, uint32_t qhash, uint64_t *retry,
-    uint64_t *remaining)
+    uint64_t *remaining, ngx_uint_t *binding)
 {
     uint32_t             want, started;
     ngx_uint_t           rc;
@@ -512,7 +527,7 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 
     } else {
         rc = ngx_http_cg_lease_take(&node->lease, qhash, (uint32_t) now,
-                                    &want, retry, remaining);
+                                    &want, retry, remaining, binding);
         started = node->lease.fetching;
     }
 
@@ -530,7 +545,10 @@ static void
 ngx_http_cg_sync_result(ngx_http_cg_sync_req_t *s, cg_quota_t *quota,
     ngx_int_t *binding, cg_limit_result_t *res)
 {
-    *binding = quota->nlimits ? 0 : -1;
+    /* the limit the last lease was cut short by, as Redis said */
+
+    *binding = s->binding < quota->nlimits ? (ngx_int_t) s->binding
+                                           : (quota->nlimits ? 0 : -1);
 
     res->allowed = (s->take == NGX_HTTP_CG_TAKE_PASS);
     res->remaining = s->remaining;
@@ -578,7 +596,8 @@ ngx_http_cg_sync_enforce(ngx_http_request_t *r, void *data,
     s->qhash = ngx_http_cg_quota_hash(quota);
 
     s->take = ngx_http_cg_sync_take(zone, &ctx->client, hash, quota,
-                                    s->qhash, &s->retry, &s->remaining);
+                                    s->qhash, &s->retry, &s->remaining,
+                                    &s->binding);
 
     switch (s->take) {
 
@@ -681,7 +700,7 @@ ngx_http_cg_sync_wake(void)
 
         s->take = ngx_http_cg_sync_take(s->zone, &s->name, s->hash,
                                         &s->quota, s->qhash, &s->retry,
-                                        &s->remaining);
+                                        &s->remaining, &s->binding);
 
         if (s->take == NGX_HTTP_CG_TAKE_WAIT
             && (ngx_msec_int_t) (s->deadline - ngx_current_msec) > 0)

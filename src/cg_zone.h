@@ -58,6 +58,7 @@ typedef struct {
     uint32_t                  expires;     /* unusable from then on */
     uint32_t                  fetching;    /* a fetch in flight since */
     uint32_t                  denied;      /* Redis has none until then */
+    uint32_t                  binding;     /* the limit Redis said binds */
 } ngx_http_cg_lease_t;
 
 

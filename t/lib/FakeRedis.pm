@@ -132,7 +132,7 @@ sub _serve {
             my $nkeys = $cmd->[2];
             my $want = $cmd->[3 + $nkeys];
             my $g = $want < $grant ? $want : $grant;
-            $r = "*2\r\n:$g\r\n:" . ($g ? 0 : 1000) . "\r\n";
+            $r = "*3\r\n:$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n";
         } else {
             $r = "-ERR unknown command '$name'\r\n";
         }

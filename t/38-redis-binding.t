@@ -1,0 +1,44 @@
+#!/usr/bin/perl
+# With cluster-wide counting, the limit that decides is the one Redis says
+# cut the lease short: headers and the rejection log name it, not simply the
+# first limit of the quota.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use CG;
+
+my $t = CG->new();
+$t->redis_start();
+
+$t->write_conf(<<'EOF');
+    client_guard_zone zone=z:1m;
+    client_guard_quota team-d rate=100r/s burst=100 quota=3/d;
+    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        location / {
+            client_guard zone=z;
+            client_guard_identify $http_x_client_id;
+            add_header X-Redis $client_guard_redis always;
+            empty_gif;
+        }
+    }
+EOF
+
+$t->start();
+
+my @r = map { $t->get('/', { 'X-Client-Id' => 'team-d' }) } 1 .. 4;
+is(join(' ', map { $_->{status} } @r), '200 200 200 429',
+   'the day quota of 3 holds');
+like($r[0]{headers}{'x-redis'}, qr/^(LEASE|WAITED)$/, 'counted through Redis');
+like($r[3]{headers}{'ratelimit'}, qr/^"quota_d";r=0;/,
+     'RateLimit names the day quota');
+ok($t->wait_for_log(qr/limiting client "team-d" by quota=3\/d \(limit 2 of 2\)/),
+   'the rejection log names the day quota');
+
+$t->stop();
+done_testing();
