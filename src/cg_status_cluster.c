@@ -390,6 +390,7 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_redis_t *link, redisReply *reply,
 {
     ngx_http_cg_cluster_t  *cl = data;
 
+    int                    len;
     u_char                *p, *last, *t;
     size_t                 i;
     int64_t                v[3];
@@ -477,7 +478,21 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_redis_t *link, redisReply *reply,
             break;
         }
 
-        ngx_memcpy(e->name.data, f->str, f->len);
+        /*
+         * nodes publish normalised names only: anything else in the hash
+         * was not written by a node, and is left out rather than printed
+         */
+
+        len = cg_name_normalize(e->name.data, (u_char *) f->str, f->len,
+                                CG_NAME_MAX);
+
+        if (len < 0 || (size_t) len != f->len
+            || ngx_memcmp(e->name.data, f->str, f->len) != 0)
+        {
+            cl->entries.nelts--;
+            continue;
+        }
+
         e->name.len = f->len;
 
         /* 8 counters, then 4 rates with 3 decimals */

@@ -89,6 +89,19 @@ is($j->{clients}[0]{name}, 'team-a', 'sorted by requests');
 my $j2 = cluster($t2);
 is(client($j2, 'team-a')->{requests_total}, 8, 'the same from node 2');
 
+# a field no node wrote (a name with a quote) is left out, the answer stays
+# valid JSON
+{
+    my ($key) = grep { !/stats-nodes/ } $t1->redis_cli('KEYS', 'cg:stats:*');
+    my $val = $t1->redis_cli('HGET', $key, 'team-a');
+    $t1->redis_cli('HSET', $key, 'evil"x', $val);
+    my $r = $t1->get('/status?scope=cluster');
+    my $jj = eval { decode_json($r->{content}) };
+    ok($jj, 'tampered stats: still valid JSON') or diag($r->{content});
+    ok($jj && !(grep { $_->{name} =~ /evil/ } @{ $jj->{clients} }),
+       'tampered stats: the foreign name is left out');
+}
+
 $j = cluster($t1, 'client=team-b');
 is($j->{clients_shown}, 1, 'client= in the cluster view');
 is($j->{clients}[0]{name}, 'team-b', 'client= finds team-b');
