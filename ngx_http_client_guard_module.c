@@ -477,6 +477,13 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     if (node) {
         node->counters.requests++;
         node->counters.outcome[status]++;
+
+        /* pinned until the log phase: no second lookup, no eviction */
+
+        if (ctx->node == NULL) {
+            node->refs++;
+            ctx->node = node;
+        }
     }
 
     ngx_http_cg_zone_unlock(zone);
@@ -1166,18 +1173,23 @@ ngx_http_cg_log_handler(ngx_http_request_t *r)
     ngx_http_cg_ctx_t        *ctx;
     ngx_http_cg_main_conf_t  *mcf;
 
+    if (r != r->main) {
+        /* a logged subrequest shares the main request's pool and ctx */
+        return NGX_OK;
+    }
+
     ctx = ngx_http_cg_get_ctx(r, 0);
 
-    if (ctx == NULL || ctx->zone == NULL || ctx->client.len == 0
-        || ctx->status == NGX_HTTP_CG_NONE)
-    {
+    if (ctx == NULL || ctx->node == NULL) {
         return NGX_OK;
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
 
-    ngx_http_cg_status_log(r, ctx->zone, &ctx->client, ctx->status,
+    ngx_http_cg_status_log(r, ctx->zone, ctx->node, ctx->status,
                            &mcf->anomaly);
+
+    ctx->node = NULL;
 
     return NGX_OK;
 }

@@ -52,6 +52,7 @@ typedef struct {
     ngx_str_t                   client;      /* normalised, or fallback */
     ngx_str_t                   raw;         /* a value that was refused */
     ngx_http_cg_zone_t         *zone;        /* where it was counted */
+    ngx_http_cg_node_t         *node;        /* pinned until the log phase */
     ngx_uint_t                  status;      /* NGX_HTTP_CG_PASSED ... */
     ngx_uint_t                  reason;      /* NGX_HTTP_CG_ID_OK ... */
     ngx_uint_t                  code;        /* not reject_status */

@@ -216,14 +216,12 @@ ngx_http_cg_anomaly_init(cg_anomaly_t *an)
 
 void
 ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_str_t *client, ngx_uint_t outcome, const cg_anomaly_t *an)
+    ngx_http_cg_node_t *node, ngx_uint_t outcome, const cg_anomaly_t *an)
 {
     int64_t                     ms;
-    uint32_t                    hash;
     ngx_uint_t                  i;
     ngx_time_t                 *tp;
     cg_stats_req_t              req;
-    ngx_http_cg_node_t         *node;
     ngx_http_upstream_state_t  *state;
 
     ngx_memzero(&req, sizeof(cg_stats_req_t));
@@ -259,16 +257,10 @@ ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
         req.upstream_ms = ms < UINT32_MAX ? (uint32_t) ms : UINT32_MAX;
     }
 
-    hash = ngx_crc32_short(client->data, client->len);
-
     ngx_http_cg_zone_lock(zone);
 
-    node = ngx_http_cg_zone_node(zone, client, hash, ngx_current_msec, 0);
-
-    if (node) {
-        cg_stats_add(&node->stats, (uint32_t) tp->sec, node->created, &req,
-                     an);
-    }
+    cg_stats_add(&node->stats, (uint32_t) tp->sec, node->created, &req, an);
+    node->refs--;
 
     ngx_http_cg_zone_unlock(zone);
 }

@@ -62,12 +62,13 @@ ngx_int_t ngx_http_cg_status_init_process(ngx_cycle_t *cycle);
 void ngx_http_cg_status_exit_process(ngx_cycle_t *cycle);
 
 /*
- * The log phase: counts a finished request in its client's record, found
- * again by name (it may have been evicted meanwhile).  "outcome" is the
- * module's decision (NGX_HTTP_CG_PASSED ...).
+ * The log phase: counts a finished request in its client's record, which
+ * the preaccess handler pinned (node->refs) so that it could not be evicted
+ * meanwhile, and unpins it.  "outcome" is the module's decision
+ * (NGX_HTTP_CG_PASSED ...).
  */
 void ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_str_t *client, ngx_uint_t outcome, const cg_anomaly_t *an);
+    ngx_http_cg_node_t *node, ngx_uint_t outcome, const cg_anomaly_t *an);
 
 
 #endif /* _CG_STATUS_H_INCLUDED_ */

@@ -497,14 +497,30 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 static void
 ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 {
-    ngx_queue_t         *q;
+    ngx_uint_t           skipped;
+    ngx_queue_t         *q, *prev;
     ngx_rbtree_node_t   *node;
     ngx_http_cg_node_t  *cn;
 
-    while (n-- && !ngx_queue_empty(&zone->sh->queue)) {
+    q = ngx_queue_last(&zone->sh->queue);
 
-        q = ngx_queue_last(&zone->sh->queue);
+    /*
+     * the least recently seen first; a record pinned by a request still
+     * under way is passed over (at most 64 of them: then nothing is freed,
+     * and the new client goes uncounted rather than the lock held long)
+     */
+
+    for (skipped = 0;
+         n && q != ngx_queue_sentinel(&zone->sh->queue) && skipped < 64;
+         q = prev)
+    {
+        prev = ngx_queue_prev(q);
         cn = ngx_queue_data(q, ngx_http_cg_node_t, queue);
+
+        if (cn->refs) {
+            skipped++;
+            continue;
+        }
 
         ngx_queue_remove(q);
 
@@ -516,5 +532,6 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 
         zone->sh->clients--;
         zone->sh->evictions++;
+        n--;
     }
 }

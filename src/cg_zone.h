@@ -75,6 +75,8 @@ typedef struct {
     ngx_http_cg_counters_t    counters;
     cg_stats_t                stats;       /* cg_status: log phase */
     ngx_http_cg_lease_t       lease;       /* cg_sync */
+    uint32_t                  refs;        /* requests between preaccess
+                                              and log: not evicted */
     u_char                    name[1];
 } ngx_http_cg_node_t;
 
