@@ -292,6 +292,45 @@ ngx_http_cg_snap_copy(ngx_http_cg_snap_t *snap, ngx_uint_t keys)
 }
 
 
+/*
+ * The field and value of pair i of a hash reply; NGX_DECLINED unless both
+ * are strings.
+ */
+
+static ngx_int_t
+ngx_http_cg_hash_pair(redisReply *reply, ngx_uint_t i, ngx_str_t *field,
+    ngx_str_t *value)
+{
+    redisReply  *f, *v;
+
+    f = reply->element[i];
+    v = reply->element[i + 1];
+
+    if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+        return NGX_DECLINED;
+    }
+
+    field->data = (u_char *) f->str;
+    field->len = f->len;
+    value->data = (u_char *) v->str;
+    value->len = v->len;
+
+    return NGX_OK;
+}
+
+
+/* an empty table of entries, sized for the pairs of a hash reply */
+
+static ngx_http_cg_entry_t **
+ngx_http_cg_snap_table(ngx_http_cg_snap_t *snap, redisReply *reply,
+    ngx_uint_t *n)
+{
+    *n = ngx_http_cg_snap_size(reply->elements / 2 * 2);
+
+    return ngx_pcalloc(snap->pool, *n * sizeof(ngx_http_cg_entry_t *));
+}
+
+
 static void
 ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
     void *data)
@@ -302,7 +341,6 @@ ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
     ngx_uint_t                  i, n;
     cg_quota_t                  q;
     const char                 *err;
-    redisReply                 *f, *v;
     ngx_http_cg_snap_t         *snap;
     ngx_http_cg_entry_t        *e, *old;
     ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
@@ -332,9 +370,7 @@ ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
         goto keep;
     }
 
-    n = ngx_http_cg_snap_size(reply->elements / 2 * 2);
-
-    snap->quotas = ngx_pcalloc(snap->pool, n * sizeof(ngx_http_cg_entry_t *));
+    snap->quotas = ngx_http_cg_snap_table(snap, reply, &n);
     if (snap->quotas == NULL) {
         goto failed;
     }
@@ -342,17 +378,9 @@ ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
     snap->nquotas = n;
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
-        f = reply->element[i];
-        v = reply->element[i + 1];
-
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+        if (ngx_http_cg_hash_pair(reply, i, &field, &value) != NGX_OK) {
             continue;
         }
-
-        field.data = (u_char *) f->str;
-        field.len = f->len;
-        value.data = (u_char *) v->str;
-        value.len = v->len;
 
         len = cg_name_normalize(name, field.data, field.len, CG_NAME_MAX);
 
@@ -434,7 +462,6 @@ ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
     u_char                      name[CG_NAME_MAX];
     ngx_str_t                   field, value, nm, empty;
     ngx_uint_t                  i, j, n, ok;
-    redisReply                 *f, *v;
     ngx_http_cg_snap_t         *snap;
     ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
 
@@ -465,9 +492,7 @@ ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
         goto swap;
     }
 
-    n = ngx_http_cg_snap_size(reply->elements / 2 * 2);
-
-    snap->keys = ngx_pcalloc(snap->pool, n * sizeof(ngx_http_cg_entry_t *));
+    snap->keys = ngx_http_cg_snap_table(snap, reply, &n);
     if (snap->keys == NULL) {
         goto failed;
     }
@@ -475,17 +500,9 @@ ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
     snap->nkeys = n;
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
-        f = reply->element[i];
-        v = reply->element[i + 1];
-
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+        if (ngx_http_cg_hash_pair(reply, i, &field, &value) != NGX_OK) {
             continue;
         }
-
-        field.data = (u_char *) f->str;
-        field.len = f->len;
-        value.data = (u_char *) v->str;
-        value.len = v->len;
 
         ok = (field.len == 2 * SHA256_DIGEST_LENGTH);
 
