@@ -214,7 +214,7 @@ static ngx_command_t  ngx_http_cg_commands[] = {
       NULL },
 
     { ngx_string("client_guard_redis_lease"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_cg_sync_lease_cmd,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -454,8 +454,11 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     ngx_http_cg_zone_lock(zone);
 
-    node = ngx_http_cg_zone_node(zone, &ctx->client, hash, ngx_current_msec,
-                                 1);
+    /* pinned already when a lease was taken (cg_sync) */
+
+    node = ctx->node ? ctx->node
+                     : ngx_http_cg_zone_node(zone, &ctx->client, hash,
+                                             ngx_current_msec, 1);
 
     if (quota.mode == CG_MODE_OFF) {
         status = NGX_HTTP_CG_BYPASSED;

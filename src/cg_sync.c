@@ -38,7 +38,8 @@ static ngx_str_t  ngx_http_cg_sync_names[] = {
     ngx_string("WAITED"),
     ngx_string("DOWN_OPEN"),
     ngx_string("DOWN_CLOSED"),
-    ngx_string("DOWN_LOCAL")
+    ngx_string("DOWN_LOCAL"),
+    ngx_string("AHEAD")
 };
 
 
@@ -72,6 +73,7 @@ ngx_http_cg_sync_conf(ngx_conf_t *cf, ngx_http_cg_main_conf_t *mcf)
     scf->nodes = NGX_CONF_UNSET_UINT;
     scf->lease = NGX_CONF_UNSET_MSEC;
     scf->refresh = NGX_CONF_UNSET_MSEC;
+    scf->ahead = NGX_CONF_UNSET_UINT;
 
     mcf->sync = scf;
 
@@ -171,11 +173,12 @@ invalid:
 }
 
 
-/* client_guard_redis_lease time [refresh=time] */
+/* client_guard_redis_lease time [refresh=time] [ahead=number|off] */
 
 char *
 ngx_http_cg_sync_lease_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_int_t                 n;
     ngx_str_t                *value, s;
     ngx_msec_t                ms;
     ngx_uint_t                i;
@@ -195,8 +198,39 @@ ngx_http_cg_sync_lease_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 1; i < cf->args->nelts; i++) {
         s = value[i];
 
+        if (i > 1 && s.len > 6 && ngx_strncmp(s.data, "ahead=", 6) == 0) {
+
+            if (scf->ahead != NGX_CONF_UNSET_UINT) {
+                goto invalid;
+            }
+
+            s.data += 6;
+            s.len -= 6;
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                scf->ahead = 0;
+                continue;
+            }
+
+            n = ngx_atoi(s.data, s.len);
+
+            if (n == NGX_ERROR || n > 1000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid value \"%V\" in "
+                                   "\"client_guard_redis_lease\", expected "
+                                   "ahead=off or a number from 0 to 1000",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            scf->ahead = n;
+            continue;
+        }
+
         if (i > 1) {
-            if (ngx_strncmp(s.data, "refresh=", 8) != 0) {
+            if (s.len < 8 || ngx_strncmp(s.data, "refresh=", 8) != 0
+                || scf->refresh != NGX_CONF_UNSET_MSEC)
+            {
                 goto invalid;
             }
 
@@ -224,7 +258,9 @@ invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid value \"%V\" in \"client_guard_redis_lease\""
-                       ", expected a time from 10ms to 60s", &value[i]);
+                       ", expected a time from 10ms to 60s, "
+                       "\"refresh=\" with such a time, or \"ahead=\"",
+                       &value[i]);
     return NGX_CONF_ERROR;
 }
 
@@ -250,6 +286,7 @@ ngx_http_cg_sync_init_conf(ngx_conf_t *cf, ngx_http_cg_sync_conf_t *scf)
     ngx_conf_init_uint_value(scf->nodes, 1);
     ngx_conf_init_msec_value(scf->lease, 100);
     ngx_conf_init_msec_value(scf->refresh, 500);
+    ngx_conf_init_uint_value(scf->ahead, 8);
 
     return NGX_CONF_OK;
 }

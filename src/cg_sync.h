@@ -40,6 +40,7 @@
 #define NGX_HTTP_CG_SYNC_DOWN_OPEN  3    /* Redis down: allowed */
 #define NGX_HTTP_CG_SYNC_DOWN_CLOSED 4   /* Redis down: rejected */
 #define NGX_HTTP_CG_SYNC_DOWN_LOCAL 5    /* Redis down: local share */
+#define NGX_HTTP_CG_SYNC_AHEAD      6    /* ahead of a lease, charged after */
 
 
 typedef struct {
@@ -49,6 +50,7 @@ typedef struct {
     ngx_uint_t                  nodes;        /* local share, by default */
     ngx_msec_t                  lease;        /* traffic one lease covers */
     ngx_msec_t                  refresh;      /* version poll */
+    ngx_uint_t                  ahead;        /* admitted ahead, per node */
 } ngx_http_cg_sync_conf_t;
 
 

@@ -28,6 +28,7 @@
 #define NGX_HTTP_CG_TAKE_REJECT      1
 #define NGX_HTTP_CG_TAKE_WAIT        2
 #define NGX_HTTP_CG_TAKE_DOWN        3
+#define NGX_HTTP_CG_TAKE_AHEAD       4    /* passed, charged to Redis after */
 
 
 typedef struct ngx_http_cg_entry_s  ngx_http_cg_entry_t;
@@ -64,6 +65,7 @@ struct ngx_http_cg_fetch_s {
     uint32_t                    qhash;
     uint32_t                    hash;
     uint32_t                    want;
+    uint32_t                    owed;     /* of "want": admitted already */
     ngx_uint_t                  retried;
     uint32_t                    started;
     size_t                      len;

@@ -28,16 +28,20 @@
 
 
 /*
- * The lease script.  KEYS: one per limit.  ARGV[1]: units wanted; then per
+ * The lease script.  KEYS: one per limit.  ARGV[1]: units wanted, ARGV[2]:
+ * how many of them were admitted already (ahead of a lease); then per
  * limit: "r" or "w", count, period (ms), burst.  Grants min(wanted, what
- * every limit still has), fewer near the end of a window, charges every
- * limit, and returns { granted, ms until a unit is free when none is }.
- * A rate is a GCRA bucket whose TAT (us, Redis TIME) lives in the key; a
- * window is a counter in a key named after the window number.
+ * every limit still has), fewer near the end of a window (but not fewer
+ * than those admitted), charges every limit, and returns { granted,
+ * ms until a unit is free when none is, the binding limit (1-based),
+ * what the binding limit has left after the grant }.  A rate is a GCRA
+ * bucket whose TAT (us, Redis TIME) lives in the key; a window is a
+ * counter in a key named after the window number.
  */
 
 const char  ngx_http_cg_sync_script[] =
     "local want = tonumber(ARGV[1])\n"
+    "local owed = tonumber(ARGV[2])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local grant = want\n"
@@ -47,7 +51,7 @@ const char  ngx_http_cg_sync_script[] =
     "local least = nil\n"
     "local st = {}\n"
     "for i = 1, #KEYS do\n"
-    "  local b = 2 + (i - 1) * 4\n"
+    "  local b = 3 + (i - 1) * 4\n"
     "  local count = tonumber(ARGV[b + 1])\n"
     "  local period = tonumber(ARGV[b + 2]) * 1000\n"
     "  local a, r\n"
@@ -74,11 +78,12 @@ const char  ngx_http_cg_sync_script[] =
     "if wavail ~= nil and wavail < want * 8 then\n"
     "  local s = math.floor(wavail / 8)\n"
     "  if s < 1 then s = 1 end\n"
+    "  if s < owed then s = owed end\n"
     "  if s < grant then grant = s end\n"
     "end\n"
     "if grant > 0 then\n"
     "  for i = 1, #KEYS do\n"
-    "    local b = 2 + (i - 1) * 4\n"
+    "    local b = 3 + (i - 1) * 4\n"
     "    if ARGV[b] == 'r' then\n"
     "      local tat = st[i][1] + grant * st[i][2]\n"
     "      redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX',\n"
@@ -90,13 +95,16 @@ const char  ngx_http_cg_sync_script[] =
     "  end\n"
     "  retry = 0\n"
     "end\n"
-    "return { grant, math.ceil(retry / 1000), bind }\n";
+    "return { grant, math.ceil(retry / 1000), bind, least - grant }\n";
 
 const size_t  ngx_http_cg_sync_script_len =
     sizeof(ngx_http_cg_sync_script) - 1;
 
 
 static ngx_int_t ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f);
+static void ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
+    uint32_t hash, cg_quota_t *q, uint32_t qhash, uint32_t want,
+    uint32_t owed, uint32_t started);
 
 
 /* leases */
@@ -139,14 +147,36 @@ ngx_http_cg_lease_ttl(cg_quota_t *q)
 
 
 /*
- * Under the zone lock: spends a unit of the client's lease, or says why
- * not.  Sets *want when this worker must fetch the next lease now.
+ * How many requests of a client this node may admit ahead of a lease
+ * (charged to Redis right after): "ahead=", at most 1% of every limit.
+ */
+
+static uint32_t
+ngx_http_cg_lease_ahead(cg_quota_t *q)
+{
+    uint64_t    cap;
+    uint32_t    i;
+
+    cap = ngx_http_cg_sync_w.conf->ahead;
+
+    for (i = 0; i < q->nlimits; i++) {
+        cap = ngx_min(cap, q->limits[i].count / 100);
+    }
+
+    return (uint32_t) cap;
+}
+
+
+/*
+ * Under the zone lock: spends a unit of the client's lease, admits the
+ * request ahead of one, or says why not.  Sets *want (and *owed, the
+ * units of it admitted already) when this worker must fetch now.
  */
 
 static ngx_uint_t
 ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
-    uint32_t now, uint32_t *want, uint64_t *retry, uint64_t *remaining,
-    ngx_uint_t *binding)
+    uint32_t ahead, uint32_t now, uint32_t *want, uint32_t *owed,
+    uint64_t *retry, uint64_t *remaining, ngx_uint_t *binding)
 {
     uint32_t          rate, est;
     ngx_uint_t        rc, active, fetch;
@@ -163,6 +193,8 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         l->want = 0;
         l->fetching = 0;
         l->binding = 0;
+        l->owed = 0;
+        l->headroom = 0;
     }
 
     if (l->since == 0) {
@@ -205,6 +237,20 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         /* the circuit breaker is open: the failure policy decides */
         rc = NGX_HTTP_CG_TAKE_DOWN;
 
+    } else if (l->owed < ahead && l->headroom > 8 * ahead) {
+
+        /*
+         * no lease, but Redis said there is plenty left: admit now and
+         * charge Redis right after, instead of making the request wait
+         */
+
+        l->owed++;
+        l->headroom--;
+        l->spent++;
+        *remaining = 0;
+        rc = NGX_HTTP_CG_TAKE_AHEAD;
+        fetch = !active;
+
     } else {
         rc = NGX_HTTP_CG_TAKE_WAIT;
         fetch = !active;
@@ -238,8 +284,15 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
     est = ngx_max(est, 1);
     est = ngx_min(est, NGX_HTTP_CG_SYNC_WANT_MAX);
 
-    *want = est;
-    l->want = est;
+    if (l->owed && l->rate < 2) {
+        /* a slow client: charge what was admitted, no lease to expire */
+        est = 0;
+    }
+
+    *owed = l->owed;
+    *want = l->owed + est;
+    l->owed = 0;
+    l->want = *want;
     l->fetching = now ? now : 1;
 
     return rc;
@@ -276,8 +329,8 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
 {
     ngx_http_cg_fetch_t  *f = data;
 
-    int64_t               granted, retry, binding;
-    uint32_t              now32;
+    int64_t               granted, got, retry, binding, headroom;
+    uint32_t              now32, cover, want, owed, started;
     ngx_str_t             name;
     ngx_msec_t            now;
     ngx_http_cg_node_t   *node;
@@ -300,8 +353,10 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
     granted = -1;
     retry = 0;
     binding = 0;
+    headroom = 0;
 
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+    if (reply && reply->type == REDIS_REPLY_ARRAY
+        && (reply->elements == 3 || reply->elements == 4)
         && reply->element[0]->type == REDIS_REPLY_INTEGER
         && reply->element[1]->type == REDIS_REPLY_INTEGER
         && reply->element[2]->type == REDIS_REPLY_INTEGER)
@@ -312,6 +367,13 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
 
         if (binding < 0 || binding >= (int64_t) f->quota.nlimits) {
             binding = 0;
+        }
+
+        if (reply->elements == 4
+            && reply->element[3]->type == REDIS_REPLY_INTEGER)
+        {
+            headroom = ngx_max(reply->element[3]->integer, 0);
+            headroom = ngx_min(headroom, NGX_MAX_UINT32_VALUE);
         }
 
     } else if (reply) {
@@ -332,6 +394,9 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
     name.len = f->len;
     now = ngx_current_msec;
     now32 = (uint32_t) now;
+    want = 0;
+    owed = 0;
+    started = 0;
 
     ngx_http_cg_zone_lock(f->zone);
 
@@ -342,7 +407,38 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
     {
         l = &node->lease;
         l->fetching = 0;
-        l->binding = (uint32_t) binding;
+        l->binding = (uint16_t) binding;
+
+        got = granted;
+
+        if (granted < 0) {
+            /* no answer: what was admitted ahead is charged next time */
+            l->owed = (uint16_t) ngx_min(l->owed + f->owed, 0xffff);
+            granted = 0;
+
+        } else {
+            l->headroom = (uint32_t) headroom;
+
+            if ((int64_t) f->owed > granted) {
+                ngx_log_debug3(NGX_LOG_DEBUG_HTTP, link->log, 0,
+                               "client guard: \"%*s\": %uD admitted ahead "
+                               "over the quota", f->len, f->name,
+                               (uint32_t) (f->owed - granted));
+            }
+        }
+
+        /*
+         * the units admitted ahead are paid first: those this fetch was
+         * for, then those admitted while it was in flight; what Redis
+         * could not cover was admitted over the quota (docs/redis.md)
+         */
+
+        cover = (uint32_t) ngx_min(granted, (int64_t) f->owed);
+        granted -= cover;
+
+        cover = (uint32_t) ngx_min(granted, (int64_t) l->owed);
+        l->owed -= cover;
+        granted -= cover;
 
         if (granted > 0) {
             if (l->left == 0 || (int32_t) (l->expires - now32) <= 0) {
@@ -354,12 +450,27 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
             l->expires = now32 + (uint32_t) ngx_http_cg_lease_ttl(&f->quota);
             l->denied = 0;
 
-        } else if (granted == 0) {
+        } else if (got == 0) {
             l->denied = now32 + (uint32_t) ngx_max(retry, 1);
+        }
+
+        if (l->owed && ngx_http_cg_redis_ready(link)) {
+            /* admitted ahead while this fetch was in flight: charge now */
+            want = l->owed;
+            owed = l->owed;
+            l->owed = 0;
+            l->want = want;
+            l->fetching = now32 ? now32 : 1;
+            started = l->fetching;
         }
     }
 
     ngx_http_cg_zone_unlock(f->zone);
+
+    if (want) {
+        ngx_http_cg_sync_fetch(f->zone, &name, f->hash, &f->quota, f->qhash,
+                               want, owed, started);
+    }
 
     ngx_http_cg_fetch_free(f);
 
@@ -372,12 +483,12 @@ ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f)
 {
     int                         argc;
     u_char                     *p, *last, buf[2048];
-    size_t                      len[4 + 5 * CG_MAX_LIMITS];
+    size_t                      len[5 + 5 * CG_MAX_LIMITS];
     int64_t                     now;
     uint32_t                    i;
     ngx_time_t                 *tp;
     cg_limit_t                 *lim;
-    const char                 *argv[4 + 5 * CG_MAX_LIMITS];
+    const char                 *argv[5 + 5 * CG_MAX_LIMITS];
     ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
 
     tp = ngx_timeofday();
@@ -432,6 +543,11 @@ ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f)
     len[argc] = p - (u_char *) argv[argc];
     argc++;
 
+    argv[argc] = (const char *) p;
+    p = ngx_slprintf(p, last, "%uD", f->owed);
+    len[argc] = p - (u_char *) argv[argc];
+    argc++;
+
     for (i = 0; i < f->quota.nlimits; i++) {
         lim = &f->quota.limits[i];
 
@@ -466,7 +582,7 @@ ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f)
 static void
 ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, cg_quota_t *q, uint32_t qhash, uint32_t want,
-    uint32_t started)
+    uint32_t owed, uint32_t started)
 {
     ngx_http_cg_fetch_t  *f;
     ngx_http_cg_node_t   *node;
@@ -479,6 +595,7 @@ ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
         f->qhash = qhash;
         f->hash = hash;
         f->want = want;
+        f->owed = owed;
         f->retried = 0;
         f->started = started;
         f->len = name->len;
@@ -498,25 +615,33 @@ ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     node = ngx_http_cg_zone_node(zone, name, hash, ngx_current_msec, 0);
     if (node && node->lease.fetching == started) {
         node->lease.fetching = 0;
+        node->lease.owed = (uint16_t) ngx_min(node->lease.owed + owed, 0xffff);
     }
 
     ngx_http_cg_zone_unlock(zone);
 }
 
 
+/*
+ * Spends a unit of the client's lease or says why not; pins the client's
+ * record for the request when "pin" is given (the lookup is not repeated).
+ */
+
 static ngx_uint_t
 ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, cg_quota_t *q, uint32_t qhash, uint64_t *retry,
-    uint64_t *remaining, ngx_uint_t *binding)
+    uint64_t *remaining, ngx_uint_t *binding, ngx_http_cg_node_t **pin)
 {
-    uint32_t             want, started;
+    uint32_t             want, owed, started, ahead;
     ngx_uint_t           rc;
     ngx_msec_t           now;
     ngx_http_cg_node_t  *node;
 
     now = ngx_current_msec;
     want = 0;
+    owed = 0;
     started = 0;
+    ahead = ngx_http_cg_lease_ahead(q);
 
     ngx_http_cg_zone_lock(zone);
 
@@ -526,15 +651,22 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
         rc = NGX_HTTP_CG_TAKE_DOWN;
 
     } else {
-        rc = ngx_http_cg_lease_take(&node->lease, qhash, (uint32_t) now,
-                                    &want, retry, remaining, binding);
+        rc = ngx_http_cg_lease_take(&node->lease, qhash, ahead,
+                                    (uint32_t) now, &want, &owed, retry,
+                                    remaining, binding);
         started = node->lease.fetching;
+
+        if (pin && *pin == NULL) {
+            node->refs++;
+            *pin = node;
+        }
     }
 
     ngx_http_cg_zone_unlock(zone);
 
     if (want) {
-        ngx_http_cg_sync_fetch(zone, name, hash, q, qhash, want, started);
+        ngx_http_cg_sync_fetch(zone, name, hash, q, qhash, want, owed,
+                               started);
     }
 
     return rc;
@@ -550,7 +682,8 @@ ngx_http_cg_sync_result(ngx_http_cg_sync_req_t *s, cg_quota_t *quota,
     *binding = s->binding < quota->nlimits ? (ngx_int_t) s->binding
                                            : (quota->nlimits ? 0 : -1);
 
-    res->allowed = (s->take == NGX_HTTP_CG_TAKE_PASS);
+    res->allowed = (s->take == NGX_HTTP_CG_TAKE_PASS
+                    || s->take == NGX_HTTP_CG_TAKE_AHEAD);
     res->remaining = s->remaining;
     res->retry = s->retry;
     res->reset = s->retry;
@@ -597,7 +730,7 @@ ngx_http_cg_sync_enforce(ngx_http_request_t *r, void *data,
 
     s->take = ngx_http_cg_sync_take(zone, &ctx->client, hash, quota,
                                     s->qhash, &s->retry, &s->remaining,
-                                    &s->binding);
+                                    &s->binding, &ctx->node);
 
     switch (s->take) {
 
@@ -606,6 +739,11 @@ ngx_http_cg_sync_enforce(ngx_http_request_t *r, void *data,
 
     case NGX_HTTP_CG_TAKE_WAIT:
         break;
+
+    case NGX_HTTP_CG_TAKE_AHEAD:
+        s->how = NGX_HTTP_CG_SYNC_AHEAD;
+        ngx_http_cg_sync_result(s, quota, binding, res);
+        return NGX_OK;
 
     default:
         s->how = NGX_HTTP_CG_SYNC_LEASE;
@@ -700,7 +838,7 @@ ngx_http_cg_sync_wake(void)
 
         s->take = ngx_http_cg_sync_take(s->zone, &s->name, s->hash,
                                         &s->quota, s->qhash, &s->retry,
-                                        &s->remaining, &s->binding);
+                                        &s->remaining, &s->binding, NULL);
 
         if (s->take == NGX_HTTP_CG_TAKE_WAIT
             && (ngx_msec_int_t) (s->deadline - ngx_current_msec) > 0)

@@ -58,7 +58,9 @@ typedef struct {
     uint32_t                  expires;     /* unusable from then on */
     uint32_t                  fetching;    /* a fetch in flight since */
     uint32_t                  denied;      /* Redis has none until then */
-    uint32_t                  binding;     /* the limit Redis said binds */
+    uint16_t                  binding;     /* the limit Redis said binds */
+    uint16_t                  owed;        /* admitted ahead, not charged */
+    uint32_t                  headroom;    /* Redis had left, last reply */
 } ngx_http_cg_lease_t;
 
 

@@ -1,0 +1,125 @@
+#!/usr/bin/perl
+# Slow clients under Redis-shared quotas: a client with no lease left is
+# admitted "ahead" of one (charged to Redis right after) when Redis last
+# said there is plenty left, so it does not wait on Redis in steady state;
+# every unit admitted that way is charged; near the limit nothing is
+# admitted ahead and the quota stays exact; ahead=off turns it off.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Time::HiRes qw(sleep);
+use CG;
+
+my $t = CG->new();
+$t->redis_start();
+
+# the sum of a client's window counters in Redis (whatever the window)
+sub charged {
+    my ($client) = @_;
+    my $sum = 0;
+    for my $k ($t->redis_cli('--scan', '--pattern', "cg:{$client}:w:*")) {
+        $sum += $t->redis_cli('GET', $k);
+    }
+    return $sum;
+}
+
+sub conf {
+    my ($lease) = @_;
+    return <<"EOF";
+    client_guard_zone zone=z:1m;
+    client_guard_quota slow quota=100000/h;
+    client_guard_quota slowrate rate=1000r/s burst=500;
+    client_guard_quota near quota=300/h;
+    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
+    client_guard_redis_lease 100ms $lease;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        location / {
+            client_guard zone=z;
+            client_guard_identify \$http_x_client_id;
+            add_header X-Redis \$client_guard_redis always;
+            empty_gif;
+        }
+    }
+EOF
+}
+
+# --- a bad ahead= fails nginx -t, naming the directive ------------------------
+
+for my $bad ('ahead=lots', 'ahead=1001', 'ahead=') {
+    my ($rc, $out) = $t->nginx_test_conf(conf($bad));
+    isnt($rc, 0, "nginx -t refuses $bad");
+    like($out, qr/invalid value "\Q$bad\E" in "client_guard_redis_lease"/,
+         "the message names client_guard_redis_lease ($bad)");
+}
+
+# --- a slow client does not wait ---------------------------------------------
+
+$t->write_conf(conf(''));
+$t->start();
+
+# "slowrate": one request every 250 ms, longer than a rate lease lives
+# (2 x 100 ms); "slow": one every 600 ms, under 2 r/s, so no lease is
+# fetched ahead of time and what is admitted ahead is charged exactly
+
+my %gap = (slowrate => 0.25, slow => 0.6);
+my %n = (slowrate => 12, slow => 8);
+
+for my $client ('slowrate', 'slow') {
+    my @how;
+    for (1 .. $n{$client}) {
+        my $r = $t->get('/', { 'X-Client-Id' => $client });
+        push @how, "$r->{status} " . ($r->{headers}{'x-redis'} // '-');
+        sleep $gap{$client};
+    }
+
+    is($how[0], '200 WAITED', "$client: the first request waits for Redis");
+    my $waited = grep { /WAITED/ } @how[1 .. $#how];
+    my $ahead = grep { $_ eq '200 AHEAD' } @how;
+    is($waited, 0, "$client: later requests do not wait on Redis")
+        or diag("@how");
+    cmp_ok($ahead, '>=', $n{$client} / 2 - 1,
+           "$client: admitted ahead of a lease") or diag("@how");
+}
+
+ok($t->wait_until(sub { charged('slow') == 8 }),
+   'every request admitted ahead was charged to Redis, no more')
+    or diag('charged: ' . charged('slow'));
+
+# --- near the limit nothing is admitted ahead: the quota stays exact ----------
+
+my %codes;
+for (1 .. 330) {
+    my $r = $t->get('/', { 'X-Client-Id' => 'near' });
+    $codes{$r->{status}}++;
+    sleep 0.02 if $_ % 50 == 0;
+}
+is($codes{200}, 300, 'quota=300/h admits exactly 300');
+is($codes{429}, 30, 'and rejects the rest');
+ok($t->wait_until(sub { charged('near') == 300 }), 'Redis counted 300')
+    or diag('charged: ' . charged('near'));
+
+$t->stop();
+
+# --- ahead=off: the slow client waits again ----------------------------------
+
+$t->redis_cli('FLUSHALL');
+$t->write_conf(conf('ahead=off'));
+$t->start();
+
+my @how;
+for (1 .. 6) {
+    my $r = $t->get('/', { 'X-Client-Id' => 'slowrate' });
+    push @how, $r->{headers}{'x-redis'} // '-';
+    sleep 0.25;
+}
+is(scalar(grep { $_ eq 'AHEAD' } @how), 0, 'ahead=off: nothing ahead');
+cmp_ok(scalar(grep { $_ eq 'WAITED' } @how), '>=', 5,
+       'ahead=off: a slow client waits for each lease') or diag("@how");
+
+$t->stop();
+done_testing();
