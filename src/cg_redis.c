@@ -32,6 +32,7 @@ static void ngx_http_cg_redis_connected(ngx_http_cg_redis_t *link);
 static void ngx_http_cg_redis_write_handler(ngx_event_t *wev);
 static void ngx_http_cg_redis_read_handler(ngx_event_t *rev);
 static void ngx_http_cg_redis_flush(ngx_http_cg_redis_t *link);
+static void ngx_http_cg_redis_flush_handler(ngx_event_t *ev);
 static void ngx_http_cg_redis_watchdog(ngx_event_t *ev);
 static void ngx_http_cg_redis_retry(ngx_event_t *ev);
 static void ngx_http_cg_redis_handshake(ngx_http_cg_redis_t *link,
@@ -244,6 +245,10 @@ ngx_http_cg_redis_create(ngx_cycle_t *cycle, ngx_http_cg_redis_conf_t *conf,
     link->retry.log = cycle->log;
     link->retry.cancelable = 1;
 
+    link->flusher.handler = ngx_http_cg_redis_flush_handler;
+    link->flusher.data = link;
+    link->flusher.log = cycle->log;
+
     return link;
 }
 
@@ -267,6 +272,10 @@ ngx_http_cg_redis_stop(ngx_http_cg_redis_t *link)
 
     if (link->retry.timer_set) {
         ngx_del_timer(&link->retry);
+    }
+
+    if (link->flusher.posted) {
+        ngx_delete_posted_event(&link->flusher);
     }
 
     while (!ngx_queue_empty(&link->free)) {
@@ -478,6 +487,13 @@ ngx_http_cg_redis_write_handler(ngx_event_t *wev)
     }
 
     ngx_http_cg_redis_flush(link);
+}
+
+
+static void
+ngx_http_cg_redis_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_cg_redis_flush(ev->data);
 }
 
 
@@ -764,22 +780,23 @@ ngx_http_cg_redis_queue(ngx_http_cg_redis_t *link, int argc,
     const char **argv, const size_t *argvlen,
     ngx_http_cg_redis_handler_pt handler, void *data)
 {
-    int                      len;
-    char                    *cmd;
-    u_char                  *out;
-    size_t                   size;
+    int                      i;
+    u_char                  *p, *out;
+    size_t                   size, len;
     ngx_queue_t             *q;
     ngx_http_cg_redis_op_t  *op;
 
-    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
-    if (len < 0) {
-        return NGX_ERROR;
+    /* the command in RESP, straight into the output buffer */
+
+    len = sizeof("*\r\n") - 1 + NGX_INT_T_LEN;
+
+    for (i = 0; i < argc; i++) {
+        len += sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN + argvlen[i];
     }
 
     if (ngx_queue_empty(&link->free)) {
         op = ngx_alloc(sizeof(ngx_http_cg_redis_op_t), link->log);
         if (op == NULL) {
-            redisFreeCommand(cmd);
             return NGX_ERROR;
         }
 
@@ -796,7 +813,6 @@ ngx_http_cg_redis_queue(ngx_http_cg_redis_t *link, int argc,
         out = ngx_alloc(size, link->log);
         if (out == NULL) {
             ngx_queue_insert_head(&link->free, &op->queue);
-            redisFreeCommand(cmd);
             return NGX_ERROR;
         }
 
@@ -809,9 +825,15 @@ ngx_http_cg_redis_queue(ngx_http_cg_redis_t *link, int argc,
         link->out_size = size;
     }
 
-    ngx_memcpy(link->out + link->out_len, cmd, len);
-    link->out_len += len;
-    redisFreeCommand(cmd);
+    p = ngx_sprintf(link->out + link->out_len, "*%d\r\n", argc);
+
+    for (i = 0; i < argc; i++) {
+        p = ngx_sprintf(p, "$%uz\r\n", argvlen[i]);
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+        *p++ = CR; *p++ = LF;
+    }
+
+    link->out_len = p - link->out;
 
     op->handler = handler;
     op->data = data;
@@ -825,7 +847,11 @@ ngx_http_cg_redis_queue(ngx_http_cg_redis_t *link, int argc,
         ngx_add_timer(&link->watchdog, link->conf->timeout);
     }
 
-    ngx_http_cg_redis_flush(link);
+    /* written once the event loop is done with this iteration */
+
+    if (!link->flusher.posted) {
+        ngx_post_event(&link->flusher, &ngx_posted_events);
+    }
 
     return NGX_OK;
 }

@@ -8,8 +8,9 @@
  * (connecting, AUTH/SELECT, ready, backoff), command deadlines with a
  * watchdog that drops a silent connection, reconnection with exponential
  * backoff and jitter, and the FIFO of pending operations (replies come back
- * in order, so commands are pipelined).  hiredis only formats commands and
- * parses replies.  No call here ever blocks.
+ * in order, so commands are pipelined; those queued in one turn of the
+ * event loop leave in one write).  Commands are written in RESP here;
+ * hiredis only parses replies.  No call here ever blocks.
  */
 
 
@@ -72,6 +73,8 @@ struct ngx_http_cg_redis_s {
 
     ngx_event_t                   watchdog;   /* overdue replies */
     ngx_event_t                   retry;      /* reconnect after backoff */
+    ngx_event_t                   flusher;    /* posted: one write for all
+                                                 commands of an iteration */
     ngx_msec_t                    backoff;
 
     ngx_http_cg_redis_state_pt    on_state;

@@ -61,9 +61,9 @@ typedef struct ngx_http_cg_fetch_s  ngx_http_cg_fetch_t;
 struct ngx_http_cg_fetch_s {
     ngx_http_cg_fetch_t        *next;     /* free list */
     ngx_http_cg_zone_t         *zone;
+    ngx_http_cg_node_t         *node;     /* pinned until the reply */
     cg_quota_t                  quota;
     uint32_t                    qhash;
-    uint32_t                    hash;
     uint32_t                    want;
     uint32_t                    owed;     /* of "want": admitted already */
     ngx_uint_t                  retried;

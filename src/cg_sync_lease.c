@@ -102,9 +102,9 @@ const size_t  ngx_http_cg_sync_script_len =
 
 
 static ngx_int_t ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f);
-static void ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
-    uint32_t hash, cg_quota_t *q, uint32_t qhash, uint32_t want,
-    uint32_t owed, uint32_t started);
+static void ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_node_t *node, ngx_str_t *name, cg_quota_t *q,
+    uint32_t qhash, uint32_t want, uint32_t owed, uint32_t started);
 
 
 /* leases */
@@ -112,19 +112,29 @@ static void ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 static uint32_t
 ngx_http_cg_quota_hash(cg_quota_t *q)
 {
-    return ngx_crc32_short((u_char *) q, sizeof(cg_quota_t)) | 1;
+    size_t  len;
+
+    /* the mode, the number of limits and the limits in use */
+
+    len = offsetof(cg_quota_t, limits)
+          + ngx_min(q->nlimits, CG_MAX_LIMITS) * sizeof(cg_limit_t);
+
+    return ngx_murmur_hash2((u_char *) q, len) | 1;
 }
 
 
 static ngx_msec_t
-ngx_http_cg_lease_ttl(cg_quota_t *q)
+ngx_http_cg_lease_ttl(cg_quota_t *q, ngx_uint_t small)
 {
     int64_t      now, left;
     uint32_t     i;
     ngx_msec_t   ttl;
     ngx_time_t  *tp;
 
-    /* a rate lease is short: tokens spent late would exceed the rate */
+    /*
+     * a rate lease is short: tokens spent late would exceed the rate; a
+     * small one (no more than "ahead" units) may last a second
+     */
 
     ttl = 1000;
 
@@ -133,7 +143,10 @@ ngx_http_cg_lease_ttl(cg_quota_t *q)
 
     for (i = 0; i < q->nlimits; i++) {
         if (q->limits[i].type == CG_LIMIT_RATE) {
-            ttl = ngx_min(ttl, 2 * ngx_http_cg_sync_w.conf->lease);
+            if (!small) {
+                ttl = ngx_min(ttl, 2 * ngx_http_cg_sync_w.conf->lease);
+            }
+
             continue;
         }
 
@@ -284,9 +297,15 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
     est = ngx_max(est, 1);
     est = ngx_min(est, NGX_HTTP_CG_SYNC_WANT_MAX);
 
-    if (l->owed && l->rate < 2) {
-        /* a slow client: charge what was admitted, no lease to expire */
-        est = 0;
+    if (l->rate < 2) {
+        if (l->owed) {
+            /* a slow client: charge what was admitted, nothing to expire */
+            est = 0;
+        }
+
+    } else if (est < ahead) {
+        /* a small lease lasts a second: a second of traffic, <= "ahead" */
+        est = ngx_min(ahead, ngx_max(est, l->rate));
     }
 
     *owed = l->owed;
@@ -332,7 +351,6 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
     int64_t               granted, got, retry, binding, headroom;
     uint32_t              now32, cover, want, owed, started;
     ngx_str_t             name;
-    ngx_msec_t            now;
     ngx_http_cg_node_t   *node;
     ngx_http_cg_lease_t  *l;
 
@@ -392,17 +410,18 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
 
     name.data = f->name;
     name.len = f->len;
-    now = ngx_current_msec;
-    now32 = (uint32_t) now;
+    now32 = (uint32_t) ngx_current_msec;
     want = 0;
     owed = 0;
     started = 0;
 
+    /* the record was pinned for the fetch: no lookup, not evicted */
+
+    node = f->node;
+
     ngx_http_cg_zone_lock(f->zone);
 
-    node = ngx_http_cg_zone_node(f->zone, &name, f->hash, now, 0);
-
-    if (node && node->lease.fetching == f->started
+    if (node->lease.fetching == f->started
         && node->lease.qhash == f->qhash)
     {
         l = &node->lease;
@@ -447,7 +466,8 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
 
             l->left += (uint32_t) granted;
             l->granted = now32;
-            l->expires = now32 + (uint32_t) ngx_http_cg_lease_ttl(&f->quota);
+            l->expires = now32 + (uint32_t) ngx_http_cg_lease_ttl(&f->quota,
+                             l->left <= ngx_http_cg_lease_ahead(&f->quota));
             l->denied = 0;
 
         } else if (got == 0) {
@@ -465,10 +485,15 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
         }
     }
 
+    if (want == 0) {
+        node->refs--;
+    }
+
     ngx_http_cg_zone_unlock(f->zone);
 
     if (want) {
-        ngx_http_cg_sync_fetch(f->zone, &name, f->hash, &f->quota, f->qhash,
+        /* the pin passes on to the next fetch */
+        ngx_http_cg_sync_fetch(f->zone, node, &name, &f->quota, f->qhash,
                                want, owed, started);
     }
 
@@ -579,21 +604,22 @@ ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f)
 }
 
 
+/* "node" is pinned by the caller, until the reply */
+
 static void
-ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
-    uint32_t hash, cg_quota_t *q, uint32_t qhash, uint32_t want,
+ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_node_t *node,
+    ngx_str_t *name, cg_quota_t *q, uint32_t qhash, uint32_t want,
     uint32_t owed, uint32_t started)
 {
     ngx_http_cg_fetch_t  *f;
-    ngx_http_cg_node_t   *node;
 
     f = ngx_http_cg_fetch_alloc();
 
     if (f) {
         f->zone = zone;
+        f->node = node;
         f->quota = *q;
         f->qhash = qhash;
-        f->hash = hash;
         f->want = want;
         f->owed = owed;
         f->retried = 0;
@@ -612,11 +638,12 @@ ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 
     ngx_http_cg_zone_lock(zone);
 
-    node = ngx_http_cg_zone_node(zone, name, hash, ngx_current_msec, 0);
-    if (node && node->lease.fetching == started) {
+    if (node->lease.fetching == started) {
         node->lease.fetching = 0;
         node->lease.owed = (uint16_t) ngx_min(node->lease.owed + owed, 0xffff);
     }
+
+    node->refs--;
 
     ngx_http_cg_zone_unlock(zone);
 }
@@ -660,12 +687,17 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
             node->refs++;
             *pin = node;
         }
+
+        if (want) {
+            /* pinned until the reply */
+            node->refs++;
+        }
     }
 
     ngx_http_cg_zone_unlock(zone);
 
     if (want) {
-        ngx_http_cg_sync_fetch(zone, name, hash, q, qhash, want, owed,
+        ngx_http_cg_sync_fetch(zone, node, name, q, qhash, want, owed,
                                started);
     }
 

@@ -62,9 +62,11 @@ for my $bad ('ahead=lots', 'ahead=1001', 'ahead=') {
 $t->write_conf(conf(''));
 $t->start();
 
-# "slowrate": one request every 250 ms, longer than a rate lease lives
-# (2 x 100 ms); "slow": one every 600 ms, under 2 r/s, so no lease is
-# fetched ahead of time and what is admitted ahead is charged exactly
+# "slowrate": one request every 250 ms, longer than a rate lease of the
+# default size lives (2 x 100 ms); "slow": one every 600 ms, under 2 r/s,
+# so no lease is fetched ahead of time and what is admitted ahead is
+# charged as it comes.  Neither waits: requests are admitted ahead of a
+# lease, or from a small lease (at most "ahead" units, kept for a second)
 
 my %gap = (slowrate => 0.25, slow => 0.6);
 my %n = (slowrate => 12, slow => 8);
@@ -78,17 +80,20 @@ for my $client ('slowrate', 'slow') {
     }
 
     is($how[0], '200 WAITED', "$client: the first request waits for Redis");
-    my $waited = grep { /WAITED/ } @how[1 .. $#how];
+    my $waited = grep { !/^200 (AHEAD|LEASE)$/ } @how[1 .. $#how];
     my $ahead = grep { $_ eq '200 AHEAD' } @how;
     is($waited, 0, "$client: later requests do not wait on Redis")
         or diag("@how");
-    cmp_ok($ahead, '>=', $n{$client} / 2 - 1,
-           "$client: admitted ahead of a lease") or diag("@how");
+    cmp_ok($ahead, '>=', 1, "$client: admitted ahead of a lease")
+        or diag("@how");
 }
 
-ok($t->wait_until(sub { charged('slow') == 8 }),
-   'every request admitted ahead was charged to Redis, no more')
-    or diag('charged: ' . charged('slow'));
+# every admitted request is charged, plus at most one small lease unspent
+
+my $charged = 0;
+$t->wait_until(sub { ($charged = charged('slow')) >= 8 });
+cmp_ok($charged, '>=', 8, 'every request admitted ahead was charged');
+cmp_ok($charged, '<=', 8 + 8, 'at most one small lease more');
 
 # --- near the limit nothing is admitted ahead: the quota stays exact ----------
 
