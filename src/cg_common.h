@@ -33,6 +33,11 @@ typedef struct {
 } ngx_http_cg_main_conf_t;
 
 
+/* cg_sync.c: the start of a worker's Redis links, cg_sync's and the status' */
+ngx_int_t ngx_http_cg_sync_worker_conf(ngx_cycle_t *cycle,
+    ngx_http_cg_main_conf_t **mcfp, ngx_str_t *node);
+
+
 typedef struct {
     ngx_http_cg_zone_t         *zone;        /* NULL: not enforced here */
     ngx_uint_t                  enable;      /* 0 off, 1 on, unset */

@@ -24,50 +24,228 @@ static const char  *ngx_http_cg_outcome_names[] = {
 };
 
 
+/* a sample of the zone or of the node, in a family of its own or not */
+
+typedef struct {
+    const char                *name;
+    const char                *type;
+    const char                *help;       /* NULL: the family above */
+    const char                *labels;     /* after zone=; NULL: no label */
+    int64_t                    value;
+} ngx_http_cg_prom_one_t;
+
+
+/* a per-client family: one sample a client, or one a value of its label */
+
+typedef struct {
+    const char                *name;
+    const char                *type;
+    const char                *help;
+    const char                *label;      /* NULL: no label of its own */
+    const char *const         *values;     /* NULL: the codes of cg_stats */
+    ngx_uint_t                 n;
+    ngx_uint_t                 frac;       /* 0: an integer */
+} ngx_http_cg_prom_fam_t;
+
+
+enum {
+    NGX_HTTP_CG_PROM_REQUESTS = 0,
+    NGX_HTTP_CG_PROM_OUTCOMES,
+    NGX_HTTP_CG_PROM_CLASSES,
+    NGX_HTTP_CG_PROM_CODES,
+    NGX_HTTP_CG_PROM_RATE,
+    NGX_HTTP_CG_PROM_ERRORS,
+    NGX_HTTP_CG_PROM_RATIO,
+    NGX_HTTP_CG_PROM_FLAGGED
+};
+
+
+static const char  *ngx_http_cg_class_names[] = {
+    "1xx", "2xx", "3xx", "4xx", "5xx"
+};
+
+static const char  *ngx_http_cg_err_windows[] = { "10s", "5m" };
+static const char  *ngx_http_cg_anomaly_types[] = { "surge", "error_spike" };
+
+
+static const ngx_http_cg_prom_fam_t  ngx_http_cg_prom_fams[] = {
+    { "clientguard_requests_total", "counter",
+      "Requests counted for a client.", NULL, NULL, 1, 0 },
+    { "clientguard_outcomes_total", "counter",
+      "Requests by the module's decision; rejections are the module's own "
+      "answers.", "outcome", ngx_http_cg_outcome_names + NGX_HTTP_CG_PASSED,
+      NGX_HTTP_CG_BYPASSED - NGX_HTTP_CG_PASSED + 1, 0 },
+    { "clientguard_responses_total", "counter",
+      "Responses by status class, the module's own rejections excluded.",
+      "status_class", ngx_http_cg_class_names, CG_STATS_NCLASSES, 0 },
+    { "clientguard_responses_by_code_total", "counter",
+      "Responses with the codes that matter, the module's own rejections "
+      "excluded.", "code", NULL, CG_STATS_NCODES, 0 },
+    { "clientguard_request_rate", "gauge",
+      "Requests per second, moving average over a window.",
+      "window", ngx_http_cg_window_names, 3, 3 },
+    { "clientguard_error_rate", "gauge",
+      "4xx answers per second, moving average.",
+      "window", ngx_http_cg_err_windows, 2, 3 },
+    { "clientguard_anomaly_ratio", "gauge",
+      "Current rate over the client's baseline.",
+      "type", ngx_http_cg_anomaly_types, 2, 2 },
+    { "clientguard_anomaly_flagged", "gauge",
+      "1 while a client is flagged.",
+      "type", ngx_http_cg_anomaly_types, 2, 0 }
+};
+
+
 /* Prometheus and OpenMetrics ----------------------------------------------- */
 
 
 static void
-ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_prom_ones(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+    ngx_str_t *z, ngx_http_cg_prom_one_t *s, ngx_uint_t n)
 {
-    time_t                    loaded;
-    ngx_array_t              *errs;
-    ngx_http_cg_main_conf_t  *mcf;
+    ngx_uint_t  i;
 
-    mcf = ngx_http_get_module_main_conf(o->r, ngx_http_client_guard_module);
+    for (i = 0; i < n; i++) {
 
-    if (mcf->sync == NULL) {
-        return;
+        if (s[i].help) {
+            ngx_http_cg_family(o, rp, s[i].name, s[i].type, s[i].help);
+        }
+
+        if (s[i].labels) {
+            ngx_http_cg_pr(o, "%s{zone=\"%V\"%s} %L\n",
+                           s[i].name, z, s[i].labels, s[i].value);
+
+        } else {
+            ngx_http_cg_pr(o, "%s %L\n", s[i].name, s[i].value);
+        }
+    }
+}
+
+
+/* the value of family f for a client; k: the value of the family's label */
+
+static double
+ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
+    uint64_t *count)
+{
+    cg_stats_t          *st;
+    ngx_http_cg_node_t  *cn;
+
+    st = row->st;
+    cn = &row->snap->node;
+
+    switch (f) {
+
+    case NGX_HTTP_CG_PROM_REQUESTS:
+        *count = cn->counters.requests;
+        break;
+
+    case NGX_HTTP_CG_PROM_OUTCOMES:
+        *count = cn->counters.outcome[NGX_HTTP_CG_PASSED + k];
+        break;
+
+    case NGX_HTTP_CG_PROM_CLASSES:
+        *count = st->classes[k];
+        break;
+
+    case NGX_HTTP_CG_PROM_CODES:
+        *count = st->codes[k];
+        break;
+
+    case NGX_HTTP_CG_PROM_RATE:
+        return ngx_http_cg_num(st->rate[k]);
+
+    case NGX_HTTP_CG_PROM_ERRORS:
+        return ngx_http_cg_num(st->err[k]);
+
+    case NGX_HTTP_CG_PROM_RATIO:
+        return ngx_http_cg_num(k ? row->err_ratio : row->ratio);
+
+    default: /* NGX_HTTP_CG_PROM_FLAGGED */
+        *count = (k ? st->errors_since : st->surge_since) ? 1 : 0;
+        break;
     }
 
-    errs = ngx_http_cg_sync_errors();
+    return 0;
+}
 
-    ngx_http_cg_family(o, rp, "clientguard_redis_up", "gauge",
-                       "1 while this worker's Redis link is ready.");
-    ngx_http_cg_pr(o, "clientguard_redis_up %d\n",
-                   ngx_http_cg_sync_link_state() == NGX_HTTP_CG_REDIS_READY);
 
-    ngx_http_cg_family(o, rp, "clientguard_redis_nodes", "gauge",
-                       "Nodes seen alive through Redis heartbeats.");
-    ngx_http_cg_pr(o, "clientguard_redis_nodes %ui\n",
-                   ngx_http_cg_sync_live_nodes());
+/* families from .. to - 1 of ngx_http_cg_prom_fams, every shown client */
 
-    ngx_http_cg_family(o, rp, "clientguard_redis_quota_version", "gauge",
-                       "Version of the quota definitions read from Redis.");
-    ngx_http_cg_pr(o, "clientguard_redis_quota_version %uL\n",
-                   ngx_http_cg_sync_version());
+static void
+ngx_http_cg_prom_clients(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+    ngx_str_t *z, ngx_uint_t from, ngx_uint_t to)
+{
+    double                         v;
+    uint64_t                       n;
+    ngx_uint_t                     f, i, k;
+    ngx_http_cg_row_t             *row;
+    const ngx_http_cg_prom_fam_t  *fam;
 
-    ngx_http_cg_family(o, rp, "clientguard_redis_quota_sync_age_seconds",
-                       "gauge", "Age of the quota definitions read from "
-                       "Redis; -1 before the first read.");
-    loaded = ngx_http_cg_sync_loaded();
-    ngx_http_cg_pr(o, "clientguard_redis_quota_sync_age_seconds %T\n",
-                   loaded ? ngx_time() - loaded : (time_t) -1);
+    for (f = from; f < to; f++) {
+        fam = &ngx_http_cg_prom_fams[f];
 
-    ngx_http_cg_family(o, rp, "clientguard_redis_quota_errors", "gauge",
-                       "Bad quota definitions found in Redis.");
-    ngx_http_cg_pr(o, "clientguard_redis_quota_errors %ui\n",
-                   errs ? errs->nelts : 0);
+        ngx_http_cg_family(o, rp, fam->name, fam->type, fam->help);
+
+        for (i = 0; i < rp->shown; i++) {
+            row = rp->sorted[i];
+
+            for (k = 0; k < fam->n; k++) {
+                n = 0;
+                v = ngx_http_cg_prom_value(f, row, k, &n);
+
+                ngx_http_cg_pr(o, "%s{zone=\"%V\",client=\"%V\"",
+                               fam->name, z, &row->name);
+
+                if (fam->label && fam->values) {
+                    ngx_http_cg_pr(o, ",%s=\"%s\"",
+                                   fam->label, fam->values[k]);
+
+                } else if (fam->label) {
+                    ngx_http_cg_pr(o, ",%s=\"%uD\"",
+                                   fam->label, (uint32_t) cg_stats_codes[k]);
+                }
+
+                if (fam->frac == 0) {
+                    ngx_http_cg_pr(o, "} %uL\n", n);
+
+                } else if (fam->frac == 2) {
+                    ngx_http_cg_pr(o, "} %.2f\n", v);
+
+                } else {
+                    ngx_http_cg_pr(o, "} %.3f\n", v);
+                }
+            }
+        }
+    }
+}
+
+
+/* the figures of this worker's Redis link, with client_guard_redis */
+
+static void
+ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+    ngx_array_t *errs, time_t loaded)
+{
+    ngx_http_cg_prom_one_t  rs[] = {
+        { "clientguard_redis_up", "gauge",
+          "1 while this worker's Redis link is ready.", NULL,
+          ngx_http_cg_sync_link_state() == NGX_HTTP_CG_REDIS_READY },
+        { "clientguard_redis_nodes", "gauge",
+          "Nodes seen alive through Redis heartbeats.", NULL,
+          (int64_t) ngx_http_cg_sync_live_nodes() },
+        { "clientguard_redis_quota_version", "gauge",
+          "Version of the quota definitions read from Redis.", NULL,
+          (int64_t) ngx_http_cg_sync_version() },
+        { "clientguard_redis_quota_sync_age_seconds", "gauge",
+          "Age of the quota definitions read from Redis; -1 before the "
+          "first read.", NULL, loaded ? ngx_time() - loaded : -1 },
+        { "clientguard_redis_quota_errors", "gauge",
+          "Bad quota definitions found in Redis.", NULL,
+          errs ? (int64_t) errs->nelts : 0 }
+    };
+
+    ngx_http_cg_prom_ones(o, rp, NULL, rs, sizeof(rs) / sizeof(rs[0]));
 }
 
 
@@ -95,15 +273,35 @@ ngx_http_cg_family(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 ngx_int_t
 ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
-    double                 v;
-    uint64_t               n;
-    ngx_str_t             *z;
-    ngx_uint_t             i, j, k;
-    cg_stats_t            *st;
-    ngx_http_cg_row_t     *row;
-    ngx_http_cg_node_t    *cn;
-    ngx_http_cg_lview_t   *lv;
-    ngx_http_cg_health_t  *h;
+    double                  v;
+    uint64_t                n;
+    ngx_str_t              *z;
+    ngx_uint_t              i, j, k;
+    cg_stats_t             *st;
+    ngx_http_cg_row_t      *row;
+    ngx_http_cg_lview_t    *lv;
+
+    ngx_http_cg_prom_one_t  zs[] = {
+        { "clientguard_zone_size_bytes", "gauge",
+          "Size of the shared memory zone.", "", rp->health.zone_size },
+        { "clientguard_zone_used_bytes", "gauge",
+          "Bytes of the zone in use (whole pages).", "",
+          rp->health.zone_used },
+        { "clientguard_clients", "gauge",
+          "Clients tracked in the zone.", "", rp->health.clients },
+        { "clientguard_evictions_total", "counter",
+          "Client records evicted to make room.", "", rp->health.evictions },
+        { "clientguard_alloc_failures_total", "counter",
+          "Client records that could not be allocated.", "",
+          rp->health.alloc_failures },
+        { "clientguard_unidentified_requests_total", "counter",
+          "Requests no rule identified, by reason.",
+          ",reason=\"no_rule\"", rp->health.unidentified[1] },
+        { "clientguard_unidentified_requests_total", NULL, NULL,
+          ",reason=\"invalid_name\"", rp->health.unidentified[2] },
+        { "clientguard_deploys_total", "counter",
+          "Deploy markers recorded.", "", rp->deploys.total }
+    };
 
     static const char  *lnames[] = {
         "clientguard_quota_limit_requests",
@@ -121,139 +319,19 @@ ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         "1 when utilisation is at least 0.8."
     };
 
-    h = &rp->health;
     z = ngx_http_cg_esc(o->r->pool, &rp->zone->name);
 
-    ngx_http_cg_family(o, rp, "clientguard_zone_size_bytes", "gauge",
-                       "Size of the shared memory zone.");
-    ngx_http_cg_pr(o, "clientguard_zone_size_bytes{zone=\"%V\"} %uL\n",
-                   z, h->zone_size);
+    ngx_http_cg_prom_ones(o, rp, z, zs, sizeof(zs) / sizeof(zs[0]));
 
-    ngx_http_cg_family(o, rp, "clientguard_zone_used_bytes", "gauge",
-                       "Bytes of the zone in use (whole pages).");
-    ngx_http_cg_pr(o, "clientguard_zone_used_bytes{zone=\"%V\"} %uL\n",
-                   z, h->zone_used);
-
-    ngx_http_cg_family(o, rp, "clientguard_clients", "gauge",
-                       "Clients tracked in the zone.");
-    ngx_http_cg_pr(o, "clientguard_clients{zone=\"%V\"} %ui\n",
-                   z, h->clients);
-
-    ngx_http_cg_family(o, rp, "clientguard_evictions_total", "counter",
-                       "Client records evicted to make room.");
-    ngx_http_cg_pr(o, "clientguard_evictions_total{zone=\"%V\"} %uL\n",
-                   z, h->evictions);
-
-    ngx_http_cg_family(o, rp, "clientguard_alloc_failures_total", "counter",
-                       "Client records that could not be allocated.");
-    ngx_http_cg_pr(o, "clientguard_alloc_failures_total{zone=\"%V\"} %uL\n",
-                   z, h->alloc_failures);
-
-    ngx_http_cg_family(o, rp, "clientguard_unidentified_requests_total",
-                       "counter", "Requests no rule identified, by reason.");
-    ngx_http_cg_pr(o,
-        "clientguard_unidentified_requests_total{zone=\"%V\","
-        "reason=\"no_rule\"} %uL\n"
-        "clientguard_unidentified_requests_total{zone=\"%V\","
-        "reason=\"invalid_name\"} %uL\n",
-        z, h->unidentified[1], z, h->unidentified[2]);
-
-    ngx_http_cg_family(o, rp, "clientguard_deploys_total", "counter",
-                       "Deploy markers recorded.");
-    ngx_http_cg_pr(o, "clientguard_deploys_total{zone=\"%V\"} %uL\n",
-                   z, rp->deploys.total);
-
-    ngx_http_cg_status_redis_prom(o, rp);
+    if (rp->mcf->sync) {
+        ngx_http_cg_status_redis_prom(o, rp, ngx_http_cg_sync_errors(),
+                                      ngx_http_cg_sync_loaded());
+    }
 
     /* per client: one family at a time, every shown client in it */
 
-    ngx_http_cg_family(o, rp, "clientguard_requests_total", "counter",
-                       "Requests counted for a client.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-        ngx_http_cg_pr(o,
-            "clientguard_requests_total{zone=\"%V\",client=\"%V\"} %uL\n",
-            z, &row->name, row->snap->node.counters.requests);
-    }
-
-    ngx_http_cg_family(o, rp, "clientguard_outcomes_total", "counter",
-                       "Requests by the module's decision; rejections are "
-                       "the module's own answers.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-        cn = &row->snap->node;
-
-        for (k = NGX_HTTP_CG_PASSED; k <= NGX_HTTP_CG_BYPASSED; k++) {
-            ngx_http_cg_pr(o,
-                "clientguard_outcomes_total{zone=\"%V\",client=\"%V\","
-                "outcome=\"%s\"} %uL\n",
-                z, &row->name, ngx_http_cg_outcome_names[k],
-                cn->counters.outcome[k]);
-        }
-    }
-
-    ngx_http_cg_family(o, rp, "clientguard_responses_total", "counter",
-                       "Responses by status class, the module's own "
-                       "rejections excluded.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-
-        for (k = 0; k < CG_STATS_NCLASSES; k++) {
-            ngx_http_cg_pr(o,
-                "clientguard_responses_total{zone=\"%V\",client=\"%V\","
-                "status_class=\"%uixx\"} %uL\n",
-                z, &row->name, k + 1, row->st->classes[k]);
-        }
-    }
-
-    ngx_http_cg_family(o, rp, "clientguard_responses_by_code_total",
-                       "counter", "Responses with the codes that matter, "
-                       "the module's own rejections excluded.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-
-        for (k = 0; k < CG_STATS_NCODES; k++) {
-            ngx_http_cg_pr(o,
-                "clientguard_responses_by_code_total{zone=\"%V\","
-                "client=\"%V\",code=\"%uD\"} %uD\n",
-                z, &row->name, (uint32_t) cg_stats_codes[k],
-                row->st->codes[k]);
-        }
-    }
-
-    ngx_http_cg_family(o, rp, "clientguard_request_rate", "gauge",
-                       "Requests per second, moving average over a window.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-
-        for (k = 0; k < 3; k++) {
-            ngx_http_cg_pr(o,
-                "clientguard_request_rate{zone=\"%V\",client=\"%V\","
-                "window=\"%s\"} %.3f\n",
-                z, &row->name, ngx_http_cg_window_names[k],
-                ngx_http_cg_num(row->st->rate[k]));
-        }
-    }
-
-    ngx_http_cg_family(o, rp, "clientguard_error_rate", "gauge",
-                       "4xx answers per second, moving average.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-
-        ngx_http_cg_pr(o,
-            "clientguard_error_rate{zone=\"%V\",client=\"%V\",window=\"10s\"}"
-            " %.3f\n"
-            "clientguard_error_rate{zone=\"%V\",client=\"%V\",window=\"5m\"}"
-            " %.3f\n",
-            z, &row->name, ngx_http_cg_num(row->st->err[0]),
-            z, &row->name, ngx_http_cg_num(row->st->err[1]));
-    }
+    ngx_http_cg_prom_clients(o, rp, z, NGX_HTTP_CG_PROM_REQUESTS,
+                             NGX_HTTP_CG_PROM_RATIO);
 
     for (j = 0; j < 2; j++) {
         ngx_http_cg_family(o, rp,
@@ -323,35 +401,8 @@ ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         }
     }
 
-    ngx_http_cg_family(o, rp, "clientguard_anomaly_ratio", "gauge",
-                       "Current rate over the client's baseline.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-
-        ngx_http_cg_pr(o,
-            "clientguard_anomaly_ratio{zone=\"%V\",client=\"%V\","
-            "type=\"surge\"} %.2f\n"
-            "clientguard_anomaly_ratio{zone=\"%V\",client=\"%V\","
-            "type=\"error_spike\"} %.2f\n",
-            z, &row->name, ngx_http_cg_num(row->ratio),
-            z, &row->name, ngx_http_cg_num(row->err_ratio));
-    }
-
-    ngx_http_cg_family(o, rp, "clientguard_anomaly_flagged", "gauge",
-                       "1 while a client is flagged.");
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-
-        ngx_http_cg_pr(o,
-            "clientguard_anomaly_flagged{zone=\"%V\",client=\"%V\","
-            "type=\"surge\"} %d\n"
-            "clientguard_anomaly_flagged{zone=\"%V\",client=\"%V\","
-            "type=\"error_spike\"} %d\n",
-            z, &row->name, row->st->surge_since ? 1 : 0,
-            z, &row->name, row->st->errors_since ? 1 : 0);
-    }
+    ngx_http_cg_prom_clients(o, rp, z, NGX_HTTP_CG_PROM_RATIO,
+                             NGX_HTTP_CG_PROM_FLAGGED + 1);
 
     if (rp->format == NGX_HTTP_CG_FMT_OPENM) {
         ngx_http_cg_pr(o, "# EOF\n");

@@ -139,45 +139,28 @@ static void ngx_http_cg_status_publish(ngx_event_t *ev);
 ngx_int_t
 ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 {
-    ngx_str_t                     *prefix;
+    ngx_int_t                      rc;
+    ngx_str_t                     *prefix, node;
     ngx_http_cg_main_conf_t       *mcf;
     ngx_http_cg_status_worker_t   *w;
 
     w = &ngx_http_cg_status_w;
     ngx_memzero(w, sizeof(ngx_http_cg_status_worker_t));
 
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
+    /* the same node name as the heartbeats of cg_sync: host:master-pid */
+
+    rc = ngx_http_cg_sync_worker_conf(cycle, &mcf, &node);
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
 
-    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
-        return NGX_OK;
-    }
-
-    mcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                              ngx_http_client_guard_module);
-
-    if (mcf == NULL || mcf->sync == NULL || mcf->zones.nelts == 0) {
+    if (mcf->zones.nelts == 0) {
         return NGX_OK;
     }
 
     w->mcf = mcf;
+    w->node = node;
     prefix = &mcf->sync->redis->prefix;
-
-    w->node.data = ngx_pnalloc(cycle->pool,
-                               cycle->hostname.len + NGX_INT_T_LEN + 1);
-    if (w->node.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* the same name as the node heartbeats of cg_sync: host:master-pid */
-
-    w->node.len = ngx_sprintf(w->node.data, "%V:%P", &cycle->hostname,
-                              ngx_process == NGX_PROCESS_WORKER
-                              ? getppid() : ngx_pid)
-                  - w->node.data;
 
     if (ngx_http_cg_status_key(cycle, prefix, &w->k_stats, "stats:", NULL)
            != NGX_OK

@@ -313,10 +313,58 @@ ngx_http_cg_sync_key(ngx_cycle_t *cycle, ngx_str_t *key, const char *name)
 }
 
 
+/*
+ * The start of init_process of a part with a per-worker Redis link (cg_sync
+ * and the status publication): NGX_OK with the main conf and this node's
+ * name, "host:master-pid", in a worker (or the single process) when
+ * client_guard_redis is set; NGX_DECLINED where there is no link to set up.
+ */
+
+ngx_int_t
+ngx_http_cg_sync_worker_conf(ngx_cycle_t *cycle,
+    ngx_http_cg_main_conf_t **mcfp, ngx_str_t *node)
+{
+    ngx_http_cg_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_DECLINED;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_client_guard_module);
+
+    if (mcf == NULL || mcf->sync == NULL) {
+        return NGX_DECLINED;
+    }
+
+    node->data = ngx_pnalloc(cycle->pool,
+                             cycle->hostname.len + NGX_INT_T_LEN + 1);
+    if (node->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    node->len = ngx_sprintf(node->data, "%V:%P", &cycle->hostname,
+                            ngx_process == NGX_PROCESS_WORKER
+                            ? getppid() : ngx_pid)
+                - node->data;
+
+    *mcfp = mcf;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_cg_sync_init_process(ngx_cycle_t *cycle)
 {
     u_char                    md[SHA_DIGEST_LENGTH];
+    ngx_int_t                 rc;
     ngx_http_cg_main_conf_t  *mcf;
     ngx_http_cg_sync_worker_t *w;
 
@@ -325,21 +373,9 @@ ngx_http_cg_sync_init_process(ngx_cycle_t *cycle)
     ngx_memzero(w, sizeof(ngx_http_cg_sync_worker_t));
     ngx_queue_init(&w->waiters);
 
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
-    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
-        return NGX_OK;
-    }
-
-    mcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                              ngx_http_client_guard_module);
-
-    if (mcf == NULL || mcf->sync == NULL) {
-        return NGX_OK;
+    rc = ngx_http_cg_sync_worker_conf(cycle, &mcf, &w->node_id);
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
 
     w->conf = mcf->sync;
@@ -352,17 +388,6 @@ ngx_http_cg_sync_init_process(ngx_cycle_t *cycle)
     {
         return NGX_ERROR;
     }
-
-    w->node_id.data = ngx_pnalloc(cycle->pool,
-                                  cycle->hostname.len + NGX_INT_T_LEN + 1);
-    if (w->node_id.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    w->node_id.len = ngx_sprintf(w->node_id.data, "%V:%P", &cycle->hostname,
-                                 ngx_process == NGX_PROCESS_WORKER
-                                 ? getppid() : ngx_pid)
-                     - w->node_id.data;
 
     SHA1((const u_char *) ngx_http_cg_sync_script,
          ngx_http_cg_sync_script_len, md);

@@ -12,9 +12,6 @@ use HTTP::Tiny;
 use Time::HiRes qw(sleep time);
 use CG;
 
-my $promtool = `command -v promtool 2>/dev/null`;
-chomp $promtool;
-
 my $t = CG->new();
 
 $t->write_conf(<<'EOF');
@@ -78,15 +75,10 @@ is(scalar keys %clients, 1, 'limit=1: one client');
 
 SKIP: {
     skip 'promtool not installed (Debian package prometheus)', 2
-        unless $promtool;
+        unless CG::promtool();
 
-    my $f = $t->dir . '/metrics.txt';
-    open my $fh, '>', $f or die $!;
-    print $fh $m;
-    close $fh;
-
-    my $out = `$promtool check metrics < $f 2>&1`;
-    is($?, 0, 'promtool check metrics: no error') or diag($out);
+    my ($rc, $out) = $t->promtool_check($m);
+    is($rc, 0, 'promtool check metrics: no error') or diag($out);
     is($out, '', 'promtool check metrics: no lint warning') or diag($out);
 }
 

@@ -11,11 +11,8 @@ use lib 't/lib';
 use Test::More;
 use CG;
 
-my ($chromium) = grep { -x } map { "/usr/bin/$_" }
-    qw(chromium chromium-browser google-chrome);
-
 plan skip_all => 'chromium not installed (Debian package chromium)'
-    unless $chromium;
+    unless CG::chromium();
 
 my $t = CG->new();
 
@@ -60,22 +57,10 @@ unlike($html, qr{(?:src|href)\s*=\s*["']?(?:https?:)?//}i,
 unlike($html, qr{\@import|url\(\s*["']?(?:https?:)?//}i, 'no external CSS');
 unlike($html, qr{fetch\(\s*["']https?:}, 'fetches only its own location');
 
-sub chromium {
-    my (@args) = @_;
-    my $profile = $t->dir . '/chromium-' . int(rand(1e9));
-    my $cmd = join ' ', map { "'$_'" } $chromium, '--headless',
-        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--disable-dev-shm-usage',
-        "--user-data-dir=$profile", @args;
-    my $out = `timeout 60 $cmd 2>/dev/null`;
-    return $out;
-}
-
 my $port = $t->port(0);
 my $url = "http://127.0.0.1:$port/status?format=html";
 
-my $dom = chromium('--virtual-time-budget=4000', '--dump-dom', $url);
+my $dom = $t->chromium_run('--virtual-time-budget=4000', '--dump-dom', $url);
 
 like($dom, qr/data-loaded="1"/, 'the page loaded the JSON');
 like($dom, qr{<tr[^>]*data-client="team-a"}, 'team-a row');
@@ -103,7 +88,7 @@ like($dom, qr{<canvas id="chart"}, 'chart canvas');
 like($dom, qr{<div id="legend"><span>}, 'chart legend drawn');
 
 if ($ENV{CG_SCREENSHOT}) {
-    chromium('--virtual-time-budget=4000', '--window-size=1280,1000',
+    $t->chromium_run('--virtual-time-budget=4000', '--window-size=1280,1000',
         "--screenshot=$ENV{CG_SCREENSHOT}", $url);
     ok(-s $ENV{CG_SCREENSHOT}, "screenshot $ENV{CG_SCREENSHOT}");
 }

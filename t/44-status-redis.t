@@ -78,27 +78,13 @@ like($m, qr/^clientguard_redis_quota_sync_age_seconds [0-6]$/m,
 like($m, qr/^clientguard_redis_quota_errors [1-9]/m,
     'clientguard_redis_quota_errors');
 
-SKIP: {
-    my $promtool = `command -v promtool 2>/dev/null`;
-    chomp $promtool;
-    skip 'promtool not installed', 1 unless $promtool;
-
-    my $f = $t->dir . '/metrics.txt';
-    open my $fh, '>', $f or die $!;
-    print $fh $m;
-    close $fh;
-    my $out = `$promtool check metrics < $f 2>&1`;
-    is($?, 0, 'promtool check metrics') or diag($out);
-}
+$t->promtool_ok($m, 'promtool check metrics');
 
 # the dashboard renders the Redis health
 SKIP: {
-    my ($chromium) = grep { -x } map { "/usr/bin/$_" } qw(chromium);
-    skip 'chromium not installed', 2 unless $chromium;
+    skip 'chromium not installed', 2 unless CG::chromium();
 
-    my $profile = $t->dir . '/chromium';
-    my $url = 'http://127.0.0.1:' . $t->port(0) . '/status?format=html';
-    my $dom = `timeout 60 $chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage --user-data-dir=$profile --virtual-time-budget=3000 --dump-dom '$url' 2>/dev/null`;
+    my $dom = $t->chromium_dom('/status?format=html');
     like($dom, qr/data-loaded="1"/, 'dashboard loaded');
     like($dom, qr{<div id="redis"[^>]*>link ready, failure policy open},
         'dashboard: Redis health');

@@ -122,28 +122,13 @@ unlike($m, qr/^clientguard_requests_total/m,
 like($t1->get('/status?scope=cluster&format=openmetrics')->{content},
     qr/\n# EOF\n\z/, 'openmetrics: # EOF');
 
-SKIP: {
-    my $promtool = `command -v promtool 2>/dev/null`;
-    chomp $promtool;
-    skip 'promtool not installed', 1 unless $promtool;
-
-    my $f = $t1->dir . '/cluster.txt';
-    open my $fh, '>', $f or die $!;
-    print $fh $m;
-    close $fh;
-    my $out = `$promtool check metrics < $f 2>&1`;
-    is($?, 0, 'promtool check metrics (cluster)') or diag($out);
-}
+$t1->promtool_ok($m, 'promtool check metrics (cluster)');
 
 # the dashboard in cluster mode
 SKIP: {
-    my ($chromium) = grep { -x } map { "/usr/bin/$_" } qw(chromium);
-    skip 'chromium not installed', 3 unless $chromium;
+    skip 'chromium not installed', 3 unless CG::chromium();
 
-    my $profile = $t1->dir . '/chromium';
-    my $url = 'http://127.0.0.1:' . $t1->port(0)
-        . '/status?format=html&scope=cluster';
-    my $dom = `timeout 60 $chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage --user-data-dir=$profile --virtual-time-budget=3000 --dump-dom '$url' 2>/dev/null`;
+    my $dom = $t1->chromium_dom('/status?format=html&scope=cluster');
     like($dom, qr/data-loaded="1"/, 'cluster dashboard loaded');
     like($dom, qr{nodes reporting</div><div class="v">2</div>},
         'cluster dashboard: 2 nodes');

@@ -36,7 +36,8 @@ package CG;
 # connect, redis_start, redis_cluster_start, redis_port, redis_stop,
 # redis_restart, redis_pause, redis_resume, redis_cli, fake_server,
 # stop_fake_servers, openssl_ca, make_client_cert, server_cert, check_logs,
-# cleanup; functions wait_until, slow.
+# promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup;
+# functions wait_until, slow, promtool, chromium.
 
 use strict;
 use warnings;
@@ -793,6 +794,67 @@ sub wait_until {
         return 0 if time > $end;
         sleep($interval || 0.05);
     }
+}
+
+# --- promtool and headless chromium (Debian: prometheus, chromium) --------
+
+# promtool(): the promtool binary, '' when it is not installed.
+sub promtool {
+    my $promtool = `command -v promtool 2>/dev/null`;
+    chomp $promtool;
+    return $promtool;
+}
+
+# $t->promtool_check($text): "promtool check metrics" over $text (kept in the
+# test dir); returns its exit status ($?) and what it printed.
+sub promtool_check {
+    my ($self, $text) = @_;
+    my $f = "$self->{dir}/metrics-" . ++$self->{nmetrics} . '.txt';
+    _spew($f, $text);
+    my $promtool = promtool();
+    my $out = `$promtool check metrics < $f 2>&1`;
+    return ($?, $out);
+}
+
+# $t->promtool_ok($text, $name): one test, "promtool check metrics" accepts
+# $text; skipped when promtool is not installed.
+sub promtool_ok {
+    my ($self, $text, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    unless (promtool()) {
+        Test::More->builder->skip('promtool not installed');
+        return 1;
+    }
+    my ($rc, $out) = $self->promtool_check($text);
+    return Test::More::is($rc, 0, $name) || Test::More::diag($out);
+}
+
+# chromium(): the chromium binary, undef when it is not installed.
+sub chromium {
+    my ($chromium) = grep { -x } map { "/usr/bin/$_" }
+        qw(chromium chromium-browser google-chrome);
+    return $chromium;
+}
+
+# $t->chromium_run(@args): headless chromium with @args (a fresh profile in
+# the test dir, at most 60 s); returns what it printed on stdout.
+sub chromium_run {
+    my ($self, @args) = @_;
+    my $profile = "$self->{dir}/chromium-" . ++$self->{nchromium};
+    my $cmd = join ' ', map { "'$_'" } chromium(), '--headless',
+        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--disable-dev-shm-usage',
+        "--user-data-dir=$profile", @args;
+    return scalar `timeout 60 $cmd 2>/dev/null`;
+}
+
+# $t->chromium_dom($path, $budget_ms = 3000): the DOM of
+# http://127.0.0.1:port(0)$path after $budget_ms of virtual time.
+sub chromium_dom {
+    my ($self, $path, $budget) = @_;
+    return $self->chromium_run('--virtual-time-budget=' . ($budget || 3000),
+        '--dump-dom', 'http://127.0.0.1:' . $self->port(0) . $path);
 }
 
 sub _slurp {
