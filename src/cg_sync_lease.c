@@ -161,19 +161,27 @@ ngx_http_cg_lease_ttl(cg_quota_t *q, ngx_uint_t small)
 
 /*
  * How many requests of a client this node may admit ahead of a lease
- * (charged to Redis right after): "ahead=", at most 1% of every limit.
+ * (charged to Redis right after): "ahead=", at most 1% of every limit;
+ * and how much Redis must have said is left for that: more than 8 times
+ * as many, and more than a tenth of every limit.
  */
 
 static uint32_t
-ngx_http_cg_lease_ahead(cg_quota_t *q)
+ngx_http_cg_lease_ahead(cg_quota_t *q, uint32_t *reserve)
 {
-    uint64_t    cap;
+    uint64_t    cap, least;
     uint32_t    i;
 
     cap = ngx_http_cg_sync_w.conf->ahead;
+    least = NGX_MAX_UINT32_VALUE;
 
     for (i = 0; i < q->nlimits; i++) {
         cap = ngx_min(cap, q->limits[i].count / 100);
+        least = ngx_min(least, q->limits[i].count);
+    }
+
+    if (reserve) {
+        *reserve = (uint32_t) ngx_max(8 * cap, least / 10);
     }
 
     return (uint32_t) cap;
@@ -188,8 +196,8 @@ ngx_http_cg_lease_ahead(cg_quota_t *q)
 
 static ngx_uint_t
 ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
-    uint32_t ahead, uint32_t now, uint32_t *want, uint32_t *owed,
-    uint64_t *retry, uint64_t *remaining, ngx_uint_t *binding)
+    uint32_t ahead, uint32_t reserve, uint32_t now, uint32_t *want,
+    uint32_t *owed, uint64_t *retry, uint64_t *remaining, ngx_uint_t *binding)
 {
     uint32_t          rate, est;
     ngx_uint_t        rc, active, fetch;
@@ -250,7 +258,7 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         /* the circuit breaker is open: the failure policy decides */
         rc = NGX_HTTP_CG_TAKE_DOWN;
 
-    } else if (l->owed < ahead && l->headroom > 8 * ahead) {
+    } else if (l->owed < ahead && l->headroom > reserve) {
 
         /*
          * no lease, but Redis said there is plenty left: admit now and
@@ -467,7 +475,8 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
             l->left += (uint32_t) granted;
             l->granted = now32;
             l->expires = now32 + (uint32_t) ngx_http_cg_lease_ttl(&f->quota,
-                             l->left <= ngx_http_cg_lease_ahead(&f->quota));
+                             l->left <= ngx_http_cg_lease_ahead(&f->quota,
+                                                                NULL));
             l->denied = 0;
 
         } else if (got == 0) {
@@ -659,7 +668,7 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, cg_quota_t *q, uint32_t qhash, uint64_t *retry,
     uint64_t *remaining, ngx_uint_t *binding, ngx_http_cg_node_t **pin)
 {
-    uint32_t             want, owed, started, ahead;
+    uint32_t             want, owed, started, ahead, reserve;
     ngx_uint_t           rc;
     ngx_msec_t           now;
     ngx_http_cg_node_t  *node;
@@ -668,7 +677,7 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     want = 0;
     owed = 0;
     started = 0;
-    ahead = ngx_http_cg_lease_ahead(q);
+    ahead = ngx_http_cg_lease_ahead(q, &reserve);
 
     ngx_http_cg_zone_lock(zone);
 
@@ -678,7 +687,7 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
         rc = NGX_HTTP_CG_TAKE_DOWN;
 
     } else {
-        rc = ngx_http_cg_lease_take(&node->lease, qhash, ahead,
+        rc = ngx_http_cg_lease_take(&node->lease, qhash, ahead, reserve,
                                     (uint32_t) now, &want, &owed, retry,
                                     remaining, binding);
         started = node->lease.fetching;
