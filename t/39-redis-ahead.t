@@ -30,6 +30,7 @@ sub conf {
     return <<"EOF";
     client_guard_zone zone=z:1m;
     client_guard_quota slow quota=100000/h;
+    client_guard_quota slowx quota=100000/h;
     client_guard_quota slowrate rate=1000r/s burst=500;
     client_guard_quota near quota=300/h;
     client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
@@ -94,6 +95,33 @@ my $charged = 0;
 $t->wait_until(sub { ($charged = charged('slow')) >= 8 });
 cmp_ok($charged, '>=', 8, 'every request admitted ahead was charged');
 cmp_ok($charged, '<=', 8 + 8, 'at most one small lease more');
+
+# --- Redis stops answering: what was admitted ahead is charged later ---------
+
+my @seen;
+my $get = sub {
+    my $r = $t->get('/', { 'X-Client-Id' => 'slowx' });
+    push @seen, $r->{headers}{'x-redis'} // '-';
+    sleep 0.6;
+};
+$get->();                                       # WAITED: headroom known
+$t->redis_pause();
+$get->() for 1 .. 2;                            # AHEAD, then DOWN_LOCAL
+$t->redis_resume();
+ok($t->wait_until(sub {
+       ($t->get('/', { 'X-Client-Id' => 'slowrate' })->{headers}{'x-redis'}
+        // '') =~ /^(LEASE|WAITED|AHEAD)$/ }), 'Redis is back');
+$get->() for 1 .. 2;
+is($seen[1], 'AHEAD', 'admitted ahead while Redis hangs') or diag("@seen");
+like($seen[2], qr/^DOWN_/, 'then the failure policy decides')
+    or diag("@seen");
+# a charge that timed out is sent again (Redis may have run it late, when
+# it woke up: then it counts twice, never zero times)
+
+my $counted = grep { /^(WAITED|AHEAD|LEASE)$/ } @seen;
+ok($t->wait_until(sub { charged('slowx') >= $counted }),
+   "the $counted requests decided through Redis are all charged")
+    or diag("@seen; charged: " . charged('slowx'));
 
 # --- near the limit nothing is admitted ahead: the quota stays exact ----------
 
