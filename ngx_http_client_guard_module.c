@@ -530,12 +530,14 @@ ngx_http_cg_add_header(ngx_http_request_t *r, const char *name, size_t len)
 }
 
 
-static const char *
+static ngx_str_t *
 ngx_http_cg_policy_name(const cg_limit_t *lim)
 {
-    static const char  *names[2][4] = {
-        { "rate_s", "rate_m", "rate_h", "rate_d" },
-        { "quota_s", "quota_m", "quota_h", "quota_d" }
+    static ngx_str_t  names[2][4] = {
+        { ngx_string("rate_s"), ngx_string("rate_m"),
+          ngx_string("rate_h"), ngx_string("rate_d") },
+        { ngx_string("quota_s"), ngx_string("quota_m"),
+          ngx_string("quota_h"), ngx_string("quota_d") }
     };
 
     ngx_uint_t  u;
@@ -555,7 +557,45 @@ ngx_http_cg_policy_name(const cg_limit_t *lim)
         break;
     }
 
-    return names[lim->type == CG_LIMIT_RATE ? 0 : 1][u];
+    return &names[lim->type == CG_LIMIT_RATE ? 0 : 1][u];
+}
+
+
+/* "%uL" without ngx_sprintf: these headers go out with every request */
+
+static u_char *
+ngx_http_cg_uint(u_char *p, uint64_t n)
+{
+    u_char   *d, digits[NGX_INT64_LEN];
+
+    d = digits + NGX_INT64_LEN;
+
+    do {
+        *--d = (u_char) (n % 10 + '0');
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, d, digits + NGX_INT64_LEN - d);
+}
+
+
+/* "name";X= */
+
+static u_char *
+ngx_http_cg_policy_item(u_char *p, const cg_limit_t *lim, u_char x)
+{
+    ngx_str_t  *name;
+
+    name = ngx_http_cg_policy_name(lim);
+
+    *p++ = '"';
+    p = ngx_cpymem(p, name->data, name->len);
+    *p++ = '"';
+    *p++ = ';';
+    *p++ = x;
+    *p++ = '=';
+
+    return p;
 }
 
 
@@ -563,20 +603,23 @@ ngx_http_cg_policy_name(const cg_limit_t *lim)
  * RateLimit-Policy lists every limit of the client's quota, RateLimit the
  * one that decides (draft-ietf-httpapi-ratelimit-headers-11).  For a rate,
  * q is the sustained rate per window w; r is what may be sent right now
- * (burst included) and t when the limit is fully restored.
+ * (burst included) and t when the limit is fully restored.  The three
+ * values share one allocation.
  */
 
 static void
 ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
     ngx_int_t binding, cg_limit_result_t *res, ngx_uint_t rejected)
 {
-    u_char            *p, *last;
+    u_char            *p;
     size_t             len;
     uint32_t           i;
     ngx_table_elt_t   *h;
     const cg_limit_t  *lim;
 
-    len = q->nlimits * (sizeof("\"quota_s\";q=;w=, ") + 2 * NGX_INT64_LEN);
+    len = q->nlimits * (sizeof("\"quota_s\";q=;w=, ") + 2 * NGX_INT64_LEN)
+          + sizeof("\"quota_s\";r=;t=") + 2 * NGX_INT64_LEN
+          + NGX_INT64_LEN;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -590,23 +633,24 @@ ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
     }
 
     h->value.data = p;
-    last = p + len;
 
     for (i = 0; i < q->nlimits; i++) {
         lim = &q->limits[i];
-        p = ngx_slprintf(p, last, "%s\"%s\";q=%uL;w=%uL", i ? ", " : "",
-                         ngx_http_cg_policy_name(lim), lim->count,
-                         cg_limit_window_sec(lim));
+
+        if (i) {
+            *p++ = ',';
+            *p++ = ' ';
+        }
+
+        p = ngx_http_cg_policy_item(p, lim, 'q');
+        p = ngx_http_cg_uint(p, lim->count);
+        *p++ = ';';
+        *p++ = 'w';
+        *p++ = '=';
+        p = ngx_http_cg_uint(p, cg_limit_window_sec(lim));
     }
 
     h->value.len = p - h->value.data;
-
-    len = sizeof("\"quota_s\";r=;t=") + 2 * NGX_INT64_LEN;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return;
-    }
 
     h = ngx_http_cg_add_header(r, "RateLimit", sizeof("RateLimit") - 1);
     if (h == NULL) {
@@ -614,17 +658,15 @@ ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
     }
 
     h->value.data = p;
-    p = ngx_slprintf(p, p + len, "\"%s\";r=%uL;t=%uL",
-                     ngx_http_cg_policy_name(&q->limits[binding]),
-                     res->remaining, (res->reset + 999) / 1000);
+    p = ngx_http_cg_policy_item(p, &q->limits[binding], 'r');
+    p = ngx_http_cg_uint(p, res->remaining);
+    *p++ = ';';
+    *p++ = 't';
+    *p++ = '=';
+    p = ngx_http_cg_uint(p, (res->reset + 999) / 1000);
     h->value.len = p - h->value.data;
 
     if (!rejected) {
-        return;
-    }
-
-    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (p == NULL) {
         return;
     }
 
@@ -634,7 +676,7 @@ ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
     }
 
     h->value.data = p;
-    p = ngx_sprintf(p, "%uL", res->retry ? (res->retry + 999) / 1000 : 1);
+    p = ngx_http_cg_uint(p, res->retry ? (res->retry + 999) / 1000 : 1);
     h->value.len = p - h->value.data;
 }
 
