@@ -192,6 +192,14 @@ cg_stats_code_index(uint32_t status)
 {
     int  i;
 
+    /* codes[] is sorted: most responses are below its first code */
+
+    if (status < cg_stats_codes[0]
+        || status > cg_stats_codes[CG_STATS_NCODES - 1])
+    {
+        return -1;
+    }
+
     for (i = 0; i < CG_STATS_NCODES; i++) {
         if (cg_stats_codes[i] == status) {
             return i;
