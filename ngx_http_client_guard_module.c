@@ -561,21 +561,52 @@ ngx_http_cg_policy_name(const cg_limit_t *lim)
 }
 
 
-/* "%uL" without ngx_sprintf: these headers go out with every request */
+/*
+ * "%uL" without ngx_sprintf: these headers go out with every request.  The
+ * length first, then two digits at a time from the end.
+ */
 
 static u_char *
 ngx_http_cg_uint(u_char *p, uint64_t n)
 {
-    u_char   *d, digits[NGX_INT64_LEN];
+    static const u_char  pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
 
-    d = digits + NGX_INT64_LEN;
+    u_char    *e;
+    uint64_t   m, i;
 
-    do {
-        *--d = (u_char) (n % 10 + '0');
-        n /= 10;
-    } while (n);
+    m = n;
+    e = p + 1;
 
-    return ngx_cpymem(p, d, digits + NGX_INT64_LEN - d);
+    while (m >= 100) {
+        m /= 100;
+        e += 2;
+    }
+
+    if (m >= 10) {
+        e++;
+    }
+
+    p = e;
+
+    while (n >= 100) {
+        i = (n % 100) * 2;
+        n /= 100;
+        *--p = pairs[i + 1];
+        *--p = pairs[i];
+    }
+
+    if (n >= 10) {
+        *--p = pairs[n * 2 + 1];
+        *--p = pairs[n * 2];
+
+    } else {
+        *--p = (u_char) ('0' + n);
+    }
+
+    return e;
 }
 
 
