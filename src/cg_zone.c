@@ -14,6 +14,19 @@
 extern ngx_module_t  ngx_http_client_guard_module;
 
 
+/*
+ * A record found again less than this long after its last move to the head
+ * of the LRU queue stays where it is: a busy client's lookups touch neither
+ * the queue's head nor its neighbours' records.  The queue is then ordered
+ * by the time of each record's last move, and "last" is at most this much
+ * later than that: eviction looks at a few records from the tail for the
+ * least recently seen one.
+ */
+
+#define NGX_HTTP_CG_LRU_LAG     1000
+#define NGX_HTTP_CG_EVICT_LOOK  8
+
+
 static ngx_int_t ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 static void ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
@@ -413,6 +426,7 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     size_t               size;
     ngx_int_t            rc;
     ngx_uint_t           tries;
+    ngx_msec_int_t       lag;
     ngx_rbtree_node_t   *node, *sentinel;
     ngx_http_cg_node_t  *cn;
 
@@ -438,8 +452,21 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
         rc = ngx_memn2cmp(name->data, cn->name, name->len, (size_t) cn->len);
 
         if (rc == 0) {
-            ngx_queue_remove(&cn->queue);
-            ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+            lag = (ngx_msec_int_t) (now - cn->last);
+
+            /* another worker's clock may be a little behind */
+
+            lag = (lag > 0 ? lag : 0) + cn->lag;
+
+            if (lag < NGX_HTTP_CG_LRU_LAG) {
+                cn->lag = (u_short) lag;
+
+            } else {
+                ngx_queue_remove(&cn->queue);
+                ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+                cn->lag = 0;
+            }
+
             cn->last = now;
             return cn;
         }
@@ -497,41 +524,69 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 static void
 ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 {
-    ngx_uint_t           skipped;
-    ngx_queue_t         *q, *prev;
+    ngx_uint_t           skipped, looked;
+    ngx_queue_t         *q;
     ngx_rbtree_node_t   *node;
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_node_t  *cn, *victim;
 
-    q = ngx_queue_last(&zone->sh->queue);
+    for ( /* void */ ; n; n--) {
 
-    /*
-     * the least recently seen first; a record pinned by a request still
-     * under way is passed over (at most 64 of them: then nothing is freed,
-     * and the new client goes uncounted rather than the lock held long)
-     */
+        /*
+         * the least recently seen of the records at the tail; a record
+         * pinned by a request still under way is passed over (at most 64
+         * of them: then nothing is freed, and the new client goes uncounted
+         * rather than the lock held long)
+         */
 
-    for (skipped = 0;
-         n && q != ngx_queue_sentinel(&zone->sh->queue) && skipped < 64;
-         q = prev)
-    {
-        prev = ngx_queue_prev(q);
-        cn = ngx_queue_data(q, ngx_http_cg_node_t, queue);
+        victim = NULL;
+        skipped = 0;
+        looked = 0;
 
-        if (cn->refs) {
-            skipped++;
-            continue;
+        for (q = ngx_queue_last(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue)
+             && skipped < 64 && looked < NGX_HTTP_CG_EVICT_LOOK;
+             q = ngx_queue_prev(q))
+        {
+            cn = ngx_queue_data(q, ngx_http_cg_node_t, queue);
+
+            /*
+             * moved to the head after the victim was last seen: so was
+             * every record nearer the head, none was seen before it
+             */
+
+            if (victim
+                && (ngx_msec_int_t) (cn->last - cn->lag - victim->last) >= 0)
+            {
+                break;
+            }
+
+            if (cn->refs) {
+                skipped++;
+                continue;
+            }
+
+            looked++;
+
+            if (victim == NULL
+                || (ngx_msec_int_t) (cn->last - victim->last) < 0)
+            {
+                victim = cn;
+            }
         }
 
-        ngx_queue_remove(q);
+        if (victim == NULL) {
+            return;
+        }
+
+        ngx_queue_remove(&victim->queue);
 
         node = (ngx_rbtree_node_t *)
-                   ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
+                   ((u_char *) victim - offsetof(ngx_rbtree_node_t, color));
 
         ngx_rbtree_delete(&zone->sh->rbtree, node);
         ngx_slab_free_locked(zone->shpool, node);
 
         zone->sh->clients--;
         zone->sh->evictions++;
-        n--;
     }
 }

@@ -67,7 +67,8 @@ typedef struct {
 typedef struct {
     u_char                    color;
     u_char                    len;
-    u_short                   flags;
+    u_short                   lag;         /* ms from the last LRU move to
+                                              "last", under a second */
     uint32_t                  created;     /* seconds since the epoch */
     ngx_queue_t               queue;
     ngx_msec_t                last;
@@ -126,7 +127,8 @@ ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
 /*
  * Finds the record of a client, or creates it when "create" is set, evicting
  * the least recently seen clients to make room.  Marks it most recently seen
- * at "now".  NULL when it is absent (or cannot be created).
+ * at "now": "last" always, its place in the LRU queue at most once a second.
+ * NULL when it is absent (or cannot be created).
  */
 ngx_http_cg_node_t *ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone,
     ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);
