@@ -18,8 +18,8 @@ static ngx_int_t ngx_http_cg_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cg_enforce(ngx_http_request_t *r,
     ngx_http_cg_loc_conf_t *lcf, ngx_http_cg_ctx_t *ctx);
 static void ngx_http_cg_set_headers(ngx_http_request_t *r,
-    const cg_quota_t *q, ngx_int_t binding, cg_limit_result_t *res,
-    ngx_uint_t rejected);
+    const cg_quota_t *q, ngx_str_t *policy, ngx_int_t binding,
+    cg_limit_result_t *res, ngx_uint_t rejected);
 static void ngx_http_cg_log_reject(ngx_http_request_t *r,
     ngx_http_cg_loc_conf_t *lcf, ngx_http_cg_ctx_t *ctx, const cg_quota_t *q,
     ngx_int_t binding, cg_limit_result_t *res);
@@ -373,6 +373,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     uint32_t                 hash;
     ngx_int_t                rc, binding;
     ngx_uint_t               status, dry_run, decided;
+    ngx_str_t               *policy;
     ngx_time_t              *tp;
     cg_quota_t               quota;
     cg_limit_result_t        res;
@@ -416,9 +417,14 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
 
     rq = ngx_http_cg_client_quota(&mcf->quotas, &ctx->client, NULL);
+    policy = NULL;
 
     if (rq) {
         quota = *rq;
+
+        if (mcf->sync == NULL) {
+            policy = ngx_http_cg_quota_policy(&mcf->quotas, rq);
+        }
 
     } else {
         ngx_memzero(&quota, sizeof(cg_quota_t));
@@ -491,7 +497,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     ctx->status = status;
 
     if (lcf->headers && binding >= 0) {
-        ngx_http_cg_set_headers(r, &quota, binding, &res,
+        ngx_http_cg_set_headers(r, &quota, policy, binding, &res,
                                 status == NGX_HTTP_CG_REJECTED);
     }
 
@@ -530,127 +536,29 @@ ngx_http_cg_add_header(ngx_http_request_t *r, const char *name, size_t len)
 }
 
 
-static ngx_str_t *
-ngx_http_cg_policy_name(const cg_limit_t *lim)
-{
-    static ngx_str_t  names[2][4] = {
-        { ngx_string("rate_s"), ngx_string("rate_m"),
-          ngx_string("rate_h"), ngx_string("rate_d") },
-        { ngx_string("quota_s"), ngx_string("quota_m"),
-          ngx_string("quota_h"), ngx_string("quota_d") }
-    };
-
-    ngx_uint_t  u;
-
-    switch (lim->period) {
-    case 1000:
-        u = 0;
-        break;
-    case 60 * 1000:
-        u = 1;
-        break;
-    case 3600 * 1000:
-        u = 2;
-        break;
-    default:
-        u = 3;
-        break;
-    }
-
-    return &names[lim->type == CG_LIMIT_RATE ? 0 : 1][u];
-}
-
-
-/*
- * "%uL" without ngx_sprintf: these headers go out with every request.  The
- * length first, then two digits at a time from the end.
- */
-
-static u_char *
-ngx_http_cg_uint(u_char *p, uint64_t n)
-{
-    static const u_char  pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233"
-        "34353637383940414243444546474849505152535455565758596061626364656667"
-        "6869707172737475767778798081828384858687888990919293949596979899";
-
-    u_char    *e;
-    uint64_t   m, i;
-
-    m = n;
-    e = p + 1;
-
-    while (m >= 100) {
-        m /= 100;
-        e += 2;
-    }
-
-    if (m >= 10) {
-        e++;
-    }
-
-    p = e;
-
-    while (n >= 100) {
-        i = (n % 100) * 2;
-        n /= 100;
-        *--p = pairs[i + 1];
-        *--p = pairs[i];
-    }
-
-    if (n >= 10) {
-        *--p = pairs[n * 2 + 1];
-        *--p = pairs[n * 2];
-
-    } else {
-        *--p = (u_char) ('0' + n);
-    }
-
-    return e;
-}
-
-
-/* "name";X= */
-
-static u_char *
-ngx_http_cg_policy_item(u_char *p, const cg_limit_t *lim, u_char x)
-{
-    ngx_str_t  *name;
-
-    name = ngx_http_cg_policy_name(lim);
-
-    *p++ = '"';
-    p = ngx_cpymem(p, name->data, name->len);
-    *p++ = '"';
-    *p++ = ';';
-    *p++ = x;
-    *p++ = '=';
-
-    return p;
-}
-
-
 /*
  * RateLimit-Policy lists every limit of the client's quota, RateLimit the
  * one that decides (draft-ietf-httpapi-ratelimit-headers-11).  For a rate,
  * q is the sustained rate per window w; r is what may be sent right now
- * (burst included) and t when the limit is fully restored.  The three
- * values share one allocation.
+ * (burst included) and t when the limit is fully restored.  A quota from
+ * the configuration comes with its RateLimit-Policy value made; the values
+ * made here share one allocation.
  */
 
 static void
 ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
-    ngx_int_t binding, cg_limit_result_t *res, ngx_uint_t rejected)
+    ngx_str_t *policy, ngx_int_t binding, cg_limit_result_t *res,
+    ngx_uint_t rejected)
 {
-    u_char            *p;
-    size_t             len;
-    uint32_t           i;
-    ngx_table_elt_t   *h;
-    const cg_limit_t  *lim;
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *h;
 
-    len = q->nlimits * (sizeof("\"quota_s\";q=;w=, ") + 2 * NGX_INT64_LEN)
-          + sizeof("\"quota_s\";r=;t=") + 2 * NGX_INT64_LEN
-          + NGX_INT64_LEN;
+    len = sizeof("\"quota_s\";r=;t=") + 2 * NGX_INT64_LEN + NGX_INT64_LEN;
+
+    if (policy == NULL) {
+        len += ngx_http_cg_policy_len(q);
+    }
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -663,25 +571,14 @@ ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
         return;
     }
 
-    h->value.data = p;
+    if (policy) {
+        h->value = *policy;
 
-    for (i = 0; i < q->nlimits; i++) {
-        lim = &q->limits[i];
-
-        if (i) {
-            *p++ = ',';
-            *p++ = ' ';
-        }
-
-        p = ngx_http_cg_policy_item(p, lim, 'q');
-        p = ngx_http_cg_uint(p, lim->count);
-        *p++ = ';';
-        *p++ = 'w';
-        *p++ = '=';
-        p = ngx_http_cg_uint(p, cg_limit_window_sec(lim));
+    } else {
+        h->value.data = p;
+        p = ngx_http_cg_policy_print(p, q);
+        h->value.len = p - h->value.data;
     }
-
-    h->value.len = p - h->value.data;
 
     h = ngx_http_cg_add_header(r, "RateLimit", sizeof("RateLimit") - 1);
     if (h == NULL) {
