@@ -434,7 +434,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     tp = ngx_timeofday();
     now = (int64_t) tp->sec * 1000 + tp->msec;
-    hash = ngx_crc32_short(ctx->client.data, ctx->client.len);
+    hash = ngx_crc32_long(ctx->client.data, ctx->client.len);  /* = short */
 
     binding = -1;
     res.allowed = 1;
