@@ -18,8 +18,8 @@ static ngx_int_t ngx_http_cg_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cg_enforce(ngx_http_request_t *r,
     ngx_http_cg_loc_conf_t *lcf, ngx_http_cg_ctx_t *ctx);
 static void ngx_http_cg_set_headers(ngx_http_request_t *r,
-    const cg_quota_t *q, ngx_int_t binding, cg_limit_result_t *res,
-    ngx_uint_t rejected);
+    const cg_quota_t *q, ngx_str_t *policy, ngx_int_t binding,
+    cg_limit_result_t *res, ngx_uint_t rejected);
 static void ngx_http_cg_log_reject(ngx_http_request_t *r,
     ngx_http_cg_loc_conf_t *lcf, ngx_http_cg_ctx_t *ctx, const cg_quota_t *q,
     ngx_int_t binding, cg_limit_result_t *res);
@@ -373,6 +373,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     uint32_t                 hash;
     ngx_int_t                rc, binding;
     ngx_uint_t               status, dry_run, decided;
+    ngx_str_t               *policy;
     ngx_time_t              *tp;
     cg_quota_t               quota;
     cg_limit_result_t        res;
@@ -416,9 +417,14 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
 
     rq = ngx_http_cg_client_quota(&mcf->quotas, &ctx->client, NULL);
+    policy = NULL;
 
     if (rq) {
         quota = *rq;
+
+        if (mcf->sync == NULL) {
+            policy = ngx_http_cg_quota_policy(&mcf->quotas, rq);
+        }
 
     } else {
         ngx_memzero(&quota, sizeof(cg_quota_t));
@@ -428,7 +434,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     tp = ngx_timeofday();
     now = (int64_t) tp->sec * 1000 + tp->msec;
-    hash = ngx_crc32_short(ctx->client.data, ctx->client.len);
+    hash = ngx_crc32_long(ctx->client.data, ctx->client.len);  /* = short */
 
     binding = -1;
     res.allowed = 1;
@@ -494,7 +500,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     ctx->status = status;
 
     if (lcf->headers && binding >= 0) {
-        ngx_http_cg_set_headers(r, &quota, binding, &res,
+        ngx_http_cg_set_headers(r, &quota, policy, binding, &res,
                                 status == NGX_HTTP_CG_REJECTED);
     }
 
@@ -533,53 +539,29 @@ ngx_http_cg_add_header(ngx_http_request_t *r, const char *name, size_t len)
 }
 
 
-static const char *
-ngx_http_cg_policy_name(const cg_limit_t *lim)
-{
-    static const char  *names[2][4] = {
-        { "rate_s", "rate_m", "rate_h", "rate_d" },
-        { "quota_s", "quota_m", "quota_h", "quota_d" }
-    };
-
-    ngx_uint_t  u;
-
-    switch (lim->period) {
-    case 1000:
-        u = 0;
-        break;
-    case 60 * 1000:
-        u = 1;
-        break;
-    case 3600 * 1000:
-        u = 2;
-        break;
-    default:
-        u = 3;
-        break;
-    }
-
-    return names[lim->type == CG_LIMIT_RATE ? 0 : 1][u];
-}
-
-
 /*
  * RateLimit-Policy lists every limit of the client's quota, RateLimit the
  * one that decides (draft-ietf-httpapi-ratelimit-headers-11).  For a rate,
  * q is the sustained rate per window w; r is what may be sent right now
- * (burst included) and t when the limit is fully restored.
+ * (burst included) and t when the limit is fully restored.  A quota from
+ * the configuration comes with its RateLimit-Policy value made; the values
+ * made here share one allocation.
  */
 
 static void
 ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
-    ngx_int_t binding, cg_limit_result_t *res, ngx_uint_t rejected)
+    ngx_str_t *policy, ngx_int_t binding, cg_limit_result_t *res,
+    ngx_uint_t rejected)
 {
-    u_char            *p, *last;
-    size_t             len;
-    uint32_t           i;
-    ngx_table_elt_t   *h;
-    const cg_limit_t  *lim;
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *h;
 
-    len = q->nlimits * (sizeof("\"quota_s\";q=;w=, ") + 2 * NGX_INT64_LEN);
+    len = sizeof("\"quota_s\";r=;t=") + 2 * NGX_INT64_LEN + NGX_INT64_LEN;
+
+    if (policy == NULL) {
+        len += ngx_http_cg_policy_len(q);
+    }
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -592,23 +574,13 @@ ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
         return;
     }
 
-    h->value.data = p;
-    last = p + len;
+    if (policy) {
+        h->value = *policy;
 
-    for (i = 0; i < q->nlimits; i++) {
-        lim = &q->limits[i];
-        p = ngx_slprintf(p, last, "%s\"%s\";q=%uL;w=%uL", i ? ", " : "",
-                         ngx_http_cg_policy_name(lim), lim->count,
-                         cg_limit_window_sec(lim));
-    }
-
-    h->value.len = p - h->value.data;
-
-    len = sizeof("\"quota_s\";r=;t=") + 2 * NGX_INT64_LEN;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return;
+    } else {
+        h->value.data = p;
+        p = ngx_http_cg_policy_print(p, q);
+        h->value.len = p - h->value.data;
     }
 
     h = ngx_http_cg_add_header(r, "RateLimit", sizeof("RateLimit") - 1);
@@ -617,17 +589,15 @@ ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
     }
 
     h->value.data = p;
-    p = ngx_slprintf(p, p + len, "\"%s\";r=%uL;t=%uL",
-                     ngx_http_cg_policy_name(&q->limits[binding]),
-                     res->remaining, (res->reset + 999) / 1000);
+    p = ngx_http_cg_policy_item(p, &q->limits[binding], 'r');
+    p = ngx_http_cg_uint(p, res->remaining);
+    *p++ = ';';
+    *p++ = 't';
+    *p++ = '=';
+    p = ngx_http_cg_uint(p, (res->reset + 999) / 1000);
     h->value.len = p - h->value.data;
 
     if (!rejected) {
-        return;
-    }
-
-    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (p == NULL) {
         return;
     }
 
@@ -637,7 +607,7 @@ ngx_http_cg_set_headers(ngx_http_request_t *r, const cg_quota_t *q,
     }
 
     h->value.data = p;
-    p = ngx_sprintf(p, "%uL", res->retry ? (res->retry + 999) / 1000 : 1);
+    p = ngx_http_cg_uint(p, res->retry ? (res->retry + 999) / 1000 : 1);
     h->value.len = p - h->value.data;
 }
 

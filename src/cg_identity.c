@@ -35,6 +35,7 @@ ngx_http_cg_rule_add(ngx_conf_t *cf, ngx_array_t **rules)
     }
 
     ngx_memzero(rule, sizeof(ngx_http_cg_rule_t));
+    rule->index = NGX_ERROR;
 
     return rule;
 }
@@ -53,6 +54,65 @@ ngx_http_cg_complex(ngx_conf_t *cf, ngx_str_t *value,
     ccv.complex_value = cv;
 
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A source that is one variable and nothing else ("$http_x_client_id" or
+ * "${http_x_client_id}") is read by its index: the same value as the
+ * complex value gives, without the script and the copy.
+ */
+
+static char *
+ngx_http_cg_source(ngx_conf_t *cf, ngx_str_t *value, ngx_http_cg_rule_t *rule)
+{
+    u_char     ch;
+    size_t     i;
+    ngx_str_t  name;
+
+    if (ngx_http_cg_complex(cf, value, &rule->source) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (value->len < 2 || value->data[0] != '$') {
+        return NGX_CONF_OK;
+    }
+
+    name.data = value->data + 1;
+    name.len = value->len - 1;
+
+    if (name.data[0] == '{') {
+        if (name.len < 3 || name.data[name.len - 1] != '}') {
+            return NGX_CONF_OK;
+        }
+
+        name.data++;
+        name.len -= 2;
+    }
+
+    /* "$1" is a capture */
+
+    if (name.data[0] >= '0' && name.data[0] <= '9') {
+        return NGX_CONF_OK;
+    }
+
+    for (i = 0; i < name.len; i++) {
+        ch = name.data[i];
+
+        if ((ch < 'A' || ch > 'Z') && (ch < 'a' || ch > 'z')
+            && (ch < '0' || ch > '9') && ch != '_')
+        {
+            return NGX_CONF_OK;
+        }
+    }
+
+    rule->index = ngx_http_get_variable_index(cf, &name);
+
+    if (rule->index == NGX_ERROR) {
         return NGX_CONF_ERROR;
     }
 
@@ -85,7 +145,7 @@ ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_array_t **rules)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_cg_complex(cf, &value[1], &rule->source) != NGX_CONF_OK) {
+    if (ngx_http_cg_source(cf, &value[1], rule) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -267,7 +327,7 @@ ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf, ngx_array_t **rules)
 
     rule->type = NGX_HTTP_CG_RULE_API_KEY;
 
-    return ngx_http_cg_complex(cf, &value[1], &rule->source);
+    return ngx_http_cg_source(cf, &value[1], rule);
 }
 
 
@@ -276,12 +336,13 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
     ngx_str_t *value)
 {
 #if (NGX_PCRE)
-    int         *captures;
-    u_char      *captures_data;
-    ngx_int_t    rc;
-    ngx_uint_t   ncaptures;
+    int                        *captures;
+    u_char                     *captures_data;
+    ngx_int_t                   rc;
+    ngx_uint_t                  ncaptures;
 #endif
-    ngx_str_t    source;
+    ngx_str_t                   source;
+    ngx_http_variable_value_t  *vv;
 
     if (rule->type == NGX_HTTP_CG_RULE_ADDRESS) {
 
@@ -293,7 +354,20 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
         return NGX_OK;
     }
 
-    if (ngx_http_complex_value(r, &rule->source, &source) != NGX_OK) {
+    if (rule->index != NGX_ERROR) {
+
+        /* what the complex value's script does, as it does it */
+
+        vv = ngx_http_get_flushed_variable(r, rule->index);
+
+        if (vv == NULL || vv->not_found) {
+            return NGX_DECLINED;
+        }
+
+        source.data = vv->data;
+        source.len = vv->len;
+
+    } else if (ngx_http_complex_value(r, &rule->source, &source) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -37,6 +37,8 @@
 typedef struct {
     ngx_uint_t                  type;
     ngx_http_complex_value_t    source;
+    ngx_int_t                   index;     /* source is "$var" alone, or
+                                              NGX_ERROR */
     ngx_http_complex_value_t    name;
 #if (NGX_PCRE)
     ngx_http_regex_t           *regex;

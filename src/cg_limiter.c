@@ -189,8 +189,15 @@ cg_quota_check(const cg_quota_t *q, cg_limit_state_t *st, int64_t now,
     res->reset = 0;
     res->retry = 0;
 
+    /*
+     * the last limit is charged at once: when it allows the request, every
+     * limit did, and a check that rejects changes nothing; a single limit
+     * (the common case) is then checked once
+     */
+
     for (i = 0; i < q->nlimits; i++) {
-        cg_limit_check(&q->limits[i], &st[i], now, cost, 0, &r);
+        cg_limit_check(&q->limits[i], &st[i], now, cost,
+                       commit && i == q->nlimits - 1, &r);
 
         if (!r.allowed) {
             *res = r;
@@ -204,7 +211,7 @@ cg_quota_check(const cg_quota_t *q, cg_limit_state_t *st, int64_t now,
     }
 
     if (commit) {
-        for (i = 0; i < q->nlimits; i++) {
+        for (i = 0; i + 1 < q->nlimits; i++) {
             cg_limit_check(&q->limits[i], &st[i], now, cost, 1, &r);
         }
     }

@@ -199,6 +199,29 @@ cg_quota_validate(const cg_quota_t *q)
 }
 
 
+/* a name's byte as it is kept (lowercase), or 0 when no name may hold it */
+
+static const unsigned char  cg_name_chars[256] = {
+    ['-'] = '-', ['.'] = '.', ['0'] = '0', ['1'] = '1', ['2'] = '2',
+    ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6', ['7'] = '7',
+    ['8'] = '8', ['9'] = '9', [':'] = ':', ['@'] = '@', ['_'] = '_',
+
+    ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e',
+    ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j',
+    ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o',
+    ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
+    ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y',
+    ['Z'] = 'z',
+
+    ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e',
+    ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j',
+    ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o',
+    ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't',
+    ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',
+    ['z'] = 'z'
+};
+
+
 int
 cg_name_normalize(unsigned char *dst, const unsigned char *src, size_t len,
     size_t max)
@@ -211,15 +234,9 @@ cg_name_normalize(unsigned char *dst, const unsigned char *src, size_t len,
     }
 
     for (i = 0; i < len; i++) {
-        c = src[i];
+        c = cg_name_chars[src[i]];
 
-        if (c >= 'A' && c <= 'Z') {
-            c |= 0x20;
-
-        } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-                     || c == '-' || c == '_' || c == '.' || c == ':'
-                     || c == '@'))
-        {
+        if (c == 0) {
             return -1;
         }
 

@@ -94,6 +94,7 @@ ngx_http_cg_quota_directive(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
 ngx_int_t
 ngx_http_cg_quota_table_done(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
 {
+    u_char               *p;
     ngx_str_t             dflt = ngx_string("default");
     ngx_uint_t            i;
     ngx_array_t           keys;
@@ -136,6 +137,22 @@ ngx_http_cg_quota_table_done(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
     }
 
     qt->dflt = ngx_http_cg_quota_lookup(qt, &dflt);
+
+    /* RateLimit-Policy values, made once */
+
+    for (i = 0; i < qt->quotas.nelts; i++) {
+        if (q[i].quota.nlimits == 0) {
+            continue;
+        }
+
+        p = ngx_pnalloc(cf->pool, ngx_http_cg_policy_len(&q[i].quota));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        q[i].policy.data = p;
+        q[i].policy.len = ngx_http_cg_policy_print(p, &q[i].quota) - p;
+    }
 
     return NGX_OK;
 }
@@ -205,4 +222,159 @@ ngx_http_cg_limit_print(u_char *buf, u_char *last, const cg_limit_t *lim)
     }
 
     return ngx_slprintf(buf, last, "quota=%uL/%c", lim->count, unit);
+}
+
+
+static ngx_str_t *
+ngx_http_cg_policy_name(const cg_limit_t *lim)
+{
+    static ngx_str_t  names[2][4] = {
+        { ngx_string("rate_s"), ngx_string("rate_m"),
+          ngx_string("rate_h"), ngx_string("rate_d") },
+        { ngx_string("quota_s"), ngx_string("quota_m"),
+          ngx_string("quota_h"), ngx_string("quota_d") }
+    };
+
+    ngx_uint_t  u;
+
+    switch (lim->period) {
+    case 1000:
+        u = 0;
+        break;
+    case 60 * 1000:
+        u = 1;
+        break;
+    case 3600 * 1000:
+        u = 2;
+        break;
+    default:
+        u = 3;
+        break;
+    }
+
+    return &names[lim->type == CG_LIMIT_RATE ? 0 : 1][u];
+}
+
+
+/*
+ * "%uL" without ngx_sprintf: the RateLimit headers go out with every
+ * request.  The length first, then two digits at a time from the end.
+ */
+
+u_char *
+ngx_http_cg_uint(u_char *p, uint64_t n)
+{
+    static const u_char  pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+
+    u_char    *e;
+    uint64_t   m, i;
+
+    m = n;
+    e = p + 1;
+
+    while (m >= 100) {
+        m /= 100;
+        e += 2;
+    }
+
+    if (m >= 10) {
+        e++;
+    }
+
+    p = e;
+
+    while (n >= 100) {
+        i = (n % 100) * 2;
+        n /= 100;
+        *--p = pairs[i + 1];
+        *--p = pairs[i];
+    }
+
+    if (n >= 10) {
+        *--p = pairs[n * 2 + 1];
+        *--p = pairs[n * 2];
+
+    } else {
+        *--p = (u_char) ('0' + n);
+    }
+
+    return e;
+}
+
+
+/* "name";X= */
+
+u_char *
+ngx_http_cg_policy_item(u_char *p, const cg_limit_t *lim, u_char x)
+{
+    ngx_str_t  *name;
+
+    name = ngx_http_cg_policy_name(lim);
+
+    *p++ = '"';
+    p = ngx_cpymem(p, name->data, name->len);
+    *p++ = '"';
+    *p++ = ';';
+    *p++ = x;
+    *p++ = '=';
+
+    return p;
+}
+
+
+size_t
+ngx_http_cg_policy_len(const cg_quota_t *q)
+{
+    return q->nlimits * (sizeof("\"quota_s\";q=;w=, ") + 2 * NGX_INT64_LEN);
+}
+
+
+u_char *
+ngx_http_cg_policy_print(u_char *p, const cg_quota_t *q)
+{
+    uint32_t           i;
+    const cg_limit_t  *lim;
+
+    for (i = 0; i < q->nlimits; i++) {
+        lim = &q->limits[i];
+
+        if (i) {
+            *p++ = ',';
+            *p++ = ' ';
+        }
+
+        p = ngx_http_cg_policy_item(p, lim, 'q');
+        p = ngx_http_cg_uint(p, lim->count);
+        *p++ = ';';
+        *p++ = 'w';
+        *p++ = '=';
+        p = ngx_http_cg_uint(p, cg_limit_window_sec(lim));
+    }
+
+    return p;
+}
+
+
+ngx_str_t *
+ngx_http_cg_quota_policy(ngx_http_cg_quota_table_t *qt, const cg_quota_t *q)
+{
+    ngx_http_cg_quota_t  *first, *cq;
+
+    /* a quota from Redis is not in the table */
+
+    first = qt->quotas.elts;
+
+    if ((u_char *) q < (u_char *) first
+        || (u_char *) q >= (u_char *) (first + qt->quotas.nelts))
+    {
+        return NULL;
+    }
+
+    cq = (ngx_http_cg_quota_t *)
+             ((u_char *) q - offsetof(ngx_http_cg_quota_t, quota));
+
+    return cq->policy.len ? &cq->policy : NULL;
 }

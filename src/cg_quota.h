@@ -23,6 +23,7 @@
 typedef struct {
     ngx_str_t                 name;
     cg_quota_t                quota;
+    ngx_str_t                 policy;      /* RateLimit-Policy value */
 } ngx_http_cg_quota_t;
 
 
@@ -55,6 +56,19 @@ ngx_http_cg_quota_t *ngx_http_cg_quota_find(ngx_http_cg_quota_table_t *qt,
 /* "rate=100r/s burst=20" text of one limit, for logs */
 u_char *ngx_http_cg_limit_print(u_char *buf, u_char *last,
     const cg_limit_t *lim);
+
+/*
+ * The RateLimit headers' pieces: a number, "name";x= of a limit, and the
+ * RateLimit-Policy value of a quota (at most ngx_http_cg_policy_len bytes).
+ */
+u_char *ngx_http_cg_uint(u_char *p, uint64_t n);
+u_char *ngx_http_cg_policy_item(u_char *p, const cg_limit_t *lim, u_char x);
+size_t ngx_http_cg_policy_len(const cg_quota_t *q);
+u_char *ngx_http_cg_policy_print(u_char *p, const cg_quota_t *q);
+
+/* the RateLimit-Policy value made for a quota of the table, or NULL */
+ngx_str_t *ngx_http_cg_quota_policy(ngx_http_cg_quota_table_t *qt,
+    const cg_quota_t *q);
 
 
 #endif /* _CG_QUOTA_H_INCLUDED_ */

@@ -112,25 +112,37 @@ cg_stats_ratio(double cur, double base, const cg_anomaly_t *an)
 }
 
 
+/*
+ * The baseline (a power and a division) and the ratio are worked out only
+ * when the current rate alone does not settle it: most clients are quiet.
+ */
+
 static uint32_t
-cg_stats_flag(uint32_t since, double cur, double base, uint32_t now,
-    const cg_anomaly_t *an)
+cg_stats_flag(uint32_t since, double cur, float avg, uint32_t now,
+    uint32_t created, const cg_anomaly_t *an)
 {
     double  ratio;
 
-    ratio = cg_stats_ratio(cur, base, an);
-
     if (since == 0) {
-        if (cur >= an->min_rate && ratio >= an->ratio) {
-            return now;
+        if (cur < an->min_rate) {
+            return 0;
         }
 
-        return 0;
+        ratio = cg_stats_ratio(cur, cg_stats_baseline(avg, now, created, an),
+                               an);
+
+        return ratio >= an->ratio ? now : 0;
     }
 
     /* hysteresis: a flag clears at half its threshold */
 
-    if (ratio < an->ratio / 2 || cur < an->min_rate / 2) {
+    if (cur < an->min_rate / 2) {
+        return 0;
+    }
+
+    ratio = cg_stats_ratio(cur, cg_stats_baseline(avg, now, created, an), an);
+
+    if (ratio < an->ratio / 2) {
         return 0;
     }
 
@@ -177,13 +189,10 @@ cg_stats_tick(cg_stats_t *st, uint32_t now, uint32_t created,
     }
 
     st->surge_since = cg_stats_flag(st->surge_since, st->rate[CG_STATS_R10],
-                                    cg_stats_baseline(st->rate[CG_STATS_R300],
-                                                      now, created, an),
-                                    now, an);
+                                    st->rate[CG_STATS_R300], now, created,
+                                    an);
     st->errors_since = cg_stats_flag(st->errors_since, st->err[0],
-                                     cg_stats_baseline(st->err[1], now,
-                                                       created, an),
-                                     now, an);
+                                     st->err[1], now, created, an);
 }
 
 
@@ -191,6 +200,14 @@ int
 cg_stats_code_index(uint32_t status)
 {
     int  i;
+
+    /* codes[] is sorted: most responses are below its first code */
+
+    if (status < cg_stats_codes[0]
+        || status > cg_stats_codes[CG_STATS_NCODES - 1])
+    {
+        return -1;
+    }
 
     for (i = 0; i < CG_STATS_NCODES; i++) {
         if (cg_stats_codes[i] == status) {

@@ -14,6 +14,35 @@
 extern ngx_module_t  ngx_http_client_guard_module;
 
 
+/*
+ * A record found again less than this long after its last move to the head
+ * of the LRU queue stays where it is: a busy client's lookups touch neither
+ * the queue's head nor its neighbours' records.  The queue is then ordered
+ * by the time of each record's last move, and "last" is at most this much
+ * later than that: eviction looks at a few records from the tail for the
+ * least recently seen one.
+ */
+
+#define NGX_HTTP_CG_LRU_LAG     1000
+#define NGX_HTTP_CG_EVICT_LOOK  8
+
+
+/*
+ * Lookups go through a hash index rather than down the rbtree: with many
+ * clients, every level of the tree is another record, and another cache
+ * miss.  A bucket holds the first record of its chain, records link the
+ * next one (hnext); both as offsets from the start of the zone in units of
+ * 8 bytes (0: none).  One bucket per 512 bytes of zone, the smallest slot a
+ * record takes: chains stay short however full the zone is.  The rbtree
+ * remains, for the status pages' order.
+ */
+
+#define ngx_http_cg_zone_off(zone, node)                                     \
+    ((uint32_t) (((u_char *) (node) - (u_char *) (zone)->shpool) >> 3))
+#define ngx_http_cg_zone_at(zone, off)                                       \
+    ((ngx_rbtree_node_t *) ((u_char *) (zone)->shpool + ((size_t) (off) << 3)))
+
+
 static ngx_int_t ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 static void ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
@@ -305,7 +334,7 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_cg_zone_t  *ozone = data;
 
-    size_t               len;
+    size_t               len, n;
     ngx_http_cg_zone_t  *zone;
 
     zone = shm_zone->data;
@@ -348,6 +377,16 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
                     ngx_http_cg_rbtree_insert_value);
 
     ngx_queue_init(&zone->sh->queue);
+
+    for (n = 1; n < shm_zone->shm.size / 512; n <<= 1) { /* void */ }
+
+    zone->sh->buckets = ngx_slab_alloc(zone->shpool, n * sizeof(uint32_t));
+    if (zone->sh->buckets == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(zone->sh->buckets, n * sizeof(uint32_t));
+    zone->sh->mask = n - 1;
 
     len = sizeof(" in client_guard_zone \"\"") + shm_zone->shm.name.len;
 
@@ -411,40 +450,40 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, ngx_msec_t now, ngx_uint_t create)
 {
     size_t               size;
-    ngx_int_t            rc;
+    uint32_t            *bucket, off;
     ngx_uint_t           tries;
-    ngx_rbtree_node_t   *node, *sentinel;
+    ngx_msec_int_t       lag;
+    ngx_rbtree_node_t   *node;
     ngx_http_cg_node_t  *cn;
 
-    node = zone->sh->rbtree.root;
-    sentinel = zone->sh->rbtree.sentinel;
+    bucket = &zone->sh->buckets[hash & zone->sh->mask];
 
-    while (node != sentinel) {
+    for (off = *bucket; off; off = cn->hnext) {
 
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        /* hash == node->key */
-
+        node = ngx_http_cg_zone_at(zone, off);
         cn = (ngx_http_cg_node_t *) &node->color;
 
-        rc = ngx_memn2cmp(name->data, cn->name, name->len, (size_t) cn->len);
+        if (node->key == hash && cn->len == name->len
+            && ngx_memcmp(cn->name, name->data, name->len) == 0)
+        {
+            lag = (ngx_msec_int_t) (now - cn->last);
 
-        if (rc == 0) {
-            ngx_queue_remove(&cn->queue);
-            ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+            /* another worker's clock may be a little behind */
+
+            lag = (lag > 0 ? lag : 0) + cn->lag;
+
+            if (lag < NGX_HTTP_CG_LRU_LAG) {
+                cn->lag = (u_short) lag;
+
+            } else {
+                ngx_queue_remove(&cn->queue);
+                ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+                cn->lag = 0;
+            }
+
             cn->last = now;
             return cn;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
 
     if (!create || name->len == 0 || name->len > CG_NAME_MAX) {
@@ -488,6 +527,9 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     ngx_rbtree_insert(&zone->sh->rbtree, node);
     ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
 
+    cn->hnext = *bucket;
+    *bucket = ngx_http_cg_zone_off(zone, node);
+
     zone->sh->clients++;
 
     return cn;
@@ -497,41 +539,83 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 static void
 ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 {
-    ngx_uint_t           skipped;
-    ngx_queue_t         *q, *prev;
+    uint32_t             off, *next;
+    ngx_uint_t           skipped, looked;
+    ngx_queue_t         *q;
     ngx_rbtree_node_t   *node;
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_node_t  *cn, *victim;
 
-    q = ngx_queue_last(&zone->sh->queue);
+    for ( /* void */ ; n; n--) {
 
-    /*
-     * the least recently seen first; a record pinned by a request still
-     * under way is passed over (at most 64 of them: then nothing is freed,
-     * and the new client goes uncounted rather than the lock held long)
-     */
+        /*
+         * the least recently seen of the records at the tail; a record
+         * pinned by a request still under way is passed over (at most 64
+         * of them: then nothing is freed, and the new client goes uncounted
+         * rather than the lock held long)
+         */
 
-    for (skipped = 0;
-         n && q != ngx_queue_sentinel(&zone->sh->queue) && skipped < 64;
-         q = prev)
-    {
-        prev = ngx_queue_prev(q);
-        cn = ngx_queue_data(q, ngx_http_cg_node_t, queue);
+        victim = NULL;
+        skipped = 0;
+        looked = 0;
 
-        if (cn->refs) {
-            skipped++;
-            continue;
+        for (q = ngx_queue_last(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue)
+             && skipped < 64 && looked < NGX_HTTP_CG_EVICT_LOOK;
+             q = ngx_queue_prev(q))
+        {
+            cn = ngx_queue_data(q, ngx_http_cg_node_t, queue);
+
+            /*
+             * moved to the head after the victim was last seen: so was
+             * every record nearer the head, none was seen before it
+             */
+
+            if (victim
+                && (ngx_msec_int_t) (cn->last - cn->lag - victim->last) >= 0)
+            {
+                break;
+            }
+
+            if (cn->refs) {
+                skipped++;
+                continue;
+            }
+
+            looked++;
+
+            if (victim == NULL
+                || (ngx_msec_int_t) (cn->last - victim->last) < 0)
+            {
+                victim = cn;
+            }
         }
 
-        ngx_queue_remove(q);
+        if (victim == NULL) {
+            return;
+        }
+
+        ngx_queue_remove(&victim->queue);
 
         node = (ngx_rbtree_node_t *)
-                   ((u_char *) cn - offsetof(ngx_rbtree_node_t, color));
+                   ((u_char *) victim - offsetof(ngx_rbtree_node_t, color));
+
+        /* out of its hash chain */
+
+        off = ngx_http_cg_zone_off(zone, node);
+        next = &zone->sh->buckets[node->key & zone->sh->mask];
+
+        while (*next != off) {
+            cn = (ngx_http_cg_node_t *)
+                     &ngx_http_cg_zone_at(zone, *next)->color;
+            next = &cn->hnext;
+        }
+
+        *next = victim->hnext;
 
         ngx_rbtree_delete(&zone->sh->rbtree, node);
         ngx_slab_free_locked(zone->shpool, node);
 
         zone->sh->clients--;
         zone->sh->evictions++;
-        n--;
     }
 }

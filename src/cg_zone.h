@@ -5,7 +5,8 @@
  * cg_zone: the shared memory zone.
  *
  * Owns: the zone (client_guard_zone), its per-client records in an rbtree
- * keyed by a hash of the name plus an LRU queue, allocation with eviction of
+ * keyed by a hash of the name (the order the status pages through), a hash
+ * index for lookups, and an LRU queue, allocation with eviction of
  * the least recently seen client when memory or the client cap runs out, and
  * reuse of the zone across reloads.  Every function but the lock helpers
  * expects the caller to hold the zone lock, and to hold it briefly.
@@ -69,7 +70,8 @@ typedef struct {
 typedef struct {
     u_char                    color;
     u_char                    len;
-    u_short                   flags;
+    u_short                   lag;         /* ms from the last LRU move to
+                                              "last", under a second */
     uint32_t                  created;     /* seconds since the epoch */
     ngx_queue_t               queue;
     ngx_msec_t                last;
@@ -79,14 +81,20 @@ typedef struct {
     ngx_http_cg_lease_t       lease;       /* cg_sync */
     uint32_t                  refs;        /* requests between preaccess
                                               and log: not evicted */
+    uint32_t                  hnext;       /* the next record of its hash
+                                              bucket, see cg_zone.c */
     u_char                    name[1];
 } ngx_http_cg_node_t;
 
 
-/* changes whenever the shape of the zone's contents changes */
+/*
+ * changes whenever the shape of the zone's contents changes (sizes; bump
+ * the base when fields change meaning or place within the same sizes)
+ */
 
 #define NGX_HTTP_CG_ZONE_LAYOUT                                              \
-    (0x43470000 + sizeof(ngx_http_cg_node_t))
+    (0x43480000 + sizeof(ngx_http_cg_node_t)                                 \
+     + (sizeof(ngx_http_cg_shctx_t) << 10))
 
 
 typedef struct {
@@ -99,6 +107,8 @@ typedef struct {
     uint64_t                  alloc_failures;
     ngx_atomic_t              unidentified[3];   /* by reason, atomics */
     void                     *status;      /* cg_status: deploy marks */
+    uint32_t                 *buckets;     /* hash index of the records */
+    ngx_uint_t                mask;        /* buckets - 1 */
 } ngx_http_cg_shctx_t;
 
 
@@ -128,7 +138,8 @@ ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
 /*
  * Finds the record of a client, or creates it when "create" is set, evicting
  * the least recently seen clients to make room.  Marks it most recently seen
- * at "now".  NULL when it is absent (or cannot be created).
+ * at "now": "last" always, its place in the LRU queue at most once a second.
+ * NULL when it is absent (or cannot be created).
  */
 ngx_http_cg_node_t *ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone,
     ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);

@@ -59,6 +59,13 @@ $t->write_conf(<<'EOF', access_log => 1);
             client_guard off;
             empty_gif;
         }
+
+        location /forms/ {
+            client_guard_identify ${http_x_team};
+            client_guard_identify $cookie_team;
+            client_guard_identify "$http_x_org.$http_x_unit";
+            empty_gif;
+        }
     }
 EOF
 
@@ -146,6 +153,16 @@ is($r->{headers}{'x-one'}, 'x/y', '$1 of the location intact');
 
 is(id('/noguard/', { 'X-Client-Id' => 'team-b' }), '200 team-b -',
    '$client_guard_client without enforcement');
+
+# a source is one variable, "${name}", or text with variables
+
+is(id('/forms/', { 'X-Team' => 'Ops' }), '200 ops PASSED', '${var} source');
+is(id('/forms/', { 'Cookie' => 'a=1; team=Web' }), '200 web PASSED',
+   'a variable not found: the next rule');
+is(id('/forms/', { 'X-Org' => 'acme', 'X-Unit' => 'Pay' }),
+   '200 acme.pay PASSED', 'a source with text and two variables');
+is(id('/forms/', { 'X-Team' => '', 'Cookie' => 'team=db' }),
+   '200 db PASSED', 'an empty value: the next rule');
 
 my @log = $t->access_log;
 ok((grep { /^127\.0\.0\.1 team-search PASSED 200 / } @log), 'access log');

@@ -20,6 +20,7 @@ $t->write_conf(<<'EOF', access_log => 1);
     client_guard_quota team-day rate=100r/s burst=100 quota=3/d;
     client_guard_quota team-free mode=off;
     client_guard_quota team-min quota=2/m;
+    client_guard_quota team-wide rate=1000000r/s burst=1000000 quota=5000/h;
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -57,6 +58,7 @@ sub req { $t->get('/', { 'X-Client-Id' => $_[0] }) }
 
 # default quota: 1r/m with burst 2 admits 3 at once
 
+my $r;
 my @r = map { req('team-x') } 1 .. 4;
 is(join(' ', map { $_->{status} } @r), '200 200 200 429',
    'burst + 1 requests pass, then 429');
@@ -96,6 +98,16 @@ like($r[1]{headers}{'ratelimit'}, qr/^"quota_d";r=1;t=\d+$/,
 like($t->error_log, qr/limiting client "team-day" by quota=3\/d \(limit 2 of 2\)/,
      'log names the day quota');
 
+# large numbers, an hour window
+
+$r = req('team-wide');
+is($r->{headers}{'ratelimit-policy'},
+   '"rate_s";q=1000000;w=1, "quota_h";q=5000;w=3600', 'policy, large numbers');
+like($r->{headers}{'ratelimit'}, qr/^"quota_h";r=4999;t=(\d+)$/,
+     'RateLimit of an hour quota');
+ok($r->{headers}{'ratelimit'} =~ /t=(\d+)$/ && $1 >= 1 && $1 <= 3600,
+   'reset within the hour');
+
 # a window quota alone
 
 @r = map { req('team-min') } 1 .. 3;
@@ -112,7 +124,7 @@ ok(!defined $r[9]{headers}{'ratelimit'}, 'no headers when bypassed');
 
 # status code and log level per location
 
-my $r = $t->get('/teapot/', { 'X-Client-Id' => 'team-x' });
+$r = $t->get('/teapot/', { 'X-Client-Id' => 'team-x' });
 is($r->{status}, 503, 'client_guard_reject_status');
 like($t->error_log, qr/\[info\].*limiting client "team-x"/,
      'client_guard_log_level info');

@@ -70,6 +70,16 @@ is($t->get('/small/', { 'X-Client-Id' => 'flood-1' })->{status}, 200,
 is($t->get('/small/', { 'X-Client-Id' => 'flood-3000' })->{status}, 429,
    'recent client still tracked');
 
+# every one of the most recent names is found again after all that churn
+# (hash index and rbtree agree): none starts afresh
+
+my $found = grep {
+    $http->get("http://127.0.0.1:$port/small/",
+               { headers => { 'X-Client-Id' => "flood-$_" } })->{status}
+        == 429
+} 2981 .. 2999;
+is($found, 19, 'the most recent clients are all found');
+
 # clients=10: the 11th client evicts the least recently seen
 
 for my $i (1 .. 10) {

@@ -37,6 +37,9 @@ is(join(' ', map { $_->{status} } @r), '200 200 200 429',
 like($r[0]{headers}{'x-redis'}, qr/^(LEASE|WAITED)$/, 'counted through Redis');
 like($r[3]{headers}{'ratelimit'}, qr/^"quota_d";r=0;/,
      'RateLimit names the day quota');
+is($r[0]{headers}{'ratelimit-policy'},
+   '"rate_s";q=100;w=1, "quota_d";q=3;w=86400', 'RateLimit-Policy');
+like($r[3]{headers}{'retry-after'}, qr/^\d+$/, 'Retry-After');
 ok($t->wait_for_log(qr/limiting client "team-d" by quota=3\/d \(limit 2 of 2\)/),
    'the rejection log names the day quota');
 

@@ -236,6 +236,93 @@ test_quota_empty(void **state)
 }
 
 
+/* what cg_quota_check() did with two full passes: check all, then charge */
+
+static int
+quota_check_ref(const cg_quota_t *q, cg_limit_state_t *st, int64_t now,
+    uint64_t cost, cg_limit_result_t *res)
+{
+    int                best;
+    uint32_t           i;
+    cg_limit_result_t  r;
+
+    best = -1;
+    res->allowed = 1;
+    res->remaining = UINT64_MAX;
+    res->reset = 0;
+    res->retry = 0;
+
+    for (i = 0; i < q->nlimits; i++) {
+        cg_limit_check(&q->limits[i], &st[i], now, cost, 0, &r);
+
+        if (!r.allowed) {
+            *res = r;
+            return (int) i;
+        }
+
+        if (best == -1 || r.remaining < res->remaining) {
+            *res = r;
+            best = (int) i;
+        }
+    }
+
+    for (i = 0; i < q->nlimits; i++) {
+        cg_limit_check(&q->limits[i], &st[i], now, cost, 1, &r);
+    }
+
+    return best;
+}
+
+
+static void
+test_quota_same_as_two_passes(void **state)
+{
+    int                n, k, idx, ref;
+    int64_t            now;
+    uint32_t           seed;
+    cg_quota_t         q;
+    cg_limit_state_t   st[CG_MAX_LIMITS], st_ref[CG_MAX_LIMITS];
+    cg_limit_result_t  r, rr;
+
+    for (n = 1; n <= CG_MAX_LIMITS; n++) {
+        memset(&q, 0, sizeof(q));
+        memset(st, 0, sizeof(st));
+        memset(st_ref, 0, sizeof(st_ref));
+
+        q.nlimits = n;
+        q.limits[0] = rate(50, 1000, 5);
+        q.limits[1] = window(40, 60000);
+        q.limits[2] = rate(3, 100, 0);
+        q.limits[3] = window(1000, 1000);
+
+        /* the last limit rejects first in some of the runs */
+
+        if (n % 2 == 0) {
+            q.limits[n - 1] = window(7, 1000);
+        }
+
+        now = T0;
+        seed = 12345;
+
+        for (k = 0; k < 2000; k++) {
+            seed = seed * 1103515245 + 12345;
+            now += (seed >> 16) % 40;
+
+            idx = cg_quota_check(&q, st, now, 1 + (seed >> 8) % 2, 1, &r);
+            ref = quota_check_ref(&q, st_ref, now, 1 + (seed >> 8) % 2,
+                                  &rr);
+
+            assert_int_equal(idx, ref);
+            assert_int_equal(r.allowed, rr.allowed);
+            assert_int_equal(r.remaining, rr.remaining);
+            assert_int_equal(r.reset, rr.reset);
+            assert_int_equal(r.retry, rr.retry);
+            assert_memory_equal(st, st_ref, sizeof(st));
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -248,6 +335,7 @@ main(void)
         cmocka_unit_test(test_state_reset_on_shape_change),
         cmocka_unit_test(test_quota_all_limits),
         cmocka_unit_test(test_quota_empty),
+        cmocka_unit_test(test_quota_same_as_two_passes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -145,6 +145,38 @@ test_names(void **state)
 }
 
 
+/* every byte value, as a one-byte name and inside a name */
+
+static void
+test_name_bytes(void **state)
+{
+    int             c, ok;
+    unsigned char   in[3], out[3];
+
+    for (c = 0; c < 256; c++) {
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+             || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'
+             || c == ':' || c == '@';
+
+        in[0] = (unsigned char) c;
+        assert_int_equal(cg_name_normalize(out, in, 1, 64), ok ? 1 : -1);
+
+        if (ok) {
+            assert_int_equal(out[0], (c >= 'A' && c <= 'Z') ? (c | 0x20) : c);
+        }
+
+        in[0] = 'x';
+        in[1] = (unsigned char) c;
+        in[2] = 'Y';
+        assert_int_equal(cg_name_normalize(out, in, 3, 64), ok ? 3 : -1);
+
+        if (ok) {
+            assert_int_equal(out[2], 'y');
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -153,6 +185,7 @@ main(void)
         cmocka_unit_test(test_quota_bad_args),
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_name_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -70,6 +70,13 @@ test_classes_codes(void **state)
     assert_int_equal(st.codes[cg_stats_code_index(429)], 1);
     assert_int_equal(st.codes[cg_stats_code_index(503)], 1);
     assert_int_equal(cg_stats_code_index(200), -1);
+    assert_int_equal(cg_stats_code_index(0), -1);
+    assert_int_equal(cg_stats_code_index(399), -1);
+    assert_int_equal(cg_stats_code_index(400), 0);
+    assert_int_equal(cg_stats_code_index(405), -1);
+    assert_int_equal(cg_stats_code_index(504), CG_STATS_NCODES - 1);
+    assert_int_equal(cg_stats_code_index(505), -1);
+    assert_int_equal(cg_stats_code_index(65936), -1);
     assert_int_equal(st.cur, 8);
     assert_int_equal(st.cur_err, 2);
     assert_int_equal(st.time_ms, 18);
