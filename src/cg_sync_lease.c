@@ -305,7 +305,15 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
     est = ngx_max(est, 1);
     est = ngx_min(est, NGX_HTTP_CG_SYNC_WANT_MAX);
 
-    if (l->rate < 2) {
+    if (l->granted == 0 && l->rate == 0) {
+        /*
+         * a client new to this node: a small lease at once, so that a
+         * client that keeps coming costs Redis one call per "ahead"
+         * requests from the start (units it leaves unspent expire)
+         */
+        est = ngx_max(est, ahead);
+
+    } else if (l->rate < 2) {
         if (l->owed) {
             /* a slow client: charge what was admitted, nothing to expire */
             est = 0;

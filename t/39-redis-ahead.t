@@ -30,8 +30,9 @@ sub conf {
     return <<"EOF";
     client_guard_zone zone=z:1m;
     client_guard_quota slow quota=100000/h;
-    client_guard_quota slowx quota=100000/h;
+    client_guard_quota slowx quota=200/h;
     client_guard_quota slowrate rate=1000r/s burst=500;
+    client_guard_quota slowest rate=1000r/s burst=500;
     client_guard_quota near quota=300/h;
     client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
     client_guard_redis_lease 100ms $lease;
@@ -69,10 +70,11 @@ $t->start();
 # charged as it comes.  Neither waits: requests are admitted ahead of a
 # lease, or from a small lease (at most "ahead" units, kept for a second)
 
-my %gap = (slowrate => 0.25, slow => 0.6);
-my %n = (slowrate => 12, slow => 8);
+my %gap = (slowrate => 0.25, slow => 0.6, slowest => 1.1);
+my %n = (slowrate => 12, slow => 8, slowest => 4);
+my %ahead;
 
-for my $client ('slowrate', 'slow') {
+for my $client ('slowrate', 'slow', 'slowest') {
     my @how;
     for (1 .. $n{$client}) {
         my $r = $t->get('/', { 'X-Client-Id' => $client });
@@ -82,12 +84,14 @@ for my $client ('slowrate', 'slow') {
 
     is($how[0], '200 WAITED', "$client: the first request waits for Redis");
     my $waited = grep { !/^200 (AHEAD|LEASE)$/ } @how[1 .. $#how];
-    my $ahead = grep { $_ eq '200 AHEAD' } @how;
+    $ahead{$client} = grep { $_ eq '200 AHEAD' } @how;
     is($waited, 0, "$client: later requests do not wait on Redis")
         or diag("@how");
-    cmp_ok($ahead, '>=', 1, "$client: admitted ahead of a lease")
-        or diag("@how");
 }
+
+# "slowest" comes after its first (small) lease expired, every time
+
+is($ahead{slowest}, 3, 'a client slower than its lease is admitted ahead');
 
 # every admitted request is charged, plus at most one small lease unspent
 
@@ -104,7 +108,8 @@ my $get = sub {
     push @seen, $r->{headers}{'x-redis'} // '-';
     sleep 0.6;
 };
-$get->();                                       # WAITED: headroom known
+$get->();                           # WAITED: a lease of 2 (200/h: a = 2)
+$get->();                           # LEASE: the lease is spent
 $t->redis_pause();
 $get->() for 1 .. 2;                            # AHEAD, then DOWN_LOCAL
 $t->redis_resume();
@@ -112,8 +117,8 @@ ok($t->wait_until(sub {
        ($t->get('/', { 'X-Client-Id' => 'slowrate' })->{headers}{'x-redis'}
         // '') =~ /^(LEASE|WAITED|AHEAD)$/ }), 'Redis is back');
 $get->() for 1 .. 2;
-is($seen[1], 'AHEAD', 'admitted ahead while Redis hangs') or diag("@seen");
-like($seen[2], qr/^DOWN_/, 'then the failure policy decides')
+is($seen[2], 'AHEAD', 'admitted ahead while Redis hangs') or diag("@seen");
+like($seen[3], qr/^DOWN_/, 'then the failure policy decides')
     or diag("@seen");
 # a charge that timed out is sent again (Redis may have run it late, when
 # it woke up: then it counts twice, never zero times)
