@@ -737,7 +737,7 @@ ngx_http_cg_scratch(ngx_http_cg_scratch_t *sc, size_t size)
 
 /* the first record after (key, name) in rbtree order, or the first of all */
 
-static ngx_rbtree_node_t *
+ngx_rbtree_node_t *
 ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh, ngx_rbtree_key_t key,
     u_char *name, size_t len, ngx_uint_t first)
 {
@@ -809,7 +809,7 @@ ngx_http_cg_status_find(ngx_http_cg_shctx_t *sh, ngx_str_t *name)
 }
 
 
-static void
+void
 ngx_http_cg_status_copy(ngx_http_cg_rec_copy_t *s, ngx_rbtree_node_t *node)
 {
     ngx_http_cg_node_t  *cn;

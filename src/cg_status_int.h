@@ -159,9 +159,13 @@ typedef struct {
 
 /* the per-worker Redis link of the status (cg_status_publish.c) */
 
+typedef struct ngx_http_cg_pub_s  ngx_http_cg_pub_t;
+
 typedef struct {
     ngx_http_cg_redis_t      *link;
     ngx_event_t               timer;
+    ngx_event_t               slice;       /* the next slice of "pub" */
+    ngx_http_cg_pub_t        *pub;         /* a publication under way */
     ngx_str_t                 node;
     ngx_str_t                 k_stats;     /* {prefix}stats: (node follows) */
     ngx_str_t                 k_nodes;
@@ -183,6 +187,10 @@ double ngx_http_cg_num(double v);
 
 /* cg_status.c: the report, and the status area of the zone */
 ngx_int_t ngx_http_cg_status_collect(ngx_http_cg_report_t *rp);
+ngx_rbtree_node_t *ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh,
+    ngx_rbtree_key_t key, u_char *name, size_t len, ngx_uint_t first);
+void ngx_http_cg_status_copy(ngx_http_cg_rec_copy_t *s,
+    ngx_rbtree_node_t *node);
 void ngx_http_cg_status_rows(ngx_http_cg_report_t *rp);
 ngx_http_cg_status_sh_t *ngx_http_cg_status_sh(ngx_http_cg_zone_t *zone);
 

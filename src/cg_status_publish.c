@@ -13,10 +13,12 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_event.h>
 #include <ngx_http.h>
 
 #include "cg_common.h"
 #include "cg_status_int.h"
+#include "cg_topn.h"
 
 
 /*
@@ -28,9 +30,66 @@
  * "scope=cluster" reads them back and sums the fresh ones: each node's
  * counters are its own, so nothing is counted twice.  The same job reads
  * the deploy markers of the stream {prefix}deploys.
+ *
+ * A publication is cooperative: it walks the zone in slices of
+ * NGX_HTTP_CG_PUB_SLICE records, one zone lock each, and yields to the
+ * event loop between slices (ngx_posted_next_events), so that requests
+ * never wait for more than one slice.  Each slice resumes after the last
+ * record seen, by (rbtree key, name): records evicted meanwhile are simply
+ * not found again, records added after the cursor are seen.  Only the
+ * busiest "clients" are kept, in a bounded heap (cg_topn), with the few
+ * figures published: per-worker memory is bounded by "clients", not by the
+ * zone.  The rows are then written out, also in slices, and sent at once.
  */
 
 #define NGX_HTTP_CG_PUB_FIELDS  13
+#define NGX_HTTP_CG_PUB_SLICE   NGX_HTTP_CG_BATCH
+
+#define NGX_HTTP_CG_PUB_WALK    0
+#define NGX_HTTP_CG_PUB_FORMAT  1
+
+
+/* one client kept for publication: what its field in Redis says */
+
+typedef struct {
+    cg_topn_item_t            item;        /* key: requests; must be first */
+    uint64_t                  rejected;
+    uint64_t                  dry_run;
+    uint64_t                  classes[CG_STATS_NCLASSES];
+    float                     rate[3];
+    float                     err;
+    u_char                    name[CG_NAME_MAX];
+} ngx_http_cg_pub_row_t;
+
+
+struct ngx_http_cg_pub_s {
+    ngx_pool_t               *pool;        /* everything below */
+    ngx_http_cg_zone_t       *zone;
+    int64_t                   now_ms;
+    uint32_t                  now;
+    ngx_uint_t                clients;     /* in the zone, at the start */
+    ngx_uint_t                phase;
+
+    /* the walk: the cursor, and the copies of one slice */
+    ngx_uint_t                started;
+    ngx_rbtree_key_t          key;
+    size_t                    len;
+    u_char                    last[CG_NAME_MAX];
+    ngx_http_cg_rec_copy_t   *batch;
+
+    /* the rows kept: "clients" + 1, one of them spare */
+    cg_topn_t                 top;
+    ngx_http_cg_pub_row_t    *rows;
+    ngx_uint_t                used;
+    ngx_http_cg_pub_row_t    *spare;
+
+    /* the HSET being written */
+    ngx_uint_t                next;
+    const char              **argv;
+    size_t                   *lens;
+    u_char                   *p;
+    u_char                    hkey[512];
+};
 
 
 ngx_http_cg_status_worker_t  ngx_http_cg_status_w;
@@ -134,6 +193,8 @@ ngx_http_cg_status_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
 
 
 static void ngx_http_cg_status_publish(ngx_event_t *ev);
+static void ngx_http_cg_pub_slice(ngx_event_t *ev);
+static void ngx_http_cg_pub_cancel(ngx_http_cg_status_worker_t *w);
 
 
 ngx_int_t
@@ -186,6 +247,10 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
     ngx_http_cg_redis_start(w->link);
 
     if (mcf->publish.interval) {
+        w->slice.handler = ngx_http_cg_pub_slice;
+        w->slice.data = w;
+        w->slice.log = cycle->log;
+
         w->timer.handler = ngx_http_cg_status_publish;
         w->timer.data = w;
         w->timer.log = cycle->log;
@@ -213,6 +278,8 @@ ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&w->timer);
     }
 
+    ngx_http_cg_pub_cancel(w);
+
     ngx_http_cg_redis_stop(w->link);
     w->link = NULL;
 }
@@ -221,22 +288,16 @@ ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_http_cg_status_publish(ngx_event_t *ev)
 {
-    u_char                       *p;
     size_t                       *lens;
     int64_t                       now;
-    uint64_t                      ttl;
-    ngx_uint_t                    i, n, due;
+    ngx_uint_t                    due, clients, n;
     ngx_pool_t                   *pool;
     ngx_time_t                   *tp;
     const char                  **argv;
-    ngx_http_cg_row_t            *row;
+    ngx_http_cg_pub_t            *pub;
     ngx_http_cg_zone_t          **zp, *zone;
-    ngx_http_cg_report_t         *rp;
-    ngx_http_cg_node_t           *cn;
     ngx_http_cg_status_sh_t      *ssh;
     ngx_http_cg_status_worker_t  *w;
-    u_char                        key[512], nowb[NGX_INT64_LEN],
-                                  ttlb[NGX_INT64_LEN];
 
     w = ev->data;
 
@@ -245,6 +306,12 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
     }
 
     ngx_add_timer(ev, w->mcf->publish.interval);
+
+    /* never two at once: a publication still under way skips this turn */
+
+    if (w->pub) {
+        return;
+    }
 
     if (!ngx_http_cg_redis_ready(w->link)) {
         return;
@@ -272,6 +339,8 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
         ssh->publish_ms = now;
     }
 
+    clients = zone->sh->clients;
+
     ngx_http_cg_zone_unlock(zone);
 
     if (!due) {
@@ -285,98 +354,259 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
     (void) ngx_http_cg_redis_send(w->link, 6, argv, lens,
                                   ngx_http_cg_status_deploys_done, w);
 
+    if (w->k_stats.len + w->node.len > sizeof(pub->hkey)) {
+        return;
+    }
+
     pool = ngx_create_pool(16384, ev->log);
     if (pool == NULL) {
         return;
     }
 
-    rp = ngx_pcalloc(pool, sizeof(ngx_http_cg_report_t));
-    if (rp == NULL) {
-        goto done;
+    n = w->mcf->publish.clients;
+
+    pub = ngx_pcalloc(pool, sizeof(ngx_http_cg_pub_t));
+    if (pub == NULL) {
+        goto failed;
     }
 
-    rp->zone = zone;
-    rp->pool = pool;
-    rp->mcf = w->mcf;
-    rp->sort = NGX_HTTP_CG_SORT_REQUESTS;
-    rp->limit = w->mcf->publish.clients;
-    rp->now_ms = now;
-    rp->now = (uint32_t) tp->sec;
-    rp->an = w->mcf->anomaly;
+    pub->pool = pool;
+    pub->zone = zone;
+    pub->now_ms = now;
+    pub->now = (uint32_t) tp->sec;
+    pub->clients = clients;
+    pub->phase = NGX_HTTP_CG_PUB_WALK;
 
-    if (ngx_http_cg_status_collect(rp) != NGX_OK) {
-        goto done;
+    pub->batch = ngx_palloc(pool, NGX_HTTP_CG_PUB_SLICE
+                                  * sizeof(ngx_http_cg_rec_copy_t));
+    pub->rows = ngx_palloc(pool, (n + 1) * sizeof(ngx_http_cg_pub_row_t));
+    pub->top.heap = ngx_palloc(pool, n * sizeof(cg_topn_item_t *));
+
+    if (pub->batch == NULL || pub->rows == NULL || pub->top.heap == NULL) {
+        goto failed;
     }
 
-    ngx_http_cg_status_rows(rp);
+    cg_topn_init(&pub->top, pub->top.heap, n);
 
-    if (rp->sorted == NULL) {
-        goto done;
+    w->pub = pub;
+
+    ngx_post_event(&w->slice, &ngx_posted_next_events);
+
+    return;
+
+failed:
+
+    ngx_destroy_pool(pool);
+}
+
+
+static void
+ngx_http_cg_pub_cancel(ngx_http_cg_status_worker_t *w)
+{
+    if (w->slice.posted) {
+        ngx_delete_posted_event(&w->slice);
     }
 
-    n = 4 + 2 * rp->shown;
+    if (w->pub) {
+        ngx_destroy_pool(w->pub->pool);
+        w->pub = NULL;
+    }
+}
 
-    argv = ngx_palloc(pool, n * sizeof(char *));
-    lens = ngx_palloc(pool, n * sizeof(size_t));
-    p = ngx_pnalloc(pool, 64 + rp->shown * (NGX_HTTP_CG_PUB_FIELDS
+
+/* one slice of the walk: returns 1 when the walk is over */
+
+static ngx_uint_t
+ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
+{
+    ngx_uint_t                i, n;
+    cg_stats_t               *st;
+    cg_topn_item_t           *out;
+    ngx_rbtree_node_t        *node, *last;
+    ngx_http_cg_node_t       *cn;
+    ngx_http_cg_shctx_t      *sh;
+    ngx_http_cg_pub_row_t    *row;
+    ngx_http_cg_rec_copy_t   *s;
+
+    sh = pub->zone->sh;
+    n = 0;
+    last = NULL;
+
+    ngx_http_cg_zone_lock(pub->zone);
+
+    node = ngx_http_cg_status_after(sh, pub->key, pub->last, pub->len,
+                                    !pub->started);
+
+    for (i = 0; node && i < NGX_HTTP_CG_PUB_SLICE; i++) {
+        cn = (ngx_http_cg_node_t *) &node->color;
+
+        /* a copy only of those the heap would keep as it is now */
+
+        if (cg_topn_wants(&pub->top, cn->counters.requests, cn->name,
+                          cn->len))
+        {
+            ngx_http_cg_status_copy(&pub->batch[n++], node);
+        }
+
+        last = node;
+        node = ngx_rbtree_next(&sh->rbtree, node);
+    }
+
+    if (last) {
+        cn = (ngx_http_cg_node_t *) &last->color;
+        pub->key = last->key;
+        pub->len = cn->len;
+        ngx_memcpy(pub->last, cn->name, cn->len);
+        pub->started = 1;
+    }
+
+    ngx_http_cg_zone_unlock(pub->zone);
+
+    for (i = 0; i < n; i++) {
+        s = &pub->batch[i];
+        cn = &s->node;
+
+        if (pub->spare) {
+            row = pub->spare;
+            pub->spare = NULL;
+
+        } else {
+            row = &pub->rows[pub->used++];
+        }
+
+        st = &cn->stats;
+        cg_stats_view(st, pub->now, cn->created, &w->mcf->anomaly);
+
+        row->item.key = cn->counters.requests;
+        row->item.len = cn->len;
+        row->item.name = row->name;
+        ngx_memcpy(row->name, cn->name, cn->len);
+
+        row->rejected = cn->counters.outcome[NGX_HTTP_CG_REJECTED];
+        row->dry_run = cn->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN];
+        ngx_memcpy(row->classes, st->classes, sizeof(row->classes));
+        row->rate[0] = st->rate[0];
+        row->rate[1] = st->rate[1];
+        row->rate[2] = st->rate[2];
+        row->err = st->err[0];
+
+        out = cg_topn_add(&pub->top, &row->item);
+
+        if (out) {
+            pub->spare = (ngx_http_cg_pub_row_t *) out;
+        }
+    }
+
+    return node == NULL;
+}
+
+
+/* the rows in rank order, then the HSET command around them */
+
+static ngx_int_t
+ngx_http_cg_pub_begin(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
+{
+    ngx_uint_t  n;
+
+    cg_topn_sort(&pub->top);
+
+    n = 4 + 2 * pub->top.n;
+
+    pub->argv = ngx_palloc(pub->pool, n * sizeof(char *));
+    pub->lens = ngx_palloc(pub->pool, n * sizeof(size_t));
+    pub->p = ngx_pnalloc(pub->pool, 64 + pub->top.n
+                                         * (NGX_HTTP_CG_PUB_FIELDS
                                             * (NGX_INT64_LEN + 1) + 32));
 
-    if (argv == NULL || lens == NULL || p == NULL) {
-        goto done;
+    if (pub->argv == NULL || pub->lens == NULL || pub->p == NULL) {
+        return NGX_ERROR;
     }
 
-    if (w->k_stats.len + w->node.len > sizeof(key)) {
-        goto done;
+    pub->argv[0] = "HSET";
+    pub->lens[0] = 4;
+    pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &w->k_stats, &w->node)
+                   - pub->hkey;
+    pub->argv[1] = (char *) pub->hkey;
+    pub->argv[2] = "_meta";
+    pub->lens[2] = 5;
+    pub->argv[3] = (char *) pub->p;
+    pub->p = ngx_sprintf(pub->p, "%L %ui %M", pub->now_ms, pub->clients,
+                         w->mcf->publish.interval);
+    pub->lens[3] = pub->p - (u_char *) pub->argv[3];
+
+    pub->next = 0;
+
+    return NGX_OK;
+}
+
+
+/* one slice of rows written out: returns 1 when all are */
+
+static ngx_uint_t
+ngx_http_cg_pub_format(ngx_http_cg_pub_t *pub)
+{
+    u_char                 *p;
+    ngx_uint_t              i, end;
+    ngx_http_cg_pub_row_t  *row;
+
+    end = ngx_min(pub->top.n, pub->next + NGX_HTTP_CG_PUB_SLICE);
+    p = pub->p;
+
+    for (i = pub->next; i < end; i++) {
+        row = (ngx_http_cg_pub_row_t *) pub->top.heap[i];
+
+        pub->argv[4 + 2 * i] = (char *) row->name;
+        pub->lens[4 + 2 * i] = row->item.len;
+
+        pub->argv[5 + 2 * i] = (char *) p;
+        p = ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL %.3f %.3f %.3f "
+                        "%.3f",
+                        row->item.key, row->rejected, row->dry_run,
+                        row->classes[0], row->classes[1], row->classes[2],
+                        row->classes[3], row->classes[4],
+                        ngx_http_cg_num(row->rate[0]),
+                        ngx_http_cg_num(row->rate[1]),
+                        ngx_http_cg_num(row->rate[2]),
+                        ngx_http_cg_num(row->err));
+        pub->lens[5 + 2 * i] = p - (u_char *) pub->argv[5 + 2 * i];
     }
 
-    lens[1] = ngx_sprintf(key, "%V%V", &w->k_stats, &w->node) - key;
-    argv[1] = (char *) key;
+    pub->p = p;
+    pub->next = end;
+
+    return end == pub->top.n;
+}
+
+
+static void
+ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
+{
+    const char  *argv[4];
+    size_t       lens[4];
+    u_char       ttlb[NGX_INT64_LEN], nowb[NGX_INT64_LEN];
+
+    /* Redis went away meanwhile: this publication is lost, the next one
+     * comes an interval later */
+
+    if (!ngx_http_cg_redis_ready(w->link)) {
+        return;
+    }
 
     argv[0] = "DEL";
     lens[0] = 3;
+    argv[1] = pub->argv[1];
+    lens[1] = pub->lens[1];
 
     (void) ngx_http_cg_redis_send(w->link, 2, argv, lens, NULL, NULL);
 
-    argv[0] = "HSET";
-    lens[0] = 4;
-    argv[2] = "_meta";
-    lens[2] = 5;
-    argv[3] = (char *) p;
-    p = ngx_sprintf(p, "%L %ui %M", now, rp->health.clients,
-                    w->mcf->publish.interval);
-    lens[3] = p - (u_char *) argv[3];
-
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
-        cn = &row->snap->node;
-
-        argv[4 + 2 * i] = (char *) row->name.data;
-        lens[4 + 2 * i] = row->name.len;
-
-        argv[5 + 2 * i] = (char *) p;
-        p = ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL %.3f %.3f %.3f "
-                        "%.3f",
-                        cn->counters.requests,
-                        cn->counters.outcome[NGX_HTTP_CG_REJECTED],
-                        cn->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN],
-                        row->st->classes[0], row->st->classes[1],
-                        row->st->classes[2], row->st->classes[3],
-                        row->st->classes[4],
-                        ngx_http_cg_num(row->st->rate[0]),
-                        ngx_http_cg_num(row->st->rate[1]),
-                        ngx_http_cg_num(row->st->rate[2]),
-                        ngx_http_cg_num(row->st->err[0]));
-        lens[5 + 2 * i] = p - (u_char *) argv[5 + 2 * i];
-    }
-
-    (void) ngx_http_cg_redis_send(w->link, n, argv, lens, NULL, NULL);
-
-    ttl = w->mcf->publish.interval * 3;
+    (void) ngx_http_cg_redis_send(w->link, 4 + 2 * pub->top.n, pub->argv,
+                                  pub->lens, NULL, NULL);
 
     argv[0] = "PEXPIRE";
     lens[0] = 7;
     argv[2] = (char *) ttlb;
-    lens[2] = ngx_sprintf(ttlb, "%uL", ttl) - ttlb;
+    lens[2] = ngx_sprintf(ttlb, "%uL", (uint64_t) w->mcf->publish.interval * 3)
+              - ttlb;
 
     (void) ngx_http_cg_redis_send(w->link, 3, argv, lens, NULL, NULL);
 
@@ -385,7 +615,7 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
     argv[1] = (char *) w->k_nodes.data;
     lens[1] = w->k_nodes.len;
     argv[2] = (char *) nowb;
-    lens[2] = ngx_sprintf(nowb, "%L", now) - nowb;
+    lens[2] = ngx_sprintf(nowb, "%L", pub->now_ms) - nowb;
     argv[3] = (char *) w->node.data;
     lens[3] = w->node.len;
 
@@ -398,11 +628,57 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
     argv[2] = "-inf";
     lens[2] = 4;
     argv[3] = (char *) ttlb;
-    lens[3] = ngx_sprintf(ttlb, "%L", now - 3600 * 1000) - ttlb;
+    lens[3] = ngx_sprintf(ttlb, "%L", pub->now_ms - 3600 * 1000) - ttlb;
 
     (void) ngx_http_cg_redis_send(w->link, 4, argv, lens, NULL, NULL);
+}
+
+
+static void
+ngx_http_cg_pub_slice(ngx_event_t *ev)
+{
+    ngx_http_cg_pub_t            *pub;
+    ngx_http_cg_status_worker_t  *w;
+
+    w = ev->data;
+    pub = w->pub;
+
+    if (pub == NULL) {
+        return;
+    }
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        ngx_http_cg_pub_cancel(w);
+        return;
+    }
+
+    if (pub->phase == NGX_HTTP_CG_PUB_WALK) {
+
+        if (!ngx_http_cg_pub_walk(w, pub)) {
+            goto next;
+        }
+
+        if (ngx_http_cg_pub_begin(w, pub) != NGX_OK) {
+            goto done;
+        }
+
+        pub->phase = NGX_HTTP_CG_PUB_FORMAT;
+
+        goto next;
+    }
+
+    if (!ngx_http_cg_pub_format(pub)) {
+        goto next;
+    }
+
+    ngx_http_cg_pub_send(w, pub);
 
 done:
 
-    ngx_destroy_pool(pool);
+    ngx_http_cg_pub_cancel(w);
+    return;
+
+next:
+
+    ngx_post_event(ev, &ngx_posted_next_events);
 }
