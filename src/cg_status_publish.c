@@ -40,6 +40,9 @@
  * busiest "clients" are kept, in a bounded heap (cg_topn), with the few
  * figures published: per-worker memory is bounded by "clients", not by the
  * zone.  The rows are then written out, also in slices, and sent at once.
+ * The memory of a publication is the worker's, kept from one publication
+ * to the next (fresh memory each time would cost page faults in the very
+ * slices that hold the zone lock), freed when the worker exits.
  */
 
 #define NGX_HTTP_CG_PUB_FIELDS  13
@@ -64,6 +67,7 @@ typedef struct {
 
 struct ngx_http_cg_pub_s {
     ngx_pool_t               *pool;        /* everything below */
+    ngx_uint_t                running;
     ngx_http_cg_zone_t       *zone;
     int64_t                   now_ms;
     uint32_t                  now;
@@ -87,6 +91,7 @@ struct ngx_http_cg_pub_s {
     ngx_uint_t                next;
     const char              **argv;
     size_t                   *lens;
+    u_char                   *buf;
     u_char                   *p;
     u_char                    hkey[512];
 };
@@ -194,6 +199,8 @@ ngx_http_cg_status_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
 
 static void ngx_http_cg_status_publish(ngx_event_t *ev);
 static void ngx_http_cg_pub_slice(ngx_event_t *ev);
+static ngx_http_cg_pub_t *ngx_http_cg_pub_alloc(
+    ngx_http_cg_status_worker_t *w, ngx_log_t *log);
 static void ngx_http_cg_pub_cancel(ngx_http_cg_status_worker_t *w);
 
 
@@ -280,6 +287,11 @@ ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_cg_pub_cancel(w);
 
+    if (w->pub) {
+        ngx_destroy_pool(w->pub->pool);
+        w->pub = NULL;
+    }
+
     ngx_http_cg_redis_stop(w->link);
     w->link = NULL;
 }
@@ -290,8 +302,7 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
 {
     size_t                       *lens;
     int64_t                       now;
-    ngx_uint_t                    due, clients, n;
-    ngx_pool_t                   *pool;
+    ngx_uint_t                    due, clients;
     ngx_time_t                   *tp;
     const char                  **argv;
     ngx_http_cg_pub_t            *pub;
@@ -309,7 +320,7 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
 
     /* never two at once: a publication still under way skips this turn */
 
-    if (w->pub) {
+    if (w->pub && w->pub->running) {
         return;
     }
 
@@ -354,13 +365,41 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
     (void) ngx_http_cg_redis_send(w->link, 6, argv, lens,
                                   ngx_http_cg_status_deploys_done, w);
 
-    if (w->k_stats.len + w->node.len > sizeof(pub->hkey)) {
+    pub = w->pub ? w->pub : ngx_http_cg_pub_alloc(w, ev->log);
+    if (pub == NULL) {
         return;
     }
 
-    pool = ngx_create_pool(16384, ev->log);
+    pub->running = 1;
+    pub->zone = zone;
+    pub->now_ms = now;
+    pub->now = (uint32_t) tp->sec;
+    pub->clients = clients;
+    pub->phase = NGX_HTTP_CG_PUB_WALK;
+    pub->started = 0;
+    pub->used = 0;
+    pub->spare = NULL;
+
+    cg_topn_init(&pub->top, pub->top.heap, w->mcf->publish.clients);
+
+    ngx_post_event(&w->slice, &ngx_posted_next_events);
+}
+
+
+static ngx_http_cg_pub_t *
+ngx_http_cg_pub_alloc(ngx_http_cg_status_worker_t *w, ngx_log_t *log)
+{
+    size_t              n;
+    ngx_pool_t         *pool;
+    ngx_http_cg_pub_t  *pub;
+
+    if (w->k_stats.len + w->node.len > sizeof(pub->hkey)) {
+        return NULL;
+    }
+
+    pool = ngx_create_pool(16384, log);
     if (pool == NULL) {
-        return;
+        return NULL;
     }
 
     n = w->mcf->publish.clients;
@@ -371,32 +410,34 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
     }
 
     pub->pool = pool;
-    pub->zone = zone;
-    pub->now_ms = now;
-    pub->now = (uint32_t) tp->sec;
-    pub->clients = clients;
-    pub->phase = NGX_HTTP_CG_PUB_WALK;
 
     pub->batch = ngx_palloc(pool, NGX_HTTP_CG_PUB_SLICE
                                   * sizeof(ngx_http_cg_rec_copy_t));
     pub->rows = ngx_palloc(pool, (n + 1) * sizeof(ngx_http_cg_pub_row_t));
     pub->top.heap = ngx_palloc(pool, n * sizeof(cg_topn_item_t *));
+    pub->argv = ngx_palloc(pool, (4 + 2 * n) * sizeof(char *));
+    pub->lens = ngx_palloc(pool, (4 + 2 * n) * sizeof(size_t));
+    pub->buf = ngx_pnalloc(pool, 64 + n * (NGX_HTTP_CG_PUB_FIELDS
+                                           * (NGX_INT64_LEN + 1) + 32));
 
-    if (pub->batch == NULL || pub->rows == NULL || pub->top.heap == NULL) {
+    if (pub->batch == NULL || pub->rows == NULL || pub->top.heap == NULL
+        || pub->argv == NULL || pub->lens == NULL || pub->buf == NULL)
+    {
         goto failed;
     }
 
-    cg_topn_init(&pub->top, pub->top.heap, n);
+    pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &w->k_stats, &w->node)
+                   - pub->hkey;
 
     w->pub = pub;
 
-    ngx_post_event(&w->slice, &ngx_posted_next_events);
-
-    return;
+    return pub;
 
 failed:
 
     ngx_destroy_pool(pool);
+
+    return NULL;
 }
 
 
@@ -408,8 +449,7 @@ ngx_http_cg_pub_cancel(ngx_http_cg_status_worker_t *w)
     }
 
     if (w->pub) {
-        ngx_destroy_pool(w->pub->pool);
-        w->pub = NULL;
+        w->pub->running = 0;
     }
 }
 
@@ -503,30 +543,16 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
 
 /* the rows in rank order, then the HSET command around them */
 
-static ngx_int_t
+static void
 ngx_http_cg_pub_begin(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
 {
-    ngx_uint_t  n;
-
     cg_topn_sort(&pub->top);
 
-    n = 4 + 2 * pub->top.n;
-
-    pub->argv = ngx_palloc(pub->pool, n * sizeof(char *));
-    pub->lens = ngx_palloc(pub->pool, n * sizeof(size_t));
-    pub->p = ngx_pnalloc(pub->pool, 64 + pub->top.n
-                                         * (NGX_HTTP_CG_PUB_FIELDS
-                                            * (NGX_INT64_LEN + 1) + 32));
-
-    if (pub->argv == NULL || pub->lens == NULL || pub->p == NULL) {
-        return NGX_ERROR;
-    }
+    pub->p = pub->buf;
 
     pub->argv[0] = "HSET";
     pub->lens[0] = 4;
-    pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &w->k_stats, &w->node)
-                   - pub->hkey;
-    pub->argv[1] = (char *) pub->hkey;
+    pub->argv[1] = (char *) pub->hkey;      /* lens[1] set once */
     pub->argv[2] = "_meta";
     pub->lens[2] = 5;
     pub->argv[3] = (char *) pub->p;
@@ -535,8 +561,6 @@ ngx_http_cg_pub_begin(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     pub->lens[3] = pub->p - (u_char *) pub->argv[3];
 
     pub->next = 0;
-
-    return NGX_OK;
 }
 
 
@@ -643,7 +667,7 @@ ngx_http_cg_pub_slice(ngx_event_t *ev)
     w = ev->data;
     pub = w->pub;
 
-    if (pub == NULL) {
+    if (pub == NULL || !pub->running) {
         return;
     }
 
@@ -658,9 +682,7 @@ ngx_http_cg_pub_slice(ngx_event_t *ev)
             goto next;
         }
 
-        if (ngx_http_cg_pub_begin(w, pub) != NGX_OK) {
-            goto done;
-        }
+        ngx_http_cg_pub_begin(w, pub);
 
         pub->phase = NGX_HTTP_CG_PUB_FORMAT;
 
@@ -672,8 +694,6 @@ ngx_http_cg_pub_slice(ngx_event_t *ev)
     }
 
     ngx_http_cg_pub_send(w, pub);
-
-done:
 
     ngx_http_cg_pub_cancel(w);
     return;
