@@ -232,7 +232,8 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
     if (l->left && (int32_t) (l->expires - now) > 0) {
         l->left--;
         l->spent++;
-        *remaining = l->left;
+        /* the cluster's view: Redis's last word plus this node's lease */
+        *remaining = (uint64_t) l->left + l->headroom;
         rc = NGX_HTTP_CG_TAKE_PASS;
 
         /*
@@ -268,7 +269,7 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         l->owed++;
         l->headroom--;
         l->spent++;
-        *remaining = 0;
+        *remaining = l->headroom;
         rc = NGX_HTTP_CG_TAKE_AHEAD;
         fetch = !active;
 

@@ -72,13 +72,14 @@ $t->start();
 
 my %gap = (slowrate => 0.25, slow => 0.6, slowest => 1.1);
 my %n = (slowrate => 12, slow => 8, slowest => 4);
-my %ahead;
+my (%ahead, %ratelimit);
 
 for my $client ('slowrate', 'slow', 'slowest') {
     my @how;
     for (1 .. $n{$client}) {
         my $r = $t->get('/', { 'X-Client-Id' => $client });
         push @how, "$r->{status} " . ($r->{headers}{'x-redis'} // '-');
+        $ratelimit{$client} = $r->{headers}{'ratelimit'} // '';
         sleep $gap{$client};
     }
 
@@ -88,6 +89,11 @@ for my $client ('slowrate', 'slow', 'slowest') {
     is($waited, 0, "$client: later requests do not wait on Redis")
         or diag("@how");
 }
+
+# RateLimit under Redis: what the cluster has left, not this node's lease
+
+like($ratelimit{slow}, qr/^"quota_h";r=999\d\d;/,
+     'RateLimit r is the cluster\'s remainder') or diag($ratelimit{slow});
 
 # "slowest" comes after its first (small) lease expired, every time
 
