@@ -144,8 +144,19 @@ is($exported, 0, 'the module exports no hiredis symbol');
 
 # next to nchan (hiredis 1.x inside): both load, our link works
 
+# Debian's nchan loads only into the nginx it was built for: with another
+# nginx under test (NGINX_BIN, make test-static NGINX_SRC=...) of another
+# version, the check does not apply (not a skip: nothing is missing)
+
+my $debian = `/usr/sbin/nginx -v 2>&1` // '';
+my $ours = `$CG::NGINX -v 2>&1` // '';
+my $nchan_applies = $debian eq $ours;
+note("nchan check left out: $ours is not Debian's $debian")
+    unless $nchan_applies;
+
 SKIP: {
     my $nchan = '/usr/lib/nginx/modules/ngx_nchan_module.so';
+    last SKIP unless $nchan_applies;
     skip 'libnginx-mod-nchan not installed', 3 unless -f $nchan;
 
     my $t = CG->new();
