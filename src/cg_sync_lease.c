@@ -273,6 +273,19 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         rc = NGX_HTTP_CG_TAKE_AHEAD;
         fetch = !active;
 
+    } else if (l->headroom == 0 && l->granted
+               && now - l->granted < 1000)
+    {
+        /*
+         * the client is at its limit (the last lease took what Redis had
+         * left): reject at once while Redis is asked for what frees up,
+         * instead of making the request wait for the answer
+         */
+
+        *retry = 1;
+        rc = NGX_HTTP_CG_TAKE_REJECT;
+        fetch = !active;
+
     } else {
         rc = NGX_HTTP_CG_TAKE_WAIT;
         fetch = !active;
@@ -388,7 +401,7 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
     granted = -1;
     retry = 0;
     binding = 0;
-    headroom = 0;
+    headroom = 1;    /* not said: neither plenty nor nothing */
 
     if (reply && reply->type == REDIS_REPLY_ARRAY
         && (reply->elements == 3 || reply->elements == 4)

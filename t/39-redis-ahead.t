@@ -34,6 +34,7 @@ sub conf {
     client_guard_quota slowrate rate=1000r/s burst=500;
     client_guard_quota slowest rate=1000r/s burst=500;
     client_guard_quota near quota=300/h;
+    client_guard_quota atlimit rate=200r/s burst=20;
     client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
     client_guard_redis_lease 100ms $lease;
 
@@ -146,6 +147,28 @@ is($codes{200}, 300, 'quota=300/h admits exactly 300');
 is($codes{429}, 30, 'and rejects the rest');
 ok($t->wait_until(sub { charged('near') == 300 }), 'Redis counted 300')
     or diag('charged: ' . charged('near'));
+
+# --- a client at its rate limit: decided at once, not after waiting ---------
+
+my %at;
+my $t0 = Time::HiRes::time();
+for (1 .. 600) {
+    my $r = $t->get('/', { 'X-Client-Id' => 'atlimit' });
+    $at{"$r->{status} " . ($r->{headers}{'x-redis'} // '-')}++;
+}
+my $secs = Time::HiRes::time() - $t0;
+my $waited = 0;
+$waited += $at{$_} for grep { /WAITED/ } keys %at;
+my $passed = 0;
+$passed += $at{$_} for grep { /^200/ } keys %at;
+diag(sprintf('at the limit: %s over %.2f s',
+             join(', ', map { "$_ x$at{$_}" } sort keys %at), $secs));
+SKIP: {
+    skip 'the client did not reach 2x its rate (slow machine)', 2
+        if 600 / $secs < 300;
+    cmp_ok($waited, '<', 30, 'at its limit, almost no request waits');
+    cmp_ok($passed, '<=', 200 * $secs + 21 + 1, 'and the rate holds');
+}
 
 $t->stop();
 

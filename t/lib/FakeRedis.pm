@@ -132,7 +132,9 @@ sub _serve {
             my $nkeys = $cmd->[2];
             my $want = $cmd->[3 + $nkeys];
             my $g = $want < $grant ? $want : $grant;
-            $r = "*3\r\n:$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n";
+            # { granted, retry ms, binding limit, left after the grant }
+            $r = "*4\r\n:$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n"
+                . ":" . ($g ? 1000000 : 0) . "\r\n";
         } else {
             $r = "-ERR unknown command '$name'\r\n";
         }
