@@ -50,10 +50,11 @@ for my $t (@nodes) {
             eq 'LEASE' }, 5), 'node uses Redis');
 }
 
-# each node: 2 connections x 100 requests, all at once (3x the quota)
+# fan_out(sub { my ($t) = @_; ...; return { status => count } }): runs the
+# sub in 2 processes per node at once, returns the summed counts
 
-sub blast {
-    my ($client, $per_conn) = @_;
+sub fan_out {
+    my ($work) = @_;
     my @kids;
     for my $t (@nodes) {
         for (1 .. 2) {
@@ -61,7 +62,7 @@ sub blast {
             my $pid = fork;
             if ($pid == 0) {
                 close $rd;
-                my $c = $t->statuses($per_conn, '/', { 'X-Client' => $client });
+                my $c = $work->($t);
                 print $wr join(',', map { "$_=$c->{$_}" } keys %$c);
                 close $wr;
                 POSIX::_exit(0);
@@ -77,6 +78,15 @@ sub blast {
         $total{$1} += $2 while $line =~ /(\d+)=(\d+)/g;
     }
     return \%total;
+}
+
+# each node: 2 connections x N requests, all at once
+
+sub blast {
+    my ($client, $per_conn) = @_;
+    return fan_out(sub {
+        $_[0]->statuses($per_conn, '/', { 'X-Client' => $client });
+    });
 }
 
 my $total = blast('shared', 75);
@@ -111,34 +121,18 @@ diag(sprintf('lease calls per request at test rates: %.3f', $ratio));
 
 my $L = 1.5;
 my $end = time + $L;
-my @kids;
-for my $t (@nodes) {
-    for (1 .. 2) {
-        pipe(my $rd, my $wr);
-        my $pid = fork;
-        if ($pid == 0) {
-            close $rd;
-            my $http = HTTP::Tiny->new(keep_alive => 1);
-            my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
-            my %c;
-            while (time < $end) {
-                $c{$http->get($url, { headers => { 'X-Client' => 'rated' } })
-                   ->{status}}++;
-            }
-            print $wr join(',', map { "$_=$c{$_}" } keys %c);
-            close $wr;
-            POSIX::_exit(0);
-        }
-        close $wr;
-        push @kids, [$pid, $rd];
+my $rated = fan_out(sub {
+    my ($t) = @_;
+    my $http = HTTP::Tiny->new(keep_alive => 1);
+    my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
+    my %c;
+    while (time < $end) {
+        $c{$http->get($url, { headers => { 'X-Client' => 'rated' } })
+           ->{status}}++;
     }
-}
-my %rated;
-for my $k (@kids) {
-    my $line = do { local $/; readline $k->[1] } // '';
-    waitpid($k->[0], 0);
-    $rated{$1} += $2 while $line =~ /(\d+)=(\d+)/g;
-}
+    return \%c;
+});
+my %rated = %$rated;
 my $max = 100 * $L + 11 + 20 + 5;    # + 5: requests in flight at the end
 ok(($rated{200} // 0) <= $max && ($rated{200} // 0) >= 100 * $L * 0.8,
    "rate=100r/s burst=10 over 3 nodes for $L s: $rated{200} admitted "
