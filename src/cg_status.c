@@ -775,6 +775,32 @@ ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh, ngx_rbtree_key_t key,
 }
 
 
+/* the first record after the cursor, or the first of all; lock held */
+
+ngx_rbtree_node_t *
+ngx_http_cg_cursor_next(ngx_http_cg_shctx_t *sh, ngx_http_cg_cursor_t *cur)
+{
+    return ngx_http_cg_status_after(sh, cur->key, cur->name, cur->len,
+                                    !cur->started);
+}
+
+
+/* the cursor after this record; lock held */
+
+void
+ngx_http_cg_cursor_set(ngx_http_cg_cursor_t *cur, ngx_rbtree_node_t *node)
+{
+    ngx_http_cg_node_t  *cn;
+
+    cn = (ngx_http_cg_node_t *) &node->color;
+
+    cur->key = node->key;
+    cur->len = cn->len;
+    ngx_memcpy(cur->name, cn->name, cn->len);
+    cur->started = 1;
+}
+
+
 static ngx_rbtree_node_t *
 ngx_http_cg_status_find(ngx_http_cg_shctx_t *sh, ngx_str_t *name)
 {
