@@ -11,7 +11,8 @@
  * batches under the zone lock (in rbtree order, resuming after the last
  * name copied, so that records evicted or created in between do no harm),
  * then computes rates, quota use and anomaly flags and sorts outside the
- * lock.  The formats are in cg_status_json.c and cg_status_prom.c, deploy
+ * lock, in slices between which the worker serves other requests.  The
+ * formats are in cg_status_json.c and cg_status_prom.c, deploy
  * markers in cg_status_deploy.c, Redis in cg_status_publish.c and
  * cg_status_cluster.c.  See docs/status.md for every field.
  */
@@ -19,6 +20,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_event.h>
 #include <ngx_http.h>
 
 #include "cg_common.h"
@@ -26,7 +28,97 @@
 #include "cg_dashboard.h"
 
 
+/*
+ * A status request is cooperative, as a publication is: the handler starts
+ * it and, with more clients than one batch, returns NGX_DONE; the rest
+ * runs in slices across turns of the event loop (ngx_posted_next_events):
+ * per slice one batch of NGX_HTTP_CG_BATCH records copied under the zone
+ * lock, their rows computed outside it and ranked into the rows shown (a
+ * heap of at most "limit"), then a slice for the sort of the rows shown,
+ * then one for the answer (formatted and sent at once).  Each request has
+ * its own memory, so that any number of them can be under way in a
+ * worker.  A client that closes the connection ends the request
+ * (ngx_http_test_reading, or EPOLLRDHUP seen by the next slice), and the
+ * pool cleanup takes the next slice off the queue; a worker shutting down
+ * finishes what is left at once.
+ */
+
+#define NGX_HTTP_CG_ST_WALK       0
+#define NGX_HTTP_CG_ST_SORT       1
+#define NGX_HTTP_CG_ST_SEND       2
+
+#define NGX_HTTP_CG_ST_KEEP       60000    /* never due, see _keep() */
+
+
+typedef int (ngx_libc_cdecl *ngx_http_cg_cmp_pt)(const void *one,
+    const void *two);
+
+
+/*
+ * Memory for the copies and rows of one request, kept when the request is
+ * done for the next one (with many clients, fresh memory each time costs
+ * more in page faults than the copy itself): at most
+ * NGX_HTTP_CG_SCRATCH_KEEP are kept idle per worker; requests under way
+ * at once each have their own.
+ */
+
+#define NGX_HTTP_CG_SCRATCH_KEEP  2
+
+typedef struct ngx_http_cg_scratch_s  ngx_http_cg_scratch_t;
+
+struct ngx_http_cg_scratch_s {
+    ngx_http_cg_scratch_t    *next;
+    size_t                    size;        /* of the data that follows */
+};
+
+
+static ngx_http_cg_scratch_t  *ngx_http_cg_scratch_idle;
+static ngx_uint_t              ngx_http_cg_scratch_nidle;
+
+
+typedef struct {
+    ngx_http_request_t       *r;
+    ngx_http_cg_report_t     *rp;
+    ngx_http_cg_scratch_t    *scratch;
+    ngx_uint_t                phase;
+    ngx_uint_t                yield;       /* this slice has done its share */
+    ngx_uint_t                max;         /* records to copy, at most */
+    ngx_uint_t                ranked;      /* rows in rp->sorted */
+    ngx_uint_t                cap;         /* rows shown, at most */
+    ngx_http_cg_cmp_pt        cmp;
+    ngx_http_cg_rec_copy_t   *snaps;
+    ngx_http_cg_cursor_t      cur;
+    ngx_event_t               slice;
+    ngx_event_t               keep;
+} ngx_http_cg_status_ctx_t;
+
+
 static ngx_int_t ngx_http_cg_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cg_status_start(ngx_http_request_t *r,
+    ngx_http_cg_report_t *rp);
+static ngx_int_t ngx_http_cg_status_send(ngx_http_request_t *r,
+    ngx_http_cg_report_t *rp);
+static ngx_int_t ngx_http_cg_status_begin(ngx_http_cg_status_ctx_t *ctx);
+static ngx_uint_t ngx_http_cg_status_walk(ngx_http_cg_status_ctx_t *ctx);
+static ngx_rbtree_node_t *ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh,
+    ngx_rbtree_key_t key, u_char *name, size_t len, ngx_uint_t first);
+static ngx_rbtree_node_t *ngx_http_cg_status_find(ngx_http_cg_shctx_t *sh,
+    ngx_str_t *name);
+static void ngx_http_cg_status_row(ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row);
+static int ngx_libc_cdecl ngx_http_cg_row_cmp(const void *one,
+    const void *two);
+static int ngx_libc_cdecl ngx_http_cg_row_name_cmp(const void *one,
+    const void *two);
+static void ngx_http_cg_status_rank(ngx_http_cg_status_ctx_t *ctx,
+    ngx_http_cg_row_t *row);
+static void ngx_http_cg_status_order(ngx_http_cg_status_ctx_t *ctx);
+static ngx_int_t ngx_http_cg_status_steps(ngx_http_cg_status_ctx_t *ctx);
+static void ngx_http_cg_status_slice(ngx_event_t *ev);
+static void ngx_http_cg_status_keep(ngx_event_t *ev);
+static void ngx_http_cg_status_cleanup(void *data);
+static ngx_http_cg_scratch_t *ngx_http_cg_scratch_get(size_t size);
+static void ngx_http_cg_scratch_put(ngx_http_cg_scratch_t *sc);
 
 
 const char  *ngx_http_cg_sort_names[] = {
@@ -543,7 +635,6 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
     ngx_buf_t                  *b;
     ngx_time_t                 *tp;
     ngx_chain_t                 out;
-    ngx_http_cg_out_t           o;
     ngx_http_cg_zone_t        **zp;
     ngx_http_cg_report_t       *rp;
     ngx_http_cg_loc_conf_t     *lcf;
@@ -636,11 +727,19 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
         return ngx_http_cg_status_cluster(r, rp);
     }
 
-    if (ngx_http_cg_status_collect(rp) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    return ngx_http_cg_status_start(r, rp);
+}
 
-    ngx_http_cg_status_rows(rp);
+
+/* the answer, once the report is complete */
+
+static ngx_int_t
+ngx_http_cg_status_send(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
+{
+    size_t              len;
+    ngx_int_t           rc;
+    ngx_chain_t        *cl;
+    ngx_http_cg_out_t   o;
 
     ngx_memzero(&o, sizeof(ngx_http_cg_out_t));
     o.r = r;
@@ -675,8 +774,8 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
 
     len = 0;
 
-    for (out.next = o.out; out.next; out.next = out.next->next) {
-        len += out.next->buf->last - out.next->buf->pos;
+    for (cl = o.out; cl; cl = cl->next) {
+        len += cl->buf->last - cl->buf->pos;
     }
 
     r->headers_out.content_length_n = len;
@@ -697,47 +796,9 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
 /* collecting under the lock ------------------------------------------------ */
 
 
-typedef struct {
-    void                     *data;
-    size_t                    size;
-} ngx_http_cg_scratch_t;
-
-
-static ngx_http_cg_scratch_t  ngx_http_cg_snaps;
-static ngx_http_cg_scratch_t  ngx_http_cg_rows;
-
-
-static ngx_int_t
-ngx_http_cg_scratch(ngx_http_cg_scratch_t *sc, size_t size)
-{
-    if (sc->size >= size && sc->data) {
-        return NGX_OK;
-    }
-
-    if (sc->data) {
-        ngx_free(sc->data);
-        sc->data = NULL;
-        sc->size = 0;
-    }
-
-    /* some room to grow: clients come and go */
-
-    size += size / 4 + 4096;
-
-    sc->data = ngx_alloc(size, ngx_cycle->log);
-    if (sc->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    sc->size = size;
-
-    return NGX_OK;
-}
-
-
 /* the first record after (key, name) in rbtree order, or the first of all */
 
-ngx_rbtree_node_t *
+static ngx_rbtree_node_t *
 ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh, ngx_rbtree_key_t key,
     u_char *name, size_t len, ngx_uint_t first)
 {
@@ -772,6 +833,32 @@ ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh, ngx_rbtree_key_t key,
     }
 
     return best;
+}
+
+
+/* the first record after the cursor, or the first of all; lock held */
+
+ngx_rbtree_node_t *
+ngx_http_cg_cursor_next(ngx_http_cg_shctx_t *sh, ngx_http_cg_cursor_t *cur)
+{
+    return ngx_http_cg_status_after(sh, cur->key, cur->name, cur->len,
+                                    !cur->started);
+}
+
+
+/* the cursor after this record; lock held */
+
+void
+ngx_http_cg_cursor_set(ngx_http_cg_cursor_t *cur, ngx_rbtree_node_t *node)
+{
+    ngx_http_cg_node_t  *cn;
+
+    cn = (ngx_http_cg_node_t *) &node->color;
+
+    cur->key = node->key;
+    cur->len = cn->len;
+    ngx_memcpy(cur->name, cn->name, cn->len);
+    cur->started = 1;
 }
 
 
@@ -820,20 +907,17 @@ ngx_http_cg_status_copy(ngx_http_cg_rec_copy_t *s, ngx_rbtree_node_t *node)
 }
 
 
-ngx_int_t
-ngx_http_cg_status_collect(ngx_http_cg_report_t *rp)
+static ngx_int_t
+ngx_http_cg_status_begin(ngx_http_cg_status_ctx_t *ctx)
 {
-    size_t                  len;
-    u_char                 *last;
-    ngx_uint_t              n, max, i;
-    ngx_rbtree_key_t        key;
+    ngx_uint_t              i, max;
     ngx_slab_pool_t        *pool;
     ngx_rbtree_node_t      *node;
     ngx_http_cg_zone_t     *zone;
-    ngx_http_cg_rec_copy_t     *snaps;
+    ngx_http_cg_report_t   *rp;
     ngx_http_cg_shctx_t    *sh;
-    ngx_http_cg_node_t     *cn;
 
+    rp = ctx->rp;
     zone = rp->zone;
     sh = zone->sh;
     pool = zone->shpool;
@@ -871,82 +955,123 @@ ngx_http_cg_status_collect(ngx_http_cg_report_t *rp)
                            * ngx_pagesize;
 
     /*
-     * Per-worker scratch memory, kept from one status request to the next:
-     * with many clients, fresh memory each time costs more in page faults
-     * than the copy itself.  Nothing else runs in between while it is used.
+     * The request's own memory, for copies of every record and their rows:
+     * bounded by the clients of the zone at the start (records added
+     * meanwhile beyond one more batch are not shown).
      */
 
-    if (ngx_http_cg_scratch(&ngx_http_cg_snaps,
-                            max * sizeof(ngx_http_cg_rec_copy_t))
-        != NGX_OK
-        || ngx_http_cg_scratch(&ngx_http_cg_rows,
-                               max * sizeof(ngx_http_cg_row_t))
-           != NGX_OK)
-    {
+    ctx->max = max;
+    ctx->scratch = ngx_http_cg_scratch_get(max
+                                           * (sizeof(ngx_http_cg_rec_copy_t)
+                                              + sizeof(ngx_http_cg_row_t)));
+    if (ctx->scratch == NULL) {
         return NGX_ERROR;
     }
 
-    snaps = ngx_http_cg_snaps.data;
-    rp->rows = ngx_http_cg_rows.data;
-    ngx_memzero(rp->rows, max * sizeof(ngx_http_cg_row_t));
+    ctx->snaps = (ngx_http_cg_rec_copy_t *) (ctx->scratch + 1);
+    rp->rows = (ngx_http_cg_row_t *) (ctx->snaps + max);
 
-    n = 0;
+    /* the rows shown, ranked as they come (ngx_http_cg_status_rank) */
 
-    if (rp->client.len) {
-        ngx_http_cg_zone_lock(zone);
+    ctx->cap = ngx_min(rp->limit, max);
+    ctx->cmp = (rp->sort == NGX_HTTP_CG_SORT_NAME) ? ngx_http_cg_row_name_cmp
+                                                   : ngx_http_cg_row_cmp;
+    rp->sorted = ngx_palloc(rp->pool,
+                            (ctx->cap + 1) * sizeof(ngx_http_cg_row_t *));
 
-        node = ngx_http_cg_status_find(sh, &rp->client);
-
-        if (node) {
-            ngx_http_cg_status_copy(&snaps[n++], node);
-        }
-
-        ngx_http_cg_zone_unlock(zone);
-
-        goto done;
+    if (rp->sorted == NULL) {
+        return NGX_ERROR;
     }
 
-    /*
-     * Batches of NGX_HTTP_CG_BATCH records per lock: traffic waits for one
-     * batch at most.  Each batch resumes after the last name copied.
-     */
-
-    key = 0;
-    len = 0;
-    last = NULL;
-
-    while (n < max) {
-
-        ngx_http_cg_zone_lock(zone);
-
-        node = ngx_http_cg_status_after(sh, key, last, len, n == 0);
-
-        for (i = 0; node && i < NGX_HTTP_CG_BATCH && n < max; i++) {
-            ngx_http_cg_status_copy(&snaps[n++], node);
-            node = ngx_rbtree_next(&sh->rbtree, node);
-        }
-
-        ngx_http_cg_zone_unlock(zone);
-
-        if (node == NULL || i == 0) {
-            break;
-        }
-
-        cn = &snaps[n - 1].node;
-        key = ngx_crc32_short(cn->name, cn->len);
-        last = cn->name;
-        len = cn->len;
+    if (rp->client.len == 0) {
+        ctx->phase = NGX_HTTP_CG_ST_WALK;
+        return NGX_OK;
     }
 
-done:
+    ngx_memzero(&rp->rows[0], sizeof(ngx_http_cg_row_t));
 
-    for (i = 0; i < n; i++) {
-        rp->rows[i].snap = &snaps[i];
+    ngx_http_cg_zone_lock(zone);
+
+    node = ngx_http_cg_status_find(sh, &rp->client);
+
+    if (node) {
+        ngx_http_cg_status_copy(&ctx->snaps[0], node);
     }
 
-    rp->nrows = n;
+    ngx_http_cg_zone_unlock(zone);
+
+    if (node) {
+        rp->rows[0].snap = &ctx->snaps[0];
+        ngx_http_cg_status_row(rp, &rp->rows[0]);
+        ngx_http_cg_status_rank(ctx, &rp->rows[0]);
+        rp->nrows = 1;
+    }
+
+    ctx->phase = NGX_HTTP_CG_ST_SORT;
 
     return NGX_OK;
+}
+
+
+/*
+ * One batch of NGX_HTTP_CG_BATCH records per lock: traffic waits for one
+ * batch at most.  Each batch resumes after the last record copied, and its
+ * rows are computed at once, outside the lock.  Returns 1 when the walk is
+ * over.
+ */
+
+static ngx_uint_t
+ngx_http_cg_status_walk(ngx_http_cg_status_ctx_t *ctx)
+{
+    ngx_uint_t               i, n, room;
+    ngx_rbtree_node_t       *node, *last;
+    ngx_http_cg_row_t       *row;
+    ngx_http_cg_zone_t      *zone;
+    ngx_http_cg_shctx_t     *sh;
+    ngx_http_cg_report_t    *rp;
+    ngx_http_cg_rec_copy_t  *s;
+
+    rp = ctx->rp;
+    zone = rp->zone;
+    sh = zone->sh;
+
+    room = ngx_min(ctx->max - rp->nrows, NGX_HTTP_CG_BATCH);
+    s = &ctx->snaps[rp->nrows];
+    row = &rp->rows[rp->nrows];
+
+    /* fresh memory: its page faults here rather than under the lock */
+
+    ngx_memzero(s, room * sizeof(ngx_http_cg_rec_copy_t));
+    ngx_memzero(row, room * sizeof(ngx_http_cg_row_t));
+
+    last = NULL;
+
+    ngx_http_cg_zone_lock(zone);
+
+    node = ngx_http_cg_cursor_next(sh, &ctx->cur);
+
+    for (n = 0; node && n < room; n++) {
+        ngx_http_cg_status_copy(&s[n], node);
+        last = node;
+        node = ngx_rbtree_next(&sh->rbtree, node);
+    }
+
+    if (last) {
+        ngx_http_cg_cursor_set(&ctx->cur, last);
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+
+    for (i = 0; i < n; i++) {
+        row[i].snap = &s[i];
+        ngx_http_cg_status_row(rp, &row[i]);
+        ngx_http_cg_status_rank(ctx, &row[i]);
+    }
+
+    rp->nrows += n;
+    ctx->yield = (n == NGX_HTTP_CG_BATCH);
+
+    return node == NULL || n == 0 || rp->nrows >= ctx->max;
 }
 
 
@@ -1033,114 +1158,172 @@ ngx_http_cg_status_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
 }
 
 
-void
-ngx_http_cg_status_rows(ngx_http_cg_report_t *rp)
+/* one row's figures, from its copy */
+
+static void
+ngx_http_cg_status_row(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
 {
-    ngx_uint_t            i, j, k;
+    ngx_uint_t            j, k;
     cg_stats_t           *st;
-    ngx_http_cg_row_t    *row;
     ngx_http_cg_lview_t   lv[CG_MAX_LIMITS];
     ngx_http_cg_node_t   *cn;
 
-    for (i = 0; i < rp->nrows; i++) {
-        row = &rp->rows[i];
-        cn = &row->snap->node;
+    cn = &row->snap->node;
 
-        row->name.data = cn->name;
-        row->name.len = cn->len;
-        row->st = &cn->stats;
-        st = row->st;
+    row->name.data = cn->name;
+    row->name.len = cn->len;
+    row->st = &cn->stats;
+    st = row->st;
 
-        cg_stats_view(st, rp->now, cn->created, &rp->an);
+    cg_stats_view(st, rp->now, cn->created, &rp->an);
 
-        row->base = cg_stats_baseline(st->rate[CG_STATS_R300], rp->now + 1,
+    row->base = cg_stats_baseline(st->rate[CG_STATS_R300], rp->now + 1,
+                                  cn->created, &rp->an);
+    row->ratio = cg_stats_ratio(st->rate[CG_STATS_R10], row->base, &rp->an);
+
+    row->err_base = cg_stats_baseline(st->err[1], rp->now + 1,
                                       cn->created, &rp->an);
-        row->ratio = cg_stats_ratio(st->rate[CG_STATS_R10], row->base,
-                                    &rp->an);
+    row->err_ratio = cg_stats_ratio(st->err[0], row->err_base, &rp->an);
 
-        row->err_base = cg_stats_baseline(st->err[1], rp->now + 1,
-                                          cn->created, &rp->an);
-        row->err_ratio = cg_stats_ratio(st->err[0], row->err_base, &rp->an);
-
-        if (rp->sort == NGX_HTTP_CG_SORT_QUOTA) {
-            ngx_http_cg_status_quota(rp, row, lv);
-        }
-
-        switch (rp->sort) {
-        case NGX_HTTP_CG_SORT_RATE:
-            row->key = st->rate[CG_STATS_R10];
-            break;
-        case NGX_HTTP_CG_SORT_RATE_1M:
-            row->key = st->rate[CG_STATS_R60];
-            break;
-        case NGX_HTTP_CG_SORT_RATE_5M:
-            row->key = st->rate[CG_STATS_R300];
-            break;
-        case NGX_HTTP_CG_SORT_REJECTED:
-            row->key = (double) cn->counters.outcome[NGX_HTTP_CG_REJECTED];
-            break;
-        case NGX_HTTP_CG_SORT_ERRORS:
-            row->key = (double) (st->classes[3] + st->classes[4]);
-            break;
-        case NGX_HTTP_CG_SORT_QUOTA:
-            row->key = row->util;
-            break;
-        case NGX_HTTP_CG_SORT_ANOMALY:
-            row->key = ngx_max(row->ratio, row->err_ratio);
-            break;
-        default:
-            row->key = (double) cn->counters.requests;
-            break;
-        }
-
-        /* top movers: the highest surge ratios among clients above min */
-
-        if (rp->an.ratio <= 0
-            || st->rate[CG_STATS_R10] < rp->an.min_rate
-            || row->ratio <= 1.0)
-        {
-            continue;
-        }
-
-        for (j = 0; j < rp->nmovers; j++) {
-            if (row->ratio > rp->movers[j]->ratio) {
-                break;
-            }
-        }
-
-        if (j == NGX_HTTP_CG_MOVERS) {
-            continue;
-        }
-
-        if (rp->nmovers < NGX_HTTP_CG_MOVERS) {
-            rp->nmovers++;
-        }
-
-        for (k = rp->nmovers - 1; k > j; k--) {
-            rp->movers[k] = rp->movers[k - 1];
-        }
-
-        rp->movers[j] = row;
+    if (rp->sort == NGX_HTTP_CG_SORT_QUOTA) {
+        ngx_http_cg_status_quota(rp, row, lv);
     }
 
-    rp->sorted = ngx_palloc(rp->pool,
-                            (rp->nrows + 1) * sizeof(ngx_http_cg_row_t *));
-    if (rp->sorted == NULL) {
-        rp->shown = 0;
+    switch (rp->sort) {
+    case NGX_HTTP_CG_SORT_RATE:
+        row->key = st->rate[CG_STATS_R10];
+        break;
+    case NGX_HTTP_CG_SORT_RATE_1M:
+        row->key = st->rate[CG_STATS_R60];
+        break;
+    case NGX_HTTP_CG_SORT_RATE_5M:
+        row->key = st->rate[CG_STATS_R300];
+        break;
+    case NGX_HTTP_CG_SORT_REJECTED:
+        row->key = (double) cn->counters.outcome[NGX_HTTP_CG_REJECTED];
+        break;
+    case NGX_HTTP_CG_SORT_ERRORS:
+        row->key = (double) (st->classes[3] + st->classes[4]);
+        break;
+    case NGX_HTTP_CG_SORT_QUOTA:
+        row->key = row->util;
+        break;
+    case NGX_HTTP_CG_SORT_ANOMALY:
+        row->key = ngx_max(row->ratio, row->err_ratio);
+        break;
+    default:
+        row->key = (double) cn->counters.requests;
+        break;
+    }
+
+    /* top movers: the highest surge ratios among clients above min */
+
+    if (rp->an.ratio <= 0
+        || st->rate[CG_STATS_R10] < rp->an.min_rate
+        || row->ratio <= 1.0)
+    {
         return;
     }
 
-    for (i = 0; i < rp->nrows; i++) {
-        rp->sorted[i] = &rp->rows[i];
+    for (j = 0; j < rp->nmovers; j++) {
+        if (row->ratio > rp->movers[j]->ratio) {
+            break;
+        }
     }
 
-    ngx_qsort(rp->sorted, rp->nrows, sizeof(ngx_http_cg_row_t *),
-              rp->sort == NGX_HTTP_CG_SORT_NAME ? ngx_http_cg_row_name_cmp
-                                                : ngx_http_cg_row_cmp);
+    if (j == NGX_HTTP_CG_MOVERS) {
+        return;
+    }
 
-    rp->shown = ngx_min(rp->nrows, rp->limit);
+    if (rp->nmovers < NGX_HTTP_CG_MOVERS) {
+        rp->nmovers++;
+    }
 
-    /* the quota views of the rows shown */
+    for (k = rp->nmovers - 1; k > j; k--) {
+        rp->movers[k] = rp->movers[k - 1];
+    }
+
+    rp->movers[j] = row;
+}
+
+
+/*
+ * The rows shown, kept as they are computed: a heap of at most "limit"
+ * rows whose root ranks last, so that a row that ranks after it is passed
+ * over at the cost of one comparison.  The order is total (ties by name,
+ * and a name is seen once), so the rows kept are exactly the first
+ * "limit" of all of them sorted.
+ */
+
+static void
+ngx_http_cg_status_rank(ngx_http_cg_status_ctx_t *ctx, ngx_http_cg_row_t *row)
+{
+    ngx_uint_t           i, p, c, n;
+    ngx_http_cg_row_t  **h;
+
+    h = ctx->rp->sorted;
+    n = ctx->cap;
+
+    if (ctx->ranked < n) {
+        i = ctx->ranked++;
+
+        while (i > 0) {
+            p = (i - 1) / 2;
+
+            if (ctx->cmp(&h[p], &row) >= 0) {
+                break;
+            }
+
+            h[i] = h[p];
+            i = p;
+        }
+
+        h[i] = row;
+        return;
+    }
+
+    if (n == 0 || ctx->cmp(&row, &h[0]) >= 0) {
+        return;
+    }
+
+    i = 0;
+
+    for ( ;; ) {
+        c = 2 * i + 1;
+
+        if (c >= n) {
+            break;
+        }
+
+        if (c + 1 < n && ctx->cmp(&h[c + 1], &h[c]) > 0) {
+            c++;
+        }
+
+        if (ctx->cmp(&h[c], &row) <= 0) {
+            break;
+        }
+
+        h[i] = h[c];
+        i = c;
+    }
+
+    h[i] = row;
+}
+
+
+/* every row computed: the rows shown in order, and their quota views */
+
+static void
+ngx_http_cg_status_order(ngx_http_cg_status_ctx_t *ctx)
+{
+    ngx_uint_t             i;
+    ngx_http_cg_row_t     *row;
+    ngx_http_cg_report_t  *rp;
+
+    rp = ctx->rp;
+    rp->shown = ctx->ranked;
+
+    ngx_qsort(rp->sorted, rp->shown, sizeof(ngx_http_cg_row_t *), ctx->cmp);
 
     for (i = 0; i < rp->shown; i++) {
         row = rp->sorted[i];
@@ -1153,6 +1336,228 @@ ngx_http_cg_status_rows(ngx_http_cg_report_t *rp)
         }
 
         ngx_http_cg_status_quota(rp, row, row->limits);
+    }
+}
+
+
+/* the status request, in slices -------------------------------------------- */
+
+
+static ngx_int_t
+ngx_http_cg_status_start(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
+{
+    ngx_int_t                  rc;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_cg_status_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cg_status_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (ctx == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->r = r;
+    ctx->rp = rp;
+
+    cln->handler = ngx_http_cg_status_cleanup;
+    cln->data = ctx;
+
+    if (ngx_http_cg_status_begin(ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cg_status_steps(ctx);
+
+    if (rc != NGX_BUSY) {
+        return rc;
+    }
+
+    /* more than one slice: the rest in the next turns of the event loop */
+
+    ctx->slice.handler = ngx_http_cg_status_slice;
+    ctx->slice.data = ctx;
+    ctx->slice.log = r->connection->log;
+
+    ctx->keep.handler = ngx_http_cg_status_keep;
+    ctx->keep.data = ctx;
+    ctx->keep.log = r->connection->log;
+
+    ngx_add_timer(&ctx->keep, NGX_HTTP_CG_ST_KEEP);
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    ngx_post_event(&ctx->slice, &ngx_posted_next_events);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * As many steps as one slice takes: NGX_BUSY while there is more to do
+ * (NGX_AGAIN is the output's), then the answer's code.  With more rows
+ * than a batch, the sort and the answer each have a slice of their own.
+ */
+
+static ngx_int_t
+ngx_http_cg_status_steps(ngx_http_cg_status_ctx_t *ctx)
+{
+    ngx_http_cg_report_t  *rp;
+
+    rp = ctx->rp;
+    ctx->yield = 0;
+
+    for ( ;; ) {
+
+        switch (ctx->phase) {
+
+        case NGX_HTTP_CG_ST_WALK:
+            if (ngx_http_cg_status_walk(ctx)) {
+                ctx->phase = NGX_HTTP_CG_ST_SORT;
+                ctx->yield = (rp->nrows > NGX_HTTP_CG_BATCH);
+            }
+
+            break;
+
+        case NGX_HTTP_CG_ST_SORT:
+            ngx_http_cg_status_order(ctx);
+            ctx->phase = NGX_HTTP_CG_ST_SEND;
+            ctx->yield = (rp->nrows > NGX_HTTP_CG_BATCH);
+            break;
+
+        default:
+            return ngx_http_cg_status_send(ctx->r, rp);
+        }
+
+        /* a worker shutting down finishes at once */
+
+        if (ctx->yield && !ngx_exiting) {
+            return NGX_BUSY;
+        }
+
+        ctx->yield = 0;
+    }
+}
+
+
+static void
+ngx_http_cg_status_slice(ngx_event_t *ev)
+{
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_cg_status_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->r;
+    c = r->connection;
+
+    /* the client has gone (EPOLLRDHUP): as ngx_http_test_reading() says */
+
+    if (c->read->pending_eof && !c->error) {
+        c->read->eof = 1;
+        c->error = 1;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "client prematurely closed connection");
+    }
+
+    if (c->error) {
+        rc = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+
+    } else {
+        rc = ngx_http_cg_status_steps(ctx);
+
+        if (rc == NGX_BUSY) {
+            ngx_post_event(ev, &ngx_posted_next_events);
+            return;
+        }
+    }
+
+    if (ctx->keep.timer_set) {
+        ngx_del_timer(&ctx->keep);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* a timer that is never due: an exiting worker waits for the request */
+
+static void
+ngx_http_cg_status_keep(ngx_event_t *ev)
+{
+    ngx_add_timer(ev, NGX_HTTP_CG_ST_KEEP);
+}
+
+
+static ngx_http_cg_scratch_t *
+ngx_http_cg_scratch_get(size_t size)
+{
+    ngx_http_cg_scratch_t  *sc;
+
+    sc = ngx_http_cg_scratch_idle;
+
+    if (sc) {
+        ngx_http_cg_scratch_idle = sc->next;
+        ngx_http_cg_scratch_nidle--;
+
+        if (sc->size >= size) {
+            return sc;
+        }
+
+        ngx_free(sc);
+    }
+
+    /* some room to grow: clients come and go */
+
+    size += size / 4 + 4096;
+
+    sc = ngx_alloc(sizeof(ngx_http_cg_scratch_t) + size, ngx_cycle->log);
+    if (sc == NULL) {
+        return NULL;
+    }
+
+    sc->size = size;
+
+    return sc;
+}
+
+
+static void
+ngx_http_cg_scratch_put(ngx_http_cg_scratch_t *sc)
+{
+    if (ngx_http_cg_scratch_nidle >= NGX_HTTP_CG_SCRATCH_KEEP) {
+        ngx_free(sc);
+        return;
+    }
+
+    sc->next = ngx_http_cg_scratch_idle;
+    ngx_http_cg_scratch_idle = sc;
+    ngx_http_cg_scratch_nidle++;
+}
+
+
+/* the request's pool goes (done, or ended early): no slice after it */
+
+static void
+ngx_http_cg_status_cleanup(void *data)
+{
+    ngx_http_cg_status_ctx_t  *ctx = data;
+
+    if (ctx->scratch) {
+        ngx_http_cg_scratch_put(ctx->scratch);
+        ctx->scratch = NULL;
+    }
+
+    if (ctx->slice.posted) {
+        ngx_delete_posted_event(&ctx->slice);
+    }
+
+    if (ctx->keep.timer_set) {
+        ngx_del_timer(&ctx->keep);
     }
 }
 

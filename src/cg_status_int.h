@@ -83,6 +83,16 @@ typedef struct {
 } ngx_http_cg_rec_copy_t;
 
 
+/* a walk of the rbtree that resumes after the last record seen */
+
+typedef struct {
+    ngx_uint_t                started;
+    ngx_rbtree_key_t          key;
+    size_t                    len;
+    u_char                    name[CG_NAME_MAX];
+} ngx_http_cg_cursor_t;
+
+
 typedef struct {
     cg_limit_t                lim;
     uint64_t                  capacity;
@@ -186,12 +196,12 @@ ngx_str_t *ngx_http_cg_esc(ngx_pool_t *pool, ngx_str_t *s);
 double ngx_http_cg_num(double v);
 
 /* cg_status.c: the report, and the status area of the zone */
-ngx_int_t ngx_http_cg_status_collect(ngx_http_cg_report_t *rp);
-ngx_rbtree_node_t *ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh,
-    ngx_rbtree_key_t key, u_char *name, size_t len, ngx_uint_t first);
+ngx_rbtree_node_t *ngx_http_cg_cursor_next(ngx_http_cg_shctx_t *sh,
+    ngx_http_cg_cursor_t *cur);
+void ngx_http_cg_cursor_set(ngx_http_cg_cursor_t *cur,
+    ngx_rbtree_node_t *node);
 void ngx_http_cg_status_copy(ngx_http_cg_rec_copy_t *s,
     ngx_rbtree_node_t *node);
-void ngx_http_cg_status_rows(ngx_http_cg_report_t *rp);
 ngx_http_cg_status_sh_t *ngx_http_cg_status_sh(ngx_http_cg_zone_t *zone);
 
 /* cg_status_json.c */

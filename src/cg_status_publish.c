@@ -75,10 +75,7 @@ struct ngx_http_cg_pub_s {
     ngx_uint_t                phase;
 
     /* the walk: the cursor, and the copies of one slice */
-    ngx_uint_t                started;
-    ngx_rbtree_key_t          key;
-    size_t                    len;
-    u_char                    last[CG_NAME_MAX];
+    ngx_http_cg_cursor_t      cur;
     ngx_http_cg_rec_copy_t   *batch;
 
     /* the rows kept: "clients" + 1, one of them spare */
@@ -376,7 +373,7 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
     pub->now = (uint32_t) tp->sec;
     pub->clients = clients;
     pub->phase = NGX_HTTP_CG_PUB_WALK;
-    pub->started = 0;
+    pub->cur.started = 0;
     pub->used = 0;
     pub->spare = NULL;
 
@@ -474,8 +471,7 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
 
     ngx_http_cg_zone_lock(pub->zone);
 
-    node = ngx_http_cg_status_after(sh, pub->key, pub->last, pub->len,
-                                    !pub->started);
+    node = ngx_http_cg_cursor_next(sh, &pub->cur);
 
     for (i = 0; node && i < NGX_HTTP_CG_PUB_SLICE; i++) {
         cn = (ngx_http_cg_node_t *) &node->color;
@@ -493,11 +489,7 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     }
 
     if (last) {
-        cn = (ngx_http_cg_node_t *) &last->color;
-        pub->key = last->key;
-        pub->len = cn->len;
-        ngx_memcpy(pub->last, cn->name, cn->len);
-        pub->started = 1;
+        ngx_http_cg_cursor_set(&pub->cur, last);
     }
 
     ngx_http_cg_zone_unlock(pub->zone);
