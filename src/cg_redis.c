@@ -33,6 +33,8 @@ static void ngx_http_cg_redis_write_handler(ngx_event_t *wev);
 static void ngx_http_cg_redis_read_handler(ngx_event_t *rev);
 static void ngx_http_cg_redis_flush(ngx_http_cg_redis_t *link);
 static void ngx_http_cg_redis_flush_handler(ngx_event_t *ev);
+static void ngx_http_cg_redis_complete(ngx_http_cg_redis_t *link,
+    redisReply *reply);
 static void ngx_http_cg_redis_watchdog(ngx_event_t *ev);
 static void ngx_http_cg_redis_retry(ngx_event_t *ev);
 static void ngx_http_cg_redis_handshake(ngx_http_cg_redis_t *link,
@@ -541,12 +543,8 @@ ngx_http_cg_redis_read_handler(ngx_event_t *rev)
 {
     void                    *r;
     ssize_t                  n;
-    ngx_queue_t             *q;
     ngx_connection_t        *c;
-    ngx_http_cg_redis_op_t  *op;
     ngx_http_cg_redis_t     *link;
-    ngx_http_cg_redis_handler_pt  handler;
-    void                    *data;
     u_char                   buf[NGX_HTTP_CG_REDIS_RECV];
 
     c = rev->data;
@@ -609,18 +607,7 @@ ngx_http_cg_redis_read_handler(ngx_event_t *rev)
                 link->on_push(link, r, link->data);
 
             } else {
-                q = ngx_queue_head(&link->ops);
-                ngx_queue_remove(q);
-                link->nops--;
-
-                op = ngx_queue_data(q, ngx_http_cg_redis_op_t, queue);
-                handler = op->handler;
-                data = op->data;
-                ngx_queue_insert_head(&link->free, q);
-
-                if (handler) {
-                    handler(link, r, data);
-                }
+                ngx_http_cg_redis_complete(link, r);
             }
 
             freeReplyObject(r);
@@ -680,12 +667,8 @@ static void
 ngx_http_cg_redis_drop(ngx_http_cg_redis_t *link, const char *why,
     ngx_uint_t reconnect)
 {
-    void                         *data;
     ngx_msec_t                    delay;
     ngx_uint_t                    was;
-    ngx_queue_t                  *q;
-    ngx_http_cg_redis_op_t       *op;
-    ngx_http_cg_redis_handler_pt  handler;
 
     was = link->state;
 
@@ -718,18 +701,7 @@ ngx_http_cg_redis_drop(ngx_http_cg_redis_t *link, const char *why,
     /* every pending operation fails now, oldest first */
 
     while (!ngx_queue_empty(&link->ops)) {
-        q = ngx_queue_head(&link->ops);
-        ngx_queue_remove(q);
-        link->nops--;
-
-        op = ngx_queue_data(q, ngx_http_cg_redis_op_t, queue);
-        handler = op->handler;
-        data = op->data;
-        ngx_queue_insert_head(&link->free, q);
-
-        if (handler) {
-            handler(link, NULL, data);
-        }
+        ngx_http_cg_redis_complete(link, NULL);
     }
 
     if (was == NGX_HTTP_CG_REDIS_READY && link->on_state) {
@@ -758,6 +730,31 @@ ngx_http_cg_redis_drop(ngx_http_cg_redis_t *link, const char *why,
 
     if (!link->retry.timer_set) {
         ngx_add_timer(&link->retry, delay);
+    }
+}
+
+
+/* the oldest pending operation ends: with its reply, or NULL (failed) */
+
+static void
+ngx_http_cg_redis_complete(ngx_http_cg_redis_t *link, redisReply *reply)
+{
+    void                          *data;
+    ngx_queue_t                   *q;
+    ngx_http_cg_redis_op_t        *op;
+    ngx_http_cg_redis_handler_pt   handler;
+
+    q = ngx_queue_head(&link->ops);
+    ngx_queue_remove(q);
+    link->nops--;
+
+    op = ngx_queue_data(q, ngx_http_cg_redis_op_t, queue);
+    handler = op->handler;
+    data = op->data;
+    ngx_queue_insert_head(&link->free, q);
+
+    if (handler) {
+        handler(link, reply, data);
     }
 }
 

@@ -475,6 +475,20 @@ ngx_http_cg_status_accept(ngx_http_request_t *r)
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
+    /* the first of these an Accept header names, in this order */
+
+    static struct {
+        ngx_str_t     type;
+        ngx_int_t     format;
+    } types[] = {
+        { ngx_string("application/openmetrics-text"),
+          NGX_HTTP_CG_FMT_OPENM },
+        { ngx_string("application/json"), NGX_HTTP_CG_FMT_JSON },
+        { ngx_string("text/html"), NGX_HTTP_CG_FMT_HTML },
+        { ngx_string("text/plain"), NGX_HTTP_CG_FMT_PROM },
+        { ngx_null_string, 0 }
+    }, *t;
+
     part = &r->headers_in.headers.part;
     h = part->elts;
 
@@ -498,32 +512,13 @@ ngx_http_cg_status_accept(ngx_http_request_t *r)
 
         v = &h[i].value;
 
-        if (ngx_strlcasestrn(v->data, v->data + v->len,
-                             (u_char *) "application/openmetrics-text", 27)
-            != NULL)
-        {
-            return NGX_HTTP_CG_FMT_OPENM;
-        }
-
-        if (ngx_strlcasestrn(v->data, v->data + v->len,
-                             (u_char *) "application/json", 15)
-            != NULL)
-        {
-            return NGX_HTTP_CG_FMT_JSON;
-        }
-
-        if (ngx_strlcasestrn(v->data, v->data + v->len,
-                             (u_char *) "text/html", 8)
-            != NULL)
-        {
-            return NGX_HTTP_CG_FMT_HTML;
-        }
-
-        if (ngx_strlcasestrn(v->data, v->data + v->len,
-                             (u_char *) "text/plain", 9)
-            != NULL)
-        {
-            return NGX_HTTP_CG_FMT_PROM;
+        for (t = types; t->type.len; t++) {
+            if (ngx_strlcasestrn(v->data, v->data + v->len, t->type.data,
+                                 t->type.len - 1)
+                != NULL)
+            {
+                return t->format;
+            }
         }
     }
 
