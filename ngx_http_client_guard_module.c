@@ -375,12 +375,13 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     ngx_uint_t               status, dry_run, decided;
     ngx_str_t               *policy;
     ngx_time_t              *tp;
-    cg_quota_t               quota;
+    cg_quota_t               copy, *quota;
     cg_limit_result_t        res;
     ngx_http_cg_zone_t      *zone;
     ngx_http_cg_node_t      *node;
-    cg_quota_t              *rq;
     ngx_http_cg_main_conf_t *mcf;
+
+    static cg_quota_t        none;    /* no quota: no limits, counted */
 
     if (ngx_http_cg_identify_request(r, lcf, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -416,35 +417,39 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
 
-    rq = ngx_http_cg_client_quota(&mcf->quotas, &ctx->client, NULL);
+    hash = ngx_crc32_long(ctx->client.data, ctx->client.len);  /* = short */
+
+    quota = ngx_http_cg_client_quota(&mcf->quotas, &ctx->client, hash, NULL);
     policy = NULL;
 
-    if (rq) {
-        quota = *rq;
+    if (quota == NULL) {
+        quota = &none;
 
-        if (mcf->sync == NULL) {
-            policy = ngx_http_cg_quota_policy(&mcf->quotas, rq);
-        }
+    } else if (mcf->sync) {
+
+        /* the failure policy may make it this node's share */
+
+        copy = *quota;
+        quota = &copy;
 
     } else {
-        ngx_memzero(&quota, sizeof(cg_quota_t));
+        policy = ngx_http_cg_quota_policy(&mcf->quotas, quota);
     }
 
-    dry_run = lcf->dry_run || quota.mode == CG_MODE_DRY_RUN;
+    dry_run = lcf->dry_run || quota->mode == CG_MODE_DRY_RUN;
 
     tp = ngx_timeofday();
     now = (int64_t) tp->sec * 1000 + tp->msec;
-    hash = ngx_crc32_long(ctx->client.data, ctx->client.len);  /* = short */
 
     binding = -1;
     res.allowed = 1;
     decided = 0;
 
-    if (mcf->sync && quota.mode != CG_MODE_OFF) {
+    if (mcf->sync && quota->mode != CG_MODE_OFF) {
 
         /* cluster-wide count: a lease, a wait, or the failure policy */
 
-        rc = ngx_http_cg_sync_enforce(r, ctx, zone, &quota, hash, &binding,
+        rc = ngx_http_cg_sync_enforce(r, ctx, zone, quota, hash, &binding,
                                       &res);
 
         if (rc == NGX_AGAIN) {
@@ -466,12 +471,12 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
                      : ngx_http_cg_zone_node(zone, &ctx->client, hash,
                                              ngx_current_msec, 1);
 
-    if (quota.mode == CG_MODE_OFF) {
+    if (quota->mode == CG_MODE_OFF) {
         status = NGX_HTTP_CG_BYPASSED;
 
     } else {
         if (node && !decided) {
-            binding = cg_quota_check(&quota, node->state, now, 1, 1, &res);
+            binding = cg_quota_check(quota, node->state, now, 1, 1, &res);
         }
 
         if (res.allowed) {
@@ -500,7 +505,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     ctx->status = status;
 
     if (lcf->headers && binding >= 0) {
-        ngx_http_cg_set_headers(r, &quota, policy, binding, &res,
+        ngx_http_cg_set_headers(r, quota, policy, binding, &res,
                                 status == NGX_HTTP_CG_REJECTED);
     }
 
@@ -508,7 +513,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
         return NGX_DECLINED;
     }
 
-    ngx_http_cg_log_reject(r, lcf, ctx, &quota, binding, &res);
+    ngx_http_cg_log_reject(r, lcf, ctx, quota, binding, &res);
 
     if (status == NGX_HTTP_CG_REJECTED_DRY_RUN) {
         return NGX_DECLINED;
@@ -678,7 +683,7 @@ ngx_http_cg_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
 
     /* an internal redirect clears r->ctx: the cleanup entry remains */
 
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+    for (cln = r->internal ? r->pool->cleanup : NULL; cln; cln = cln->next) {
         if (cln->handler == ngx_http_cg_cleanup) {
             ctx = cln->data;
             ngx_http_set_ctx(r, ctx, ngx_http_client_guard_module);

@@ -116,7 +116,161 @@ ngx_http_cg_source(ngx_conf_t *cf, ngx_str_t *value, ngx_http_cg_rule_t *rule)
         return NGX_CONF_ERROR;
     }
 
+    if (name.len > sizeof("http_") - 1
+        && ngx_strncasecmp(name.data, (u_char *) "http_", 5) == 0)
+    {
+        rule->header.data = ngx_pnalloc(cf->pool, name.len - 5);
+        if (rule->header.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rule->header.len = name.len - 5;
+        ngx_strlow(rule->header.data, name.data + 5, rule->header.len);
+
+        rule->dashed = ngx_pnalloc(cf->pool, rule->header.len);
+        if (rule->dashed == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < rule->header.len; i++) {
+            ch = rule->header.data[i];
+            rule->dashed[i] = (ch == '_') ? '-' : ch;
+        }
+
+        rule->hash = ngx_hash_key(rule->dashed, rule->header.len);
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * "$http_name" read without nginx's variable machinery: the first request
+ * header whose name, lowercased and with "-" as "_", is "name", as nginx's
+ * own handler for such variables finds it.  Only while the variable is
+ * that handler's (not a core variable such as $http_host or $http_cookie,
+ * not one that "set" or "map" made), which the first request of a worker
+ * checks.  A header sent twice goes the slow way where nginx joins the
+ * values (1.23.0 on).
+ */
+
+static ngx_int_t
+ngx_http_cg_header_direct(ngx_http_request_t *r, ngx_http_cg_rule_t *rule)
+{
+    ngx_str_t                   prefix = ngx_string("http_");
+    ngx_uint_t                  i;
+    ngx_http_variable_t        *v, *pv;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    v = cmcf->variables.elts;
+    pv = cmcf->prefix_variables.elts;
+
+    for (i = 0; i < cmcf->prefix_variables.nelts; i++) {
+        if (pv[i].name.len == prefix.len
+            && ngx_strncmp(pv[i].name.data, prefix.data, prefix.len) == 0)
+        {
+            return v[rule->index].get_handler == pv[i].get_handler
+                   && v[rule->index].data == (uintptr_t) &v[rule->index].name;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_cg_header_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
+    ngx_str_t *value)
+{
+    u_char                    ch, *name;
+    size_t                    len;
+    ngx_uint_t                i, n, hashed;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h;
+    ngx_http_core_srv_conf_t *cscf;
+
+    name = rule->header.data;
+    len = rule->header.len;
+
+    /*
+     * a header name with "_" in it is not in the list unless the server
+     * takes such names: then the names are compared byte by byte, else
+     * by the hash nginx made of the lowercased name and the name itself
+     */
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+    hashed = !cscf->underscores_in_headers && cscf->ignore_invalid_headers;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+    value->data = NULL;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != len || h[i].hash == 0) {
+            continue;
+        }
+
+        if (hashed) {
+            if (h[i].hash != rule->hash
+                || ngx_memcmp(h[i].lowcase_key, rule->dashed, len) != 0)
+            {
+                continue;
+            }
+
+            n = len;
+
+        } else {
+            n = 0;
+        }
+
+        for ( /* void */ ; n < len; n++) {
+            ch = h[i].key.data[n];
+
+            if (ch >= 'A' && ch <= 'Z') {
+                ch |= 0x20;
+
+            } else if (ch == '-') {
+                ch = '_';
+            }
+
+            if (name[n] != ch) {
+                break;
+            }
+        }
+
+        if (n < len) {
+            continue;
+        }
+
+#if (nginx_version >= 1023000)
+        if (value->data) {
+            return NGX_AGAIN;
+        }
+
+        value->data = h[i].value.data;
+        value->len = h[i].value.len;
+#else
+        value->data = h[i].value.data;
+        value->len = h[i].value.len;
+
+        return NGX_OK;
+#endif
+    }
+
+    return value->data ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -338,9 +492,9 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
 #if (NGX_PCRE)
     int                        *captures;
     u_char                     *captures_data;
-    ngx_int_t                   rc;
     ngx_uint_t                  ncaptures;
 #endif
+    ngx_int_t                   rc;
     ngx_str_t                   source;
     ngx_http_variable_value_t  *vv;
 
@@ -354,7 +508,21 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
         return NGX_OK;
     }
 
-    if (rule->index != NGX_ERROR) {
+    if (rule->header.len && rule->direct == 0) {
+        rule->direct = ngx_http_cg_header_direct(r, rule) ? 1 : 2;
+    }
+
+    rc = (rule->direct == 1) ? ngx_http_cg_header_value(r, rule, &source)
+                             : NGX_AGAIN;
+
+    if (rc == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_OK) {
+        /* found directly */
+
+    } else if (rule->index != NGX_ERROR) {
 
         /* what the complex value's script does, as it does it */
 

@@ -39,6 +39,11 @@ typedef struct {
     ngx_http_complex_value_t    source;
     ngx_int_t                   index;     /* source is "$var" alone, or
                                               NGX_ERROR */
+    ngx_str_t                   header;    /* "$http_name": "name" */
+    u_char                     *dashed;    /* "name" with "-" for "_" */
+    ngx_uint_t                  hash;      /* of "dashed", as nginx's */
+    ngx_uint_t                  direct;    /* header read directly: 0 not
+                                              checked yet, 1 yes, 2 no */
     ngx_http_complex_value_t    name;
 #if (NGX_PCRE)
     ngx_http_regex_t           *regex;

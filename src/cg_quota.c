@@ -54,7 +54,7 @@ ngx_http_cg_quota_directive(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
     value[1].data = p;
     value[1].len = len;
 
-    if (ngx_http_cg_quota_lookup(qt, &value[1]) != NULL) {
+    if (ngx_http_cg_quota_lookup(qt, &value[1], 0) != NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "duplicate quota for client \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
@@ -96,47 +96,36 @@ ngx_http_cg_quota_table_done(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
 {
     u_char               *p;
     ngx_str_t             dflt = ngx_string("default");
-    ngx_uint_t            i;
-    ngx_array_t           keys;
-    ngx_hash_key_t       *k;
-    ngx_hash_init_t       hinit;
-    ngx_http_cg_quota_t  *q;
+    ngx_uint_t            i, n;
+    ngx_http_cg_quota_t  *q, **b;
 
-    /* the array no longer grows: pointers into it are stable from here */
+    /*
+     * the array no longer grows: pointers into it are stable from here;
+     * buckets by the name's CRC32, the hash the zone uses for the client
+     * (computed once per request), at least twice as many as quotas
+     */
 
-    if (ngx_array_init(&keys, cf->temp_pool, qt->quotas.nelts + 1,
-                       sizeof(ngx_hash_key_t))
-        != NGX_OK)
-    {
+    for (n = 16; n < 2 * qt->quotas.nelts; n <<= 1) { /* void */ }
+
+    qt->buckets = ngx_pcalloc(cf->pool, n * sizeof(ngx_http_cg_quota_t *));
+    if (qt->buckets == NULL) {
         return NGX_ERROR;
     }
+
+    qt->mask = n - 1;
 
     q = qt->quotas.elts;
 
     for (i = 0; i < qt->quotas.nelts; i++) {
-        k = ngx_array_push(&keys);
-        if (k == NULL) {
-            return NGX_ERROR;
-        }
+        q[i].hash = ngx_crc32_long(q[i].name.data, q[i].name.len);
 
-        k->key = q[i].name;
-        k->key_hash = ngx_hash_key(q[i].name.data, q[i].name.len);
-        k->value = &q[i];
+        b = &qt->buckets[q[i].hash & qt->mask];
+        q[i].next = *b;
+        *b = &q[i];
     }
 
-    hinit.hash = &qt->hash;
-    hinit.key = ngx_hash_key;
-    hinit.max_size = 8192;
-    hinit.bucket_size = ngx_align(64 + CG_NAME_MAX, ngx_cacheline_size);
-    hinit.name = "client_guard_quota_hash";
-    hinit.pool = cf->pool;
-    hinit.temp_pool = NULL;
-
-    if (ngx_hash_init(&hinit, keys.elts, keys.nelts) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    qt->dflt = ngx_http_cg_quota_lookup(qt, &dflt);
+    qt->dflt = ngx_http_cg_quota_lookup(qt, &dflt,
+                                        ngx_crc32_long(dflt.data, dflt.len));
 
     /* RateLimit-Policy values, made once */
 
@@ -159,14 +148,22 @@ ngx_http_cg_quota_table_done(ngx_conf_t *cf, ngx_http_cg_quota_table_t *qt)
 
 
 ngx_http_cg_quota_t *
-ngx_http_cg_quota_lookup(ngx_http_cg_quota_table_t *qt, ngx_str_t *name)
+ngx_http_cg_quota_lookup(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
+    uint32_t hash)
 {
     ngx_uint_t            i;
     ngx_http_cg_quota_t  *q;
 
-    if (qt->hash.buckets) {
-        return ngx_hash_find(&qt->hash, ngx_hash_key(name->data, name->len),
-                             name->data, name->len);
+    if (qt->buckets) {
+        for (q = qt->buckets[hash & qt->mask]; q; q = q->next) {
+            if (q->hash == hash && q->name.len == name->len
+                && ngx_memcmp(q->name.data, name->data, name->len) == 0)
+            {
+                return q;
+            }
+        }
+
+        return NULL;
     }
 
     /* while the configuration is read */
@@ -182,17 +179,6 @@ ngx_http_cg_quota_lookup(ngx_http_cg_quota_table_t *qt, ngx_str_t *name)
     }
 
     return NULL;
-}
-
-
-ngx_http_cg_quota_t *
-ngx_http_cg_quota_find(ngx_http_cg_quota_table_t *qt, ngx_str_t *name)
-{
-    ngx_http_cg_quota_t  *q;
-
-    q = ngx_http_cg_quota_lookup(qt, name);
-
-    return q ? q : qt->dflt;
 }
 
 

@@ -20,16 +20,21 @@
 #include "cg_limiter.h"
 
 
-typedef struct {
+typedef struct ngx_http_cg_quota_s  ngx_http_cg_quota_t;
+
+struct ngx_http_cg_quota_s {
     ngx_str_t                 name;
     cg_quota_t                quota;
     ngx_str_t                 policy;      /* RateLimit-Policy value */
-} ngx_http_cg_quota_t;
+    uint32_t                  hash;        /* ngx_crc32 of the name */
+    ngx_http_cg_quota_t      *next;        /* in its bucket */
+};
 
 
 typedef struct {
     ngx_array_t               quotas;      /* ngx_http_cg_quota_t */
-    ngx_hash_t                hash;        /* name -> quota, once done */
+    ngx_http_cg_quota_t     **buckets;     /* name -> quota, once done */
+    ngx_uint_t                mask;
     ngx_http_cg_quota_t      *dflt;
 } ngx_http_cg_quota_table_t;
 
@@ -45,13 +50,9 @@ char *ngx_http_cg_quota_directive(ngx_conf_t *cf,
 ngx_int_t ngx_http_cg_quota_table_done(ngx_conf_t *cf,
     ngx_http_cg_quota_table_t *qt);
 
-/* exact name, or NULL */
+/* exact name, or NULL; "hash" is ngx_crc32_long() of the name */
 ngx_http_cg_quota_t *ngx_http_cg_quota_lookup(ngx_http_cg_quota_table_t *qt,
-    ngx_str_t *name);
-
-/* exact name, else "default", else NULL */
-ngx_http_cg_quota_t *ngx_http_cg_quota_find(ngx_http_cg_quota_table_t *qt,
-    ngx_str_t *name);
+    ngx_str_t *name, uint32_t hash);
 
 /* "rate=100r/s burst=20" text of one limit, for logs */
 u_char *ngx_http_cg_limit_print(u_char *buf, u_char *last,

@@ -1120,7 +1120,10 @@ ngx_http_cg_status_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
     row->nlimits = 0;
     row->util = 0;
 
-    quota = ngx_http_cg_client_quota(&mcf->quotas, &row->name, &redis);
+    quota = ngx_http_cg_client_quota(&mcf->quotas, &row->name,
+                                     ngx_crc32_long(row->name.data,
+                                                    row->name.len),
+                                     &redis);
     row->redis_quota = redis;
 
     if (quota == NULL) {

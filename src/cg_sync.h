@@ -80,7 +80,7 @@ ngx_int_t ngx_http_cg_sync_init_process(ngx_cycle_t *cycle);
 void ngx_http_cg_sync_exit_process(ngx_cycle_t *cycle);
 
 /* the quota Redis defines for exactly this client, or NULL */
-cg_quota_t *ngx_http_cg_sync_quota(ngx_str_t *name);
+cg_quota_t *ngx_http_cg_sync_quota(ngx_str_t *name, uint32_t hash);
 
 /* the quota Redis defines as "default", or NULL */
 cg_quota_t *ngx_http_cg_sync_default(void);
@@ -90,9 +90,10 @@ cg_quota_t *ngx_http_cg_sync_default(void);
  * output both use: Redis for this client, the configuration for this
  * client, Redis "default", the configuration's "default".  NULL when none
  * applies; "redis" (if not NULL) tells whether it came from Redis.
+ * "hash" is ngx_crc32_long() of the name.
  */
 cg_quota_t *ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt,
-    ngx_str_t *name, ngx_uint_t *redis);
+    ngx_str_t *name, uint32_t hash, ngx_uint_t *redis);
 
 /* the client an API key (hex SHA-256 of it) belongs to; NGX_DECLINED */
 ngx_int_t ngx_http_cg_sync_api_key(ngx_str_t *key, ngx_str_t *name);

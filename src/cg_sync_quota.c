@@ -30,17 +30,14 @@
 /* quota definitions: snapshots */
 
 static ngx_http_cg_entry_t *
-ngx_http_cg_snap_find(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
-    u_char *name, size_t len)
+ngx_http_cg_snap_find_hash(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
+    u_char *name, size_t len, uint32_t hash)
 {
-    uint32_t              hash;
     ngx_http_cg_entry_t  *e;
 
     if (n == 0) {
         return NULL;
     }
-
-    hash = ngx_crc32_short(name, len);
 
     for (e = buckets[hash & (n - 1)]; e; e = e->next) {
         if (e->hash == hash && e->name.len == len
@@ -51,6 +48,15 @@ ngx_http_cg_snap_find(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
     }
 
     return NULL;
+}
+
+
+static ngx_http_cg_entry_t *
+ngx_http_cg_snap_find(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
+    u_char *name, size_t len)
+{
+    return ngx_http_cg_snap_find_hash(buckets, n, name, len,
+                                      ngx_crc32_short(name, len));
 }
 
 
@@ -693,7 +699,7 @@ failed:
 /* lookups */
 
 cg_quota_t *
-ngx_http_cg_sync_quota(ngx_str_t *name)
+ngx_http_cg_sync_quota(ngx_str_t *name, uint32_t hash)
 {
     ngx_http_cg_entry_t  *e;
     ngx_http_cg_snap_t   *snap;
@@ -704,8 +710,8 @@ ngx_http_cg_sync_quota(ngx_str_t *name)
         return NULL;
     }
 
-    e = ngx_http_cg_snap_find(snap->quotas, snap->nquotas, name->data,
-                              name->len);
+    e = ngx_http_cg_snap_find_hash(snap->quotas, snap->nquotas, name->data,
+                                   name->len, hash);
 
     return e ? &e->quota : NULL;
 }
@@ -724,15 +730,15 @@ ngx_http_cg_sync_default(void)
 
 cg_quota_t *
 ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
-    ngx_uint_t *redis)
+    uint32_t hash, ngx_uint_t *redis)
 {
     cg_quota_t           *quota;
     ngx_http_cg_quota_t  *q;
 
-    quota = ngx_http_cg_sync_quota(name);
+    quota = ngx_http_cg_sync_quota(name, hash);
 
     if (quota == NULL) {
-        q = ngx_http_cg_quota_lookup(qt, name);
+        q = ngx_http_cg_quota_lookup(qt, name, hash);
 
         if (q) {
             quota = &q->quota;

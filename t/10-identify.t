@@ -66,6 +66,33 @@ $t->write_conf(<<'EOF', access_log => 1);
             client_guard_identify "$http_x_org.$http_x_unit";
             empty_gif;
         }
+
+        location /mapped/ {
+            client_guard_identify $http_x_mapped;
+            client_guard_identify $http_host;
+            empty_gif;
+        }
+    }
+
+    # $http_x_mapped is the map's, not the X-Mapped header
+    map $arg_t $http_x_mapped {
+        default "";
+        ~.      "m-$arg_t";
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT1%%;
+        underscores_in_headers on;
+
+        add_header X-Client $client_guard_client always;
+        add_header X-Guard $client_guard_status always;
+
+        client_guard zone=cg;
+        client_guard_identify $http_x_client_id;
+
+        location / {
+            empty_gif;
+        }
     }
 EOF
 
@@ -163,6 +190,44 @@ is(id('/forms/', { 'X-Org' => 'acme', 'X-Unit' => 'Pay' }),
    '200 acme.pay PASSED', 'a source with text and two variables');
 is(id('/forms/', { 'X-Team' => '', 'Cookie' => 'team=db' }),
    '200 db PASSED', 'an empty value: the next rule');
+
+# "$http_name" is read from the header list directly (cg_identity.c): the
+# same value as nginx's variable in every case
+
+sub raw_req {
+    my ($port, $headers, $path) = @_;
+    my $s = $t->connect($port);
+    $path //= '/';
+    $headers = "Host: x\r\n$headers" unless $headers =~ /^Host:/m;
+    print $s "GET $path HTTP/1.0\r\n$headers\r\n";
+    local $/;
+    my $resp = <$s> // '';
+    my ($status) = $resp =~ m{^HTTP/1\.\d (\d+)};
+    my ($client) = $resp =~ /^X-Client: (.*?)\r$/mi;
+    return join ' ', $status // 0, $client // '-';
+}
+
+my ($major, $minor) = `$CG::NGINX -v 2>&1` =~ m{nginx/(\d+)\.(\d+)\.};
+my $joins = $major && ($major > 1 || $minor >= 23);
+
+is(raw_req($t->port(0), "X-Client-Id: first\r\nX-Client-Id: second\r\n"),
+   $joins ? '200 unknown' : '200 first',
+   'header sent twice: as nginx\'s variable has it ("first, second" from '
+   . '1.23 on: no valid name; the first before)');
+is(raw_req($t->port(0), "x-CLIENT-id: Mixed\r\n"), '200 mixed',
+   'header name in any case');
+is(raw_req($t->port(0), "X-Client-Ids: longer\r\nX-Client-I: shorter\r\n"),
+   '200 unknown', 'longer and shorter header names do not match');
+is(raw_req($t->port(0), "X_Client_Id: under\r\n"), '200 unknown',
+   'header name with "_": ignored by default, as nginx does');
+is(raw_req($t->port(1), "X_Client_Id: under\r\n"), '200 under',
+   'header name with "_" where underscores_in_headers is on');
+is(raw_req($t->port(1), "X-Client-Id: dash\r\n"), '200 dash',
+   'header name with "-" there too');
+is(id('/mapped/?t=abc', { 'X-Mapped' => 'header-value' }), '200 m-abc PASSED',
+   '$http_ variable made by "map": the map\'s value, not the header');
+is(raw_req($t->port(0), "Host: Edge\r\nX-Mapped: header-value\r\n",
+           '/mapped/'), '200 edge', 'core variable $http_host');
 
 my @log = $t->access_log;
 ok((grep { /^127\.0\.0\.1 team-search PASSED 200 / } @log), 'access log');
