@@ -419,6 +419,8 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     hash = ngx_crc32_long(ctx->client.data, ctx->client.len);  /* = short */
 
+    ngx_http_cg_zone_prefetch_bucket(zone, hash);
+
     quota = ngx_http_cg_client_quota(&mcf->quotas, &ctx->client, hash, NULL);
     policy = NULL;
 
@@ -464,6 +466,10 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     }
 
     ngx_http_cg_zone_lock(zone);
+
+    /* this worker's finished requests, while the lock is held anyway */
+
+    ngx_http_cg_status_flush_locked(zone);
 
     /* pinned already when a lease was taken (cg_sync) */
 
@@ -1218,6 +1224,7 @@ ngx_http_cg_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_cg_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cg_status_log_exit();
     ngx_http_cg_status_exit_process(cycle);
     ngx_http_cg_sync_exit_process(cycle);
 }

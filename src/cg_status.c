@@ -303,61 +303,6 @@ ngx_http_cg_anomaly_init(cg_anomaly_t *an)
 }
 
 
-/* log phase ---------------------------------------------------------------- */
-
-
-void
-ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_node_t *node, ngx_uint_t outcome, const cg_anomaly_t *an)
-{
-    int64_t                     ms;
-    ngx_uint_t                  i;
-    ngx_time_t                 *tp;
-    cg_stats_req_t              req;
-    ngx_http_upstream_state_t  *state;
-
-    ngx_memzero(&req, sizeof(cg_stats_req_t));
-
-    if (r->err_status) {
-        req.status = r->err_status;
-
-    } else {
-        req.status = r->headers_out.status;
-    }
-
-    req.own = (outcome == NGX_HTTP_CG_REJECTED);
-
-    tp = ngx_timeofday();
-
-    ms = (int64_t) (tp->sec - r->start_sec) * 1000
-         + (int64_t) tp->msec - (int64_t) r->start_msec;
-    req.time_ms = ms > 0 ? (ms < UINT32_MAX ? (uint32_t) ms : UINT32_MAX)
-                         : 0;
-
-    if (r->upstream_states && r->upstream_states->nelts) {
-        state = r->upstream_states->elts;
-        ms = 0;
-
-        for (i = 0; i < r->upstream_states->nelts; i++) {
-            if (state[i].peer && state[i].response_time != (ngx_msec_t) -1)
-            {
-                ms += state[i].response_time;
-                req.upstream = 1;
-            }
-        }
-
-        req.upstream_ms = ms < UINT32_MAX ? (uint32_t) ms : UINT32_MAX;
-    }
-
-    ngx_http_cg_zone_lock(zone);
-
-    cg_stats_add(&node->stats, (uint32_t) tp->sec, node->created, &req, an);
-    node->refs--;
-
-    ngx_http_cg_zone_unlock(zone);
-}
-
-
 /* output helpers ----------------------------------------------------------- */
 
 
@@ -639,6 +584,9 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_client_guard_module);
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
     scf = lcf->status;
+
+    /* this worker's latest requests in the answer too */
+    ngx_http_cg_status_flush();
 
     rp = ngx_pcalloc(r->pool, sizeof(ngx_http_cg_report_t));
     if (rp == NULL) {

@@ -112,8 +112,8 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
         "\"rejected_total\":%uL,\"rejected_dry_run_total\":%uL,"
         "\"bypassed_total\":%uL,",
         &row->name, cn->created,
-        (ngx_msec_int_t) (ngx_current_msec - cn->last) > 0
-            ? (ngx_msec_t) (ngx_current_msec - cn->last) : 0,
+        (int32_t) ((uint32_t) ngx_current_msec - cn->last) > 0
+            ? (ngx_msec_t) ((uint32_t) ngx_current_msec - cn->last) : 0,
         cn->counters.requests, cn->counters.outcome[NGX_HTTP_CG_PASSED],
         cn->counters.outcome[NGX_HTTP_CG_REJECTED],
         cn->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN],

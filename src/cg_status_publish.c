@@ -315,6 +315,8 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
 
     ngx_add_timer(ev, w->mcf->publish.interval);
 
+    ngx_http_cg_status_flush();
+
     /* never two at once: a publication still under way skips this turn */
 
     if (w->pub && w->pub->running) {

@@ -65,7 +65,14 @@ typedef struct {
 } ngx_http_cg_lease_t;
 
 
-/* the rbtree node's "data" field is where this record starts */
+/*
+ * The rbtree node's "data" field is where this record starts.  What a
+ * lookup reads (the rbtree key, "len", "hnext", the name's first bytes)
+ * shares the rbtree node's cache line: with most names no other line is
+ * read to find a record.  The rest is in the order a request uses it.
+ */
+
+#define NGX_HTTP_CG_NAME_HEAD  12
 
 typedef struct {
     u_char                    color;
@@ -73,16 +80,17 @@ typedef struct {
     u_short                   lag;         /* ms from the last LRU move to
                                               "last", under a second */
     uint32_t                  created;     /* seconds since the epoch */
-    ngx_queue_t               queue;
-    ngx_msec_t                last;
-    cg_limit_state_t          state[CG_MAX_LIMITS];
-    ngx_http_cg_counters_t    counters;
-    cg_stats_t                stats;       /* cg_status: log phase */
-    ngx_http_cg_lease_t       lease;       /* cg_sync */
-    uint32_t                  refs;        /* requests between preaccess
-                                              and log: not evicted */
     uint32_t                  hnext;       /* the next record of its hash
                                               bucket, see cg_zone.c */
+    uint32_t                  refs;        /* requests between preaccess
+                                              and log: not evicted */
+    uint32_t                  last;        /* ngx_current_msec, low bits */
+    u_char                    head[NGX_HTTP_CG_NAME_HEAD];  /* of "name" */
+    ngx_queue_t               queue;
+    cg_limit_state_t          state[CG_MAX_LIMITS];
+    ngx_http_cg_counters_t    counters;
+    ngx_http_cg_lease_t       lease;       /* cg_sync */
+    cg_stats_t                stats;       /* cg_status: log phase */
     u_char                    name[1];
 } ngx_http_cg_node_t;
 
@@ -93,7 +101,7 @@ typedef struct {
  */
 
 #define NGX_HTTP_CG_ZONE_LAYOUT                                              \
-    (0x43480000 + sizeof(ngx_http_cg_node_t)                                 \
+    (0x43490000 + sizeof(ngx_http_cg_node_t)                                 \
      + (sizeof(ngx_http_cg_shctx_t) << 10))
 
 
@@ -143,6 +151,10 @@ ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
  */
 ngx_http_cg_node_t *ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone,
     ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);
+
+/* a hint, without the lock: the lookup of "hash" comes soon */
+void ngx_http_cg_zone_prefetch_bucket(ngx_http_cg_zone_t *zone,
+    uint32_t hash);
 
 
 #endif /* _CG_ZONE_H_INCLUDED_ */
