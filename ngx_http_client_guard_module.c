@@ -419,8 +419,6 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     hash = ngx_crc32_long(ctx->client.data, ctx->client.len);  /* = short */
 
-    ngx_http_cg_zone_prefetch_bucket(zone, hash);
-
     quota = ngx_http_cg_client_quota(&mcf->quotas, &ctx->client, hash, NULL);
     policy = NULL;
 

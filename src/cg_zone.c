@@ -563,15 +563,6 @@ ngx_http_cg_zone_same(ngx_http_cg_node_t *cn, ngx_str_t *name)
 }
 
 
-void
-ngx_http_cg_zone_prefetch_bucket(ngx_http_cg_zone_t *zone, uint32_t hash)
-{
-#if (__GNUC__ || __clang__)
-    __builtin_prefetch(&zone->sh->buckets[hash & zone->sh->mask], 0, 3);
-#endif
-}
-
-
 /*
  * The statistics of a record, which the request's log phase updates: asked
  * for now, they arrive while the request is served instead of being a

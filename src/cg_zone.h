@@ -152,9 +152,5 @@ ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
 ngx_http_cg_node_t *ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone,
     ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);
 
-/* a hint, without the lock: the lookup of "hash" comes soon */
-void ngx_http_cg_zone_prefetch_bucket(ngx_http_cg_zone_t *zone,
-    uint32_t hash);
-
 
 #endif /* _CG_ZONE_H_INCLUDED_ */
