@@ -86,8 +86,11 @@ sub concurrent {
 
 sub evalsha_calls {
     my $info = join "\n", $t->redis_cli('INFO', 'commandstats');
-    my %n = (evalsha => 0, eval => 0);
-    $n{$1} = $2 while $info =~ /^cmdstat_(eval|evalsha):calls=(\d+)/mg;
+    my %n = (evalsha => 0, eval => 0, usec => 0);
+    while ($info =~ /^cmdstat_(eval|evalsha):calls=(\d+),usec=(\d+)/mg) {
+        $n{$1} = $2;
+        $n{usec} += $3;
+    }
     return \%n;
 }
 
@@ -134,6 +137,7 @@ cmp_ok($calls->{evalsha}, '<', $CLIENTS,
        "fewer EVALSHA calls than clients ($calls->{evalsha} for $CLIENTS "
        . 'clients, ' . scalar(@names) . ' requests)');
 cmp_ok($calls->{evalsha}, '>', 0, 'the lease script was called');
+diag("the lease script: $calls->{evalsha} calls, $calls->{usec} us in Redis");
 is($calls->{eval}, 0, 'no EVAL: the script was cached');
 
 # each client's keys hold what it was admitted: the window counters
