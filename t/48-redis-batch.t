@@ -5,7 +5,8 @@
 # call fails (one client's key of the wrong type) is no answer for all of
 # its clients: they are decided by the failure policy, the error is logged
 # once, and they are served through Redis again once the breaker closes.
-# A batch lost to a hung Redis ends by the timeout for all of its clients.
+# A batch lost to a hung Redis ends by the timeout for all of its clients;
+# NOSCRIPT sends the whole batch again with EVAL, once.
 
 use strict;
 use warnings;
@@ -185,6 +186,19 @@ is(scalar(@wrong_w), 0, 'every window counter holds what its client was '
     or diag(join '; ', @wrong_w[0 .. ($#wrong_w < 9 ? $#wrong_w : 9)]);
 is(scalar(@wrong_r), 0, 'every rate was charged as much as its window')
     or diag(join '; ', @wrong_r[0 .. ($#wrong_r < 9 ? $#wrong_r : 9)]);
+
+# --- the script is gone (SCRIPT FLUSH): the batch is sent again with EVAL ----
+
+$t->redis_cli('SCRIPT', 'FLUSH');
+$t->redis_cli('CONFIG', 'RESETSTAT');
+
+@res = concurrent(map { "s$_" } 1 .. 50);
+@bad = grep { $_->[1] != 200 || $_->[2] !~ /^(WAITED|LEASE)$/ } @res;
+is(scalar(@bad), 0, 'NOSCRIPT: all 50 clients served through Redis')
+    or diag(join '; ', map { "@$_" } @bad);
+$calls = evalsha_calls();
+is($calls->{eval}, 1, 'NOSCRIPT: one EVAL for the whole batch of 50 '
+   . "($calls->{evalsha} EVALSHA)");
 
 # --- a key of the wrong type fails the call of the whole batch ----------------
 
