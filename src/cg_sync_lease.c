@@ -587,7 +587,8 @@ ngx_http_cg_sync_batch_log(ngx_http_cg_redis_t *link, ngx_http_cg_batch_t *b,
 
     ngx_log_error(NGX_LOG_ERR, link->log, 0,
                   "client guard: unexpected lease reply for %ui client%s "
-                  "(%*s)%s%*s", b->n, b->n == 1 ? "" : "s", p - names, names,
+                  "(%*s)%s%*s", b->n, b->n == 1 ? "" : "s",
+                  (size_t) (p - names), names,
                   error ? ": " : "", error ? reply->len : 0,
                   error ? reply->str : "");
 }
