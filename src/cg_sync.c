@@ -415,6 +415,10 @@ ngx_http_cg_sync_init_process(ngx_cycle_t *cycle)
     w->wake.data = w;
     w->wake.log = cycle->log;
 
+    if (ngx_http_cg_sync_batch_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_cg_redis_start(w->link);
     ngx_http_cg_redis_start(w->sub);
 
@@ -458,6 +462,9 @@ ngx_http_cg_sync_exit_process(ngx_cycle_t *cycle)
     ngx_http_cg_redis_stop(w->sub);
     ngx_http_cg_redis_stop(w->link);
 
+    /* fetches not sent yet end too, their records unpinned */
+    ngx_http_cg_sync_batch_exit();
+
     if (w->building) {
         ngx_destroy_pool(w->building->pool);
         w->building = NULL;
@@ -489,6 +496,9 @@ ngx_http_cg_sync_on_state(ngx_http_cg_redis_t *link, ngx_uint_t ready)
 
     if (!ready) {
         w->outages++;
+
+        /* like the commands pending on the link, fetches not sent fail */
+        ngx_http_cg_sync_batch_abort();
     }
 
     if (ready) {

@@ -54,22 +54,37 @@ typedef struct {
 } ngx_http_cg_snap_t;
 
 
+/* clients in one call of the lease script, at most */
+#define NGX_HTTP_CG_SYNC_BATCH       64
+
+
 /* a lease request in flight: worker memory, never a request's pool */
 
 typedef struct ngx_http_cg_fetch_s  ngx_http_cg_fetch_t;
 
 struct ngx_http_cg_fetch_s {
-    ngx_http_cg_fetch_t        *next;     /* free list */
+    ngx_http_cg_fetch_t        *next;     /* pending, batch or free list */
     ngx_http_cg_zone_t         *zone;
     ngx_http_cg_node_t         *node;     /* pinned until the reply */
     cg_quota_t                  quota;
     uint32_t                    qhash;
     uint32_t                    want;
     uint32_t                    owed;     /* of "want": admitted already */
-    ngx_uint_t                  retried;
     uint32_t                    started;
     size_t                      len;
     u_char                      name[CG_NAME_MAX];
+};
+
+
+/* the lease requests of one script call, in the order of their replies */
+
+typedef struct ngx_http_cg_batch_s  ngx_http_cg_batch_t;
+
+struct ngx_http_cg_batch_s {
+    ngx_http_cg_batch_t        *next;     /* free list */
+    ngx_http_cg_fetch_t        *fetches;
+    ngx_uint_t                  n;
+    ngx_uint_t                  retried;  /* sent again with EVAL */
 };
 
 
@@ -104,6 +119,14 @@ typedef struct {
     ngx_event_t                 wake;
     ngx_queue_t                 waiters;
     ngx_http_cg_fetch_t        *free;
+    ngx_http_cg_fetch_t        *pending;  /* to send in this turn */
+    ngx_http_cg_fetch_t       **last;
+    ngx_event_t                 batcher;  /* posted: sends the pending */
+    ngx_http_cg_batch_t        *free_batches;
+    const char                **argv;     /* of a lease call, reused */
+    size_t                     *argvlen;
+    u_char                     *text;
+    size_t                      text_size;
     ngx_uint_t                  nodes;    /* live, from heartbeats */
     ngx_uint_t                  outages;
     ngx_msec_t                  broken;   /* lease script failing until */
@@ -140,6 +163,16 @@ void ngx_http_cg_sync_load(void);
 /* cg_sync_lease.c: the waiting requests decide again */
 void ngx_http_cg_sync_wake_handler(ngx_event_t *ev);
 void ngx_http_cg_sync_wake(void);
+
+/*
+ * cg_sync_lease.c: lease requests leave in batches, one script call for
+ * those of a turn of the event loop.  init at worker start; abort releases
+ * those not sent yet (the link went down); exit does that and frees what
+ * init allocated.
+ */
+ngx_int_t ngx_http_cg_sync_batch_init(ngx_cycle_t *cycle);
+void ngx_http_cg_sync_batch_abort(void);
+void ngx_http_cg_sync_batch_exit(void);
 
 
 #endif /* _CG_SYNC_INT_H_INCLUDED_ */

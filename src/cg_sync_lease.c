@@ -7,7 +7,8 @@
  * Owns: the Lua lease script, the lease kept in each client's record of
  * the zone (spent under the zone lock, the next one fetched ahead of
  * time, sized to this node's traffic), the lease requests in flight with
- * the NOSCRIPT retry and the circuit breaker, ngx_http_cg_sync_enforce(),
+ * the NOSCRIPT retry and the circuit breaker (the fetches of one turn of
+ * the event loop leave in one script call), ngx_http_cg_sync_enforce(),
  * and the requests that wait for a lease until it comes or the command
  * timeout hands them to the failure policy.
  */
@@ -27,85 +28,120 @@
 #define NGX_HTTP_CG_SYNC_WANT_MAX    10000
 
 
+/* the text of one client's part of a lease call, at most */
+
+#define ngx_http_cg_sync_client_text(prefix)                                 \
+    (3 * NGX_INT32_LEN                                                        \
+     + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
+                        + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
+                        + NGX_INT64_LEN                                       \
+                        + 2 * NGX_INT64_LEN + NGX_INT32_LEN))
+
+/* the arguments of a lease call, at most */
+
+#define NGX_HTTP_CG_SYNC_ARGS                                                 \
+    (4 + NGX_HTTP_CG_SYNC_BATCH * (3 + 5 * CG_MAX_LIMITS))
+
+
 /*
- * The lease script.  KEYS: one per limit.  ARGV[1]: units wanted, ARGV[2]:
- * how many of them were admitted already (ahead of a lease); then per
- * limit: "r" or "w", count, period (ms), burst.  Grants min(wanted, what
- * every limit still has), fewer near the end of a window (but not fewer
- * than those admitted), charges every limit, and returns { granted,
+ * The lease script, for a batch of clients.  ARGV[1]: the number of
+ * clients; then per client: its number of keys (one per limit), units
+ * wanted, how many of them were admitted already (ahead of a lease), and
+ * per limit: "r" or "w", count, period (ms), burst.  KEYS: the keys of
+ * every client in turn.  For each client, in order: grants min(wanted,
+ * what every limit still has), fewer near the end of a window (but not
+ * fewer than those admitted), charges every limit, and returns { granted,
  * ms until a unit is free when none is, the binding limit (1-based),
- * what the binding limit has left after the grant }.  A rate is a GCRA
- * bucket whose TAT (us, Redis TIME) lives in the key; a window is a
- * counter in a key named after the window number.
+ * what the binding limit has left after the grant }: 4 integers per
+ * client in one flat array.  A rate is a GCRA bucket whose TAT (us, Redis
+ * TIME, read once per call) lives in the key; a window is a counter in a
+ * key named after the window number.
  */
 
 const char  ngx_http_cg_sync_script[] =
-    "local want = tonumber(ARGV[1])\n"
-    "local owed = tonumber(ARGV[2])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local grant = want\n"
-    "local wavail = nil\n"
-    "local retry = 0\n"
-    "local bind = 1\n"
-    "local least = nil\n"
-    "local st = {}\n"
-    "for i = 1, #KEYS do\n"
-    "  local b = 3 + (i - 1) * 4\n"
-    "  local count = tonumber(ARGV[b + 1])\n"
-    "  local period = tonumber(ARGV[b + 2]) * 1000\n"
-    "  local a, r\n"
-    "  if ARGV[b] == 'r' then\n"
-    "    local T = period / count\n"
-    "    local tau = tonumber(ARGV[b + 3]) * T\n"
-    "    local tat = tonumber(redis.call('GET', KEYS[i]) or now)\n"
-    "    if tat < now then tat = now end\n"
-    "    local x = now + tau - tat\n"
-    "    if x < 0 then a = 0 else a = math.floor(x / T) + 1 end\n"
-    "    r = tat - tau - now\n"
-    "    st[i] = { tat, T }\n"
-    "  else\n"
-    "    local used = tonumber(redis.call('GET', KEYS[i]) or 0)\n"
-    "    a = count - used\n"
-    "    if a < 0 then a = 0 end\n"
-    "    r = period - (now % period)\n"
-    "    if wavail == nil or a < wavail then wavail = a end\n"
-    "  end\n"
-    "  if least == nil or a < least then least = a; bind = i end\n"
-    "  if a < grant then grant = a end\n"
-    "  if a == 0 and r > retry then retry = r end\n"
-    "end\n"
-    "if wavail ~= nil and wavail < want * 8 then\n"
-    "  local s = math.floor(wavail / 8)\n"
-    "  if s < 1 then s = 1 end\n"
-    "  if s < owed then s = owed end\n"
-    "  if s < grant then grant = s end\n"
-    "end\n"
-    "if grant > 0 then\n"
-    "  for i = 1, #KEYS do\n"
-    "    local b = 3 + (i - 1) * 4\n"
+    "local function lease(k, c, n)\n"
+    "  local want = tonumber(ARGV[c + 1])\n"
+    "  local owed = tonumber(ARGV[c + 2])\n"
+    "  local grant = want\n"
+    "  local wavail = nil\n"
+    "  local retry = 0\n"
+    "  local bind = 1\n"
+    "  local least = nil\n"
+    "  local st = {}\n"
+    "  for i = 1, n do\n"
+    "    local b = c + 3 + (i - 1) * 4\n"
+    "    local count = tonumber(ARGV[b + 1])\n"
+    "    local period = tonumber(ARGV[b + 2]) * 1000\n"
+    "    local a, r\n"
     "    if ARGV[b] == 'r' then\n"
-    "      local tat = st[i][1] + grant * st[i][2]\n"
-    "      redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX',\n"
-    "                 math.ceil((tat - now) / 1000) + 1000)\n"
+    "      local T = period / count\n"
+    "      local tau = tonumber(ARGV[b + 3]) * T\n"
+    "      local tat = tonumber(redis.call('GET', KEYS[k + i]) or now)\n"
+    "      if tat < now then tat = now end\n"
+    "      local x = now + tau - tat\n"
+    "      if x < 0 then a = 0 else a = math.floor(x / T) + 1 end\n"
+    "      r = tat - tau - now\n"
+    "      st[i] = { tat, T }\n"
     "    else\n"
-    "      redis.call('INCRBY', KEYS[i], grant)\n"
-    "      redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[b + 2]) + 60000)\n"
+    "      local used = tonumber(redis.call('GET', KEYS[k + i]) or 0)\n"
+    "      a = count - used\n"
+    "      if a < 0 then a = 0 end\n"
+    "      r = period - (now % period)\n"
+    "      if wavail == nil or a < wavail then wavail = a end\n"
     "    end\n"
+    "    if least == nil or a < least then least = a; bind = i end\n"
+    "    if a < grant then grant = a end\n"
+    "    if a == 0 and r > retry then retry = r end\n"
     "  end\n"
-    "  retry = 0\n"
+    "  if wavail ~= nil and wavail < want * 8 then\n"
+    "    local s = math.floor(wavail / 8)\n"
+    "    if s < 1 then s = 1 end\n"
+    "    if s < owed then s = owed end\n"
+    "    if s < grant then grant = s end\n"
+    "  end\n"
+    "  if grant > 0 then\n"
+    "    for i = 1, n do\n"
+    "      local b = c + 3 + (i - 1) * 4\n"
+    "      if ARGV[b] == 'r' then\n"
+    "        local tat = st[i][1] + grant * st[i][2]\n"
+    "        redis.call('SET', KEYS[k + i], string.format('%.0f', tat),\n"
+    "                   'PX', math.ceil((tat - now) / 1000) + 1000)\n"
+    "      else\n"
+    "        redis.call('INCRBY', KEYS[k + i], grant)\n"
+    "        redis.call('PEXPIRE', KEYS[k + i],\n"
+    "                   tonumber(ARGV[b + 2]) + 60000)\n"
+    "      end\n"
+    "    end\n"
+    "    retry = 0\n"
+    "  end\n"
+    "  return grant, math.ceil(retry / 1000), bind, least - grant\n"
     "end\n"
-    "return { grant, math.ceil(retry / 1000), bind, least - grant }\n";
+    "local out = {}\n"
+    "local k = 0\n"
+    "local c = 2\n"
+    "for j = 1, tonumber(ARGV[1]) do\n"
+    "  local n = tonumber(ARGV[c])\n"
+    "  local g, r, b, h = lease(k, c, n)\n"
+    "  out[4 * j - 3] = g\n"
+    "  out[4 * j - 2] = r\n"
+    "  out[4 * j - 1] = b\n"
+    "  out[4 * j] = h\n"
+    "  k = k + n\n"
+    "  c = c + 3 + 4 * n\n"
+    "end\n"
+    "return out\n";
 
 const size_t  ngx_http_cg_sync_script_len =
     sizeof(ngx_http_cg_sync_script) - 1;
 
 
-static ngx_int_t ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f);
+static ngx_int_t ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b);
+static void ngx_http_cg_sync_batch_handler(ngx_event_t *ev);
 static void ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone,
     ngx_http_cg_node_t *node, ngx_str_t *name, cg_quota_t *q,
     uint32_t qhash, uint32_t want, uint32_t owed, uint32_t started);
-
 
 /* leases */
 
@@ -372,70 +408,61 @@ ngx_http_cg_fetch_free(ngx_http_cg_fetch_t *f)
 }
 
 
-static void
-ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
-    void *data)
-{
-    ngx_http_cg_fetch_t  *f = data;
+/*
+ * A fetch that was never sent: nobody fetches, the next request tries
+ * again; what was admitted ahead is charged then.  The pin is dropped.
+ */
 
-    int64_t               granted, got, retry, binding, headroom;
+static void
+ngx_http_cg_sync_fetch_unsent(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_node_t *node, uint32_t owed, uint32_t started)
+{
+    ngx_http_cg_zone_lock(zone);
+
+    if (node->lease.fetching == started) {
+        node->lease.fetching = 0;
+        node->lease.owed = (uint16_t) ngx_min(node->lease.owed + owed, 0xffff);
+    }
+
+    node->refs--;
+
+    ngx_http_cg_zone_unlock(zone);
+}
+
+
+/*
+ * A fetch ends with Redis's answer for its client ("binding" 1-based, as
+ * the script says), or with "granted" -1: no answer (an error, a timeout,
+ * the link lost).  The record's pin is dropped, or passed on to the fetch
+ * that charges what was admitted ahead meanwhile.  The caller wakes the
+ * waiting requests.
+ */
+
+static void
+ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
+    int64_t granted, int64_t retry, int64_t binding, int64_t headroom)
+{
+    int64_t               got;
     uint32_t              now32, cover, want, owed, started;
     ngx_str_t             name;
     ngx_http_cg_node_t   *node;
     ngx_http_cg_lease_t  *l;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR && !f->retried
-        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
-    {
-        /* the script is not cached there (a restart, SCRIPT FLUSH) */
+    if (granted < 0) {
+        granted = -1;
+        retry = 0;
+        binding = 0;
+        headroom = 1;    /* not said: neither plenty nor nothing */
 
-        f->retried = 1;
-
-        if (ngx_http_cg_sync_fetch_send(f) == NGX_OK) {
-            return;
-        }
-
-        reply = NULL;
-    }
-
-    granted = -1;
-    retry = 0;
-    binding = 0;
-    headroom = 1;    /* not said: neither plenty nor nothing */
-
-    if (reply && reply->type == REDIS_REPLY_ARRAY
-        && (reply->elements == 3 || reply->elements == 4)
-        && reply->element[0]->type == REDIS_REPLY_INTEGER
-        && reply->element[1]->type == REDIS_REPLY_INTEGER
-        && reply->element[2]->type == REDIS_REPLY_INTEGER)
-    {
-        granted = reply->element[0]->integer;
-        retry = reply->element[1]->integer;
-        binding = reply->element[2]->integer - 1;
+    } else {
+        binding--;
 
         if (binding < 0 || binding >= (int64_t) f->quota.nlimits) {
             binding = 0;
         }
 
-        if (reply->elements == 4
-            && reply->element[3]->type == REDIS_REPLY_INTEGER)
-        {
-            headroom = ngx_max(reply->element[3]->integer, 0);
-            headroom = ngx_min(headroom, NGX_MAX_UINT32_VALUE);
-        }
-
-    } else if (reply) {
-
-        /* an error from the script: leases stop for a second */
-
-        ngx_http_cg_sync_w.broken = ngx_current_msec + 1000;
-
-        ngx_log_error(NGX_LOG_ERR, link->log, 0,
-                      "client guard: unexpected lease reply for \"%*s\"%s%*s",
-                      f->len, f->name,
-                      reply->type == REDIS_REPLY_ERROR ? ": " : "",
-                      reply->type == REDIS_REPLY_ERROR ? reply->len : 0,
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        headroom = ngx_max(headroom, 0);
+        headroom = ngx_min(headroom, NGX_MAX_UINT32_VALUE);
     }
 
     name.data = f->name;
@@ -529,35 +556,176 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, redisReply *reply,
     }
 
     ngx_http_cg_fetch_free(f);
+}
+
+
+/* one line for a batch whose reply is no answer, naming its clients */
+
+static void
+ngx_http_cg_sync_batch_log(ngx_http_cg_redis_t *link, ngx_http_cg_batch_t *b,
+    redisReply *reply)
+{
+    u_char               *p, *last, names[256];
+    ngx_uint_t            error;
+    ngx_http_cg_fetch_t  *f;
+
+    p = names;
+    last = names + sizeof(names);
+
+    for (f = b->fetches; f; f = f->next) {
+
+        if ((size_t) (last - p) < f->len + sizeof(", \"\", ...")) {
+            p = ngx_slprintf(p, last, ", ...");
+            break;
+        }
+
+        p = ngx_slprintf(p, last, "%s\"%*s\"", f == b->fetches ? "" : ", ",
+                         f->len, f->name);
+    }
+
+    error = (reply->type == REDIS_REPLY_ERROR);
+
+    ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                  "client guard: unexpected lease reply for %ui client%s "
+                  "(%*s)%s%*s", b->n, b->n == 1 ? "" : "s",
+                  (size_t) (p - names), names,
+                  error ? ": " : "", error ? reply->len : 0,
+                  error ? reply->str : "");
+}
+
+
+static ngx_http_cg_batch_t *
+ngx_http_cg_batch_alloc(void)
+{
+    ngx_http_cg_batch_t        *b;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    if (w->free_batches) {
+        b = w->free_batches;
+        w->free_batches = b->next;
+        return b;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_cg_batch_t), ngx_cycle->log);
+}
+
+
+static void
+ngx_http_cg_batch_free(ngx_http_cg_batch_t *b)
+{
+    b->fetches = NULL;
+    b->next = ngx_http_cg_sync_w.free_batches;
+    ngx_http_cg_sync_w.free_batches = b;
+}
+
+
+/*
+ * The reply to a batch: 4 integers per fetch, in order.  An error or a
+ * reply of another shape is no answer for every fetch of the batch, as is
+ * a timeout or the link lost (reply NULL).
+ */
+
+static void
+ngx_http_cg_sync_batch_reply(ngx_http_cg_redis_t *link, redisReply *reply,
+    void *data)
+{
+    ngx_http_cg_batch_t  *b = data;
+
+    size_t                i;
+    redisReply          **e;
+    ngx_http_cg_fetch_t  *f, *next;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR && !b->retried
+        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        /* the script is not cached there (a restart, SCRIPT FLUSH) */
+
+        b->retried = 1;
+
+        if (ngx_http_cg_sync_batch_send(b) == NGX_OK) {
+            return;
+        }
+
+        reply = NULL;
+    }
+
+    e = NULL;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 4 * b->n)
+    {
+        e = reply->element;
+
+        for (i = 0; i < reply->elements; i++) {
+            if (e[i]->type != REDIS_REPLY_INTEGER) {
+                e = NULL;
+                break;
+            }
+        }
+    }
+
+    if (reply && e == NULL) {
+
+        /* an error from the script: leases stop for a second */
+
+        ngx_http_cg_sync_w.broken = ngx_current_msec + 1000;
+
+        ngx_http_cg_sync_batch_log(link, b, reply);
+    }
+
+    for (f = b->fetches; f; f = next) {
+        next = f->next;
+
+        if (e) {
+            ngx_http_cg_sync_fetch_done(link, f, e[0]->integer,
+                                        e[1]->integer, e[2]->integer,
+                                        e[3]->integer);
+            e += 4;
+
+        } else {
+            ngx_http_cg_sync_fetch_done(link, f, -1, 0, 0, 0);
+        }
+    }
+
+    ngx_http_cg_batch_free(b);
 
     ngx_http_cg_sync_wake();
 }
 
 
+/*
+ * One script call for the fetches of a batch: EVALSHA, or EVAL once the
+ * script was found missing.  The arguments are built in the worker's
+ * buffers (the link copies them into its output at once).
+ */
+
 static ngx_int_t
-ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f)
+ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b)
 {
-    int                         argc;
-    u_char                     *p, *last, buf[2048];
-    size_t                      len[5 + 5 * CG_MAX_LIMITS];
+    int                         argc, nkeys;
+    u_char                     *p, *last;
+    size_t                     *len;
     int64_t                     now;
     uint32_t                    i;
     ngx_time_t                 *tp;
     cg_limit_t                 *lim;
-    const char                 *argv[5 + 5 * CG_MAX_LIMITS];
+    const char                **argv;
+    ngx_http_cg_fetch_t        *f;
     ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
 
     tp = ngx_timeofday();
     now = (int64_t) tp->sec * 1000 + tp->msec;
 
-    p = buf;
-    last = buf + sizeof(buf);
+    argv = w->argv;
+    len = w->argvlen;
+    p = w->text;
+    last = w->text + w->text_size;
 
-    if (f->retried) {
+    if (b->retried) {
         argv[0] = "EVAL";
         len[0] = 4;
         argv[1] = ngx_http_cg_sync_script;
-        len[1] = sizeof(ngx_http_cg_sync_script) - 1;
+        len[1] = ngx_http_cg_sync_script_len;
 
     } else {
         argv[0] = "EVALSHA";
@@ -566,64 +734,83 @@ ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f)
         len[1] = 2 * SHA_DIGEST_LENGTH;
     }
 
-    argv[2] = (const char *) p;
-    p = ngx_slprintf(p, last, "%uD", f->quota.nlimits);
-    len[2] = p - (u_char *) argv[2];
+    /* argv[2], the number of keys, is known after the keys */
 
     argc = 3;
+    nkeys = 0;
 
     /* every key of a client shares its hash tag: one Cluster slot */
 
-    for (i = 0; i < f->quota.nlimits; i++) {
-        lim = &f->quota.limits[i];
+    for (f = b->fetches; f; f = f->next) {
+        for (i = 0; i < f->quota.nlimits; i++) {
+            lim = &f->quota.limits[i];
 
-        argv[argc] = (const char *) p;
+            argv[argc] = (const char *) p;
 
-        if (lim->type == CG_LIMIT_RATE) {
-            p = ngx_slprintf(p, last, "%V{%*s}:r:%uD",
-                             &w->conf->redis->prefix, f->len, f->name,
-                             lim->period);
+            if (lim->type == CG_LIMIT_RATE) {
+                p = ngx_slprintf(p, last, "%V{%*s}:r:%uD",
+                                 &w->conf->redis->prefix, f->len, f->name,
+                                 lim->period);
 
-        } else {
-            p = ngx_slprintf(p, last, "%V{%*s}:w:%uD:%L",
-                             &w->conf->redis->prefix, f->len, f->name,
-                             lim->period, now / lim->period);
+            } else {
+                p = ngx_slprintf(p, last, "%V{%*s}:w:%uD:%L",
+                                 &w->conf->redis->prefix, f->len, f->name,
+                                 lim->period, now / lim->period);
+            }
+
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+            nkeys++;
         }
-
-        len[argc] = p - (u_char *) argv[argc];
-        argc++;
     }
 
+    argv[2] = (const char *) p;
+    p = ngx_slprintf(p, last, "%d", nkeys);
+    len[2] = p - (u_char *) argv[2];
+
     argv[argc] = (const char *) p;
-    p = ngx_slprintf(p, last, "%uD", f->want);
+    p = ngx_slprintf(p, last, "%ui", b->n);
     len[argc] = p - (u_char *) argv[argc];
     argc++;
 
-    argv[argc] = (const char *) p;
-    p = ngx_slprintf(p, last, "%uD", f->owed);
-    len[argc] = p - (u_char *) argv[argc];
-    argc++;
-
-    for (i = 0; i < f->quota.nlimits; i++) {
-        lim = &f->quota.limits[i];
-
-        argv[argc] = lim->type == CG_LIMIT_RATE ? "r" : "w";
-        len[argc++] = 1;
+    for (f = b->fetches; f; f = f->next) {
 
         argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uL", lim->count);
+        p = ngx_slprintf(p, last, "%uD", f->quota.nlimits);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
 
         argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uD", lim->period);
+        p = ngx_slprintf(p, last, "%uD", f->want);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
 
         argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uL", lim->burst);
+        p = ngx_slprintf(p, last, "%uD", f->owed);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
+
+        for (i = 0; i < f->quota.nlimits; i++) {
+            lim = &f->quota.limits[i];
+
+            argv[argc] = lim->type == CG_LIMIT_RATE ? "r" : "w";
+            len[argc++] = 1;
+
+            argv[argc] = (const char *) p;
+            p = ngx_slprintf(p, last, "%uL", lim->count);
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+
+            argv[argc] = (const char *) p;
+            p = ngx_slprintf(p, last, "%uD", lim->period);
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+
+            argv[argc] = (const char *) p;
+            p = ngx_slprintf(p, last, "%uL", lim->burst);
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+        }
     }
 
     if (p == last) {
@@ -631,7 +818,63 @@ ngx_http_cg_sync_fetch_send(ngx_http_cg_fetch_t *f)
     }
 
     return ngx_http_cg_redis_send(w->link, argc, argv, len,
-                                  ngx_http_cg_sync_fetch_done, f);
+                                  ngx_http_cg_sync_batch_reply, b);
+}
+
+
+/*
+ * Posted by the first fetch of a turn of the event loop, and run in the
+ * same turn (ngx_posted_events), before the link writes what was queued
+ * (the link's flusher is posted again by the send when it ran already):
+ * the pending fetches leave in batches of up to NGX_HTTP_CG_SYNC_BATCH.
+ */
+
+static void
+ngx_http_cg_sync_batch_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                  n;
+    ngx_http_cg_batch_t        *b;
+    ngx_http_cg_fetch_t        *f, *head, *tail, *next;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    while (w->pending) {
+        head = w->pending;
+        tail = head;
+
+        for (n = 1; n < NGX_HTTP_CG_SYNC_BATCH && tail->next; n++) {
+            tail = tail->next;
+        }
+
+        w->pending = tail->next;
+        tail->next = NULL;
+
+        if (w->pending == NULL) {
+            w->last = &w->pending;
+        }
+
+        b = ngx_http_cg_batch_alloc();
+
+        if (b) {
+            b->fetches = head;
+            b->n = n;
+            b->retried = 0;
+
+            if (ngx_http_cg_sync_batch_send(b) == NGX_OK) {
+                continue;
+            }
+
+            ngx_http_cg_batch_free(b);
+        }
+
+        /* not sent (the link is not ready): each fetch as if never made */
+
+        for (f = head; f; f = next) {
+            next = f->next;
+            ngx_http_cg_sync_fetch_unsent(f->zone, f->node, f->owed,
+                                          f->started);
+            ngx_http_cg_fetch_free(f);
+        }
+    }
 }
 
 
@@ -642,41 +885,124 @@ ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_node_t *node,
     ngx_str_t *name, cg_quota_t *q, uint32_t qhash, uint32_t want,
     uint32_t owed, uint32_t started)
 {
-    ngx_http_cg_fetch_t  *f;
+    ngx_http_cg_fetch_t        *f;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
 
     f = ngx_http_cg_fetch_alloc();
 
-    if (f) {
-        f->zone = zone;
-        f->node = node;
-        f->quota = *q;
-        f->qhash = qhash;
-        f->want = want;
-        f->owed = owed;
-        f->retried = 0;
-        f->started = started;
-        f->len = name->len;
-        ngx_memcpy(f->name, name->data, name->len);
-
-        if (ngx_http_cg_sync_fetch_send(f) == NGX_OK) {
-            return;
+    if (f == NULL || !ngx_http_cg_redis_ready(w->link)) {
+        if (f) {
+            ngx_http_cg_fetch_free(f);
         }
 
+        ngx_http_cg_sync_fetch_unsent(zone, node, owed, started);
+        return;
+    }
+
+    f->next = NULL;
+    f->zone = zone;
+    f->node = node;
+    f->quota = *q;
+    f->qhash = qhash;
+    f->want = want;
+    f->owed = owed;
+    f->started = started;
+    f->len = name->len;
+    ngx_memcpy(f->name, name->data, name->len);
+
+    /* sent with the other fetches of this turn of the event loop */
+
+    *w->last = f;
+    w->last = &f->next;
+
+    if (!w->batcher.posted) {
+        ngx_post_event(&w->batcher, &ngx_posted_events);
+    }
+}
+
+
+ngx_int_t
+ngx_http_cg_sync_batch_init(ngx_cycle_t *cycle)
+{
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    w->pending = NULL;
+    w->last = &w->pending;
+
+    w->batcher.handler = ngx_http_cg_sync_batch_handler;
+    w->batcher.data = w;
+    w->batcher.log = cycle->log;
+
+    w->text_size = 2 * NGX_INT32_LEN + NGX_HTTP_CG_SYNC_BATCH
+                   * ngx_http_cg_sync_client_text(w->conf->redis->prefix.len);
+
+    w->argv = ngx_alloc(NGX_HTTP_CG_SYNC_ARGS * sizeof(const char *),
+                        cycle->log);
+    w->argvlen = ngx_alloc(NGX_HTTP_CG_SYNC_ARGS * sizeof(size_t),
+                           cycle->log);
+    w->text = ngx_alloc(w->text_size, cycle->log);
+
+    if (w->argv == NULL || w->argvlen == NULL || w->text == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_cg_sync_batch_abort(void)
+{
+    ngx_http_cg_fetch_t        *f;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    if (w->batcher.posted) {
+        ngx_delete_posted_event(&w->batcher);
+    }
+
+    /* as when the link is found not ready by the batcher */
+
+    while (w->pending) {
+        f = w->pending;
+        w->pending = f->next;
+        ngx_http_cg_sync_fetch_unsent(f->zone, f->node, f->owed, f->started);
         ngx_http_cg_fetch_free(f);
     }
 
-    /* not sent: nobody fetches, the next request tries again */
+    w->last = &w->pending;
+}
 
-    ngx_http_cg_zone_lock(zone);
 
-    if (node->lease.fetching == started) {
-        node->lease.fetching = 0;
-        node->lease.owed = (uint16_t) ngx_min(node->lease.owed + owed, 0xffff);
+void
+ngx_http_cg_sync_batch_exit(void)
+{
+    ngx_http_cg_batch_t        *b;
+    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+
+    if (w->last) {
+        ngx_http_cg_sync_batch_abort();
     }
 
-    node->refs--;
+    while (w->free_batches) {
+        b = w->free_batches;
+        w->free_batches = b->next;
+        ngx_free(b);
+    }
 
-    ngx_http_cg_zone_unlock(zone);
+    if (w->argv) {
+        ngx_free(w->argv);
+        w->argv = NULL;
+    }
+
+    if (w->argvlen) {
+        ngx_free(w->argvlen);
+        w->argvlen = NULL;
+    }
+
+    if (w->text) {
+        ngx_free(w->text);
+        w->text = NULL;
+    }
 }
 
 

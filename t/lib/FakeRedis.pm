@@ -15,7 +15,8 @@ package FakeRedis;
 #     noscript  => 1       EVALSHA always answers -NOSCRIPT (EVAL works)
 #     evalerr   => 1       EVAL and EVALSHA answer an error
 #     hang      => 'EVALSHA'  from the first such command on, never answers
-#     grant     => N       units an EVAL/EVALSHA lease grants (default 1000)
+#     grant     => N       units an EVAL/EVALSHA lease grants each client of
+#                          the batch (default 1000)
 #     log       => FILE    appends each command name, one per line
 #     quotas    => { client => "rate=..." }   what HGETALL cg:quotas returns
 
@@ -129,12 +130,19 @@ sub _serve {
         } elsif ($name eq 'EVALSHA' && $opt->{noscript}) {
             $r = "-NOSCRIPT No matching script. Please use EVAL.\r\n";
         } elsif ($name eq 'EVAL' || $name eq 'EVALSHA') {
-            my $nkeys = $cmd->[2];
-            my $want = $cmd->[3 + $nkeys];
-            my $g = $want < $grant ? $want : $grant;
+            # a batch: ARGV[1] clients, then per client its number of
+            # keys, want, owed and 4 arguments per key; per client
             # { granted, retry ms, binding limit, left after the grant }
-            $r = "*4\r\n:$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n"
-                . ":" . ($g ? 1000000 : 0) . "\r\n";
+            my @argv = @$cmd[3 + $cmd->[2] .. $#$cmd];
+            my $n = shift @argv;
+            $r = '*' . (4 * $n) . "\r\n";
+            for (1 .. $n) {
+                my ($nk, $want) = splice(@argv, 0, 3);
+                splice(@argv, 0, 4 * $nk);
+                my $g = $want < $grant ? $want : $grant;
+                $r .= ":$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n"
+                    . ":" . ($g ? 1000000 : 0) . "\r\n";
+            }
         } else {
             $r = "-ERR unknown command '$name'\r\n";
         }
