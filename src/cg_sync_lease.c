@@ -27,6 +27,9 @@
 #define NGX_HTTP_CG_SYNC_WAKE        2      /* waiters poll, ms */
 #define NGX_HTTP_CG_SYNC_WANT_MAX    10000
 
+/* "granted" of a client whose keys Redis failed on */
+#define NGX_HTTP_CG_SYNC_KEYS_FAILED  -2
+
 
 /* the text of one client's part of a lease call, at most */
 
@@ -53,7 +56,9 @@
  * fewer than those admitted), charges every limit, and returns { granted,
  * ms until a unit is free when none is, the binding limit (1-based),
  * what the binding limit has left after the grant }: 4 integers per
- * client in one flat array.  A rate is a GCRA bucket whose TAT (us, Redis
+ * client in one flat array.  A client whose keys fail (a key of another
+ * type) has the error text in place of "granted", and the others of the
+ * call are served all the same.  A rate is a GCRA bucket whose TAT (us, Redis
  * TIME, read once per call) lives in the key; a window is a counter in a
  * key named after the window number.
  */
@@ -123,7 +128,11 @@ const char  ngx_http_cg_sync_script[] =
     "local c = 2\n"
     "for j = 1, tonumber(ARGV[1]) do\n"
     "  local n = tonumber(ARGV[c])\n"
-    "  local g, r, b, h = lease(k, c, n)\n"
+    "  local ok, g, r, b, h = pcall(lease, k, c, n)\n"
+    "  if not ok then\n"
+    "    if type(g) == 'table' then g = g.err end\n"
+    "    g = 'ERR ' .. tostring(g); r = 0; b = 0; h = 0\n"
+    "  end\n"
     "  out[4 * j - 3] = g\n"
     "  out[4 * j - 2] = r\n"
     "  out[4 * j - 1] = b\n"
@@ -284,15 +293,19 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
             fetch = 1;
         }
 
-    } else if ((int32_t) (l->denied - now) > 0) {
+    } else if (l->denied && (int32_t) (l->denied - now) > 0) {
         *retry = l->denied - now;
         rc = NGX_HTTP_CG_TAKE_REJECT;
 
     } else if (!ngx_http_cg_redis_ready(ngx_http_cg_sync_w.link)
                || (ngx_msec_int_t) (ngx_http_cg_sync_w.broken
-                                    - ngx_current_msec) > 0)
+                                    - ngx_current_msec) > 0
+               || (l->failed && (int32_t) (l->failed - now) > 0))
     {
-        /* the circuit breaker is open: the failure policy decides */
+        /*
+         * the circuit breaker is open, or Redis fails on this client's
+         * keys: the failure policy decides
+         */
         rc = NGX_HTTP_CG_TAKE_DOWN;
 
     } else if (l->owed < ahead && l->headroom > reserve) {
@@ -433,9 +446,10 @@ ngx_http_cg_sync_fetch_unsent(ngx_http_cg_zone_t *zone,
 /*
  * A fetch ends with Redis's answer for its client ("binding" 1-based, as
  * the script says), or with "granted" -1: no answer (an error, a timeout,
- * the link lost).  The record's pin is dropped, or passed on to the fetch
- * that charges what was admitted ahead meanwhile.  The caller wakes the
- * waiting requests.
+ * the link lost), or NGX_HTTP_CG_SYNC_KEYS_FAILED: Redis failed on this
+ * client's keys (the failure policy decides for it for a second).  The
+ * record's pin is dropped, or passed on to the fetch that charges what was
+ * admitted ahead meanwhile.  The caller wakes the waiting requests.
  */
 
 static void
@@ -445,8 +459,11 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
     int64_t               got;
     uint32_t              now32, cover, want, owed, started;
     ngx_str_t             name;
+    ngx_uint_t            failed, again;
     ngx_http_cg_node_t   *node;
     ngx_http_cg_lease_t  *l;
+
+    failed = (granted == NGX_HTTP_CG_SYNC_KEYS_FAILED);
 
     if (granted < 0) {
         granted = -1;
@@ -486,6 +503,11 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
         l->binding = (uint16_t) binding;
 
         got = granted;
+
+        if (failed) {
+            l->failed = now32 + 1000;
+            l->failed += (l->failed == 0);
+        }
 
         if (granted < 0) {
             /* no answer: what was admitted ahead is charged next time */
@@ -532,7 +554,13 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
             l->denied = now32 + (uint32_t) ngx_max(retry, 1);
         }
 
-        if (l->owed && ngx_http_cg_redis_ready(link)) {
+        /* not into a Redis that fails: the next request's fetch charges */
+
+        again = !failed
+                && (ngx_msec_int_t) (ngx_http_cg_sync_w.broken
+                                     - ngx_current_msec) <= 0;
+
+        if (l->owed && again && ngx_http_cg_redis_ready(link)) {
             /* admitted ahead while this fetch was in flight: charge now */
             want = l->owed;
             owed = l->owed;
@@ -591,6 +619,32 @@ ngx_http_cg_sync_batch_log(ngx_http_cg_redis_t *link, ngx_http_cg_batch_t *b,
                   (size_t) (p - names), names,
                   error ? ": " : "", error ? reply->len : 0,
                   error ? reply->str : "");
+}
+
+
+/*
+ * A client whose keys Redis could not use: that client has no lease (the
+ * failure policy decides for it), the others of the call are served.  One
+ * line a second at most per worker: such a client fails each time.
+ */
+
+static void
+ngx_http_cg_sync_client_error(ngx_http_cg_redis_t *link,
+    ngx_http_cg_fetch_t *f, redisReply *err)
+{
+    static ngx_msec_t  logged;
+
+    if (logged && ngx_current_msec - logged < 1000) {
+        return;
+    }
+
+    logged = ngx_current_msec ? ngx_current_msec : 1;
+
+    ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                  "client guard: lease script failed for \"%*s\": %*s "
+                  "(its keys in Redis: \"%V{%*s}:*\")",
+                  f->len, f->name, (size_t) ngx_min(err->len, 512), err->str,
+                  &ngx_http_cg_sync_w.conf->redis->prefix, f->len, f->name);
 }
 
 
@@ -657,7 +711,12 @@ ngx_http_cg_sync_batch_reply(ngx_http_cg_redis_t *link, redisReply *reply,
         e = reply->element;
 
         for (i = 0; i < reply->elements; i++) {
-            if (e[i]->type != REDIS_REPLY_INTEGER) {
+
+            /* a client's error text in place of "granted" */
+
+            if (e[i]->type != REDIS_REPLY_INTEGER
+                && !(i % 4 == 0 && e[i]->type == REDIS_REPLY_STRING))
+            {
                 e = NULL;
                 break;
             }
@@ -676,7 +735,13 @@ ngx_http_cg_sync_batch_reply(ngx_http_cg_redis_t *link, redisReply *reply,
     for (f = b->fetches; f; f = next) {
         next = f->next;
 
-        if (e) {
+        if (e && e[0]->type == REDIS_REPLY_STRING) {
+            ngx_http_cg_sync_client_error(link, f, e[0]);
+            ngx_http_cg_sync_fetch_done(link, f,
+                                        NGX_HTTP_CG_SYNC_KEYS_FAILED, 0, 0, 0);
+            e += 4;
+
+        } else if (e) {
             ngx_http_cg_sync_fetch_done(link, f, e[0]->integer,
                                         e[1]->integer, e[2]->integer,
                                         e[3]->integer);

@@ -32,12 +32,14 @@
 #define NGX_HTTP_CG_REJECTED_DRY_RUN  3
 #define NGX_HTTP_CG_BYPASSED          4
 #define NGX_HTTP_CG_UNIDENTIFIED      5
-#define NGX_HTTP_CG_NSTATUS           6
+
+/* the outcomes a client's record counts: an unidentified request has none */
+#define NGX_HTTP_CG_NCOUNTED          (NGX_HTTP_CG_BYPASSED + 1)
 
 
 typedef struct {
     uint64_t                  requests;
-    uint64_t                  outcome[NGX_HTTP_CG_NSTATUS];
+    uint64_t                  outcome[NGX_HTTP_CG_NCOUNTED];
 } ngx_http_cg_counters_t;
 
 
@@ -62,6 +64,8 @@ typedef struct {
     uint16_t                  binding;     /* the limit Redis said binds */
     uint16_t                  owed;        /* admitted ahead, not charged */
     uint32_t                  headroom;    /* Redis had left, last reply */
+    uint32_t                  failed;      /* Redis failed on this client's
+                                              keys: the policy until then */
 } ngx_http_cg_lease_t;
 
 
@@ -101,7 +105,7 @@ typedef struct {
  */
 
 #define NGX_HTTP_CG_ZONE_LAYOUT                                              \
-    (0x43490000 + sizeof(ngx_http_cg_node_t)                                 \
+    (0x434a0000 + sizeof(ngx_http_cg_node_t)                                 \
      + (sizeof(ngx_http_cg_shctx_t) << 10))
 
 

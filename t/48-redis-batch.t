@@ -200,7 +200,7 @@ $calls = evalsha_calls();
 is($calls->{eval}, 1, 'NOSCRIPT: one EVAL for the whole batch of 50 '
    . "($calls->{evalsha} EVALSHA)");
 
-# --- a key of the wrong type fails the call of the whole batch ----------------
+# --- a key of the wrong type fails that client only -------------------------
 
 $t->redis_cli('HSET', 'cg:{bad}:r:60000', 'f', 'v');
 
@@ -215,31 +215,45 @@ is(scalar(@bad), 0, 'a batch with a broken key: every request still '
 my %bh = map { $_->[0] => $_->[2] } @res;
 is($bh{bad}, 'DOWN_LOCAL', 'the broken client is decided by the policy');
 
-ok($t->wait_for_log(qr/unexpected lease reply/), 'the error is logged');
-my @lines = grep { /unexpected lease reply/ } split /\n/, $t->error_log;
-is(scalar(@lines), 1, 'once for the batch, not once per client');
-like($lines[0] // '', qr/unexpected lease reply for \d+ clients? \([^)]*"bad"/,
-     'the line names the clients of the batch');
-like($lines[0] // '', qr/WRONGTYPE/, 'and the error');
+my @others = grep { $_->[0] ne 'bad' && $_->[2] !~ /^(WAITED|LEASE|AHEAD)$/ }
+    @res;
+is(scalar(@others), 0, 'the other clients of its call are served through '
+   . 'Redis') or diag(join '; ', map { "@$_" } @others);
 
-# the clients of that batch got no answer: the failure policy decided
-my ($inbatch) = ($lines[0] // '') =~ /lease reply for (\d+) client/;
-$inbatch //= 0;
-my $down = grep { $_->[2] eq 'DOWN_LOCAL' } @res;
-cmp_ok($inbatch, '>', 1, "the broken client shared its call ($inbatch "
-       . 'clients)');
-cmp_ok($down, '>=', $inbatch, "all $inbatch of them decided by the policy "
-       . "($down in all)");
+ok($t->wait_for_log(qr/lease script failed for "bad"/),
+   'the error is logged, naming the client');
+my @lines = grep { /lease script failed/ } split /\n/, $t->error_log;
+like($lines[0] // '', qr/WRONGTYPE.*"cg:\{bad\}:\*"/,
+     'with the error and its keys');
+is(scalar(grep { /unexpected lease reply/ } split /\n/, $t->error_log), 0,
+   'no batch failed as a whole');
 
-# the breaker stays open for a second; then every client of the failed
-# batch is served through Redis again
+# the client stays with the policy (no fetch loop), the others with Redis
 
-sleep 1.2;
-my @again = concurrent(@d);
-my @notredis = grep { $_->[1] != 200 || $_->[2] !~ /^(WAITED|LEASE|AHEAD)$/ }
-    @again;
-is(scalar(@notredis), 0, 'after the breaker closes the others are served '
-   . 'through Redis') or diag(join '; ', map { "@$_" } @notredis);
+my $calls0 = evalsha_calls()->{evalsha};
+my @again;
+for (1 .. 5) {
+    push @again, concurrent('bad', @d[0 .. 9]);
+    select(undef, undef, undef, 0.05);
+}
+my $calls1 = evalsha_calls()->{evalsha};
+my @notredis = grep { $_->[0] ne 'bad'
+                      && ($_->[1] != 200
+                          || $_->[2] !~ /^(WAITED|LEASE|AHEAD)$/) } @again;
+is(scalar(@notredis), 0, 'the others stay with Redis')
+    or diag(join '; ', map { "@$_" } @notredis);
+my @badpol = grep { $_->[0] eq 'bad' && $_->[2] ne 'DOWN_LOCAL' } @again;
+is(scalar(@badpol), 0, 'the broken client stays with the policy for a second');
+cmp_ok($calls1 - $calls0, '<=', 10, 'without a call per request for it '
+       . '(' . ($calls1 - $calls0) . ' EVALSHA for 55 requests)');
+
+# mended: served through Redis again
+
+$t->redis_cli('DEL', 'cg:{bad}:r:60000');
+ok($t->wait_until(sub {
+       my @r = concurrent('bad');
+       $r[0][1] == 200 && $r[0][2] =~ /^(WAITED|LEASE|AHEAD)$/;
+   }, 5 * CG::slow()), 'the key mended: the client is served through Redis');
 
 # --- Redis hangs: a whole batch ends by the timeout ---------------------------
 
