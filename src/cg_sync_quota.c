@@ -175,6 +175,38 @@ ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
 }
 
 
+/*
+ * The client name "src" (the field or the value of a hash pair), into
+ * "buf": NGX_DECLINED when it is no valid name (the pair is reported and
+ * skipped), NGX_ERROR when even that fails.
+ */
+
+static ngx_int_t
+ngx_http_cg_snap_name(ngx_http_cg_snap_t *snap, ngx_str_t *key,
+    ngx_str_t *field, ngx_str_t *value, ngx_str_t *src, u_char *buf,
+    ngx_str_t *name)
+{
+    int  len;
+
+    len = cg_name_normalize(buf, src->data, src->len, CG_NAME_MAX);
+
+    if (len >= 0) {
+        name->data = buf;
+        name->len = len;
+        return NGX_OK;
+    }
+
+    if (ngx_http_cg_snap_error(snap, key, field, value,
+                               "invalid client name")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 static const char *
 ngx_http_cg_sync_parse_quota(cg_quota_t *q, u_char *p, size_t len)
 {
@@ -341,8 +373,8 @@ static void
 ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
     void *data)
 {
-    int                         len;
     u_char                      name[CG_NAME_MAX];
+    ngx_int_t                   rc;
     ngx_str_t                   field, value, nm, empty;
     ngx_uint_t                  i, n;
     cg_quota_t                  q;
@@ -388,21 +420,16 @@ ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
             continue;
         }
 
-        len = cg_name_normalize(name, field.data, field.len, CG_NAME_MAX);
+        rc = ngx_http_cg_snap_name(snap, &w->k_quotas, &field, &value,
+                                   &field, name, &nm);
 
-        if (len < 0) {
-            if (ngx_http_cg_snap_error(snap, &w->k_quotas, &field, &value,
-                                       "invalid client name")
-                != NGX_OK)
-            {
-                goto failed;
-            }
-
+        if (rc == NGX_DECLINED) {
             continue;
         }
 
-        nm.data = name;
-        nm.len = len;
+        if (rc != NGX_OK) {
+            goto failed;
+        }
 
         err = ngx_http_cg_sync_parse_quota(&q, value.data, value.len);
 
@@ -464,8 +491,8 @@ static void
 ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
     void *data)
 {
-    int                         len;
     u_char                      name[CG_NAME_MAX];
+    ngx_int_t                   rc;
     ngx_str_t                   field, value, nm, empty;
     ngx_uint_t                  i, j, n, ok;
     ngx_http_cg_snap_t         *snap;
@@ -528,21 +555,16 @@ ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
             continue;
         }
 
-        len = cg_name_normalize(name, value.data, value.len, CG_NAME_MAX);
+        rc = ngx_http_cg_snap_name(snap, &w->k_keys, &field, &value,
+                                   &value, name, &nm);
 
-        if (len < 0) {
-            if (ngx_http_cg_snap_error(snap, &w->k_keys, &field, &value,
-                                       "invalid client name")
-                != NGX_OK)
-            {
-                goto failed;
-            }
-
+        if (rc == NGX_DECLINED) {
             continue;
         }
 
-        nm.data = name;
-        nm.len = len;
+        if (rc != NGX_OK) {
+            goto failed;
+        }
 
         if (ngx_http_cg_snap_find(snap->keys, n, field.data, field.len)) {
             continue;
