@@ -543,11 +543,16 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
                 l->left = 0;
             }
 
+            /*
+             * small by what it adds (what is left of the last one comes
+             * along): a small lease refilled ahead of time stays small
+             */
+
             l->left += (uint32_t) granted;
             l->granted = now32;
             l->expires = now32 + (uint32_t) ngx_http_cg_lease_ttl(&f->quota,
-                             l->left <= ngx_http_cg_lease_ahead(&f->quota,
-                                                                NULL));
+                             (uint32_t) granted
+                             <= ngx_http_cg_lease_ahead(&f->quota, NULL));
             l->denied = 0;
 
         } else if (got == 0) {

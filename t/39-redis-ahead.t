@@ -33,6 +33,7 @@ sub conf {
     client_guard_quota slowx quota=200/h;
     client_guard_quota slowrate rate=1000r/s burst=500;
     client_guard_quota slowest rate=1000r/s burst=500;
+    client_guard_quota fewrate rate=1000r/s burst=500;
     client_guard_quota near quota=300/h;
     client_guard_quota atlimit rate=200r/s burst=20;
     client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
@@ -106,6 +107,30 @@ my $charged = 0;
 $t->wait_until(sub { ($charged = charged('slow')) >= 8 });
 cmp_ok($charged, '>=', 8, 'every request admitted ahead was charged');
 cmp_ok($charged, '<=', 8 + 8, 'at most one small lease more');
+
+# --- a client at a few requests a second: about one lease call a second -------
+
+# a small lease (a second of its traffic, at most "ahead" units) refilled
+# ahead of time stays small, and so lives a second, not 2 x 100 ms
+
+sub evalsha_calls {
+    my ($line) = grep { /^cmdstat_evalsha:/ }
+        $t->redis_cli('INFO', 'commandstats');
+    return ($line // '') =~ /calls=(\d+)/ ? $1 : 0;
+}
+
+my $calls0 = evalsha_calls();
+my %few;
+for (1 .. 30) {
+    my $r = $t->get('/', { 'X-Client-Id' => 'fewrate' });
+    $few{"$r->{status} " . ($r->{headers}{'x-redis'} // '-')}++;
+    sleep 0.1;
+}
+my $calls = evalsha_calls() - $calls0;
+is(join(',', grep { !/^200 (LEASE|AHEAD|WAITED)$/ } keys %few), '',
+   '30 requests at 10/s admitted through Redis');
+cmp_ok($calls, '<=', 7, "about one lease call a second ($calls for 30 "
+       . 'requests over 3 s)');
 
 # --- Redis stops answering: what was admitted ahead is charged later ---------
 
