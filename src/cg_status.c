@@ -40,10 +40,11 @@
  * (each format a list of steps resumed at (step, row), see
  * ngx_http_cg_out_t), and sent at once when complete, Content-Length
  * known.  Each request has its own memory, so that any number of them can
- * be under way in a worker.  A client that closes the connection ends the request
- * (ngx_http_test_reading, or EPOLLRDHUP seen by the next slice), and the
- * pool cleanup takes the next slice off the queue; a worker shutting down
- * finishes what is left at once.
+ * be under way in a worker.  A client that closes the connection ends the
+ * request (ngx_http_test_reading, or EPOLLRDHUP seen by the next slice),
+ * and the pool cleanup takes the next slice off the queue; a worker
+ * shutting down finishes what is left at once (no limit on the output of
+ * a slice then).
  */
 
 #define NGX_HTTP_CG_ST_WALK       0

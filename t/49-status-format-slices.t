@@ -194,7 +194,9 @@ for my $f ('prometheus', 'openmetrics') {
         if ($l =~ /^# (?:HELP|TYPE) (\w+) /) {
             $fam = $1;
 
-        } elsif ($l =~ /^(\w+?)(?:_sum|_count|_total)?(?:\{((?:\w+="[^"\\]*",?)*)\})? -?[\d.]+(?:e[+-]?\d+)?$/) {
+        } elsif ($l =~ /^(\w+?)(?:_sum|_count|_total)?
+                         (?:\{((?:\w+="[^"\\]*",?)*)\})?
+                         \x20-?[\d.]+(?:e[+-]?\d+)?$/x) {
             $fam = $1;
             my $labels = $2 // '';
             $clients{$fam}{$1} = 1 if $labels =~ /client="([^"]*)"/;
