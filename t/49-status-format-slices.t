@@ -19,7 +19,7 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF');
+$t->write_conf(<<'EOF', access_log => 1);
     client_guard_zone zone=z:16m;
 
     server {
@@ -77,9 +77,10 @@ sub parts {
 # A status request, with plain requests one after the other on another
 # connection meanwhile: the answer, the time to its first byte, and the
 # longest wait for anything (a plain answer or the status) in between.
+# With $leave, the status client goes away after that many plain answers.
 
 sub status_with_pings {
-    my ($q) = @_;
+    my ($q, $leave) = @_;
     my $st = $t->connect();
     my $pg = $t->connect();
     my $ping = "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -108,6 +109,11 @@ sub status_with_pings {
                     $pings++ unless defined $first;
                     print $pg $ping;
                 }
+
+                if ($leave && $pings >= $leave && !defined $first) {
+                    $sel->remove($st);
+                }
+
                 next;
             }
 
@@ -222,6 +228,25 @@ for my $f ('prometheus', 'openmetrics') {
     is(scalar(grep { scalar(keys %{ $clients{$_} }) != $N } keys %clients),
        0, "$f: every client in every per-client family");
 }
+
+# a client that goes away while its answer is formatted (past the 24
+# slices of the copy and the sort): 499, the worker goes on as it was
+
+my @pids = $t->worker_pids();
+my (undef, undef, undef, $pings) =
+    status_with_pings('/status?format=prometheus&limit=10000&sort=rate', 40);
+ok($pings >= 40, 'a client gone while its answer is formatted');
+
+ok($t->wait_until(sub {
+    grep { m{ 499 "GET /status\?format=prometheus&limit=10000&sort=rate } }
+         $t->access_log();
+}, 5), 'gone: 499, the slices stopped');
+
+my ($resp) = status_with_pings('/status?format=json&limit=10000');
+my ($head, $body) = parts($resp);
+my $k = eval { decode_json($body) };
+is($k && scalar @{ $k->{clients} }, $N, 'after it, answers complete');
+is_deeply([ $t->worker_pids() ], \@pids, 'the same worker');
 
 # the worker is the one it was: no crash along the way
 
