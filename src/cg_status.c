@@ -35,17 +35,21 @@
  * per slice one batch of NGX_HTTP_CG_BATCH records copied under the zone
  * lock, their rows computed outside it and ranked into the rows shown (a
  * heap of at most "limit"), then a slice for the sort of the rows shown,
- * then one for the answer (formatted and sent at once).  Each request has
- * its own memory, so that any number of them can be under way in a
- * worker.  A client that closes the connection ends the request
- * (ngx_http_test_reading, or EPOLLRDHUP seen by the next slice), and the
- * pool cleanup takes the next slice off the queue; a worker shutting down
- * finishes what is left at once.
+ * then the answer: formatted into the request's buffer chain, with more
+ * rows shown than a batch in slices of about NGX_HTTP_CG_SLICE_OUT bytes
+ * (each format a list of steps resumed at (step, row), see
+ * ngx_http_cg_out_t), and sent at once when complete, Content-Length
+ * known.  Each request has its own memory, so that any number of them can
+ * be under way in a worker.  A client that closes the connection ends the
+ * request (ngx_http_test_reading, or EPOLLRDHUP seen by the next slice),
+ * and the pool cleanup takes the next slice off the queue; a worker
+ * shutting down finishes what is left at once (no limit on the output of
+ * a slice then).
  */
 
 #define NGX_HTTP_CG_ST_WALK       0
 #define NGX_HTTP_CG_ST_SORT       1
-#define NGX_HTTP_CG_ST_SEND       2
+#define NGX_HTTP_CG_ST_FORMAT     2
 
 #define NGX_HTTP_CG_ST_KEEP       60000    /* never due, see _keep() */
 
@@ -88,6 +92,7 @@ typedef struct {
     ngx_http_cg_cmp_pt        cmp;
     ngx_http_cg_rec_copy_t   *snaps;
     ngx_http_cg_cursor_t      cur;
+    ngx_http_cg_out_t         out;         /* the answer, across slices */
     ngx_event_t               slice;
     ngx_event_t               keep;
 } ngx_http_cg_status_ctx_t;
@@ -96,8 +101,9 @@ typedef struct {
 static ngx_int_t ngx_http_cg_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cg_status_start(ngx_http_request_t *r,
     ngx_http_cg_report_t *rp);
+static ngx_int_t ngx_http_cg_status_format(ngx_http_cg_status_ctx_t *ctx);
 static ngx_int_t ngx_http_cg_status_send(ngx_http_request_t *r,
-    ngx_http_cg_report_t *rp);
+    ngx_http_cg_report_t *rp, ngx_http_cg_out_t *o);
 static ngx_int_t ngx_http_cg_status_begin(ngx_http_cg_status_ctx_t *ctx);
 static ngx_uint_t ngx_http_cg_status_walk(ngx_http_cg_status_ctx_t *ctx);
 static ngx_rbtree_node_t *ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh,
@@ -355,6 +361,17 @@ ngx_http_cg_pr(ngx_http_cg_out_t *o, const char *fmt, ...)
     va_start(args, fmt);
     o->b->last = ngx_vslprintf(p, p + NGX_HTTP_CG_RESERVE, fmt, args);
     va_end(args);
+
+    o->size += o->b->last - p;
+}
+
+
+/* after a row: this slice has done its share, and rows of the step are left */
+
+ngx_uint_t
+ngx_http_cg_out_full(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+{
+    return o->limit && o->size >= o->limit && o->row < rp->shown;
 }
 
 
@@ -674,50 +691,77 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
 }
 
 
-/* the answer, once the report is complete */
+/*
+ * The answer, once the report is complete: formatted into ctx->out, in
+ * slices of about NGX_HTTP_CG_SLICE_OUT bytes when more rows are shown
+ * than a batch (NGX_AGAIN: more to do), then sent at once.
+ */
 
 static ngx_int_t
-ngx_http_cg_status_send(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
+ngx_http_cg_status_format(ngx_http_cg_status_ctx_t *ctx)
 {
-    size_t              len;
-    ngx_int_t           rc;
-    ngx_chain_t        *cl;
-    ngx_http_cg_out_t   o;
+    ngx_int_t              rc;
+    ngx_http_cg_out_t     *o;
+    ngx_http_cg_report_t  *rp;
 
-    ngx_memzero(&o, sizeof(ngx_http_cg_out_t));
-    o.r = r;
-    o.last = &o.out;
+    rp = ctx->rp;
+    o = &ctx->out;
+
+    /* a worker shutting down finishes at once */
+
+    o->limit = (rp->shown > NGX_HTTP_CG_BATCH && !ngx_exiting)
+               ? o->size + NGX_HTTP_CG_SLICE_OUT : 0;
+
+    if (rp->format == NGX_HTTP_CG_FMT_JSON) {
+        rc = ngx_http_cg_status_json(o, rp);
+
+    } else {
+        rc = ngx_http_cg_status_prom(o, rp);
+    }
+
+    if (o->failed || (rc != NGX_OK && rc != NGX_AGAIN)) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cg_status_send(ngx_http_request_t *r, ngx_http_cg_report_t *rp,
+    ngx_http_cg_out_t *o)
+{
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_chain_t  *cl;
+
+    if (o->out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     switch (rp->format) {
 
     case NGX_HTTP_CG_FMT_PROM:
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
-        rc = ngx_http_cg_status_prom(&o, rp);
         break;
 
     case NGX_HTTP_CG_FMT_OPENM:
         ngx_str_set(&r->headers_out.content_type,
                     "application/openmetrics-text; version=1.0.0; "
                     "charset=utf-8");
-        rc = ngx_http_cg_status_prom(&o, rp);
         break;
 
     default:
         ngx_str_set(&r->headers_out.content_type, "application/json");
-        rc = ngx_http_cg_status_json(&o, rp);
         break;
-    }
-
-    if (rc != NGX_OK || o.failed || o.out == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     r->headers_out.content_type_lowcase = NULL;
 
     len = 0;
 
-    for (cl = o.out; cl; cl = cl->next) {
+    for (cl = o->out; cl; cl = cl->next) {
         len += cl->buf->last - cl->buf->pos;
     }
 
@@ -729,10 +773,10 @@ ngx_http_cg_status_send(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
         return rc;
     }
 
-    o.b->last_buf = (r == r->main) ? 1 : 0;
-    o.b->last_in_chain = 1;
+    o->b->last_buf = (r == r->main) ? 1 : 0;
+    o->b->last_in_chain = 1;
 
-    return ngx_http_output_filter(r, o.out);
+    return ngx_http_output_filter(r, o->out);
 }
 
 
@@ -1305,6 +1349,8 @@ ngx_http_cg_status_start(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
 
     ctx->r = r;
     ctx->rp = rp;
+    ctx->out.r = r;
+    ctx->out.last = &ctx->out.out;
 
     cln->handler = ngx_http_cg_status_cleanup;
     cln->data = ctx;
@@ -1343,12 +1389,14 @@ ngx_http_cg_status_start(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
 /*
  * As many steps as one slice takes: NGX_BUSY while there is more to do
  * (NGX_AGAIN is the output's), then the answer's code.  With more rows
- * than a batch, the sort and the answer each have a slice of their own.
+ * than a batch, the sort has a slice of its own, and the answer as many as
+ * its size takes (NGX_HTTP_CG_SLICE_OUT bytes each).
  */
 
 static ngx_int_t
 ngx_http_cg_status_steps(ngx_http_cg_status_ctx_t *ctx)
 {
+    ngx_int_t              rc;
     ngx_http_cg_report_t  *rp;
 
     rp = ctx->rp;
@@ -1368,12 +1416,21 @@ ngx_http_cg_status_steps(ngx_http_cg_status_ctx_t *ctx)
 
         case NGX_HTTP_CG_ST_SORT:
             ngx_http_cg_status_order(ctx);
-            ctx->phase = NGX_HTTP_CG_ST_SEND;
+            ctx->phase = NGX_HTTP_CG_ST_FORMAT;
             ctx->yield = (rp->nrows > NGX_HTTP_CG_BATCH);
             break;
 
         default:
-            return ngx_http_cg_status_send(ctx->r, rp);
+            rc = ngx_http_cg_status_format(ctx);
+
+            if (rc != NGX_AGAIN) {
+                return (rc == NGX_OK)
+                       ? ngx_http_cg_status_send(ctx->r, rp, &ctx->out)
+                       : rc;
+            }
+
+            ctx->yield = 1;
+            break;
         }
 
         /* a worker shutting down finishes at once */

@@ -32,6 +32,7 @@
 #define NGX_HTTP_CG_TEAM_LEN      32
 #define NGX_HTTP_CG_NOTE_LEN      80
 #define NGX_HTTP_CG_RESERVE       1024
+#define NGX_HTTP_CG_SLICE_OUT     (256 * 1024)
 
 #define NGX_HTTP_CG_FMT_JSON      0
 #define NGX_HTTP_CG_FMT_PROM      1
@@ -133,12 +134,24 @@ typedef struct {
 } ngx_http_cg_health_t;
 
 
+/*
+ * The output of an answer, a chain of buffers in the request's pool, and
+ * where the formatting of a status answer is: it may take several slices
+ * (step and row resume it; "limit" is the size at which the slice yields,
+ * at the end of a row; 0: no limit).
+ */
+
 typedef struct {
     ngx_http_request_t       *r;
     ngx_chain_t              *out;
     ngx_chain_t             **last;
     ngx_buf_t                *b;
     ngx_uint_t                failed;
+    size_t                    size;        /* written so far */
+    size_t                    limit;
+    ngx_uint_t                step;        /* of the format */
+    ngx_uint_t                row;         /* the next row of the step */
+    ngx_str_t                *zone;        /* its name, escaped */
 } ngx_http_cg_out_t;
 
 
@@ -192,6 +205,8 @@ extern const char  *ngx_http_cg_window_names[];
 
 /* cg_status.c: output helpers */
 void ngx_http_cg_pr(ngx_http_cg_out_t *o, const char *fmt, ...);
+ngx_uint_t ngx_http_cg_out_full(ngx_http_cg_out_t *o,
+    ngx_http_cg_report_t *rp);
 ngx_str_t *ngx_http_cg_esc(ngx_pool_t *pool, ngx_str_t *s);
 double ngx_http_cg_num(double v);
 
@@ -204,11 +219,9 @@ void ngx_http_cg_status_copy(ngx_http_cg_rec_copy_t *s,
     ngx_rbtree_node_t *node);
 ngx_http_cg_status_sh_t *ngx_http_cg_status_sh(ngx_http_cg_zone_t *zone);
 
-/* cg_status_json.c */
+/* cg_status_json.c, cg_status_prom.c: NGX_AGAIN while there is more */
 ngx_int_t ngx_http_cg_status_json(ngx_http_cg_out_t *o,
     ngx_http_cg_report_t *rp);
-
-/* cg_status_prom.c */
 ngx_int_t ngx_http_cg_status_prom(ngx_http_cg_out_t *o,
     ngx_http_cg_report_t *rp);
 void ngx_http_cg_family(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,

@@ -208,16 +208,12 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 }
 
 
-ngx_int_t
-ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+/* up to the first client */
+
+static void
+ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
-    uint64_t               first;
     ngx_str_t              host;
-    ngx_uint_t             i, j, k, n, nd;
-    ngx_uint_t             src[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_deploy_t  *all[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_row_t     *row;
-    ngx_http_cg_deploy_t  *d;
     ngx_http_cg_health_t  *h;
 
     h = &rp->health;
@@ -256,16 +252,20 @@ ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         (double) rp->an.min_rate, rp->an.new_clients ? "true" : "false",
         ngx_http_cg_sort_names[rp->sort],
         rp->limit, &rp->client, rp->nrows, rp->shown);
+}
 
-    for (i = 0; i < rp->shown; i++) {
-        row = rp->sorted[i];
 
-        if (i) {
-            ngx_http_cg_pr(o, ",");
-        }
+/* after the last client */
 
-        ngx_http_cg_json_client(o, rp, row);
-    }
+static void
+ngx_http_cg_status_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+{
+    uint64_t               first;
+    ngx_uint_t             i, j, k, n, nd;
+    ngx_uint_t             src[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_deploy_t  *all[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_row_t     *row;
+    ngx_http_cg_deploy_t  *d;
 
     ngx_http_cg_pr(o, "],\"top_movers\":[");
 
@@ -337,6 +337,33 @@ ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     }
 
     ngx_http_cg_pr(o, "]}\n");
+}
+
+
+/* resumable: the head, the clients from o->row on, the tail */
+
+ngx_int_t
+ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+{
+    if (o->step == 0) {
+        ngx_http_cg_status_json_head(o, rp);
+        o->step = 1;
+    }
+
+    while (o->row < rp->shown) {
+
+        if (o->row) {
+            ngx_http_cg_pr(o, ",");
+        }
+
+        ngx_http_cg_json_client(o, rp, rp->sorted[o->row++]);
+
+        if (ngx_http_cg_out_full(o, rp)) {
+            return NGX_AGAIN;
+        }
+    }
+
+    ngx_http_cg_status_json_tail(o, rp);
 
     return NGX_OK;
 }

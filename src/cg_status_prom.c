@@ -170,55 +170,173 @@ ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
 }
 
 
-/* families from .. to - 1 of ngx_http_cg_prom_fams, every shown client */
+/*
+ * The per-client part of the answer, one family after the other, every
+ * shown client in each: a step a family, resumed at any row.
+ */
+
+typedef struct ngx_http_cg_prom_step_s  ngx_http_cg_prom_step_t;
+
+typedef void (*ngx_http_cg_prom_row_pt)(ngx_http_cg_out_t *o,
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row);
+
+struct ngx_http_cg_prom_step_s {
+    ngx_http_cg_prom_row_pt    row;
+    ngx_uint_t                 arg;        /* which family, which figure */
+    const char                *name;       /* NULL: ngx_http_cg_prom_fams */
+    const char                *type;
+    const char                *help;
+};
+
+
+/* a client's samples in a family of ngx_http_cg_prom_fams */
 
 static void
-ngx_http_cg_prom_clients(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
-    ngx_str_t *z, ngx_uint_t from, ngx_uint_t to)
+ngx_http_cg_prom_fam_row(ngx_http_cg_out_t *o,
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row)
 {
     double                         v;
     uint64_t                       n;
-    ngx_uint_t                     f, i, k;
-    ngx_http_cg_row_t             *row;
+    ngx_uint_t                     f, k;
     const ngx_http_cg_prom_fam_t  *fam;
 
-    for (f = from; f < to; f++) {
-        fam = &ngx_http_cg_prom_fams[f];
+    f = s->arg;
+    fam = &ngx_http_cg_prom_fams[f];
 
-        ngx_http_cg_family(o, rp, fam->name, fam->type, fam->help);
+    for (k = 0; k < fam->n; k++) {
+        n = 0;
+        v = ngx_http_cg_prom_value(f, row, k, &n);
 
-        for (i = 0; i < rp->shown; i++) {
-            row = rp->sorted[i];
+        ngx_http_cg_pr(o, "%s{zone=\"%V\",client=\"%V\"",
+                       fam->name, o->zone, &row->name);
 
-            for (k = 0; k < fam->n; k++) {
-                n = 0;
-                v = ngx_http_cg_prom_value(f, row, k, &n);
+        if (fam->label && fam->values) {
+            ngx_http_cg_pr(o, ",%s=\"%s\"", fam->label, fam->values[k]);
 
-                ngx_http_cg_pr(o, "%s{zone=\"%V\",client=\"%V\"",
-                               fam->name, z, &row->name);
+        } else if (fam->label) {
+            ngx_http_cg_pr(o, ",%s=\"%uD\"",
+                           fam->label, (uint32_t) cg_stats_codes[k]);
+        }
 
-                if (fam->label && fam->values) {
-                    ngx_http_cg_pr(o, ",%s=\"%s\"",
-                                   fam->label, fam->values[k]);
+        if (fam->frac == 0) {
+            ngx_http_cg_pr(o, "} %uL\n", n);
 
-                } else if (fam->label) {
-                    ngx_http_cg_pr(o, ",%s=\"%uD\"",
-                                   fam->label, (uint32_t) cg_stats_codes[k]);
-                }
+        } else if (fam->frac == 2) {
+            ngx_http_cg_pr(o, "} %.2f\n", v);
 
-                if (fam->frac == 0) {
-                    ngx_http_cg_pr(o, "} %uL\n", n);
-
-                } else if (fam->frac == 2) {
-                    ngx_http_cg_pr(o, "} %.2f\n", v);
-
-                } else {
-                    ngx_http_cg_pr(o, "} %.3f\n", v);
-                }
-            }
+        } else {
+            ngx_http_cg_pr(o, "} %.3f\n", v);
         }
     }
 }
+
+
+/* a client's request (j == 0) or upstream (1) time summary */
+
+static void
+ngx_http_cg_prom_time_row(ngx_http_cg_out_t *o,
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row)
+{
+    double       v;
+    uint64_t     n;
+    ngx_uint_t   j;
+    cg_stats_t  *st;
+
+    j = s->arg;
+    st = row->st;
+    n = j ? st->upstream : cg_stats_responses(st);
+    v = (double) (j ? st->upstream_ms : st->time_ms) / 1000;
+
+    ngx_http_cg_pr(o,
+        "clientguard_%s_time_seconds{zone=\"%V\",client=\"%V\","
+        "quantile=\"0.99\"} %.3f\n"
+        "clientguard_%s_time_seconds_sum{zone=\"%V\",client=\"%V\"}"
+        " %.3f\n"
+        "clientguard_%s_time_seconds_count{zone=\"%V\","
+        "client=\"%V\"} %uL\n",
+        j ? "upstream" : "request", o->zone, &row->name,
+        (double) cg_stats_quantile_ms(j ? st->uhist : st->hist, 0.99)
+        / 1000,
+        j ? "upstream" : "request", o->zone, &row->name,
+        ngx_http_cg_num(v),
+        j ? "upstream" : "request", o->zone, &row->name, n);
+}
+
+
+/* a client's limits, figure j of the view: capacity, used, ... */
+
+static void
+ngx_http_cg_prom_quota_row(ngx_http_cg_out_t *o,
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row)
+{
+    double                v;
+    ngx_uint_t            j, k;
+    ngx_http_cg_lview_t  *lv;
+
+    j = s->arg;
+
+    for (k = 0; k < row->nlimits; k++) {
+        lv = &row->limits[k];
+
+        switch (j) {
+        case 0:
+            v = (double) lv->capacity;
+            break;
+        case 1:
+            v = (double) lv->used;
+            break;
+        case 2:
+            v = (double) lv->remaining;
+            break;
+        case 3:
+            v = lv->util;
+            break;
+        default:
+            v = lv->util >= NGX_HTTP_CG_NEAR_LIMIT ? 1 : 0;
+            break;
+        }
+
+        ngx_http_cg_pr(o,
+            "%s{zone=\"%V\",client=\"%V\",limit=\"%ui\","
+            "type=\"%s\",window_seconds=\"%uD\"} %.3f\n",
+            s->name, o->zone, &row->name, k + 1,
+            lv->lim.type == CG_LIMIT_RATE ? "rate" : "window",
+            lv->lim.period / 1000, ngx_http_cg_num(v));
+    }
+}
+
+
+#define ngx_http_cg_prom_fam_step(f)                                         \
+    { ngx_http_cg_prom_fam_row, f, NULL, NULL, NULL }
+
+#define ngx_http_cg_prom_quota_step(j, name, help)                           \
+    { ngx_http_cg_prom_quota_row, j, "clientguard_quota_" name, "gauge", help }
+
+
+static const ngx_http_cg_prom_step_t  ngx_http_cg_prom_steps[] = {
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_REQUESTS),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_OUTCOMES),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_CLASSES),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_CODES),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_RATE),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_ERRORS),
+    { ngx_http_cg_prom_time_row, 0, "clientguard_request_time_seconds",
+      "summary", "Request time (p99 of recent requests)." },
+    { ngx_http_cg_prom_time_row, 1, "clientguard_upstream_time_seconds",
+      "summary", "Upstream response time (p99 of recent requests)." },
+    ngx_http_cg_prom_quota_step(0, "limit_requests",
+        "Requests a limit admits (capacity: burst+1 for a rate)."),
+    ngx_http_cg_prom_quota_step(1, "used_requests",
+        "Requests of the capacity in use now."),
+    ngx_http_cg_prom_quota_step(2, "remaining_requests",
+        "Requests the limit still admits now."),
+    ngx_http_cg_prom_quota_step(3, "utilisation_ratio",
+        "Used over capacity, 0..1."),
+    ngx_http_cg_prom_quota_step(4, "near_limit",
+        "1 when utilisation is at least 0.8."),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_RATIO),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_FLAGGED)
+};
 
 
 /* the figures of this worker's Redis link, with client_guard_redis */
@@ -270,17 +388,11 @@ ngx_http_cg_family(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 }
 
 
-ngx_int_t
-ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
-{
-    double                  v;
-    uint64_t                n;
-    ngx_str_t              *z;
-    ngx_uint_t              i, j, k;
-    cg_stats_t             *st;
-    ngx_http_cg_row_t      *row;
-    ngx_http_cg_lview_t    *lv;
+/* the zone's figures and this worker's Redis link: the step before all */
 
+static void
+ngx_http_cg_status_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+{
     ngx_http_cg_prom_one_t  zs[] = {
         { "clientguard_zone_size_bytes", "gauge",
           "Size of the shared memory zone.", "", rp->health.zone_size },
@@ -303,106 +415,56 @@ ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
           "Deploy markers recorded.", "", rp->deploys.total }
     };
 
-    static const char  *lnames[] = {
-        "clientguard_quota_limit_requests",
-        "clientguard_quota_used_requests",
-        "clientguard_quota_remaining_requests",
-        "clientguard_quota_utilisation_ratio",
-        "clientguard_quota_near_limit"
-    };
-
-    static const char  *lhelp[] = {
-        "Requests a limit admits (capacity: burst+1 for a rate).",
-        "Requests of the capacity in use now.",
-        "Requests the limit still admits now.",
-        "Used over capacity, 0..1.",
-        "1 when utilisation is at least 0.8."
-    };
-
-    z = ngx_http_cg_esc(o->r->pool, &rp->zone->name);
-
-    ngx_http_cg_prom_ones(o, rp, z, zs, sizeof(zs) / sizeof(zs[0]));
+    ngx_http_cg_prom_ones(o, rp, o->zone, zs, sizeof(zs) / sizeof(zs[0]));
 
     if (rp->mcf->sync) {
         ngx_http_cg_status_redis_prom(o, rp, ngx_http_cg_sync_errors(),
                                       ngx_http_cg_sync_loaded());
     }
+}
 
-    /* per client: one family at a time, every shown client in it */
 
-    ngx_http_cg_prom_clients(o, rp, z, NGX_HTTP_CG_PROM_REQUESTS,
-                             NGX_HTTP_CG_PROM_RATIO);
+/*
+ * Resumable: o->step 0 is the head, then each of ngx_http_cg_prom_steps
+ * (its HELP and TYPE lines at row 0, then the rows from o->row on).
+ */
 
-    for (j = 0; j < 2; j++) {
-        ngx_http_cg_family(o, rp,
-                           j ? "clientguard_upstream_time_seconds"
-                             : "clientguard_request_time_seconds",
-                           "summary",
-                           j ? "Upstream response time (p99 of recent "
-                               "requests)."
-                             : "Request time (p99 of recent requests).");
+ngx_int_t
+ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+{
+    const ngx_http_cg_prom_fam_t   *fam;
+    const ngx_http_cg_prom_step_t  *s;
 
-        for (i = 0; i < rp->shown; i++) {
-            row = rp->sorted[i];
-            st = row->st;
-            n = j ? st->upstream : cg_stats_responses(st);
-            v = (double) (j ? st->upstream_ms : st->time_ms) / 1000;
-
-            ngx_http_cg_pr(o,
-                "clientguard_%s_time_seconds{zone=\"%V\",client=\"%V\","
-                "quantile=\"0.99\"} %.3f\n"
-                "clientguard_%s_time_seconds_sum{zone=\"%V\",client=\"%V\"}"
-                " %.3f\n"
-                "clientguard_%s_time_seconds_count{zone=\"%V\","
-                "client=\"%V\"} %uL\n",
-                j ? "upstream" : "request", z, &row->name,
-                (double) cg_stats_quantile_ms(j ? st->uhist : st->hist, 0.99)
-                / 1000,
-                j ? "upstream" : "request", z, &row->name,
-                ngx_http_cg_num(v),
-                j ? "upstream" : "request", z, &row->name, n);
-        }
+    if (o->step == 0) {
+        o->zone = ngx_http_cg_esc(o->r->pool, &rp->zone->name);
+        ngx_http_cg_status_prom_head(o, rp);
+        o->step = 1;
+        o->row = 0;
     }
 
-    for (j = 0; j < 5; j++) {
-        ngx_http_cg_family(o, rp, lnames[j], "gauge", lhelp[j]);
+    for ( /* void */ ;
+         o->step <= sizeof(ngx_http_cg_prom_steps)
+                    / sizeof(ngx_http_cg_prom_steps[0]);
+         o->step++, o->row = 0)
+    {
+        s = &ngx_http_cg_prom_steps[o->step - 1];
 
-        for (i = 0; i < rp->shown; i++) {
-            row = rp->sorted[i];
+        if (o->row == 0 && s->name) {
+            ngx_http_cg_family(o, rp, s->name, s->type, s->help);
 
-            for (k = 0; k < row->nlimits; k++) {
-                lv = &row->limits[k];
+        } else if (o->row == 0) {
+            fam = &ngx_http_cg_prom_fams[s->arg];
+            ngx_http_cg_family(o, rp, fam->name, fam->type, fam->help);
+        }
 
-                switch (j) {
-                case 0:
-                    v = (double) lv->capacity;
-                    break;
-                case 1:
-                    v = (double) lv->used;
-                    break;
-                case 2:
-                    v = (double) lv->remaining;
-                    break;
-                case 3:
-                    v = lv->util;
-                    break;
-                default:
-                    v = lv->util >= NGX_HTTP_CG_NEAR_LIMIT ? 1 : 0;
-                    break;
-                }
+        while (o->row < rp->shown) {
+            s->row(o, s, rp->sorted[o->row++]);
 
-                ngx_http_cg_pr(o,
-                    "%s{zone=\"%V\",client=\"%V\",limit=\"%ui\","
-                    "type=\"%s\",window_seconds=\"%uD\"} %.3f\n",
-                    lnames[j], z, &row->name, k + 1,
-                    lv->lim.type == CG_LIMIT_RATE ? "rate" : "window",
-                    lv->lim.period / 1000, ngx_http_cg_num(v));
+            if (ngx_http_cg_out_full(o, rp)) {
+                return NGX_AGAIN;
             }
         }
     }
-
-    ngx_http_cg_prom_clients(o, rp, z, NGX_HTTP_CG_PROM_RATIO,
-                             NGX_HTTP_CG_PROM_FLAGGED + 1);
 
     if (rp->format == NGX_HTTP_CG_FMT_OPENM) {
         ngx_http_cg_pr(o, "# EOF\n");
