@@ -35,7 +35,7 @@
  * per slice one batch of NGX_HTTP_CG_BATCH records copied under the zone
  * lock, their rows computed outside it and ranked into the rows shown (a
  * heap of at most "limit"), then a slice for the sort of the rows shown,
- * then the answer: formatted into the request's buffer chain, with more
+ * their quota views NGX_HTTP_CG_BATCH per slice, then the answer: formatted into the request's buffer chain, with more
  * rows shown than a batch in slices of about NGX_HTTP_CG_SLICE_OUT bytes
  * (each format a list of steps resumed at (step, row), see
  * ngx_http_cg_out_t), and sent at once when complete, Content-Length
@@ -49,7 +49,8 @@
 
 #define NGX_HTTP_CG_ST_WALK       0
 #define NGX_HTTP_CG_ST_SORT       1
-#define NGX_HTTP_CG_ST_FORMAT     2
+#define NGX_HTTP_CG_ST_VIEWS      2
+#define NGX_HTTP_CG_ST_FORMAT     3
 
 #define NGX_HTTP_CG_ST_KEEP       60000    /* never due, see _keep() */
 
@@ -88,6 +89,7 @@ typedef struct {
     ngx_uint_t                yield;       /* this slice has done its share */
     ngx_uint_t                max;         /* records to copy, at most */
     ngx_uint_t                ranked;      /* rows in rp->sorted */
+    ngx_uint_t                viewed;      /* rows with their quota view */
     ngx_uint_t                cap;         /* rows shown, at most */
     ngx_http_cg_cmp_pt        cmp;
     ngx_http_cg_rec_copy_t   *snaps;
@@ -119,6 +121,7 @@ static int ngx_libc_cdecl ngx_http_cg_row_name_cmp(const void *one,
 static void ngx_http_cg_status_rank(ngx_http_cg_status_ctx_t *ctx,
     ngx_http_cg_row_t *row);
 static void ngx_http_cg_status_order(ngx_http_cg_status_ctx_t *ctx);
+static ngx_uint_t ngx_http_cg_status_views(ngx_http_cg_status_ctx_t *ctx);
 static ngx_int_t ngx_http_cg_status_steps(ngx_http_cg_status_ctx_t *ctx);
 static void ngx_http_cg_status_slice(ngx_event_t *ev);
 static void ngx_http_cg_status_keep(ngx_event_t *ev);
@@ -1306,27 +1309,43 @@ ngx_http_cg_status_rank(ngx_http_cg_status_ctx_t *ctx, ngx_http_cg_row_t *row)
 static void
 ngx_http_cg_status_order(ngx_http_cg_status_ctx_t *ctx)
 {
-    ngx_uint_t             i;
-    ngx_http_cg_row_t     *row;
     ngx_http_cg_report_t  *rp;
 
     rp = ctx->rp;
     rp->shown = ctx->ranked;
 
     ngx_qsort(rp->sorted, rp->shown, sizeof(ngx_http_cg_row_t *), ctx->cmp);
+}
 
-    for (i = 0; i < rp->shown; i++) {
+
+/* the quota views of the rows shown, a batch at a time: 1 when all done */
+
+static ngx_uint_t
+ngx_http_cg_status_views(ngx_http_cg_status_ctx_t *ctx)
+{
+    ngx_uint_t             i, last;
+    ngx_http_cg_row_t     *row;
+    ngx_http_cg_report_t  *rp;
+
+    rp = ctx->rp;
+    last = ngx_min(ctx->viewed + NGX_HTTP_CG_BATCH, rp->shown);
+
+    for (i = ctx->viewed; i < last; i++) {
         row = rp->sorted[i];
 
         row->limits = ngx_palloc(rp->pool,
                                  CG_MAX_LIMITS * sizeof(ngx_http_cg_lview_t));
         if (row->limits == NULL) {
             rp->shown = i;
-            return;
+            return 1;
         }
 
         ngx_http_cg_status_quota(rp, row, row->limits);
     }
+
+    ctx->viewed = last;
+
+    return last == rp->shown;
 }
 
 
@@ -1416,8 +1435,16 @@ ngx_http_cg_status_steps(ngx_http_cg_status_ctx_t *ctx)
 
         case NGX_HTTP_CG_ST_SORT:
             ngx_http_cg_status_order(ctx);
-            ctx->phase = NGX_HTTP_CG_ST_FORMAT;
+            ctx->phase = NGX_HTTP_CG_ST_VIEWS;
             ctx->yield = (rp->nrows > NGX_HTTP_CG_BATCH);
+            break;
+
+        case NGX_HTTP_CG_ST_VIEWS:
+            if (ngx_http_cg_status_views(ctx)) {
+                ctx->phase = NGX_HTTP_CG_ST_FORMAT;
+            }
+
+            ctx->yield = (rp->shown > NGX_HTTP_CG_BATCH);
             break;
 
         default:

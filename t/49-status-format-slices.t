@@ -21,6 +21,7 @@ my $t = CG->new();
 
 $t->write_conf(<<'EOF', access_log => 1);
     client_guard_zone zone=z:16m;
+    client_guard_quota default rate=100r/s burst=50 quota=1000/h;
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -179,6 +180,9 @@ is_deeply([ sort map { $_->{name} } @{ $j ? $j->{clients} : [] } ],
           [ sort map { "c-$_" } 0 .. $N - 1 ], 'json: each client once');
 is(scalar(grep { $_->{requests_total} != 1 } @{ $j ? $j->{clients} : [] }),
    0, 'json: each with its one request');
+is(scalar(grep { scalar(@{ $_->{quota}{limits} // [] }) != 2 }
+              @{ $j ? $j->{clients} : [] }),
+   0, 'json: each with the two limits of its quota (views made in slices)');
 
 # Prometheus and OpenMetrics: every line a comment or a sample, each
 # family's lines together, every client in each per-client family
