@@ -8,10 +8,11 @@
  * (TAT).  With emission interval T = period / count and tolerance
  * tau = burst * T, a request at "now" is admitted when TAT - tau <= now,
  * and then TAT = max(TAT, now) + T.  The tolerance is at least one clock
- * tick (1 ms), or rates above 1000 per second could not be reached.  It is the leaky bucket of limit_req
- * (nodelay) in one integer, exact at any rate, and its remaining capacity
- * and retry time fall out of the same number.  Times are nanoseconds so
- * that rates of many thousands per second keep their precision.
+ * tick (1 ms), or rates above 1000 per second could not be reached.  It
+ * is the leaky bucket of limit_req (nodelay) in one integer, exact at any
+ * rate, and its remaining capacity and retry time fall out of the same
+ * number.  Times are nanoseconds so that rates of many thousands per
+ * second keep their precision.
  */
 
 

@@ -35,9 +35,10 @@
  * per slice one batch of NGX_HTTP_CG_BATCH records copied under the zone
  * lock, their rows computed outside it and ranked into the rows shown (a
  * heap of at most "limit"), then a slice for the sort of the rows shown,
- * their quota views NGX_HTTP_CG_BATCH per slice, then the answer: formatted into the request's buffer chain, with more
- * rows shown than a batch in slices of about NGX_HTTP_CG_SLICE_OUT bytes
- * (each format a list of steps resumed at (step, row), see
+ * their quota views NGX_HTTP_CG_BATCH per slice, then the answer:
+ * formatted into the request's buffer chain, with more rows shown than a
+ * batch in slices of about NGX_HTTP_CG_SLICE_OUT bytes (each format a
+ * list of steps resumed at (step, row), see
  * ngx_http_cg_out_t), and sent at once when complete, Content-Length
  * known.  Each request has its own memory, so that any number of them can
  * be under way in a worker.  A client that closes the connection ends the

@@ -154,6 +154,17 @@ static void ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone,
 
 /* leases */
 
+
+/*
+ * A lease's times are the low 32 bits of ngx_current_msec (a monotonic
+ * clock that passes 2^31 after 24.8 days), compared as differences, and 0
+ * is "not set": a time is set to 1 rather than 0, and only a set one can
+ * be ahead of "now".
+ */
+
+#define ngx_http_cg_lease_stamp(t)         ((uint32_t) (t) ? (uint32_t) (t) : 1)
+#define ngx_http_cg_lease_ahead_of(t, now)  ((t) && (int32_t) ((t) - (now)) > 0)
+
 static uint32_t
 ngx_http_cg_quota_hash(cg_quota_t *q)
 {
@@ -293,14 +304,14 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
             fetch = 1;
         }
 
-    } else if (l->denied && (int32_t) (l->denied - now) > 0) {
+    } else if (ngx_http_cg_lease_ahead_of(l->denied, now)) {
         *retry = l->denied - now;
         rc = NGX_HTTP_CG_TAKE_REJECT;
 
     } else if (!ngx_http_cg_redis_ready(ngx_http_cg_sync_w.link)
                || (ngx_msec_int_t) (ngx_http_cg_sync_w.broken
                                     - ngx_current_msec) > 0
-               || (l->failed && (int32_t) (l->failed - now) > 0))
+               || ngx_http_cg_lease_ahead_of(l->failed, now))
     {
         /*
          * the circuit breaker is open, or Redis fails on this client's
@@ -391,7 +402,7 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
     *want = l->owed + est;
     l->owed = 0;
     l->want = *want;
-    l->fetching = now ? now : 1;
+    l->fetching = ngx_http_cg_lease_stamp(now);
 
     return rc;
 }
@@ -505,8 +516,7 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
         got = granted;
 
         if (failed) {
-            l->failed = now32 + 1000;
-            l->failed += (l->failed == 0);
+            l->failed = ngx_http_cg_lease_stamp(now32 + 1000);
         }
 
         if (granted < 0) {
@@ -556,7 +566,8 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
             l->denied = 0;
 
         } else if (got == 0) {
-            l->denied = now32 + (uint32_t) ngx_max(retry, 1);
+            l->denied = ngx_http_cg_lease_stamp(now32
+                                                + (uint32_t) ngx_max(retry, 1));
         }
 
         /* not into a Redis that fails: the next request's fetch charges */
@@ -571,7 +582,7 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
             owed = l->owed;
             l->owed = 0;
             l->want = want;
-            l->fetching = now32 ? now32 : 1;
+            l->fetching = ngx_http_cg_lease_stamp(now32);
             started = l->fetching;
         }
     }
