@@ -699,21 +699,15 @@ ngx_http_cg_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
         return NULL;
     }
 
-    /* the cleanup entry and the context in one allocation */
-
-    cln = ngx_palloc(r->pool,
-                     sizeof(ngx_pool_cleanup_t) + sizeof(ngx_http_cg_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_cg_ctx_t));
     if (cln == NULL) {
         return NULL;
     }
 
-    ctx = (ngx_http_cg_ctx_t *) (cln + 1);
+    ctx = cln->data;
     ngx_memzero(ctx, sizeof(ngx_http_cg_ctx_t));
 
     cln->handler = ngx_http_cg_cleanup;
-    cln->data = ctx;
-    cln->next = r->pool->cleanup;
-    r->pool->cleanup = cln;
 
     ngx_http_set_ctx(r, ctx, ngx_http_client_guard_module);
 
