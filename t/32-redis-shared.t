@@ -1,8 +1,8 @@
 #!/usr/bin/perl
 
 # Three nginx instances on one Redis share a client's quota: the cluster
-# admits exactly the quota (leases are granted only from what Redis still
-# has), requests are decided from leases (few Redis commands), and rejected
+# admits the quota (leases are granted only from what Redis still has; a
+# node may admit one unit ahead of a lease, see below), requests are decided from leases (few Redis commands), and rejected
 # traffic costs Redis nothing once the window is spent.
 
 use strict;
@@ -89,10 +89,20 @@ sub blast {
     });
 }
 
+# exactly the quota, but for what admitting ahead of a lease may add
+# (docs/redis.md, bounds): at most "ahead" units per node, here 1 (1% of
+# 150), when a node's last word from Redis said plenty was left and the
+# other nodes took it all before its charge arrived.  Seen once (152) in
+# a clean-clone run of the whole suite in parallel, never alone.
+
 my $total = blast('shared', 75);
-is($total->{200}, $QUOTA, "3 nodes at 3x the quota: exactly $QUOTA admitted")
-    or diag(explain $total);
-is($total->{429}, 3 * 2 * 75 - $QUOTA, 'the rest rejected');
+my $ok = ($total->{200} // 0) >= $QUOTA && ($total->{200} // 0) <= $QUOTA + 3;
+ok($ok, "3 nodes at 3x the quota: $QUOTA admitted (+ at most 1 ahead per "
+   . 'node): ' . ($total->{200} // 0)) or diag(explain $total);
+diag("admitted $total->{200} of $QUOTA: units admitted ahead")
+    if $ok && $total->{200} != $QUOTA;
+is(($total->{200} // 0) + ($total->{429} // 0), 3 * 2 * 75,
+   'the rest rejected');
 
 sub lease_calls {
     my $info = join "\n", $redis->redis_cli('INFO', 'commandstats');
