@@ -201,21 +201,21 @@ static ngx_command_t  ngx_http_cg_commands[] = {
 
     { ngx_string("client_guard_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_cg_sync_redis_cmd,
+      ngx_http_cg_redis_cmd,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("client_guard_redis_failure"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
-      ngx_http_cg_sync_failure_cmd,
+      ngx_http_cg_redis_failure_cmd,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("client_guard_redis_lease"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
-      ngx_http_cg_sync_lease_cmd,
+      ngx_http_cg_redis_lease_cmd,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -271,7 +271,7 @@ static ngx_http_variable_t  ngx_http_cg_vars[] = {
       ngx_http_cg_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("client_guard_redis"), NULL,
-      ngx_http_cg_sync_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_cg_redis_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -346,12 +346,12 @@ ngx_http_cg_preaccess_handler(ngx_http_request_t *r)
 
     if (ctx->done) {
         /*
-         * NGX_AGAIN: still waiting for a lease (cg_sync); NGX_DECLINED:
+         * NGX_AGAIN: still waiting for a lease (cg_redis); NGX_DECLINED:
          * already decided before an internal redirect; NGX_OK: resumed
          * after waiting, decide now
          */
 
-        rc = ngx_http_cg_sync_pending(ctx);
+        rc = ngx_http_cg_redis_pending(ctx);
 
         if (rc != NGX_OK) {
             return rc;
@@ -378,7 +378,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     cg_quota_t               copy, *quota;
     cg_limit_result_t        res;
     ngx_http_cg_zone_t      *zone;
-    ngx_http_cg_node_t      *node;
+    ngx_http_cg_record_t      *node;
     ngx_http_cg_main_conf_t *mcf;
 
     static cg_quota_t        none;    /* no quota: no limits, counted */
@@ -425,7 +425,7 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     if (quota == NULL) {
         quota = &none;
 
-    } else if (mcf->sync) {
+    } else if (mcf->redis) {
 
         /* the failure policy may make it this node's share */
 
@@ -445,11 +445,11 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     res.allowed = 1;
     decided = 0;
 
-    if (mcf->sync && quota->mode != CG_MODE_OFF) {
+    if (mcf->redis && quota->mode != CG_MODE_OFF) {
 
         /* cluster-wide count: a lease, a wait, or the failure policy */
 
-        rc = ngx_http_cg_sync_enforce(r, ctx, zone, quota, hash, &binding,
+        rc = ngx_http_cg_redis_enforce(r, ctx, zone, quota, hash, &binding,
                                       &res);
 
         if (rc == NGX_AGAIN) {
@@ -467,12 +467,12 @@ ngx_http_cg_enforce(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     /* this worker's finished requests, while the lock is held anyway */
 
-    ngx_http_cg_status_flush_locked(zone);
+    ngx_http_cg_stats_flush_locked(zone);
 
-    /* pinned already when a lease was taken (cg_sync) */
+    /* pinned already when a lease was taken (cg_redis) */
 
     node = ctx->node ? ctx->node
-                     : ngx_http_cg_zone_node(zone, &ctx->client, hash,
+                     : ngx_http_cg_zone_record(zone, &ctx->client, hash,
                                              ngx_current_msec, 1);
 
     if (quota->mode == CG_MODE_OFF) {
@@ -720,8 +720,8 @@ ngx_http_cg_cleanup(void *data)
 {
     /* the request's context lives in the cleanup entry: nothing to free */
 
-    /* a request that waits for a lease leaves the waiters (cg_sync) */
-    ngx_http_cg_sync_cleanup(data);
+    /* a request that waits for a lease leaves the waiters (cg_redis) */
+    ngx_http_cg_redis_cleanup(data);
 }
 
 
@@ -839,7 +839,7 @@ ngx_http_cg_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_cg_anomaly_init(&mcf->anomaly);
     ngx_http_cg_publish_init(&mcf->publish);
 
-    if (ngx_http_cg_sync_init_conf(cf, mcf->sync) != NGX_CONF_OK) {
+    if (ngx_http_cg_redis_init_conf(cf, mcf->redis) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1168,7 +1168,7 @@ ngx_http_cg_log_handler(ngx_http_request_t *r)
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
 
-    ngx_http_cg_status_log(r, ctx->zone, ctx->node, ctx->status,
+    ngx_http_cg_stats_log(r, ctx->zone, ctx->node, ctx->status,
                            &mcf->anomaly);
 
     ctx->node = NULL;
@@ -1211,7 +1211,7 @@ ngx_http_cg_publish_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_cg_init_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_cg_sync_init_process(cycle) != NGX_OK) {
+    if (ngx_http_cg_redis_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1222,7 +1222,7 @@ ngx_http_cg_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_cg_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_cg_status_log_exit();
+    ngx_http_cg_stats_log_exit();
     ngx_http_cg_status_exit_process(cycle);
-    ngx_http_cg_sync_exit_process(cycle);
+    ngx_http_cg_redis_exit_process(cycle);
 }

@@ -21,7 +21,7 @@
 #include "cg_zone.h"
 #include "cg_identity.h"
 #include "cg_status.h"
-#include "cg_sync.h"
+#include "cg_redis.h"
 
 
 typedef struct {
@@ -29,12 +29,12 @@ typedef struct {
     ngx_http_cg_quota_table_t   quotas;
     cg_anomaly_t                anomaly;     /* cg_status */
     ngx_http_cg_publish_t       publish;     /* cg_status */
-    ngx_http_cg_sync_conf_t    *sync;        /* NULL: no Redis */
+    ngx_http_cg_redis_conf_t    *redis;        /* NULL: no Redis */
 } ngx_http_cg_main_conf_t;
 
 
-/* cg_sync.c: the start of a worker's Redis links, cg_sync's and the status' */
-ngx_int_t ngx_http_cg_sync_worker_conf(ngx_cycle_t *cycle,
+/* cg_redis.c: the start of a worker's Redis links, cg_redis's and the status' */
+ngx_int_t ngx_http_cg_redis_worker_conf(ngx_cycle_t *cycle,
     ngx_http_cg_main_conf_t **mcfp, ngx_str_t *node);
 
 
@@ -57,11 +57,11 @@ typedef struct {
     ngx_str_t                   client;      /* normalised, or fallback */
     ngx_str_t                   raw;         /* a value that was refused */
     ngx_http_cg_zone_t         *zone;        /* where it was counted */
-    ngx_http_cg_node_t         *node;        /* pinned until the log phase */
+    ngx_http_cg_record_t         *node;        /* pinned until the log phase */
     ngx_uint_t                  status;      /* NGX_HTTP_CG_PASSED ... */
     ngx_uint_t                  reason;      /* NGX_HTTP_CG_ID_OK ... */
     ngx_uint_t                  code;        /* not reject_status */
-    void                       *sync;        /* cg_sync: per request */
+    void                       *redis;        /* cg_redis: per request */
     unsigned                    identified:1;
     unsigned                    done:1;
 } ngx_http_cg_ctx_t;

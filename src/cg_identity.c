@@ -10,7 +10,7 @@
 
 #include "cg_parse.h"
 #include "cg_identity.h"
-#include "cg_sync.h"
+#include "cg_redis.h"
 
 
 static ngx_int_t ngx_http_cg_rule_value(ngx_http_request_t *r,
@@ -455,7 +455,7 @@ ngx_http_cg_identify_address_directive(ngx_conf_t *cf, ngx_array_t **rules)
 
 /*
  * client_guard_identify_api_key source: the client the key belongs to in
- * the API key table that Redis holds (cg_sync); an unknown key yields
+ * the API key table that Redis holds (cg_redis); an unknown key yields
  * nothing and the next rule is tried
  */
 
@@ -549,7 +549,7 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
     }
 
     if (rule->type == NGX_HTTP_CG_RULE_API_KEY) {
-        return ngx_http_cg_sync_api_key(&source, value);
+        return ngx_http_cg_redis_api_key(&source, value);
     }
 
 #if (NGX_PCRE)

@@ -6,7 +6,7 @@
  *
  * Owns: the client_guard_quota entries (a client name and its cg_quota_t),
  * looked up by client name with "default" as the fallback.  Definitions read
- * from Redis are kept by cg_sync and take precedence over this table.
+ * from Redis are kept by cg_redis and take precedence over this table.
  */
 
 

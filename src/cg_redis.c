@@ -2,853 +2,781 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_redis: the per-worker asynchronous Redis link (see cg_redis.h).
+ * cg_redis: the Redis part of enforcement, its worker state and links.
+ *
+ * Owns: the client_guard_redis* directives, the per-worker state with its
+ * two links (commands, and the pub/sub subscriber for change notices),
+ * worker start and exit, the link callbacks, the version poll with the
+ * periodic backstop reload, node heartbeats, the failure policy, the
+ * figures the status output reads and the $client_guard_redis variable.
+ * Quota definitions and API keys are in cg_redis_quota.c, leases and
+ * waiting requests in cg_redis_lease.c.  See cg_redis.h, docs/redis.md.
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_event.h>
-#include <ngx_event_connect.h>
+#include <ngx_http.h>
 
-#include "cg_redis.h"
+#include <openssl/sha.h>
 
-
-#define NGX_HTTP_CG_REDIS_BACKOFF_MIN   100
-#define NGX_HTTP_CG_REDIS_BACKOFF_MAX   5000
-#define NGX_HTTP_CG_REDIS_RECV          16384
+#include "cg_common.h"
+#include "cg_redis_int.h"
 
 
-typedef struct {
-    ngx_queue_t                   queue;
-    ngx_http_cg_redis_handler_pt  handler;
-    void                         *data;
-    ngx_msec_t                    deadline;
-} ngx_http_cg_redis_op_t;
+#define NGX_HTTP_CG_REDIS_BACKSTOP    5000   /* full reload, ms */
+#define NGX_HTTP_CG_REDIS_HEARTBEAT   1000
+#define NGX_HTTP_CG_REDIS_NODE_TTL    5000   /* a node is live so long */
 
 
-static void ngx_http_cg_redis_connect(ngx_http_cg_redis_t *link);
-static void ngx_http_cg_redis_connected(ngx_http_cg_redis_t *link);
-static void ngx_http_cg_redis_write_handler(ngx_event_t *wev);
-static void ngx_http_cg_redis_read_handler(ngx_event_t *rev);
-static void ngx_http_cg_redis_flush(ngx_http_cg_redis_t *link);
-static void ngx_http_cg_redis_flush_handler(ngx_event_t *ev);
-static void ngx_http_cg_redis_complete(ngx_http_cg_redis_t *link,
-    redisReply *reply);
-static void ngx_http_cg_redis_watchdog(ngx_event_t *ev);
-static void ngx_http_cg_redis_retry(ngx_event_t *ev);
-static void ngx_http_cg_redis_handshake(ngx_http_cg_redis_t *link,
+ngx_http_cg_redis_worker_t  ngx_http_cg_redis_w;
+
+
+static ngx_str_t  ngx_http_cg_redis_names[] = {
+    ngx_null_string,
+    ngx_string("LEASE"),
+    ngx_string("WAITED"),
+    ngx_string("DOWN_OPEN"),
+    ngx_string("DOWN_CLOSED"),
+    ngx_string("DOWN_LOCAL"),
+    ngx_string("AHEAD")
+};
+
+
+static void ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link,
+    ngx_uint_t ready);
+static void ngx_http_cg_redis_on_sub_state(ngx_http_cg_link_t *link,
+    ngx_uint_t ready);
+static void ngx_http_cg_redis_on_push(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
-static void ngx_http_cg_redis_drop(ngx_http_cg_redis_t *link,
-    const char *why, ngx_uint_t reconnect);
-static ngx_int_t ngx_http_cg_redis_queue(ngx_http_cg_redis_t *link,
-    int argc, const char **argv, const size_t *argvlen,
-    ngx_http_cg_redis_handler_pt handler, void *data);
+static void ngx_http_cg_redis_poll(ngx_event_t *ev);
 
 
-static ngx_uint_t
-ngx_http_cg_redis_log_level(ngx_http_cg_redis_t *link)
+/* directives */
+
+static ngx_http_cg_redis_conf_t *
+ngx_http_cg_redis_conf(ngx_conf_t *cf, ngx_http_cg_main_conf_t *mcf)
 {
-    /* one line per transition for the whole server, not one per worker */
+    ngx_http_cg_redis_conf_t  *scf;
 
-    if (link->quiet) {
-        return NGX_LOG_DEBUG;
+    if (mcf->redis) {
+        return mcf->redis;
     }
 
-    return ngx_worker == 0 ? NGX_LOG_WARN : NGX_LOG_INFO;
-}
-
-
-static ngx_int_t
-ngx_http_cg_redis_msec(ngx_conf_t *cf, ngx_str_t *name, u_char *p,
-    size_t len, ngx_msec_t *ms)
-{
-    ngx_str_t  s;
-
-    s.data = p;
-    s.len = len;
-
-    *ms = ngx_parse_time(&s, 0);
-
-    if (*ms == (ngx_msec_t) NGX_ERROR || *ms == 0 || *ms > 60000) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid %V \"%V\" in \"client_guard_redis\", "
-                           "expected a time from 1ms to 60s", name, &s);
-        return NGX_ERROR;
+    scf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_redis_conf_t));
+    if (scf == NULL) {
+        return NULL;
     }
 
-    return NGX_OK;
+    scf->policy = NGX_CONF_UNSET_UINT;
+    scf->closed_status = NGX_CONF_UNSET_UINT;
+    scf->nodes = NGX_CONF_UNSET_UINT;
+    scf->lease = NGX_CONF_UNSET_MSEC;
+    scf->refresh = NGX_CONF_UNSET_MSEC;
+    scf->ahead = NGX_CONF_UNSET_UINT;
+
+    mcf->redis = scf;
+
+    return scf;
 }
 
 
 char *
-ngx_http_cg_redis_directive(ngx_conf_t *cf, ngx_http_cg_redis_conf_t **rcf)
+ngx_http_cg_redis_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char                    *p;
-    size_t                     n;
-    ngx_int_t                  db;
-    ngx_str_t                 *value, s, name;
-    ngx_url_t                  u;
-    ngx_uint_t                 i;
-    ngx_http_cg_redis_conf_t  *conf;
+    ngx_http_cg_redis_conf_t  *scf;
 
-    if (*rcf != NULL) {
-        return "is duplicate";
+    scf = ngx_http_cg_redis_conf(cf, conf);
+    if (scf == NULL) {
+        return NGX_CONF_ERROR;
     }
 
-    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_redis_conf_t));
-    if (conf == NULL) {
+    return ngx_http_cg_link_directive(cf, &scf->server);
+}
+
+
+/* client_guard_redis_failure open | closed[=status] | local [nodes=N] */
+
+char *
+ngx_http_cg_redis_failure_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_int_t                 n;
+    ngx_str_t                *value;
+    ngx_http_cg_redis_conf_t  *scf;
+
+    scf = ngx_http_cg_redis_conf(cf, conf);
+    if (scf == NULL) {
         return NGX_CONF_ERROR;
+    }
+
+    if (scf->policy != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
     }
 
     value = cf->args->elts;
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
+    if (ngx_strcmp(value[1].data, "open") == 0) {
+        scf->policy = NGX_HTTP_CG_FAIL_OPEN;
 
-    u.url = value[1];
-    u.default_port = 6379;
+    } else if (ngx_strcmp(value[1].data, "local") == 0) {
+        scf->policy = NGX_HTTP_CG_FAIL_LOCAL;
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid address \"%V\" in \"client_guard_redis\""
-                           "%s%s", &value[1], u.err ? ": " : "",
-                           u.err ? u.err : "");
-        return NGX_CONF_ERROR;
-    }
+    } else if (ngx_strcmp(value[1].data, "closed") == 0) {
+        scf->policy = NGX_HTTP_CG_FAIL_CLOSED;
 
-    if (u.uri.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid address \"%V\" in \"client_guard_redis\""
-                           ": no path allowed", &value[1]);
-        return NGX_CONF_ERROR;
-    }
+    } else if (ngx_strncmp(value[1].data, "closed=", 7) == 0) {
+        scf->policy = NGX_HTTP_CG_FAIL_CLOSED;
 
-    conf->addr = &u.addrs[0];
-    ngx_str_set(&conf->prefix, "cg:");
-    conf->connect_timeout = 200;
-    conf->timeout = 100;
-
-    for (i = 2; i < cf->args->nelts; i++) {
-        p = (u_char *) ngx_strchr(value[i].data, '=');
-
-        if (p == NULL) {
+        n = ngx_atoi(value[1].data + 7, value[1].len - 7);
+        if (n == NGX_ERROR || n < 400 || n > 599) {
             goto invalid;
         }
 
-        name.data = value[i].data;
-        name.len = p - value[i].data;
-        s.data = p + 1;
-        s.len = value[i].len - name.len - 1;
+        scf->closed_status = n;
 
-        if (name.len == 8 && ngx_strncmp(name.data, "password", 8) == 0) {
-            if (s.len == 0) {
-                goto invalid;
-            }
-
-            conf->password = s;
-            continue;
-        }
-
-        if (name.len == 2 && ngx_strncmp(name.data, "db", 2) == 0) {
-            db = ngx_atoi(s.data, s.len);
-            if (db == NGX_ERROR || db > 65535) {
-                goto invalid;
-            }
-
-            conf->db = db;
-            continue;
-        }
-
-        if (name.len == 6 && ngx_strncmp(name.data, "prefix", 6) == 0) {
-            for (n = 0; n < s.len; n++) {
-                if (s.data[n] <= 0x20 || s.data[n] >= 0x7f
-                    || s.data[n] == '{' || s.data[n] == '}')
-                {
-                    goto invalid;
-                }
-            }
-
-            if (s.len > 64) {
-                goto invalid;
-            }
-
-            conf->prefix = s;
-            continue;
-        }
-
-        if (name.len == 15
-            && ngx_strncmp(name.data, "connect_timeout", 15) == 0)
-        {
-            if (ngx_http_cg_redis_msec(cf, &name, s.data, s.len,
-                                       &conf->connect_timeout)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (name.len == 7 && ngx_strncmp(name.data, "timeout", 7) == 0) {
-            if (ngx_http_cg_redis_msec(cf, &name, s.data, s.len,
-                                       &conf->timeout)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
+    } else {
         goto invalid;
     }
 
-    *rcf = conf;
+    if (cf->args->nelts == 3) {
+        if (scf->policy != NGX_HTTP_CG_FAIL_LOCAL
+            || ngx_strncmp(value[2].data, "nodes=", 6) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"client_guard_redis_failure\", only "
+                               "\"local\" takes \"nodes=N\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_atoi(value[2].data + 6, value[2].len - 6);
+        if (n == NGX_ERROR || n < 1 || n > 1000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"client_guard_redis_failure\", expected "
+                               "nodes from 1 to 1000", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        scf->nodes = n;
+    }
 
     return NGX_CONF_OK;
 
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\" in \"client_guard_redis\"",
+                       "invalid value \"%V\" in \"client_guard_redis_failure\""
+                       ", expected \"open\", \"closed[=status]\" with a "
+                       "status from 400 to 599, or \"local\"", &value[1]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* client_guard_redis_lease time [refresh=time] [ahead=number|off] */
+
+char *
+ngx_http_cg_redis_lease_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_int_t                 n;
+    ngx_str_t                *value, s;
+    ngx_msec_t                ms;
+    ngx_uint_t                i;
+    ngx_http_cg_redis_conf_t  *scf;
+
+    scf = ngx_http_cg_redis_conf(cf, conf);
+    if (scf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (scf->lease != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = value[i];
+
+        if (i > 1 && s.len > 6 && ngx_strncmp(s.data, "ahead=", 6) == 0) {
+
+            if (scf->ahead != NGX_CONF_UNSET_UINT) {
+                goto invalid;
+            }
+
+            s.data += 6;
+            s.len -= 6;
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                scf->ahead = 0;
+                continue;
+            }
+
+            n = ngx_atoi(s.data, s.len);
+
+            if (n == NGX_ERROR || n > 1000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid value \"%V\" in "
+                                   "\"client_guard_redis_lease\", expected "
+                                   "ahead=off or a number from 0 to 1000",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            scf->ahead = n;
+            continue;
+        }
+
+        if (i > 1) {
+            if (s.len < 8 || ngx_strncmp(s.data, "refresh=", 8) != 0
+                || scf->refresh != NGX_CONF_UNSET_MSEC)
+            {
+                goto invalid;
+            }
+
+            s.data += 8;
+            s.len -= 8;
+        }
+
+        ms = ngx_parse_time(&s, 0);
+
+        if (ms == (ngx_msec_t) NGX_ERROR || ms < 10 || ms > 60000) {
+            goto invalid;
+        }
+
+        if (i == 1) {
+            scf->lease = ms;
+
+        } else {
+            scf->refresh = ms;
+        }
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"client_guard_redis_lease\""
+                       ", expected a time from 10ms to 60s, "
+                       "\"refresh=\" with such a time, or \"ahead=\"",
                        &value[i]);
     return NGX_CONF_ERROR;
 }
 
 
-ngx_http_cg_redis_t *
-ngx_http_cg_redis_create(ngx_cycle_t *cycle, ngx_http_cg_redis_conf_t *conf,
-    ngx_http_cg_redis_state_pt on_state, ngx_http_cg_redis_handler_pt on_push,
-    void *data)
+char *
+ngx_http_cg_redis_init_conf(ngx_conf_t *cf, ngx_http_cg_redis_conf_t *scf)
 {
-    ngx_http_cg_redis_t  *link;
-
-    link = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cg_redis_t));
-    if (link == NULL) {
-        return NULL;
+    if (scf == NULL) {
+        return NGX_CONF_OK;
     }
 
-    link->conf = conf;
-    link->log = cycle->log;
-    link->on_state = on_state;
-    link->on_push = on_push;
-    link->data = data;
+    if (scf->server == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"client_guard_redis_failure\" and "
+                           "\"client_guard_redis_lease\" need "
+                           "\"client_guard_redis\"");
+        return NGX_CONF_ERROR;
+    }
 
-    ngx_queue_init(&link->ops);
-    ngx_queue_init(&link->free);
+    ngx_conf_init_uint_value(scf->policy, NGX_HTTP_CG_FAIL_LOCAL);
+    ngx_conf_init_uint_value(scf->closed_status,
+                             NGX_HTTP_SERVICE_UNAVAILABLE);
+    ngx_conf_init_uint_value(scf->nodes, 1);
+    ngx_conf_init_msec_value(scf->lease, 100);
+    ngx_conf_init_msec_value(scf->refresh, 500);
+    ngx_conf_init_uint_value(scf->ahead, 8);
 
-    link->watchdog.handler = ngx_http_cg_redis_watchdog;
-    link->watchdog.data = link;
-    link->watchdog.log = cycle->log;
-    link->watchdog.cancelable = 1;
+    return NGX_CONF_OK;
+}
 
-    link->retry.handler = ngx_http_cg_redis_retry;
-    link->retry.data = link;
-    link->retry.log = cycle->log;
-    link->retry.cancelable = 1;
 
-    link->flusher.handler = ngx_http_cg_redis_flush_handler;
-    link->flusher.data = link;
-    link->flusher.log = cycle->log;
+/* worker start and exit */
 
-    return link;
+static ngx_int_t
+ngx_http_cg_redis_key(ngx_cycle_t *cycle, ngx_str_t *key, const char *name)
+{
+    ngx_str_t  *prefix;
+
+    prefix = &ngx_http_cg_redis_w.conf->server->prefix;
+
+    key->len = prefix->len + ngx_strlen(name);
+    key->data = ngx_pnalloc(cycle->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(key->data, "%V%s", prefix, name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The start of init_process of a part with a per-worker Redis link (cg_redis
+ * and the status publication): NGX_OK with the main conf and this node's
+ * name, "host:master-pid", in a worker (or the single process) when
+ * client_guard_redis is set; NGX_DECLINED where there is no link to set up.
+ */
+
+ngx_int_t
+ngx_http_cg_redis_worker_conf(ngx_cycle_t *cycle,
+    ngx_http_cg_main_conf_t **mcfp, ngx_str_t *node)
+{
+    ngx_http_cg_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_DECLINED;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_client_guard_module);
+
+    if (mcf == NULL || mcf->redis == NULL) {
+        return NGX_DECLINED;
+    }
+
+    node->data = ngx_pnalloc(cycle->pool,
+                             cycle->hostname.len + NGX_INT_T_LEN + 1);
+    if (node->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    node->len = ngx_sprintf(node->data, "%V:%P", &cycle->hostname,
+                            ngx_process == NGX_PROCESS_WORKER
+                            ? getppid() : ngx_pid)
+                - node->data;
+
+    *mcfp = mcf;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
+{
+    u_char                    md[SHA_DIGEST_LENGTH];
+    ngx_int_t                 rc;
+    ngx_http_cg_main_conf_t  *mcf;
+    ngx_http_cg_redis_worker_t *w;
+
+    w = &ngx_http_cg_redis_w;
+
+    ngx_memzero(w, sizeof(ngx_http_cg_redis_worker_t));
+    ngx_queue_init(&w->waiters);
+
+    rc = ngx_http_cg_redis_worker_conf(cycle, &mcf, &w->node_id);
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
+    }
+
+    w->conf = mcf->redis;
+
+    if (ngx_http_cg_redis_key(cycle, &w->k_quotas, "quotas") != NGX_OK
+        || ngx_http_cg_redis_key(cycle, &w->k_keys, "apikeys") != NGX_OK
+        || ngx_http_cg_redis_key(cycle, &w->k_version, "version") != NGX_OK
+        || ngx_http_cg_redis_key(cycle, &w->k_channel, "changes") != NGX_OK
+        || ngx_http_cg_redis_key(cycle, &w->k_nodes, "nodes") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    SHA1((const u_char *) ngx_http_cg_redis_script,
+         ngx_http_cg_redis_script_len, md);
+    ngx_hex_dump(w->sha, md, SHA_DIGEST_LENGTH);
+
+    w->link = ngx_http_cg_link_create(cycle, w->conf->server,
+                                       ngx_http_cg_redis_on_state, NULL, w);
+    w->sub = ngx_http_cg_link_create(cycle, w->conf->server,
+                                      ngx_http_cg_redis_on_sub_state,
+                                      ngx_http_cg_redis_on_push, w);
+
+    if (w->link == NULL || w->sub == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* the subscriber only logs at debug level: the main link speaks */
+    w->sub->quiet = 1;
+
+    w->poll.handler = ngx_http_cg_redis_poll;
+    w->poll.data = w;
+    w->poll.log = cycle->log;
+    w->poll.cancelable = 1;
+
+    w->wake.handler = ngx_http_cg_redis_wake_handler;
+    w->wake.data = w;
+    w->wake.log = cycle->log;
+
+    if (ngx_http_cg_redis_batch_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_cg_link_start(w->link);
+    ngx_http_cg_link_start(w->sub);
+
+    ngx_add_timer(&w->poll, w->conf->refresh);
+
+    return NGX_OK;
 }
 
 
 void
-ngx_http_cg_redis_start(ngx_http_cg_redis_t *link)
+ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_cg_redis_connect(link);
-}
+    ngx_queue_t                *q;
+    ngx_http_cg_fetch_t        *f;
+    ngx_http_cg_redis_req_t     *s;
+    ngx_http_cg_redis_worker_t  *w;
 
+    w = &ngx_http_cg_redis_w;
 
-void
-ngx_http_cg_redis_stop(ngx_http_cg_redis_t *link)
-{
-    ngx_queue_t             *q;
-    ngx_http_cg_redis_op_t  *op;
-
-    link->stopped = 1;
-
-    ngx_http_cg_redis_drop(link, NULL, 0);
-
-    if (link->retry.timer_set) {
-        ngx_del_timer(&link->retry);
+    if (w->conf == NULL) {
+        return;
     }
 
-    if (link->flusher.posted) {
-        ngx_delete_posted_event(&link->flusher);
+    if (w->poll.timer_set) {
+        ngx_del_timer(&w->poll);
     }
 
-    while (!ngx_queue_empty(&link->free)) {
-        q = ngx_queue_head(&link->free);
+    if (w->wake.timer_set) {
+        ngx_del_timer(&w->wake);
+    }
+
+    /* requests still waiting end with the process: never resume them */
+
+    while (!ngx_queue_empty(&w->waiters)) {
+        q = ngx_queue_head(&w->waiters);
         ngx_queue_remove(q);
-        op = ngx_queue_data(q, ngx_http_cg_redis_op_t, queue);
-        ngx_free(op);
+        s = ngx_queue_data(q, ngx_http_cg_redis_req_t, queue);
+        s->waiting = 0;
     }
 
-    if (link->out) {
-        ngx_free(link->out);
-        link->out = NULL;
-        link->out_size = 0;
+    ngx_http_cg_link_stop(w->sub);
+    ngx_http_cg_link_stop(w->link);
+
+    /* fetches not sent yet end too, their records unpinned */
+    ngx_http_cg_redis_batch_exit();
+
+    if (w->building) {
+        ngx_destroy_pool(w->building->pool);
+        w->building = NULL;
     }
+
+    if (w->snap) {
+        ngx_destroy_pool(w->snap->pool);
+        w->snap = NULL;
+    }
+
+    while (w->free) {
+        f = w->free;
+        w->free = f->next;
+        ngx_free(f);
+    }
+
+    w->conf = NULL;
 }
 
 
-static void
-ngx_http_cg_redis_connect(ngx_http_cg_redis_t *link)
-{
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_addr_t          *addr;
-
-    if (link->stopped || ngx_exiting || ngx_quit || ngx_terminate) {
-        link->state = NGX_HTTP_CG_REDIS_IDLE;
-        return;
-    }
-
-    addr = link->conf->addr;
-
-    ngx_memzero(&link->peer, sizeof(ngx_peer_connection_t));
-
-    link->peer.sockaddr = addr->sockaddr;
-    link->peer.socklen = addr->socklen;
-    link->peer.name = &addr->name;
-    link->peer.get = ngx_event_get_peer;
-    link->peer.log = link->log;
-    link->peer.log_error = NGX_ERROR_INFO;
-
-    link->state = NGX_HTTP_CG_REDIS_CONNECTING;
-
-    rc = ngx_event_connect_peer(&link->peer);
-
-    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
-        link->peer.connection = NULL;
-        ngx_http_cg_redis_drop(link, "connect() failed", 1);
-        return;
-    }
-
-    c = link->peer.connection;
-    c->data = link;
-    c->read->handler = ngx_http_cg_redis_read_handler;
-    c->write->handler = ngx_http_cg_redis_write_handler;
-    c->read->cancelable = 1;
-    c->write->cancelable = 1;
-
-    if (rc == NGX_AGAIN) {
-        ngx_add_timer(c->write, link->conf->connect_timeout);
-        return;
-    }
-
-    ngx_http_cg_redis_connected(link);
-}
-
+/* link events */
 
 static void
-ngx_http_cg_redis_connected(ngx_http_cg_redis_t *link)
+ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
 {
-    size_t       len[2];
-    u_char       db[NGX_INT_T_LEN];
-    const char  *argv[2];
+    size_t                      len[3];
+    const char                 *argv[3];
+    ngx_http_cg_redis_worker_t  *w = link->data;
 
-    if (link->reader) {
-        redisReaderFree(link->reader);
+    if (!ready) {
+        w->outages++;
+
+        /* like the commands pending on the link, fetches not sent fail */
+        ngx_http_cg_redis_batch_abort();
     }
 
-    link->reader = redisReaderCreate();
-    if (link->reader == NULL) {
-        ngx_http_cg_redis_drop(link, "out of memory", 1);
-        return;
-    }
+    if (ready) {
+        w->last_beat = 0;
 
-    link->state = NGX_HTTP_CG_REDIS_HANDSHAKE;
+        /* the lease script, cached ahead of the first EVALSHA */
 
-    if (link->conf->password.len) {
-        argv[0] = "AUTH";
-        len[0] = 4;
-        argv[1] = (const char *) link->conf->password.data;
-        len[1] = link->conf->password.len;
-
-        if (ngx_http_cg_redis_queue(link, 2, argv, len,
-                                    ngx_http_cg_redis_handshake, NULL)
-            != NGX_OK)
-        {
-            return;
-        }
-    }
-
-    if (link->conf->db) {
-        argv[0] = "SELECT";
+        argv[0] = "SCRIPT";
         len[0] = 6;
-        argv[1] = (const char *) db;
-        len[1] = ngx_sprintf(db, "%ui", link->conf->db) - db;
+        argv[1] = "LOAD";
+        len[1] = 4;
+        argv[2] = ngx_http_cg_redis_script;
+        len[2] = ngx_http_cg_redis_script_len;
 
-        if (ngx_http_cg_redis_queue(link, 2, argv, len,
-                                    ngx_http_cg_redis_handshake, NULL)
-            != NGX_OK)
-        {
-            return;
-        }
+        (void) ngx_http_cg_link_send(link, 3, argv, len, NULL, NULL);
+
+        ngx_http_cg_redis_load();
+        ngx_http_cg_redis_poll(&w->poll);
     }
 
-    argv[0] = "PING";
-    len[0] = 4;
+    /* waiters decide now: by a lease, or by the failure policy */
 
-    (void) ngx_http_cg_redis_queue(link, 1, argv, len,
-                                   ngx_http_cg_redis_handshake, link);
+    ngx_http_cg_redis_wake();
 }
 
 
 static void
-ngx_http_cg_redis_handshake(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_redis_subscribed(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
-    u_char  buf[128];
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_cg_link_fail(link, "SUBSCRIBE failed");
+    }
+}
+
+
+static void
+ngx_http_cg_redis_on_sub_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
+{
+    const char                 *argv[2];
+    size_t                      len[2];
+    ngx_http_cg_redis_worker_t  *w = link->data;
+
+    if (!ready) {
+        return;
+    }
+
+    argv[0] = "SUBSCRIBE";
+    len[0] = 9;
+    argv[1] = (const char *) w->k_channel.data;
+    len[1] = w->k_channel.len;
+
+    (void) ngx_http_cg_link_send(link, 2, argv, len,
+                                  ngx_http_cg_redis_subscribed, w);
+
+    /* a change may have been published while we were away */
+    ngx_http_cg_redis_load();
+}
+
+
+static void
+ngx_http_cg_redis_on_push(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && reply->element[0]->len == 7
+        && ngx_strncmp(reply->element[0]->str, "message", 7) == 0)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, link->log, 0,
+                       "client guard: change notice");
+        ngx_http_cg_redis_load();
+    }
+}
+
+
+static void
+ngx_http_cg_redis_beat_done(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+        ngx_http_cg_redis_w.nodes = (ngx_uint_t) reply->integer;
+    }
+}
+
+
+static void
+ngx_http_cg_redis_version_done(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    uint64_t                    v;
+    ngx_int_t                   n;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     if (reply == NULL) {
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
+    v = 0;
 
-        /* logged once, not on every reconnection */
-
-        if (link->failures == 0) {
-            ngx_cpystrn(buf, (u_char *) reply->str,
-                        ngx_min(reply->len + 1, sizeof(buf)));
-            ngx_log_error(ngx_http_cg_redis_log_level(link), link->log, 0,
-                          "client guard: redis %V refused the handshake: %s",
-                          &link->conf->addr->name, buf);
-        }
-
-        ngx_http_cg_redis_fail(link, NULL);
-        return;
+    if (reply->type == REDIS_REPLY_STRING) {
+        n = ngx_atoi((u_char *) reply->str, reply->len);
+        v = n == NGX_ERROR ? (uint64_t) -1 : (uint64_t) n;
     }
 
-    if (data == NULL) {
-        return;
-    }
-
-    /* the PING that closes the handshake */
-
-    link->state = NGX_HTTP_CG_REDIS_READY;
-    link->backoff = 0;
-    link->failures = 0;
-
-    if (!link->was_ready) {
-        link->was_ready = 1;
-        ngx_log_error(ngx_http_cg_redis_log_level(link), link->log, 0,
-                      "client guard: redis %V is up",
-                      &link->conf->addr->name);
-    }
-
-    if (link->on_state) {
-        link->on_state(link, 1);
+    if (w->snap == NULL || w->snap->version != v) {
+        ngx_http_cg_redis_load();
     }
 }
 
 
 static void
-ngx_http_cg_redis_write_handler(ngx_event_t *wev)
+ngx_http_cg_redis_poll(ngx_event_t *ev)
 {
-    int                   err;
-    socklen_t             len;
-    ngx_connection_t     *c;
-    ngx_http_cg_redis_t  *link;
+    u_char                      now[NGX_INT64_LEN], old[NGX_INT64_LEN + 1];
+    size_t                      len[4];
+    int64_t                     ms;
+    ngx_time_t                 *tp;
+    const char                 *argv[4];
+    ngx_http_cg_redis_worker_t  *w = ev->data;
 
-    c = wev->data;
-    link = c->data;
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
 
-    if (link->state == NGX_HTTP_CG_REDIS_CONNECTING) {
+    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
+        ngx_add_timer(ev, w->conf->refresh);
+    }
 
-        if (wev->timedout) {
-            ngx_http_cg_redis_drop(link, "connect timed out", 1);
-            return;
-        }
-
-        if (wev->timer_set) {
-            ngx_del_timer(wev);
-        }
-
-        err = 0;
-        len = sizeof(int);
-
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len)
-            == -1)
-        {
-            err = ngx_socket_errno;
-        }
-
-        if (err) {
-            ngx_http_cg_redis_drop(link, "connect() failed", 1);
-            return;
-        }
-
-        ngx_http_cg_redis_connected(link);
+    if (!ngx_http_cg_link_ready(w->link)) {
         return;
     }
 
-    ngx_http_cg_redis_flush(link);
-}
+    if (ngx_current_msec - w->last_load >= NGX_HTTP_CG_REDIS_BACKSTOP) {
+        ngx_http_cg_redis_load();
 
+    } else {
+        argv[0] = "GET";
+        len[0] = 3;
+        argv[1] = (const char *) w->k_version.data;
+        len[1] = w->k_version.len;
 
-static void
-ngx_http_cg_redis_flush_handler(ngx_event_t *ev)
-{
-    ngx_http_cg_redis_flush(ev->data);
-}
-
-
-static void
-ngx_http_cg_redis_flush(ngx_http_cg_redis_t *link)
-{
-    ssize_t            n;
-    ngx_connection_t  *c;
-
-    c = link->peer.connection;
-
-    if (c == NULL || link->state == NGX_HTTP_CG_REDIS_CONNECTING) {
-        return;
+        (void) ngx_http_cg_link_send(w->link, 2, argv, len,
+                                      ngx_http_cg_redis_version_done, w);
     }
 
-    while (link->out_len) {
-        n = c->send(c, link->out, link->out_len);
-
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-                ngx_http_cg_redis_drop(link, "write event failed", 1);
-            }
-
-            return;
-        }
-
-        if (n == NGX_ERROR || n <= 0) {
-            /* reported from the read handler: callers never re-enter */
-            c->error = 1;
-            ngx_post_event(c->read, &ngx_posted_events);
-            return;
-        }
-
-        link->out_len -= n;
-
-        if (link->out_len) {
-            ngx_memmove(link->out, link->out + n, link->out_len);
-        }
-    }
-}
-
-
-static void
-ngx_http_cg_redis_read_handler(ngx_event_t *rev)
-{
-    void                    *r;
-    ssize_t                  n;
-    ngx_connection_t        *c;
-    ngx_http_cg_redis_t     *link;
-    u_char                   buf[NGX_HTTP_CG_REDIS_RECV];
-
-    c = rev->data;
-    link = c->data;
-
-    if (link->state == NGX_HTTP_CG_REDIS_CONNECTING) {
-        /* epoll reports a refused connect on both events */
-        ngx_http_cg_redis_write_handler(c->write);
-        return;
-    }
-
-    if (c->error) {
-        ngx_http_cg_redis_drop(link, "send() failed", 1);
-        return;
-    }
-
-    for ( ;; ) {
-        n = c->recv(c, buf, sizeof(buf));
-
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-                ngx_http_cg_redis_drop(link, "read event failed", 1);
-            }
-
-            return;
-        }
-
-        if (n == 0 || n == NGX_ERROR) {
-            ngx_http_cg_redis_drop(link, n == 0 ? "connection closed"
-                                                : "recv() failed", 1);
-            return;
-        }
-
-        if (redisReaderFeed(link->reader, (const char *) buf, n)
-            != REDIS_OK)
-        {
-            ngx_http_cg_redis_drop(link, "out of memory", 1);
-            return;
-        }
-
-        for ( ;; ) {
-            r = NULL;
-
-            if (redisReaderGetReply(link->reader, &r) != REDIS_OK) {
-                ngx_http_cg_redis_drop(link, "protocol error", 1);
-                return;
-            }
-
-            if (r == NULL) {
-                break;
-            }
-
-            if (ngx_queue_empty(&link->ops)) {
-                if (link->on_push == NULL) {
-                    freeReplyObject(r);
-                    ngx_http_cg_redis_drop(link, "unexpected reply", 1);
-                    return;
-                }
-
-                link->on_push(link, r, link->data);
-
-            } else {
-                ngx_http_cg_redis_complete(link, r);
-            }
-
-            freeReplyObject(r);
-
-            if (link->peer.connection != c) {
-                /* a handler dropped the connection */
-                return;
-            }
-        }
-    }
-}
-
-
-static void
-ngx_http_cg_redis_watchdog(ngx_event_t *ev)
-{
-    ngx_msec_int_t           left;
-    ngx_queue_t             *q;
-    ngx_http_cg_redis_t     *link;
-    ngx_http_cg_redis_op_t  *op;
-
-    link = ev->data;
-
-    if (ngx_queue_empty(&link->ops)) {
-        return;
-    }
-
-    q = ngx_queue_head(&link->ops);
-    op = ngx_queue_data(q, ngx_http_cg_redis_op_t, queue);
-
-    left = (ngx_msec_int_t) (op->deadline - ngx_current_msec);
-
-    if (left > 0) {
-        ngx_add_timer(ev, left);
-        return;
-    }
-
-    ngx_http_cg_redis_drop(link, "reply timed out", 1);
-}
-
-
-static void
-ngx_http_cg_redis_retry(ngx_event_t *ev)
-{
-    ngx_http_cg_redis_connect(ev->data);
-}
-
-
-void
-ngx_http_cg_redis_fail(ngx_http_cg_redis_t *link, const char *why)
-{
-    ngx_http_cg_redis_drop(link, why, 1);
-}
-
-
-static void
-ngx_http_cg_redis_drop(ngx_http_cg_redis_t *link, const char *why,
-    ngx_uint_t reconnect)
-{
-    ngx_msec_t                    delay;
-    ngx_uint_t                    was;
-
-    was = link->state;
-
-    if (link->peer.connection) {
-        ngx_close_connection(link->peer.connection);
-        link->peer.connection = NULL;
-    }
-
-    if (link->reader) {
-        redisReaderFree(link->reader);
-        link->reader = NULL;
-    }
-
-    link->out_len = 0;
-    link->state = NGX_HTTP_CG_REDIS_IDLE;
-
-    if (link->watchdog.timer_set) {
-        ngx_del_timer(&link->watchdog);
-    }
-
-    if (why && (was == NGX_HTTP_CG_REDIS_READY || link->failures == 0)) {
-        link->was_ready = 0;
-        ngx_log_error(ngx_http_cg_redis_log_level(link), link->log, 0,
-                      "client guard: redis %V is down: %s",
-                      &link->conf->addr->name, why);
-    }
-
-    link->failures++;
-
-    /* every pending operation fails now, oldest first */
-
-    while (!ngx_queue_empty(&link->ops)) {
-        ngx_http_cg_redis_complete(link, NULL);
-    }
-
-    if (was == NGX_HTTP_CG_REDIS_READY && link->on_state) {
-        link->on_state(link, 0);
-    }
-
-    if (!reconnect || link->stopped || ngx_exiting || ngx_quit
-        || ngx_terminate)
+    if (w->last_beat
+        && ngx_current_msec - w->last_beat < NGX_HTTP_CG_REDIS_HEARTBEAT)
     {
         return;
     }
 
-    link->state = NGX_HTTP_CG_REDIS_BACKOFF;
+    w->last_beat = ngx_current_msec;
 
-    /* exponential backoff with jitter: half fixed, half random */
+    tp = ngx_timeofday();
+    ms = (int64_t) tp->sec * 1000 + tp->msec;
 
-    if (link->backoff == 0) {
-        link->backoff = NGX_HTTP_CG_REDIS_BACKOFF_MIN;
+    argv[0] = "ZADD";
+    len[0] = 4;
+    argv[1] = (const char *) w->k_nodes.data;
+    len[1] = w->k_nodes.len;
+    argv[2] = (const char *) now;
+    len[2] = ngx_sprintf(now, "%L", ms) - now;
+    argv[3] = (const char *) w->node_id.data;
+    len[3] = w->node_id.len;
 
-    } else {
-        link->backoff = ngx_min(link->backoff * 2,
-                                NGX_HTTP_CG_REDIS_BACKOFF_MAX);
-    }
+    (void) ngx_http_cg_link_send(w->link, 4, argv, len, NULL, NULL);
 
-    delay = link->backoff / 2 + (ngx_random() % (link->backoff / 2 + 1));
+    argv[0] = "ZREMRANGEBYSCORE";
+    len[0] = 16;
+    argv[2] = "-inf";
+    len[2] = 4;
+    argv[3] = (const char *) old;
+    len[3] = ngx_sprintf(old, "(%L", ms - NGX_HTTP_CG_REDIS_NODE_TTL) - old;
 
-    if (!link->retry.timer_set) {
-        ngx_add_timer(&link->retry, delay);
-    }
+    (void) ngx_http_cg_link_send(w->link, 4, argv, len, NULL, NULL);
+
+    argv[0] = "ZCARD";
+    len[0] = 5;
+
+    (void) ngx_http_cg_link_send(w->link, 2, argv, len,
+                                  ngx_http_cg_redis_beat_done, w);
 }
 
 
-/* the oldest pending operation ends: with its reply, or NULL (failed) */
+/* for the status output */
 
-static void
-ngx_http_cg_redis_complete(ngx_http_cg_redis_t *link, redisReply *reply)
+ngx_uint_t
+ngx_http_cg_redis_link_state(void)
 {
-    void                          *data;
-    ngx_queue_t                   *q;
-    ngx_http_cg_redis_op_t        *op;
-    ngx_http_cg_redis_handler_pt   handler;
+    return ngx_http_cg_redis_w.link ? ngx_http_cg_redis_w.link->state
+                                   : NGX_HTTP_CG_LINK_IDLE;
+}
 
-    q = ngx_queue_head(&link->ops);
-    ngx_queue_remove(q);
-    link->nops--;
 
-    op = ngx_queue_data(q, ngx_http_cg_redis_op_t, queue);
-    handler = op->handler;
-    data = op->data;
-    ngx_queue_insert_head(&link->free, q);
+ngx_uint_t
+ngx_http_cg_redis_outages(void)
+{
+    return ngx_http_cg_redis_w.outages;
+}
 
-    if (handler) {
-        handler(link, reply, data);
+
+ngx_uint_t
+ngx_http_cg_redis_live_nodes(void)
+{
+    return ngx_http_cg_redis_w.nodes;
+}
+
+
+/* the failure policy: NGX_OK decided, NGX_DECLINED decide locally */
+
+ngx_int_t
+ngx_http_cg_redis_policy(ngx_http_cg_ctx_t *ctx, ngx_http_cg_redis_req_t *s,
+    cg_quota_t *quota, ngx_int_t *binding, cg_limit_result_t *res)
+{
+    uint32_t                  i;
+    ngx_uint_t                nodes;
+    ngx_http_cg_redis_conf_t  *scf;
+
+    scf = ngx_http_cg_redis_w.conf;
+
+    switch (scf->policy) {
+
+    case NGX_HTTP_CG_FAIL_OPEN:
+        s->how = NGX_HTTP_CG_REDIS_DOWN_OPEN;
+        res->allowed = 1;
+        return NGX_OK;
+
+    case NGX_HTTP_CG_FAIL_CLOSED:
+        s->how = NGX_HTTP_CG_REDIS_DOWN_CLOSED;
+        res->allowed = 0;
+        res->retry = 1000;
+        ctx->code = scf->closed_status;
+        return NGX_OK;
+
+    default:
+        break;
     }
+
+    /* local: this node's share of the cluster's quota */
+
+    s->how = NGX_HTTP_CG_REDIS_DOWN_LOCAL;
+
+    nodes = ngx_http_cg_redis_w.nodes ? ngx_http_cg_redis_w.nodes : scf->nodes;
+
+    if (nodes > 1) {
+        for (i = 0; i < quota->nlimits; i++) {
+            quota->limits[i].count = ngx_max(quota->limits[i].count / nodes,
+                                             1);
+            quota->limits[i].burst /= nodes;
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 
 ngx_int_t
-ngx_http_cg_redis_send(ngx_http_cg_redis_t *link, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_cg_redis_handler_pt handler, void *data)
+ngx_http_cg_redis_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
 {
-    if (link == NULL || link->state != NGX_HTTP_CG_REDIS_READY) {
-        return NGX_DECLINED;
+    ngx_http_cg_ctx_t       *ctx;
+    ngx_http_cg_redis_req_t  *s;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_client_guard_module);
+
+    s = ctx ? ctx->redis : NULL;
+
+    if (s == NULL || s->how == NGX_HTTP_CG_REDIS_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
     }
 
-    return ngx_http_cg_redis_queue(link, argc, argv, argvlen, handler, data);
-}
-
-
-static ngx_int_t
-ngx_http_cg_redis_queue(ngx_http_cg_redis_t *link, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_cg_redis_handler_pt handler, void *data)
-{
-    int                      i;
-    u_char                  *p, *out;
-    size_t                   size, len;
-    ngx_queue_t             *q;
-    ngx_http_cg_redis_op_t  *op;
-
-    /* the command in RESP, straight into the output buffer */
-
-    len = sizeof("*\r\n") - 1 + NGX_INT_T_LEN;
-
-    for (i = 0; i < argc; i++) {
-        len += sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN + argvlen[i];
-    }
-
-    if (ngx_queue_empty(&link->free)) {
-        op = ngx_alloc(sizeof(ngx_http_cg_redis_op_t), link->log);
-        if (op == NULL) {
-            return NGX_ERROR;
-        }
-
-    } else {
-        q = ngx_queue_head(&link->free);
-        ngx_queue_remove(q);
-        op = ngx_queue_data(q, ngx_http_cg_redis_op_t, queue);
-    }
-
-    if (link->out_len + len > link->out_size) {
-        size = ngx_max(link->out_size * 2, link->out_len + len);
-        size = ngx_max(size, 4096);
-
-        out = ngx_alloc(size, link->log);
-        if (out == NULL) {
-            ngx_queue_insert_head(&link->free, &op->queue);
-            return NGX_ERROR;
-        }
-
-        if (link->out) {
-            ngx_memcpy(out, link->out, link->out_len);
-            ngx_free(link->out);
-        }
-
-        link->out = out;
-        link->out_size = size;
-    }
-
-    p = ngx_sprintf(link->out + link->out_len, "*%d\r\n", argc);
-
-    for (i = 0; i < argc; i++) {
-        p = ngx_sprintf(p, "$%uz\r\n", argvlen[i]);
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
-        *p++ = CR; *p++ = LF;
-    }
-
-    link->out_len = p - link->out;
-
-    op->handler = handler;
-    op->data = data;
-    op->deadline = ngx_current_msec + link->conf->timeout;
-
-    ngx_queue_insert_tail(&link->ops, &op->queue);
-    link->nops++;
-    link->commands++;
-
-    if (!link->watchdog.timer_set) {
-        ngx_add_timer(&link->watchdog, link->conf->timeout);
-    }
-
-    /* written once the event loop is done with this iteration */
-
-    if (!link->flusher.posted) {
-        ngx_post_event(&link->flusher, &ngx_posted_events);
-    }
+    v->len = ngx_http_cg_redis_names[s->how].len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ngx_http_cg_redis_names[s->how].data;
 
     return NGX_OK;
 }

@@ -607,7 +607,7 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
     scf = lcf->status;
 
     /* this worker's latest requests in the answer too */
-    ngx_http_cg_status_flush();
+    ngx_http_cg_stats_flush();
 
     rp = ngx_pcalloc(r->pool, sizeof(ngx_http_cg_report_t));
     if (rp == NULL) {
@@ -795,7 +795,7 @@ ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh, ngx_rbtree_key_t key,
 {
     ngx_int_t            rc;
     ngx_rbtree_node_t   *node, *sentinel, *best;
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_record_t  *cn;
 
     node = sh->rbtree.root;
     sentinel = sh->rbtree.sentinel;
@@ -810,7 +810,7 @@ ngx_http_cg_status_after(ngx_http_cg_shctx_t *sh, ngx_rbtree_key_t key,
             rc = (node->key > key) ? 1 : -1;
 
         } else {
-            cn = (ngx_http_cg_node_t *) &node->color;
+            cn = (ngx_http_cg_record_t *) &node->color;
             rc = ngx_memn2cmp(cn->name, name, cn->len, len);
         }
 
@@ -842,9 +842,9 @@ ngx_http_cg_cursor_next(ngx_http_cg_shctx_t *sh, ngx_http_cg_cursor_t *cur)
 void
 ngx_http_cg_cursor_set(ngx_http_cg_cursor_t *cur, ngx_rbtree_node_t *node)
 {
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_record_t  *cn;
 
-    cn = (ngx_http_cg_node_t *) &node->color;
+    cn = (ngx_http_cg_record_t *) &node->color;
 
     cur->key = node->key;
     cur->len = cn->len;
@@ -859,7 +859,7 @@ ngx_http_cg_status_find(ngx_http_cg_shctx_t *sh, ngx_str_t *name)
     uint32_t             hash;
     ngx_int_t            rc;
     ngx_rbtree_node_t   *node, *sentinel;
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_record_t  *cn;
 
     hash = ngx_crc32_short(name->data, name->len);
 
@@ -873,7 +873,7 @@ ngx_http_cg_status_find(ngx_http_cg_shctx_t *sh, ngx_str_t *name)
             continue;
         }
 
-        cn = (ngx_http_cg_node_t *) &node->color;
+        cn = (ngx_http_cg_record_t *) &node->color;
         rc = ngx_memn2cmp(name->data, cn->name, name->len, (size_t) cn->len);
 
         if (rc == 0) {
@@ -890,11 +890,11 @@ ngx_http_cg_status_find(ngx_http_cg_shctx_t *sh, ngx_str_t *name)
 void
 ngx_http_cg_status_copy(ngx_http_cg_rec_copy_t *s, ngx_rbtree_node_t *node)
 {
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_record_t  *cn;
 
-    cn = (ngx_http_cg_node_t *) &node->color;
+    cn = (ngx_http_cg_record_t *) &node->color;
 
-    ngx_memcpy(s, cn, offsetof(ngx_http_cg_node_t, name) + cn->len);
+    ngx_memcpy(s, cn, offsetof(ngx_http_cg_record_t, name) + cn->len);
 }
 
 
@@ -1160,7 +1160,7 @@ ngx_http_cg_status_row(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
     ngx_uint_t            j, k;
     cg_stats_t           *st;
     ngx_http_cg_lview_t   lv[CG_MAX_LIMITS];
-    ngx_http_cg_node_t   *cn;
+    ngx_http_cg_record_t   *cn;
 
     cn = &row->snap->node;
 

@@ -23,7 +23,7 @@
 #include "cg_zone.h"
 
 
-#define NGX_HTTP_CG_STATUS_SCHEMA   1
+#define NGX_HTTP_CG_SCHEMA_VERSION   1
 
 
 typedef struct {
@@ -62,22 +62,22 @@ ngx_int_t ngx_http_cg_status_init_process(ngx_cycle_t *cycle);
 void ngx_http_cg_status_exit_process(ngx_cycle_t *cycle);
 
 /*
- * The log phase (cg_status_log.c): counts a finished request in its
+ * The log phase (cg_stats_log.c): counts a finished request in its
  * client's record, which the preaccess handler pinned (node->refs) so that
  * it could not be evicted meanwhile, and unpins it; in a batch, within
  * 50 ms.  "outcome" is the module's decision (NGX_HTTP_CG_PASSED ...).
  */
-void ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_node_t *node, ngx_uint_t outcome, const cg_anomaly_t *an);
+void ngx_http_cg_stats_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
+    ngx_http_cg_record_t *node, ngx_uint_t outcome, const cg_anomaly_t *an);
 
 /* counts this worker's batch: of one zone whose lock the caller holds */
-void ngx_http_cg_status_flush_locked(ngx_http_cg_zone_t *zone);
+void ngx_http_cg_stats_flush_locked(ngx_http_cg_zone_t *zone);
 
 /* ...or all of it, taking the locks */
-void ngx_http_cg_status_flush(void);
+void ngx_http_cg_stats_flush(void);
 
 /* at the worker's exit */
-void ngx_http_cg_status_log_exit(void);
+void ngx_http_cg_stats_log_exit(void);
 
 
 #endif /* _CG_STATUS_H_INCLUDED_ */

@@ -310,7 +310,7 @@ ngx_http_cg_cluster_finish(ngx_http_cg_cluster_t *cl, ngx_int_t status)
         "{\"schema_version\":%d,\"module\":\"client_guard\","
         "\"scope\":\"cluster\",\"time_ms\":%L,\"nodes_reporting\":%ui,"
         "\"nodes_stale\":%ui,\"nodes\":[",
-        NGX_HTTP_CG_STATUS_SCHEMA, rp->now_ms, fresh, stale);
+        NGX_HTTP_CG_SCHEMA_VERSION, rp->now_ms, fresh, stale);
 
     for (i = 0; i < cl->nodes.nelts; i++) {
         ngx_http_cg_pr(&o, "%s{\"node\":\"%V\",\"published_ms_ago\":%L,"
@@ -385,7 +385,7 @@ done:
 
 
 static void
-ngx_http_cg_cluster_stats_done(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
     ngx_http_cg_cluster_t  *cl = data;
@@ -526,7 +526,7 @@ next:
 
 
 static void
-ngx_http_cg_cluster_nodes_done(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
     ngx_http_cg_cluster_t  *cl = data;
@@ -588,7 +588,7 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_redis_t *link, redisReply *reply,
         argv[1] = (char *) key;
         lens[1] = w->k_stats.len + m->len;
 
-        if (ngx_http_cg_redis_send(w->link, 2, argv, lens,
+        if (ngx_http_cg_link_send(w->link, 2, argv, lens,
                                    ngx_http_cg_cluster_stats_done, cl)
             != NGX_OK)
         {
@@ -618,7 +618,7 @@ ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
 
     w = &ngx_http_cg_status_w;
 
-    if (!ngx_http_cg_redis_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(w->link)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "client guard status: \"scope=cluster\" needs a "
                       "ready Redis link (client_guard_redis)");
@@ -658,7 +658,7 @@ ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
     lens[3] = 2;
     lens[4] = 10;
 
-    if (ngx_http_cg_redis_send(w->link, 5, argv, lens,
+    if (ngx_http_cg_link_send(w->link, 5, argv, lens,
                                ngx_http_cg_cluster_nodes_done, cl)
         != NGX_OK)
     {

@@ -223,7 +223,7 @@ ngx_http_cg_status_deploy(ngx_http_request_t *r,
 
 
 void
-ngx_http_cg_status_deploys_done(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_status_deploys_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
     int                       len;
@@ -335,7 +335,7 @@ ngx_http_cg_status_deploy_redis(ngx_http_cg_deploy_t *d)
 
     w = &ngx_http_cg_status_w;
 
-    if (!ngx_http_cg_redis_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(w->link)) {
         return;
     }
 
@@ -369,9 +369,9 @@ ngx_http_cg_status_deploy_redis(ngx_http_cg_deploy_t *d)
         av[9] = (char *) d->note;
         al[9] = d->note_len;
 
-        (void) ngx_http_cg_redis_send(w->link, 10, av, al, NULL, NULL);
+        (void) ngx_http_cg_link_send(w->link, 10, av, al, NULL, NULL);
         return;
     }
 
-    (void) ngx_http_cg_redis_send(w->link, 8, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(w->link, 8, argv, lens, NULL, NULL);
 }

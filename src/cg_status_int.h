@@ -79,7 +79,7 @@ typedef struct {
 /* a copy of one record, name included */
 
 typedef struct {
-    ngx_http_cg_node_t        node;
+    ngx_http_cg_record_t        node;
     u_char                    rest[CG_NAME_MAX];
 } ngx_http_cg_rec_copy_t;
 
@@ -185,7 +185,7 @@ typedef struct {
 typedef struct ngx_http_cg_pub_s  ngx_http_cg_pub_t;
 
 typedef struct {
-    ngx_http_cg_redis_t      *link;
+    ngx_http_cg_link_t      *link;
     ngx_event_t               timer;
     ngx_event_t               slice;       /* the next slice of "pub" */
     ngx_http_cg_pub_t        *pub;         /* a publication under way */
@@ -230,7 +230,7 @@ void ngx_http_cg_family(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 /* cg_status_deploy.c */
 ngx_int_t ngx_http_cg_status_deploy(ngx_http_request_t *r,
     ngx_http_cg_status_conf_t *scf, ngx_http_cg_zone_t *zone);
-void ngx_http_cg_status_deploys_done(ngx_http_cg_redis_t *link,
+void ngx_http_cg_status_deploys_done(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
 
 /* cg_status_cluster.c */

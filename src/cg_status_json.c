@@ -34,7 +34,7 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     ngx_uint_t                 i, state;
     ngx_array_t               *errs;
     ngx_http_cg_main_conf_t   *mcf;
-    ngx_http_cg_sync_error_t  *e;
+    ngx_http_cg_redis_error_t  *e;
 
     static const char  *states[] = {
         "idle", "connecting", "handshake", "ready", "backoff"
@@ -44,7 +44,7 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 
     mcf = ngx_http_get_module_main_conf(o->r, ngx_http_client_guard_module);
 
-    if (mcf->sync == NULL) {
+    if (mcf->redis == NULL) {
         ngx_http_cg_pr(o, "\"redis\":{\"configured\":false}},");
         return;
     }
@@ -54,8 +54,8 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
      * the failure policy in force), and how old the quota definitions are.
      */
 
-    state = ngx_http_cg_sync_link_state();
-    loaded = ngx_http_cg_sync_loaded();
+    state = ngx_http_cg_redis_link_state();
+    loaded = ngx_http_cg_redis_loaded();
 
     ngx_http_cg_pr(o,
         "\"redis\":{\"configured\":true,\"link_state\":\"%s\","
@@ -64,15 +64,15 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         "\"link_outages\":%ui,\"quota_sync_age_s\":%T,"
         "\"stats_published_ms_ago\":%L,\"quota_errors\":[",
         state < 5 ? states[state] : "unknown",
-        mcf->sync->policy < 3 ? policies[mcf->sync->policy] : "unknown",
-        state == NGX_HTTP_CG_REDIS_READY ? "false" : "true",
-        ngx_http_cg_sync_version(), ngx_http_cg_sync_live_nodes(),
-        ngx_http_cg_sync_outages(),
+        mcf->redis->policy < 3 ? policies[mcf->redis->policy] : "unknown",
+        state == NGX_HTTP_CG_LINK_READY ? "false" : "true",
+        ngx_http_cg_redis_version(), ngx_http_cg_redis_live_nodes(),
+        ngx_http_cg_redis_outages(),
         loaded ? ngx_time() - loaded : (time_t) -1,
         rp->publish_ms ? rp->now_ms - (int64_t) rp->publish_ms
                        : (int64_t) -1);
 
-    errs = ngx_http_cg_sync_errors();
+    errs = ngx_http_cg_redis_errors();
 
     if (errs) {
         e = errs->elts;
@@ -99,7 +99,7 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     uint32_t             i;
     uint64_t             n;
     cg_stats_t          *st;
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_record_t  *cn;
     ngx_http_cg_lview_t *lv;
 
     cn = &row->snap->node;
@@ -223,7 +223,7 @@ ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         "{\"schema_version\":%d,\"module\":\"client_guard\","
         "\"node\":\"%V\",\"zone\":\"%V\",\"scope\":\"node\","
         "\"time_ms\":%L,",
-        NGX_HTTP_CG_STATUS_SCHEMA,
+        NGX_HTTP_CG_SCHEMA_VERSION,
         ngx_http_cg_esc(o->r->pool, &host),
         ngx_http_cg_esc(o->r->pool, &rp->zone->name), rp->now_ms);
 
@@ -238,7 +238,7 @@ ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         rp->zone->max_clients, h->evictions, h->alloc_failures,
         h->unidentified[1], h->unidentified[2],
         offsetof(ngx_rbtree_node_t, color)
-        + offsetof(ngx_http_cg_node_t, name));
+        + offsetof(ngx_http_cg_record_t, name));
 
     ngx_http_cg_status_redis_json(o, rp);
 

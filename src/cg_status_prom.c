@@ -129,7 +129,7 @@ ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
     uint64_t *count)
 {
     cg_stats_t          *st;
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_record_t  *cn;
 
     st = row->st;
     cn = &row->snap->node;
@@ -348,13 +348,13 @@ ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     ngx_http_cg_prom_one_t  rs[] = {
         { "clientguard_redis_up", "gauge",
           "1 while this worker's Redis link is ready.", NULL,
-          ngx_http_cg_sync_link_state() == NGX_HTTP_CG_REDIS_READY },
+          ngx_http_cg_redis_link_state() == NGX_HTTP_CG_LINK_READY },
         { "clientguard_redis_nodes", "gauge",
           "Nodes seen alive through Redis heartbeats.", NULL,
-          (int64_t) ngx_http_cg_sync_live_nodes() },
+          (int64_t) ngx_http_cg_redis_live_nodes() },
         { "clientguard_redis_quota_version", "gauge",
           "Version of the quota definitions read from Redis.", NULL,
-          (int64_t) ngx_http_cg_sync_version() },
+          (int64_t) ngx_http_cg_redis_version() },
         { "clientguard_redis_quota_sync_age_seconds", "gauge",
           "Age of the quota definitions read from Redis; -1 before the "
           "first read.", NULL, loaded ? ngx_time() - loaded : -1 },
@@ -417,9 +417,9 @@ ngx_http_cg_status_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 
     ngx_http_cg_prom_ones(o, rp, o->zone, zs, sizeof(zs) / sizeof(zs[0]));
 
-    if (rp->mcf->sync) {
-        ngx_http_cg_status_redis_prom(o, rp, ngx_http_cg_sync_errors(),
-                                      ngx_http_cg_sync_loaded());
+    if (rp->mcf->redis) {
+        ngx_http_cg_status_redis_prom(o, rp, ngx_http_cg_redis_errors(),
+                                      ngx_http_cg_redis_loaded());
     }
 }
 

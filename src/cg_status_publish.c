@@ -6,7 +6,7 @@
  *
  * Owns: the client_guard_status_publish directive, the per-worker Redis
  * link of the status (its own, so that publishing figures never delays a
- * lease reply on the enforcement link of cg_sync), and the periodic job
+ * lease reply on the enforcement link of cg_redis), and the periodic job
  * that publishes and reads the deploy markers back.
  */
 
@@ -212,9 +212,9 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
     w = &ngx_http_cg_status_w;
     ngx_memzero(w, sizeof(ngx_http_cg_status_worker_t));
 
-    /* the same node name as the heartbeats of cg_sync: host:master-pid */
+    /* the same node name as the heartbeats of cg_redis: host:master-pid */
 
-    rc = ngx_http_cg_sync_worker_conf(cycle, &mcf, &node);
+    rc = ngx_http_cg_redis_worker_conf(cycle, &mcf, &node);
     if (rc != NGX_OK) {
         return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
@@ -225,7 +225,7 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 
     w->mcf = mcf;
     w->node = node;
-    prefix = &mcf->sync->redis->prefix;
+    prefix = &mcf->redis->server->prefix;
 
     if (ngx_http_cg_status_key(cycle, prefix, &w->k_stats, "stats:", NULL)
            != NGX_OK
@@ -239,16 +239,16 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    w->link = ngx_http_cg_redis_create(cycle, mcf->sync->redis, NULL, NULL,
+    w->link = ngx_http_cg_link_create(cycle, mcf->redis->server, NULL, NULL,
                                        w);
     if (w->link == NULL) {
         return NGX_ERROR;
     }
 
-    /* cg_sync's link reports the state of Redis: this one stays quiet */
+    /* cg_redis's link reports the state of Redis: this one stays quiet */
     w->link->quiet = 1;
 
-    ngx_http_cg_redis_start(w->link);
+    ngx_http_cg_link_start(w->link);
 
     if (mcf->publish.interval) {
         w->slice.handler = ngx_http_cg_pub_slice;
@@ -289,7 +289,7 @@ ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
         w->pub = NULL;
     }
 
-    ngx_http_cg_redis_stop(w->link);
+    ngx_http_cg_link_stop(w->link);
     w->link = NULL;
 }
 
@@ -315,7 +315,7 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
 
     ngx_add_timer(ev, w->mcf->publish.interval);
 
-    ngx_http_cg_status_flush();
+    ngx_http_cg_stats_flush();
 
     /* never two at once: a publication still under way skips this turn */
 
@@ -323,7 +323,7 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
         return;
     }
 
-    if (!ngx_http_cg_redis_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(w->link)) {
         return;
     }
 
@@ -361,7 +361,7 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
                               "+", "-", "COUNT", "32" };
     lens = (size_t []) { 9, w->k_deploys.len, 1, 1, 5, 2 };
 
-    (void) ngx_http_cg_redis_send(w->link, 6, argv, lens,
+    (void) ngx_http_cg_link_send(w->link, 6, argv, lens,
                                   ngx_http_cg_status_deploys_done, w);
 
     pub = w->pub ? w->pub : ngx_http_cg_pub_alloc(w, ev->log);
@@ -462,7 +462,7 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     cg_stats_t               *st;
     cg_topn_item_t           *out;
     ngx_rbtree_node_t        *node, *last;
-    ngx_http_cg_node_t       *cn;
+    ngx_http_cg_record_t       *cn;
     ngx_http_cg_shctx_t      *sh;
     ngx_http_cg_pub_row_t    *row;
     ngx_http_cg_rec_copy_t   *s;
@@ -476,7 +476,7 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     node = ngx_http_cg_cursor_next(sh, &pub->cur);
 
     for (i = 0; node && i < NGX_HTTP_CG_PUB_SLICE; i++) {
-        cn = (ngx_http_cg_node_t *) &node->color;
+        cn = (ngx_http_cg_record_t *) &node->color;
 
         /* a copy only of those the heap would keep as it is now */
 
@@ -606,7 +606,7 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     /* Redis went away meanwhile: this publication is lost, the next one
      * comes an interval later */
 
-    if (!ngx_http_cg_redis_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(w->link)) {
         return;
     }
 
@@ -615,9 +615,9 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[1] = pub->argv[1];
     lens[1] = pub->lens[1];
 
-    (void) ngx_http_cg_redis_send(w->link, 2, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(w->link, 2, argv, lens, NULL, NULL);
 
-    (void) ngx_http_cg_redis_send(w->link, 4 + 2 * pub->top.n, pub->argv,
+    (void) ngx_http_cg_link_send(w->link, 4 + 2 * pub->top.n, pub->argv,
                                   pub->lens, NULL, NULL);
 
     argv[0] = "PEXPIRE";
@@ -626,7 +626,7 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     lens[2] = ngx_sprintf(ttlb, "%uL", (uint64_t) w->mcf->publish.interval * 3)
               - ttlb;
 
-    (void) ngx_http_cg_redis_send(w->link, 3, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(w->link, 3, argv, lens, NULL, NULL);
 
     argv[0] = "ZADD";
     lens[0] = 4;
@@ -637,7 +637,7 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[3] = (char *) w->node.data;
     lens[3] = w->node.len;
 
-    (void) ngx_http_cg_redis_send(w->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(w->link, 4, argv, lens, NULL, NULL);
 
     /* nodes gone for an hour leave the list */
 
@@ -648,7 +648,7 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[3] = (char *) ttlb;
     lens[3] = ngx_sprintf(ttlb, "%L", pub->now_ms - 3600 * 1000) - ttlb;
 
-    (void) ngx_http_cg_redis_send(w->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(w->link, 4, argv, lens, NULL, NULL);
 }
 
 

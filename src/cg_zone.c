@@ -44,8 +44,8 @@ extern ngx_module_t  ngx_http_client_guard_module;
 
 
 static ngx_int_t ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data);
-static ngx_inline void ngx_http_cg_zone_prefetch(ngx_http_cg_node_t *cn);
-static ngx_inline ngx_uint_t ngx_http_cg_zone_same(ngx_http_cg_node_t *cn,
+static ngx_inline void ngx_http_cg_zone_prefetch(ngx_http_cg_record_t *cn);
+static ngx_inline ngx_uint_t ngx_http_cg_zone_same(ngx_http_cg_record_t *cn,
     ngx_str_t *name);
 static void ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
@@ -414,7 +414,7 @@ ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
     ngx_rbtree_node_t   **p;
-    ngx_http_cg_node_t   *cn, *cnt;
+    ngx_http_cg_record_t   *cn, *cnt;
 
     for ( ;; ) {
 
@@ -426,8 +426,8 @@ ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
 
         } else { /* node->key == temp->key */
 
-            cn = (ngx_http_cg_node_t *) &node->color;
-            cnt = (ngx_http_cg_node_t *) &temp->color;
+            cn = (ngx_http_cg_record_t *) &node->color;
+            cnt = (ngx_http_cg_record_t *) &temp->color;
 
             p = (ngx_memn2cmp(cn->name, cnt->name, cn->len, cnt->len) < 0)
                 ? &temp->left : &temp->right;
@@ -448,8 +448,8 @@ ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
 }
 
 
-ngx_http_cg_node_t *
-ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
+ngx_http_cg_record_t *
+ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, ngx_msec_t now, ngx_uint_t create)
 {
     size_t               size;
@@ -457,14 +457,14 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     ngx_uint_t           tries;
     ngx_msec_int_t       lag;
     ngx_rbtree_node_t   *node;
-    ngx_http_cg_node_t  *cn;
+    ngx_http_cg_record_t  *cn;
 
     bucket = &zone->sh->buckets[hash & zone->sh->mask];
 
     for (off = *bucket; off; off = cn->hnext) {
 
         node = ngx_http_cg_zone_at(zone, off);
-        cn = (ngx_http_cg_node_t *) &node->color;
+        cn = (ngx_http_cg_record_t *) &node->color;
 
         if (node->key == hash && cn->len == name->len
             && ngx_http_cg_zone_same(cn, name))
@@ -501,7 +501,7 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     }
 
     size = offsetof(ngx_rbtree_node_t, color)
-           + offsetof(ngx_http_cg_node_t, name)
+           + offsetof(ngx_http_cg_record_t, name)
            + name->len;
 
     for (tries = 0; /* void */ ; tries++) {
@@ -520,9 +520,9 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
         ngx_http_cg_zone_evict(zone, 2);
     }
 
-    cn = (ngx_http_cg_node_t *) &node->color;
+    cn = (ngx_http_cg_record_t *) &node->color;
 
-    ngx_memzero(cn, offsetof(ngx_http_cg_node_t, name));
+    ngx_memzero(cn, offsetof(ngx_http_cg_record_t, name));
 
     node->key = hash;
     cn->len = (u_char) name->len;
@@ -547,7 +547,7 @@ ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 /* "name" is as long as the record's */
 
 static ngx_inline ngx_uint_t
-ngx_http_cg_zone_same(ngx_http_cg_node_t *cn, ngx_str_t *name)
+ngx_http_cg_zone_same(ngx_http_cg_record_t *cn, ngx_str_t *name)
 {
     size_t  len;
 
@@ -570,7 +570,7 @@ ngx_http_cg_zone_same(ngx_http_cg_node_t *cn, ngx_str_t *name)
  */
 
 static ngx_inline void
-ngx_http_cg_zone_prefetch(ngx_http_cg_node_t *cn)
+ngx_http_cg_zone_prefetch(ngx_http_cg_record_t *cn)
 {
 #if (__GNUC__ || __clang__)
     u_char  *p, *last;
@@ -591,7 +591,7 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
     ngx_uint_t           skipped, looked;
     ngx_queue_t         *q;
     ngx_rbtree_node_t   *node;
-    ngx_http_cg_node_t  *cn, *victim;
+    ngx_http_cg_record_t  *cn, *victim;
 
     for ( /* void */ ; n; n--) {
 
@@ -611,7 +611,7 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
              && skipped < 64 && looked < NGX_HTTP_CG_EVICT_LOOK;
              q = ngx_queue_prev(q))
         {
-            cn = ngx_queue_data(q, ngx_http_cg_node_t, queue);
+            cn = ngx_queue_data(q, ngx_http_cg_record_t, queue);
 
             /*
              * moved to the head after the victim was last seen: so was
@@ -653,7 +653,7 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
         next = &zone->sh->buckets[node->key & zone->sh->mask];
 
         while (*next != off) {
-            cn = (ngx_http_cg_node_t *)
+            cn = (ngx_http_cg_record_t *)
                      &ngx_http_cg_zone_at(zone, *next)->color;
             next = &cn->hnext;
         }

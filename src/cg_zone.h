@@ -44,7 +44,7 @@ typedef struct {
 
 
 /*
- * cg_sync: this node's allowance lease of a client's cluster-wide quota,
+ * cg_redis: this node's allowance lease of a client's cluster-wide quota,
  * taken from Redis and spent here (docs/redis.md).  Times are the low 32
  * bits of ngx_current_msec (which all workers share), compared as
  * differences.
@@ -93,10 +93,10 @@ typedef struct {
     ngx_queue_t               queue;
     cg_limit_state_t          state[CG_MAX_LIMITS];
     ngx_http_cg_counters_t    counters;
-    ngx_http_cg_lease_t       lease;       /* cg_sync */
+    ngx_http_cg_lease_t       lease;       /* cg_redis */
     cg_stats_t                stats;       /* cg_status: log phase */
     u_char                    name[1];
-} ngx_http_cg_node_t;
+} ngx_http_cg_record_t;
 
 
 /*
@@ -105,7 +105,7 @@ typedef struct {
  */
 
 #define NGX_HTTP_CG_ZONE_LAYOUT                                              \
-    (0x434a0000 + sizeof(ngx_http_cg_node_t)                                 \
+    (0x434a0000 + sizeof(ngx_http_cg_record_t)                                 \
      + (sizeof(ngx_http_cg_shctx_t) << 10))
 
 
@@ -153,7 +153,7 @@ ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
  * at "now": "last" always, its place in the LRU queue at most once a second.
  * NULL when it is absent (or cannot be created).
  */
-ngx_http_cg_node_t *ngx_http_cg_zone_node(ngx_http_cg_zone_t *zone,
+ngx_http_cg_record_t *ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone,
     ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);
 
 

@@ -2,14 +2,14 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_sync_quota: quota definitions and API keys read from Redis.
+ * cg_redis_quota: quota definitions and API keys read from Redis.
  *
  * Owns: the per-worker snapshot of the hashes {prefix}quotas and
  * {prefix}apikeys with the version key, built from their replies and
  * swapped by pointer; the parsing of a definition, bad values kept for
  * the status output and logged once, the last good definition kept; the
  * lookups enforcement makes (ngx_http_cg_client_quota(), the one lookup
- * order of a client's quota, and ngx_http_cg_sync_api_key()).
+ * order of a client's quota, and ngx_http_cg_redis_api_key()).
  */
 
 
@@ -20,11 +20,11 @@
 #include <openssl/sha.h>
 
 #include "cg_common.h"
-#include "cg_sync_int.h"
+#include "cg_redis_int.h"
 
 
-#define NGX_HTTP_CG_SYNC_VALUE_MAX   1024
-#define NGX_HTTP_CG_SYNC_ERRORS_MAX  64
+#define NGX_HTTP_CG_REDIS_VALUE_MAX   1024
+#define NGX_HTTP_CG_REDIS_ERRORS_MAX  64
 
 
 /* quota definitions: snapshots */
@@ -107,7 +107,7 @@ ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
     ngx_uint_t                 i, known;
     ngx_str_t                  v;
     ngx_http_cg_snap_t        *old;
-    ngx_http_cg_sync_error_t  *e, *oe;
+    ngx_http_cg_redis_error_t  *e, *oe;
 
     v = *value;
     if (v.len > 128) {
@@ -117,7 +117,7 @@ ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
     /* logged once: not again while the same bad value stays */
 
     known = 0;
-    old = ngx_http_cg_sync_w.snap;
+    old = ngx_http_cg_redis_w.snap;
 
     if (old) {
         oe = old->errors.elts;
@@ -144,7 +144,7 @@ ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
                       "stays", key, field, &v, error);
     }
 
-    if (snap->errors.nelts >= NGX_HTTP_CG_SYNC_ERRORS_MAX) {
+    if (snap->errors.nelts >= NGX_HTTP_CG_REDIS_ERRORS_MAX) {
         return NGX_OK;
     }
 
@@ -208,14 +208,14 @@ ngx_http_cg_snap_name(ngx_http_cg_snap_t *snap, ngx_str_t *key,
 
 
 static const char *
-ngx_http_cg_sync_parse_quota(cg_quota_t *q, u_char *p, size_t len)
+ngx_http_cg_redis_parse_quota(cg_quota_t *q, u_char *p, size_t len)
 {
     u_char      *last, *start;
     const char  *err;
 
     ngx_memzero(q, sizeof(cg_quota_t));
 
-    if (len > NGX_HTTP_CG_SYNC_VALUE_MAX) {
+    if (len > NGX_HTTP_CG_REDIS_VALUE_MAX) {
         return "value too long";
     }
 
@@ -260,7 +260,7 @@ ngx_http_cg_snap_create(void)
     snap = ngx_pcalloc(pool, sizeof(ngx_http_cg_snap_t));
     if (snap == NULL
         || ngx_array_init(&snap->errors, pool, 4,
-                          sizeof(ngx_http_cg_sync_error_t))
+                          sizeof(ngx_http_cg_redis_error_t))
            != NGX_OK)
     {
         ngx_destroy_pool(pool);
@@ -282,7 +282,7 @@ ngx_http_cg_snap_copy(ngx_http_cg_snap_t *snap, ngx_uint_t keys)
     ngx_http_cg_entry_t  *e, *ne, **buckets, **old;
     ngx_http_cg_snap_t   *prev;
 
-    prev = ngx_http_cg_sync_w.snap;
+    prev = ngx_http_cg_redis_w.snap;
 
     n = 16;
     if (prev) {
@@ -370,7 +370,7 @@ ngx_http_cg_snap_table(ngx_http_cg_snap_t *snap, redisReply *reply,
 
 
 static void
-ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_redis_quotas_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
     u_char                      name[CG_NAME_MAX];
@@ -381,7 +381,7 @@ ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
     const char                 *err;
     ngx_http_cg_snap_t         *snap;
     ngx_http_cg_entry_t        *e, *old;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     snap = w->building;
 
@@ -431,7 +431,7 @@ ngx_http_cg_sync_quotas_done(ngx_http_cg_redis_t *link, redisReply *reply,
             goto failed;
         }
 
-        err = ngx_http_cg_sync_parse_quota(&q, value.data, value.len);
+        err = ngx_http_cg_redis_parse_quota(&q, value.data, value.len);
 
         if (err) {
             if (ngx_http_cg_snap_error(snap, &w->k_quotas, &field, &value,
@@ -488,7 +488,7 @@ failed:
 
 
 static void
-ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
     u_char                      name[CG_NAME_MAX];
@@ -496,7 +496,7 @@ ngx_http_cg_sync_keys_done(ngx_http_cg_redis_t *link, redisReply *reply,
     ngx_str_t                   field, value, nm, empty;
     ngx_uint_t                  i, j, n, ok;
     ngx_http_cg_snap_t         *snap;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     snap = w->building;
 
@@ -597,7 +597,7 @@ swap:
 
     if (w->reload) {
         w->reload = 0;
-        ngx_http_cg_sync_load();
+        ngx_http_cg_redis_load();
     }
 
     return;
@@ -611,13 +611,13 @@ failed:
 
 
 static void
-ngx_http_cg_sync_load_version(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
     ngx_int_t                   n;
     ngx_str_t                   value, empty;
     ngx_http_cg_snap_t         *snap;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     snap = w->building;
 
@@ -646,13 +646,13 @@ ngx_http_cg_sync_load_version(ngx_http_cg_redis_t *link, redisReply *reply,
 
 
 void
-ngx_http_cg_sync_load(void)
+ngx_http_cg_redis_load(void)
 {
     size_t                      len[2];
     const char                 *argv[2];
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
-    if (!ngx_http_cg_redis_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(w->link)) {
         return;
     }
 
@@ -674,8 +674,8 @@ ngx_http_cg_sync_load(void)
     argv[1] = (const char *) w->k_version.data;
     len[1] = w->k_version.len;
 
-    if (ngx_http_cg_redis_send(w->link, 2, argv, len,
-                               ngx_http_cg_sync_load_version, w)
+    if (ngx_http_cg_link_send(w->link, 2, argv, len,
+                               ngx_http_cg_redis_load_version, w)
         != NGX_OK)
     {
         goto failed;
@@ -686,8 +686,8 @@ ngx_http_cg_sync_load(void)
     argv[1] = (const char *) w->k_quotas.data;
     len[1] = w->k_quotas.len;
 
-    if (ngx_http_cg_redis_send(w->link, 2, argv, len,
-                               ngx_http_cg_sync_quotas_done, w)
+    if (ngx_http_cg_link_send(w->link, 2, argv, len,
+                               ngx_http_cg_redis_quotas_done, w)
         != NGX_OK)
     {
         goto failed;
@@ -696,8 +696,8 @@ ngx_http_cg_sync_load(void)
     argv[1] = (const char *) w->k_keys.data;
     len[1] = w->k_keys.len;
 
-    if (ngx_http_cg_redis_send(w->link, 2, argv, len,
-                               ngx_http_cg_sync_keys_done, w)
+    if (ngx_http_cg_link_send(w->link, 2, argv, len,
+                               ngx_http_cg_redis_keys_done, w)
         != NGX_OK)
     {
         goto failed;
@@ -721,12 +721,12 @@ failed:
 /* lookups */
 
 cg_quota_t *
-ngx_http_cg_sync_quota(ngx_str_t *name, uint32_t hash)
+ngx_http_cg_redis_quota(ngx_str_t *name, uint32_t hash)
 {
     ngx_http_cg_entry_t  *e;
     ngx_http_cg_snap_t   *snap;
 
-    snap = ngx_http_cg_sync_w.snap;
+    snap = ngx_http_cg_redis_w.snap;
 
     if (snap == NULL) {
         return NULL;
@@ -740,11 +740,11 @@ ngx_http_cg_sync_quota(ngx_str_t *name, uint32_t hash)
 
 
 cg_quota_t *
-ngx_http_cg_sync_default(void)
+ngx_http_cg_redis_default(void)
 {
     ngx_http_cg_snap_t  *snap;
 
-    snap = ngx_http_cg_sync_w.snap;
+    snap = ngx_http_cg_redis_w.snap;
 
     return (snap && snap->dflt) ? &snap->dflt->quota : NULL;
 }
@@ -757,7 +757,7 @@ ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
     cg_quota_t           *quota;
     ngx_http_cg_quota_t  *q;
 
-    quota = ngx_http_cg_sync_quota(name, hash);
+    quota = ngx_http_cg_redis_quota(name, hash);
 
     if (quota == NULL) {
         q = ngx_http_cg_quota_lookup(qt, name, hash);
@@ -766,7 +766,7 @@ ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
             quota = &q->quota;
 
         } else {
-            quota = ngx_http_cg_sync_default();
+            quota = ngx_http_cg_redis_default();
 
             if (quota == NULL) {
                 if (redis) {
@@ -793,14 +793,14 @@ ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
 
 
 ngx_int_t
-ngx_http_cg_sync_api_key(ngx_str_t *key, ngx_str_t *name)
+ngx_http_cg_redis_api_key(ngx_str_t *key, ngx_str_t *name)
 {
     u_char                hex[2 * SHA256_DIGEST_LENGTH];
     u_char                md[SHA256_DIGEST_LENGTH];
     ngx_http_cg_entry_t  *e;
     ngx_http_cg_snap_t   *snap;
 
-    snap = ngx_http_cg_sync_w.snap;
+    snap = ngx_http_cg_redis_w.snap;
 
     if (snap == NULL || snap->nkeys == 0) {
         return NGX_DECLINED;
@@ -823,21 +823,21 @@ ngx_http_cg_sync_api_key(ngx_str_t *key, ngx_str_t *name)
 /* for the status output */
 
 ngx_array_t *
-ngx_http_cg_sync_errors(void)
+ngx_http_cg_redis_errors(void)
 {
-    return ngx_http_cg_sync_w.snap ? &ngx_http_cg_sync_w.snap->errors : NULL;
+    return ngx_http_cg_redis_w.snap ? &ngx_http_cg_redis_w.snap->errors : NULL;
 }
 
 
 uint64_t
-ngx_http_cg_sync_version(void)
+ngx_http_cg_redis_version(void)
 {
-    return ngx_http_cg_sync_w.snap ? ngx_http_cg_sync_w.snap->version : 0;
+    return ngx_http_cg_redis_w.snap ? ngx_http_cg_redis_w.snap->version : 0;
 }
 
 
 time_t
-ngx_http_cg_sync_loaded(void)
+ngx_http_cg_redis_loaded(void)
 {
-    return ngx_http_cg_sync_w.loaded;
+    return ngx_http_cg_redis_w.loaded;
 }

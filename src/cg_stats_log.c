@@ -29,15 +29,15 @@
 
 typedef struct {
     ngx_http_cg_zone_t         *zone;
-    ngx_http_cg_node_t         *node;
+    ngx_http_cg_record_t         *node;
     const cg_anomaly_t         *an;
     uint32_t                    sec;
     cg_stats_req_t              req;
 } ngx_http_cg_log_entry_t;
 
 
-static void ngx_http_cg_status_log_timer(ngx_event_t *ev);
-static void ngx_http_cg_status_count(ngx_http_cg_zone_t *zone);
+static void ngx_http_cg_stats_log_timer(ngx_event_t *ev);
+static void ngx_http_cg_stats_count(ngx_http_cg_zone_t *zone);
 
 
 static ngx_http_cg_log_entry_t  ngx_http_cg_log_batch[NGX_HTTP_CG_LOG_BATCH];
@@ -46,8 +46,8 @@ static ngx_event_t              ngx_http_cg_log_ev;
 
 
 void
-ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_node_t *node, ngx_uint_t outcome, const cg_anomaly_t *an)
+ngx_http_cg_stats_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
+    ngx_http_cg_record_t *node, ngx_uint_t outcome, const cg_anomaly_t *an)
 {
     int64_t                     ms;
     ngx_uint_t                  i;
@@ -58,7 +58,7 @@ ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     ngx_http_upstream_state_t  *state;
 
     if (ngx_http_cg_log_n == NGX_HTTP_CG_LOG_BATCH) {
-        ngx_http_cg_status_flush();
+        ngx_http_cg_stats_flush();
     }
 
     e = &ngx_http_cg_log_batch[ngx_http_cg_log_n++];
@@ -105,7 +105,7 @@ ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     ev = &ngx_http_cg_log_ev;
 
     if (!ev->timer_set) {
-        ev->handler = ngx_http_cg_status_log_timer;
+        ev->handler = ngx_http_cg_stats_log_timer;
         ev->log = ngx_cycle->log;
         ev->cancelable = 1;
         ngx_add_timer(ev, NGX_HTTP_CG_LOG_DELAY);
@@ -116,16 +116,16 @@ ngx_http_cg_status_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
 /* the caller holds the zone's lock */
 
 void
-ngx_http_cg_status_flush_locked(ngx_http_cg_zone_t *zone)
+ngx_http_cg_stats_flush_locked(ngx_http_cg_zone_t *zone)
 {
     if (ngx_http_cg_log_n) {
-        ngx_http_cg_status_count(zone);
+        ngx_http_cg_stats_count(zone);
     }
 }
 
 
 void
-ngx_http_cg_status_flush(void)
+ngx_http_cg_stats_flush(void)
 {
     ngx_http_cg_zone_t  *zone;
 
@@ -133,14 +133,14 @@ ngx_http_cg_status_flush(void)
         zone = ngx_http_cg_log_batch[0].zone;
 
         ngx_http_cg_zone_lock(zone);
-        ngx_http_cg_status_count(zone);
+        ngx_http_cg_stats_count(zone);
         ngx_http_cg_zone_unlock(zone);
     }
 }
 
 
 static void
-ngx_http_cg_status_count(ngx_http_cg_zone_t *zone)
+ngx_http_cg_stats_count(ngx_http_cg_zone_t *zone)
 {
     ngx_uint_t                i, n;
     ngx_http_cg_log_entry_t  *e;
@@ -166,16 +166,16 @@ ngx_http_cg_status_count(ngx_http_cg_zone_t *zone)
 
 
 static void
-ngx_http_cg_status_log_timer(ngx_event_t *ev)
+ngx_http_cg_stats_log_timer(ngx_event_t *ev)
 {
-    ngx_http_cg_status_flush();
+    ngx_http_cg_stats_flush();
 }
 
 
 void
-ngx_http_cg_status_log_exit(void)
+ngx_http_cg_stats_log_exit(void)
 {
-    ngx_http_cg_status_flush();
+    ngx_http_cg_stats_flush();
 
     if (ngx_http_cg_log_ev.timer_set) {
         ngx_del_timer(&ngx_http_cg_log_ev);

@@ -2,13 +2,13 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_sync_lease: the cluster-wide count through allowance leases.
+ * cg_redis_lease: the cluster-wide count through allowance leases.
  *
  * Owns: the Lua lease script, the lease kept in each client's record of
  * the zone (spent under the zone lock, the next one fetched ahead of
  * time, sized to this node's traffic), the lease requests in flight with
  * the NOSCRIPT retry and the circuit breaker (the fetches of one turn of
- * the event loop leave in one script call), ngx_http_cg_sync_enforce(),
+ * the event loop leave in one script call), ngx_http_cg_redis_enforce(),
  * and the requests that wait for a lease until it comes or the command
  * timeout hands them to the failure policy.
  */
@@ -21,19 +21,19 @@
 #include <openssl/sha.h>
 
 #include "cg_common.h"
-#include "cg_sync_int.h"
+#include "cg_redis_int.h"
 
 
-#define NGX_HTTP_CG_SYNC_WAKE        2      /* waiters poll, ms */
-#define NGX_HTTP_CG_SYNC_WANT_MAX    10000
+#define NGX_HTTP_CG_REDIS_WAKE        2      /* waiters poll, ms */
+#define NGX_HTTP_CG_REDIS_WANT_MAX    10000
 
 /* "granted" of a client whose keys Redis failed on */
-#define NGX_HTTP_CG_SYNC_KEYS_FAILED  -2
+#define NGX_HTTP_CG_REDIS_KEYS_FAILED  -2
 
 
 /* the text of one client's part of a lease call, at most */
 
-#define ngx_http_cg_sync_client_text(prefix)                                 \
+#define ngx_http_cg_redis_client_text(prefix)                                 \
     (3 * NGX_INT32_LEN                                                        \
      + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
                         + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
@@ -42,8 +42,8 @@
 
 /* the arguments of a lease call, at most */
 
-#define NGX_HTTP_CG_SYNC_ARGS                                                 \
-    (4 + NGX_HTTP_CG_SYNC_BATCH * (3 + 5 * CG_MAX_LIMITS))
+#define NGX_HTTP_CG_REDIS_ARGS                                                 \
+    (4 + NGX_HTTP_CG_REDIS_BATCH * (3 + 5 * CG_MAX_LIMITS))
 
 
 /*
@@ -63,7 +63,7 @@
  * key named after the window number.
  */
 
-const char  ngx_http_cg_sync_script[] =
+const char  ngx_http_cg_redis_script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local function lease(k, c, n)\n"
@@ -142,14 +142,14 @@ const char  ngx_http_cg_sync_script[] =
     "end\n"
     "return out\n";
 
-const size_t  ngx_http_cg_sync_script_len =
-    sizeof(ngx_http_cg_sync_script) - 1;
+const size_t  ngx_http_cg_redis_script_len =
+    sizeof(ngx_http_cg_redis_script) - 1;
 
 
-static ngx_int_t ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b);
-static void ngx_http_cg_sync_batch_handler(ngx_event_t *ev);
-static void ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone,
-    ngx_http_cg_node_t *node, ngx_str_t *name, cg_quota_t *q,
+static ngx_int_t ngx_http_cg_redis_batch_send(ngx_http_cg_batch_t *b);
+static void ngx_http_cg_redis_batch_handler(ngx_event_t *ev);
+static void ngx_http_cg_redis_fetch(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_record_t *node, ngx_str_t *name, cg_quota_t *q,
     uint32_t qhash, uint32_t want, uint32_t owed, uint32_t started);
 
 /* leases */
@@ -200,7 +200,7 @@ ngx_http_cg_lease_ttl(cg_quota_t *q, ngx_uint_t small)
     for (i = 0; i < q->nlimits; i++) {
         if (q->limits[i].type == CG_LIMIT_RATE) {
             if (!small) {
-                ttl = ngx_min(ttl, 2 * ngx_http_cg_sync_w.conf->lease);
+                ttl = ngx_min(ttl, 2 * ngx_http_cg_redis_w.conf->lease);
             }
 
             continue;
@@ -228,7 +228,7 @@ ngx_http_cg_lease_ahead(cg_quota_t *q, uint32_t *reserve)
     uint64_t    cap, least;
     uint32_t    i;
 
-    cap = ngx_http_cg_sync_w.conf->ahead;
+    cap = ngx_http_cg_redis_w.conf->ahead;
     least = NGX_MAX_UINT32_VALUE;
 
     for (i = 0; i < q->nlimits; i++) {
@@ -258,9 +258,9 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
     uint32_t          rate, est;
     ngx_uint_t        rc, active, fetch;
     uint32_t          elapsed;
-    ngx_http_cg_sync_conf_t  *scf;
+    ngx_http_cg_redis_conf_t  *scf;
 
-    scf = ngx_http_cg_sync_w.conf;
+    scf = ngx_http_cg_redis_w.conf;
 
     if (l->qhash != qhash) {
         /* another quota: the lease and a fetch in flight are void */
@@ -282,7 +282,7 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
 
     active = l->fetching
              && (int32_t) (now - l->fetching)
-                < (int32_t) (2 * scf->redis->timeout);
+                < (int32_t) (2 * scf->server->timeout);
     fetch = 0;
 
     if (l->left && (int32_t) (l->expires - now) > 0) {
@@ -308,8 +308,8 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         *retry = l->denied - now;
         rc = NGX_HTTP_CG_TAKE_REJECT;
 
-    } else if (!ngx_http_cg_redis_ready(ngx_http_cg_sync_w.link)
-               || (ngx_msec_int_t) (ngx_http_cg_sync_w.broken
+    } else if (!ngx_http_cg_link_ready(ngx_http_cg_redis_w.link)
+               || (ngx_msec_int_t) (ngx_http_cg_redis_w.broken
                                     - ngx_current_msec) > 0
                || ngx_http_cg_lease_ahead_of(l->failed, now))
     {
@@ -351,7 +351,7 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
         fetch = !active;
     }
 
-    if (!fetch || !ngx_http_cg_redis_ready(ngx_http_cg_sync_w.link)) {
+    if (!fetch || !ngx_http_cg_link_ready(ngx_http_cg_redis_w.link)) {
         return rc;
     }
 
@@ -377,7 +377,7 @@ ngx_http_cg_lease_take(ngx_http_cg_lease_t *l, uint32_t qhash,
     }
 
     est = ngx_max(est, 1);
-    est = ngx_min(est, NGX_HTTP_CG_SYNC_WANT_MAX);
+    est = ngx_min(est, NGX_HTTP_CG_REDIS_WANT_MAX);
 
     if (l->granted == 0 && l->rate == 0) {
         /*
@@ -412,7 +412,7 @@ static ngx_http_cg_fetch_t *
 ngx_http_cg_fetch_alloc(void)
 {
     ngx_http_cg_fetch_t        *f;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     if (w->free) {
         f = w->free;
@@ -427,8 +427,8 @@ ngx_http_cg_fetch_alloc(void)
 static void
 ngx_http_cg_fetch_free(ngx_http_cg_fetch_t *f)
 {
-    f->next = ngx_http_cg_sync_w.free;
-    ngx_http_cg_sync_w.free = f;
+    f->next = ngx_http_cg_redis_w.free;
+    ngx_http_cg_redis_w.free = f;
 }
 
 
@@ -438,8 +438,8 @@ ngx_http_cg_fetch_free(ngx_http_cg_fetch_t *f)
  */
 
 static void
-ngx_http_cg_sync_fetch_unsent(ngx_http_cg_zone_t *zone,
-    ngx_http_cg_node_t *node, uint32_t owed, uint32_t started)
+ngx_http_cg_redis_fetch_unsent(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_record_t *node, uint32_t owed, uint32_t started)
 {
     ngx_http_cg_zone_lock(zone);
 
@@ -457,24 +457,24 @@ ngx_http_cg_sync_fetch_unsent(ngx_http_cg_zone_t *zone,
 /*
  * A fetch ends with Redis's answer for its client ("binding" 1-based, as
  * the script says), or with "granted" -1: no answer (an error, a timeout,
- * the link lost), or NGX_HTTP_CG_SYNC_KEYS_FAILED: Redis failed on this
+ * the link lost), or NGX_HTTP_CG_REDIS_KEYS_FAILED: Redis failed on this
  * client's keys (the failure policy decides for it for a second).  The
  * record's pin is dropped, or passed on to the fetch that charges what was
  * admitted ahead meanwhile.  The caller wakes the waiting requests.
  */
 
 static void
-ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
+ngx_http_cg_redis_fetch_done(ngx_http_cg_link_t *link, ngx_http_cg_fetch_t *f,
     int64_t granted, int64_t retry, int64_t binding, int64_t headroom)
 {
     int64_t               got;
     uint32_t              now32, cover, want, owed, started;
     ngx_str_t             name;
     ngx_uint_t            failed, again;
-    ngx_http_cg_node_t   *node;
+    ngx_http_cg_record_t   *node;
     ngx_http_cg_lease_t  *l;
 
-    failed = (granted == NGX_HTTP_CG_SYNC_KEYS_FAILED);
+    failed = (granted == NGX_HTTP_CG_REDIS_KEYS_FAILED);
 
     if (granted < 0) {
         granted = -1;
@@ -573,10 +573,10 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
         /* not into a Redis that fails: the next request's fetch charges */
 
         again = !failed
-                && (ngx_msec_int_t) (ngx_http_cg_sync_w.broken
+                && (ngx_msec_int_t) (ngx_http_cg_redis_w.broken
                                      - ngx_current_msec) <= 0;
 
-        if (l->owed && again && ngx_http_cg_redis_ready(link)) {
+        if (l->owed && again && ngx_http_cg_link_ready(link)) {
             /* admitted ahead while this fetch was in flight: charge now */
             want = l->owed;
             owed = l->owed;
@@ -595,7 +595,7 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
 
     if (want) {
         /* the pin passes on to the next fetch */
-        ngx_http_cg_sync_fetch(f->zone, node, &name, &f->quota, f->qhash,
+        ngx_http_cg_redis_fetch(f->zone, node, &name, &f->quota, f->qhash,
                                want, owed, started);
     }
 
@@ -606,7 +606,7 @@ ngx_http_cg_sync_fetch_done(ngx_http_cg_redis_t *link, ngx_http_cg_fetch_t *f,
 /* one line for a batch whose reply is no answer, naming its clients */
 
 static void
-ngx_http_cg_sync_batch_log(ngx_http_cg_redis_t *link, ngx_http_cg_batch_t *b,
+ngx_http_cg_redis_batch_log(ngx_http_cg_link_t *link, ngx_http_cg_batch_t *b,
     redisReply *reply)
 {
     u_char               *p, *last, names[256];
@@ -645,7 +645,7 @@ ngx_http_cg_sync_batch_log(ngx_http_cg_redis_t *link, ngx_http_cg_batch_t *b,
  */
 
 static void
-ngx_http_cg_sync_client_error(ngx_http_cg_redis_t *link,
+ngx_http_cg_redis_client_error(ngx_http_cg_link_t *link,
     ngx_http_cg_fetch_t *f, redisReply *err)
 {
     static ngx_msec_t  logged;
@@ -660,7 +660,7 @@ ngx_http_cg_sync_client_error(ngx_http_cg_redis_t *link,
                   "client guard: lease script failed for \"%*s\": %*s "
                   "(its keys in Redis: \"%V{%*s}:*\")",
                   f->len, f->name, (size_t) ngx_min(err->len, 512), err->str,
-                  &ngx_http_cg_sync_w.conf->redis->prefix, f->len, f->name);
+                  &ngx_http_cg_redis_w.conf->server->prefix, f->len, f->name);
 }
 
 
@@ -668,7 +668,7 @@ static ngx_http_cg_batch_t *
 ngx_http_cg_batch_alloc(void)
 {
     ngx_http_cg_batch_t        *b;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     if (w->free_batches) {
         b = w->free_batches;
@@ -684,8 +684,8 @@ static void
 ngx_http_cg_batch_free(ngx_http_cg_batch_t *b)
 {
     b->fetches = NULL;
-    b->next = ngx_http_cg_sync_w.free_batches;
-    ngx_http_cg_sync_w.free_batches = b;
+    b->next = ngx_http_cg_redis_w.free_batches;
+    ngx_http_cg_redis_w.free_batches = b;
 }
 
 
@@ -696,7 +696,7 @@ ngx_http_cg_batch_free(ngx_http_cg_batch_t *b)
  */
 
 static void
-ngx_http_cg_sync_batch_reply(ngx_http_cg_redis_t *link, redisReply *reply,
+ngx_http_cg_redis_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
     ngx_http_cg_batch_t  *b = data;
@@ -712,7 +712,7 @@ ngx_http_cg_sync_batch_reply(ngx_http_cg_redis_t *link, redisReply *reply,
 
         b->retried = 1;
 
-        if (ngx_http_cg_sync_batch_send(b) == NGX_OK) {
+        if (ngx_http_cg_redis_batch_send(b) == NGX_OK) {
             return;
         }
 
@@ -743,34 +743,34 @@ ngx_http_cg_sync_batch_reply(ngx_http_cg_redis_t *link, redisReply *reply,
 
         /* an error from the script: leases stop for a second */
 
-        ngx_http_cg_sync_w.broken = ngx_current_msec + 1000;
+        ngx_http_cg_redis_w.broken = ngx_current_msec + 1000;
 
-        ngx_http_cg_sync_batch_log(link, b, reply);
+        ngx_http_cg_redis_batch_log(link, b, reply);
     }
 
     for (f = b->fetches; f; f = next) {
         next = f->next;
 
         if (e && e[0]->type == REDIS_REPLY_STRING) {
-            ngx_http_cg_sync_client_error(link, f, e[0]);
-            ngx_http_cg_sync_fetch_done(link, f,
-                                        NGX_HTTP_CG_SYNC_KEYS_FAILED, 0, 0, 0);
+            ngx_http_cg_redis_client_error(link, f, e[0]);
+            ngx_http_cg_redis_fetch_done(link, f,
+                                        NGX_HTTP_CG_REDIS_KEYS_FAILED, 0, 0, 0);
             e += 4;
 
         } else if (e) {
-            ngx_http_cg_sync_fetch_done(link, f, e[0]->integer,
+            ngx_http_cg_redis_fetch_done(link, f, e[0]->integer,
                                         e[1]->integer, e[2]->integer,
                                         e[3]->integer);
             e += 4;
 
         } else {
-            ngx_http_cg_sync_fetch_done(link, f, -1, 0, 0, 0);
+            ngx_http_cg_redis_fetch_done(link, f, -1, 0, 0, 0);
         }
     }
 
     ngx_http_cg_batch_free(b);
 
-    ngx_http_cg_sync_wake();
+    ngx_http_cg_redis_wake();
 }
 
 
@@ -781,7 +781,7 @@ ngx_http_cg_sync_batch_reply(ngx_http_cg_redis_t *link, redisReply *reply,
  */
 
 static ngx_int_t
-ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b)
+ngx_http_cg_redis_batch_send(ngx_http_cg_batch_t *b)
 {
     int                         argc, nkeys;
     u_char                     *p, *last;
@@ -792,7 +792,7 @@ ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b)
     cg_limit_t                 *lim;
     const char                **argv;
     ngx_http_cg_fetch_t        *f;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     tp = ngx_timeofday();
     now = (int64_t) tp->sec * 1000 + tp->msec;
@@ -805,8 +805,8 @@ ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b)
     if (b->retried) {
         argv[0] = "EVAL";
         len[0] = 4;
-        argv[1] = ngx_http_cg_sync_script;
-        len[1] = ngx_http_cg_sync_script_len;
+        argv[1] = ngx_http_cg_redis_script;
+        len[1] = ngx_http_cg_redis_script_len;
 
     } else {
         argv[0] = "EVALSHA";
@@ -830,12 +830,12 @@ ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b)
 
             if (lim->type == CG_LIMIT_RATE) {
                 p = ngx_slprintf(p, last, "%V{%*s}:r:%uD",
-                                 &w->conf->redis->prefix, f->len, f->name,
+                                 &w->conf->server->prefix, f->len, f->name,
                                  lim->period);
 
             } else {
                 p = ngx_slprintf(p, last, "%V{%*s}:w:%uD:%L",
-                                 &w->conf->redis->prefix, f->len, f->name,
+                                 &w->conf->server->prefix, f->len, f->name,
                                  lim->period, now / lim->period);
             }
 
@@ -898,8 +898,8 @@ ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b)
         return NGX_ERROR;
     }
 
-    return ngx_http_cg_redis_send(w->link, argc, argv, len,
-                                  ngx_http_cg_sync_batch_reply, b);
+    return ngx_http_cg_link_send(w->link, argc, argv, len,
+                                  ngx_http_cg_redis_batch_reply, b);
 }
 
 
@@ -907,22 +907,22 @@ ngx_http_cg_sync_batch_send(ngx_http_cg_batch_t *b)
  * Posted by the first fetch of a turn of the event loop, and run in the
  * same turn (ngx_posted_events), before the link writes what was queued
  * (the link's flusher is posted again by the send when it ran already):
- * the pending fetches leave in batches of up to NGX_HTTP_CG_SYNC_BATCH.
+ * the pending fetches leave in batches of up to NGX_HTTP_CG_REDIS_BATCH.
  */
 
 static void
-ngx_http_cg_sync_batch_handler(ngx_event_t *ev)
+ngx_http_cg_redis_batch_handler(ngx_event_t *ev)
 {
     ngx_uint_t                  n;
     ngx_http_cg_batch_t        *b;
     ngx_http_cg_fetch_t        *f, *head, *tail, *next;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     while (w->pending) {
         head = w->pending;
         tail = head;
 
-        for (n = 1; n < NGX_HTTP_CG_SYNC_BATCH && tail->next; n++) {
+        for (n = 1; n < NGX_HTTP_CG_REDIS_BATCH && tail->next; n++) {
             tail = tail->next;
         }
 
@@ -940,7 +940,7 @@ ngx_http_cg_sync_batch_handler(ngx_event_t *ev)
             b->n = n;
             b->retried = 0;
 
-            if (ngx_http_cg_sync_batch_send(b) == NGX_OK) {
+            if (ngx_http_cg_redis_batch_send(b) == NGX_OK) {
                 continue;
             }
 
@@ -951,7 +951,7 @@ ngx_http_cg_sync_batch_handler(ngx_event_t *ev)
 
         for (f = head; f; f = next) {
             next = f->next;
-            ngx_http_cg_sync_fetch_unsent(f->zone, f->node, f->owed,
+            ngx_http_cg_redis_fetch_unsent(f->zone, f->node, f->owed,
                                           f->started);
             ngx_http_cg_fetch_free(f);
         }
@@ -962,21 +962,21 @@ ngx_http_cg_sync_batch_handler(ngx_event_t *ev)
 /* "node" is pinned by the caller, until the reply */
 
 static void
-ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_node_t *node,
+ngx_http_cg_redis_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *node,
     ngx_str_t *name, cg_quota_t *q, uint32_t qhash, uint32_t want,
     uint32_t owed, uint32_t started)
 {
     ngx_http_cg_fetch_t        *f;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     f = ngx_http_cg_fetch_alloc();
 
-    if (f == NULL || !ngx_http_cg_redis_ready(w->link)) {
+    if (f == NULL || !ngx_http_cg_link_ready(w->link)) {
         if (f) {
             ngx_http_cg_fetch_free(f);
         }
 
-        ngx_http_cg_sync_fetch_unsent(zone, node, owed, started);
+        ngx_http_cg_redis_fetch_unsent(zone, node, owed, started);
         return;
     }
 
@@ -1003,23 +1003,23 @@ ngx_http_cg_sync_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_node_t *node,
 
 
 ngx_int_t
-ngx_http_cg_sync_batch_init(ngx_cycle_t *cycle)
+ngx_http_cg_redis_batch_init(ngx_cycle_t *cycle)
 {
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     w->pending = NULL;
     w->last = &w->pending;
 
-    w->batcher.handler = ngx_http_cg_sync_batch_handler;
+    w->batcher.handler = ngx_http_cg_redis_batch_handler;
     w->batcher.data = w;
     w->batcher.log = cycle->log;
 
-    w->text_size = 2 * NGX_INT32_LEN + NGX_HTTP_CG_SYNC_BATCH
-                   * ngx_http_cg_sync_client_text(w->conf->redis->prefix.len);
+    w->text_size = 2 * NGX_INT32_LEN + NGX_HTTP_CG_REDIS_BATCH
+                   * ngx_http_cg_redis_client_text(w->conf->server->prefix.len);
 
-    w->argv = ngx_alloc(NGX_HTTP_CG_SYNC_ARGS * sizeof(const char *),
+    w->argv = ngx_alloc(NGX_HTTP_CG_REDIS_ARGS * sizeof(const char *),
                         cycle->log);
-    w->argvlen = ngx_alloc(NGX_HTTP_CG_SYNC_ARGS * sizeof(size_t),
+    w->argvlen = ngx_alloc(NGX_HTTP_CG_REDIS_ARGS * sizeof(size_t),
                            cycle->log);
     w->text = ngx_alloc(w->text_size, cycle->log);
 
@@ -1032,10 +1032,10 @@ ngx_http_cg_sync_batch_init(ngx_cycle_t *cycle)
 
 
 void
-ngx_http_cg_sync_batch_abort(void)
+ngx_http_cg_redis_batch_abort(void)
 {
     ngx_http_cg_fetch_t        *f;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     if (w->batcher.posted) {
         ngx_delete_posted_event(&w->batcher);
@@ -1046,7 +1046,7 @@ ngx_http_cg_sync_batch_abort(void)
     while (w->pending) {
         f = w->pending;
         w->pending = f->next;
-        ngx_http_cg_sync_fetch_unsent(f->zone, f->node, f->owed, f->started);
+        ngx_http_cg_redis_fetch_unsent(f->zone, f->node, f->owed, f->started);
         ngx_http_cg_fetch_free(f);
     }
 
@@ -1055,13 +1055,13 @@ ngx_http_cg_sync_batch_abort(void)
 
 
 void
-ngx_http_cg_sync_batch_exit(void)
+ngx_http_cg_redis_batch_exit(void)
 {
     ngx_http_cg_batch_t        *b;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     if (w->last) {
-        ngx_http_cg_sync_batch_abort();
+        ngx_http_cg_redis_batch_abort();
     }
 
     while (w->free_batches) {
@@ -1093,14 +1093,14 @@ ngx_http_cg_sync_batch_exit(void)
  */
 
 static ngx_uint_t
-ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
+ngx_http_cg_redis_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, cg_quota_t *q, uint32_t qhash, uint64_t *retry,
-    uint64_t *remaining, ngx_uint_t *binding, ngx_http_cg_node_t **pin)
+    uint64_t *remaining, ngx_uint_t *binding, ngx_http_cg_record_t **pin)
 {
     uint32_t             want, owed, started, ahead, reserve;
     ngx_uint_t           rc;
     ngx_msec_t           now;
-    ngx_http_cg_node_t  *node;
+    ngx_http_cg_record_t  *node;
 
     now = ngx_current_msec;
     want = 0;
@@ -1110,7 +1110,7 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 
     ngx_http_cg_zone_lock(zone);
 
-    node = ngx_http_cg_zone_node(zone, name, hash, now, 1);
+    node = ngx_http_cg_zone_record(zone, name, hash, now, 1);
 
     if (node == NULL) {
         rc = NGX_HTTP_CG_TAKE_DOWN;
@@ -1135,7 +1135,7 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     ngx_http_cg_zone_unlock(zone);
 
     if (want) {
-        ngx_http_cg_sync_fetch(zone, node, name, q, qhash, want, owed,
+        ngx_http_cg_redis_fetch(zone, node, name, q, qhash, want, owed,
                                started);
     }
 
@@ -1144,7 +1144,7 @@ ngx_http_cg_sync_take(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 
 
 static void
-ngx_http_cg_sync_result(ngx_http_cg_sync_req_t *s, cg_quota_t *quota,
+ngx_http_cg_redis_result(ngx_http_cg_redis_req_t *s, cg_quota_t *quota,
     ngx_int_t *binding, cg_limit_result_t *res)
 {
     /* the limit the last lease was cut short by, as Redis said */
@@ -1161,63 +1161,63 @@ ngx_http_cg_sync_result(ngx_http_cg_sync_req_t *s, cg_quota_t *quota,
 
 
 ngx_int_t
-ngx_http_cg_sync_enforce(ngx_http_request_t *r, void *data,
+ngx_http_cg_redis_enforce(ngx_http_request_t *r, void *data,
     ngx_http_cg_zone_t *zone, cg_quota_t *quota, uint32_t hash,
     ngx_int_t *binding, cg_limit_result_t *res)
 {
     ngx_http_cg_ctx_t  *ctx = data;
 
-    ngx_http_cg_sync_req_t     *s;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_req_t     *s;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     if (w->conf == NULL || quota->nlimits == 0) {
         return NGX_DECLINED;
     }
 
-    s = ctx->sync;
+    s = ctx->redis;
 
     if (s && s->resumed) {
         s->resumed = 0;
 
         if (s->take == NGX_HTTP_CG_TAKE_DOWN) {
-            return ngx_http_cg_sync_policy(ctx, s, quota, binding, res);
+            return ngx_http_cg_redis_policy(ctx, s, quota, binding, res);
         }
 
-        ngx_http_cg_sync_result(s, quota, binding, res);
+        ngx_http_cg_redis_result(s, quota, binding, res);
         return NGX_OK;
     }
 
     if (s == NULL) {
-        s = ngx_pcalloc(r->pool, sizeof(ngx_http_cg_sync_req_t));
+        s = ngx_pcalloc(r->pool, sizeof(ngx_http_cg_redis_req_t));
         if (s == NULL) {
             return NGX_ERROR;
         }
 
-        ctx->sync = s;
+        ctx->redis = s;
     }
 
     s->qhash = ngx_http_cg_quota_hash(quota);
 
-    s->take = ngx_http_cg_sync_take(zone, &ctx->client, hash, quota,
+    s->take = ngx_http_cg_redis_take(zone, &ctx->client, hash, quota,
                                     s->qhash, &s->retry, &s->remaining,
                                     &s->binding, &ctx->node);
 
     switch (s->take) {
 
     case NGX_HTTP_CG_TAKE_DOWN:
-        return ngx_http_cg_sync_policy(ctx, s, quota, binding, res);
+        return ngx_http_cg_redis_policy(ctx, s, quota, binding, res);
 
     case NGX_HTTP_CG_TAKE_WAIT:
         break;
 
     case NGX_HTTP_CG_TAKE_AHEAD:
-        s->how = NGX_HTTP_CG_SYNC_AHEAD;
-        ngx_http_cg_sync_result(s, quota, binding, res);
+        s->how = NGX_HTTP_CG_REDIS_AHEAD;
+        ngx_http_cg_redis_result(s, quota, binding, res);
         return NGX_OK;
 
     default:
-        s->how = NGX_HTTP_CG_SYNC_LEASE;
-        ngx_http_cg_sync_result(s, quota, binding, res);
+        s->how = NGX_HTTP_CG_REDIS_LEASE;
+        ngx_http_cg_redis_result(s, quota, binding, res);
         return NGX_OK;
     }
 
@@ -1228,13 +1228,13 @@ ngx_http_cg_sync_enforce(ngx_http_request_t *r, void *data,
     s->name = ctx->client;
     s->quota = *quota;
     s->hash = hash;
-    s->deadline = ngx_current_msec + w->conf->redis->timeout;
+    s->deadline = ngx_current_msec + w->conf->server->timeout;
     s->waiting = 1;
 
     ngx_queue_insert_tail(&w->waiters, &s->queue);
 
     if (!w->wake.timer_set) {
-        ngx_add_timer(&w->wake, NGX_HTTP_CG_SYNC_WAKE);
+        ngx_add_timer(&w->wake, NGX_HTTP_CG_REDIS_WAKE);
     }
 
     /* notice a client that goes away meanwhile */
@@ -1245,13 +1245,13 @@ ngx_http_cg_sync_enforce(ngx_http_request_t *r, void *data,
 
 
 ngx_int_t
-ngx_http_cg_sync_pending(void *data)
+ngx_http_cg_redis_pending(void *data)
 {
     ngx_http_cg_ctx_t  *ctx = data;
 
-    ngx_http_cg_sync_req_t  *s;
+    ngx_http_cg_redis_req_t  *s;
 
-    s = ctx->sync;
+    s = ctx->redis;
 
     if (s == NULL) {
         return NGX_DECLINED;
@@ -1266,13 +1266,13 @@ ngx_http_cg_sync_pending(void *data)
 
 
 void
-ngx_http_cg_sync_cleanup(void *data)
+ngx_http_cg_redis_cleanup(void *data)
 {
     ngx_http_cg_ctx_t  *ctx = data;
 
-    ngx_http_cg_sync_req_t  *s;
+    ngx_http_cg_redis_req_t  *s;
 
-    s = ctx->sync;
+    s = ctx->redis;
 
     if (s && s->waiting) {
         s->waiting = 0;
@@ -1282,20 +1282,20 @@ ngx_http_cg_sync_cleanup(void *data)
 
 
 void
-ngx_http_cg_sync_wake_handler(ngx_event_t *ev)
+ngx_http_cg_redis_wake_handler(ngx_event_t *ev)
 {
-    ngx_http_cg_sync_wake();
+    ngx_http_cg_redis_wake();
 }
 
 
 void
-ngx_http_cg_sync_wake(void)
+ngx_http_cg_redis_wake(void)
 {
     ngx_queue_t                 ready, *q, *next;
     ngx_connection_t           *c;
     ngx_http_request_t         *r;
-    ngx_http_cg_sync_req_t     *s;
-    ngx_http_cg_sync_worker_t  *w = &ngx_http_cg_sync_w;
+    ngx_http_cg_redis_req_t     *s;
+    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
 
     ngx_queue_init(&ready);
 
@@ -1304,9 +1304,9 @@ ngx_http_cg_sync_wake(void)
          q = next)
     {
         next = ngx_queue_next(q);
-        s = ngx_queue_data(q, ngx_http_cg_sync_req_t, queue);
+        s = ngx_queue_data(q, ngx_http_cg_redis_req_t, queue);
 
-        s->take = ngx_http_cg_sync_take(s->zone, &s->name, s->hash,
+        s->take = ngx_http_cg_redis_take(s->zone, &s->name, s->hash,
                                         &s->quota, s->qhash, &s->retry,
                                         &s->remaining, &s->binding, NULL);
 
@@ -1329,10 +1329,10 @@ ngx_http_cg_sync_wake(void)
         q = ngx_queue_head(&ready);
         ngx_queue_remove(q);
 
-        s = ngx_queue_data(q, ngx_http_cg_sync_req_t, queue);
+        s = ngx_queue_data(q, ngx_http_cg_redis_req_t, queue);
         s->waiting = 0;
         s->resumed = 1;
-        s->how = NGX_HTTP_CG_SYNC_WAITED;
+        s->how = NGX_HTTP_CG_REDIS_WAITED;
 
         r = s->r;
         c = r->connection;
@@ -1350,6 +1350,6 @@ ngx_http_cg_sync_wake(void)
         }
 
     } else if (!w->wake.timer_set) {
-        ngx_add_timer(&w->wake, NGX_HTTP_CG_SYNC_WAKE);
+        ngx_add_timer(&w->wake, NGX_HTTP_CG_REDIS_WAKE);
     }
 }

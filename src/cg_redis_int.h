@@ -2,17 +2,17 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_sync_int: private to the Redis part (cg_sync*.c); nothing else
+ * cg_redis_int: private to the Redis part (cg_redis*.c); nothing else
  * includes it.
  *
- * Owns: the types the cg_sync files share (the quota snapshot, a lease
+ * Owns: the types the cg_redis files share (the quota snapshot, a lease
  * request in flight, a request's part in a decision, the per-worker state)
- * and the functions one cg_sync file calls in another.
+ * and the functions one cg_redis file calls in another.
  */
 
 
-#ifndef _CG_SYNC_INT_H_INCLUDED_
-#define _CG_SYNC_INT_H_INCLUDED_
+#ifndef _CG_REDIS_INT_H_INCLUDED_
+#define _CG_REDIS_INT_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -49,13 +49,13 @@ typedef struct {
     ngx_http_cg_entry_t       **keys;
     ngx_uint_t                  nkeys;
     ngx_http_cg_entry_t        *dflt;
-    ngx_array_t                 errors;   /* ngx_http_cg_sync_error_t */
+    ngx_array_t                 errors;   /* ngx_http_cg_redis_error_t */
     uint64_t                    version;
 } ngx_http_cg_snap_t;
 
 
 /* clients in one call of the lease script, at most */
-#define NGX_HTTP_CG_SYNC_BATCH       64
+#define NGX_HTTP_CG_REDIS_BATCH       64
 
 
 /* a lease request in flight: worker memory, never a request's pool */
@@ -65,7 +65,7 @@ typedef struct ngx_http_cg_fetch_s  ngx_http_cg_fetch_t;
 struct ngx_http_cg_fetch_s {
     ngx_http_cg_fetch_t        *next;     /* pending, batch or free list */
     ngx_http_cg_zone_t         *zone;
-    ngx_http_cg_node_t         *node;     /* pinned until the reply */
+    ngx_http_cg_record_t         *node;     /* pinned until the reply */
     cg_quota_t                  quota;
     uint32_t                    qhash;
     uint32_t                    want;
@@ -99,20 +99,20 @@ typedef struct {
     uint32_t                    qhash;
     uint32_t                    hash;
     ngx_msec_t                  deadline;
-    ngx_uint_t                  how;      /* NGX_HTTP_CG_SYNC_* */
+    ngx_uint_t                  how;      /* NGX_HTTP_CG_REDIS_* */
     ngx_uint_t                  take;     /* NGX_HTTP_CG_TAKE_* */
     uint64_t                    retry;
     uint64_t                    remaining;
     ngx_uint_t                  binding;     /* the limit that binds */
     unsigned                    waiting:1;
     unsigned                    resumed:1;
-} ngx_http_cg_sync_req_t;
+} ngx_http_cg_redis_req_t;
 
 
 typedef struct {
-    ngx_http_cg_sync_conf_t    *conf;
-    ngx_http_cg_redis_t        *link;
-    ngx_http_cg_redis_t        *sub;
+    ngx_http_cg_redis_conf_t    *conf;
+    ngx_http_cg_link_t        *link;
+    ngx_http_cg_link_t        *sub;
     ngx_http_cg_snap_t         *snap;
     ngx_http_cg_snap_t         *building;
     ngx_event_t                 poll;
@@ -142,37 +142,37 @@ typedef struct {
     ngx_str_t                   k_channel;
     ngx_str_t                   k_nodes;
     ngx_str_t                   node_id;
-} ngx_http_cg_sync_worker_t;
+} ngx_http_cg_redis_worker_t;
 
 
-extern ngx_http_cg_sync_worker_t  ngx_http_cg_sync_w;
+extern ngx_http_cg_redis_worker_t  ngx_http_cg_redis_w;
 
-/* the lease script (cg_sync_lease.c), for SCRIPT LOAD and its SHA1 */
-extern const char    ngx_http_cg_sync_script[];
-extern const size_t  ngx_http_cg_sync_script_len;
+/* the lease script (cg_redis_lease.c), for SCRIPT LOAD and its SHA1 */
+extern const char    ngx_http_cg_redis_script[];
+extern const size_t  ngx_http_cg_redis_script_len;
 
 
-/* cg_sync.c: the failure policy; NGX_OK decided, NGX_DECLINED locally */
-ngx_int_t ngx_http_cg_sync_policy(ngx_http_cg_ctx_t *ctx,
-    ngx_http_cg_sync_req_t *s, cg_quota_t *quota, ngx_int_t *binding,
+/* cg_redis.c: the failure policy; NGX_OK decided, NGX_DECLINED locally */
+ngx_int_t ngx_http_cg_redis_policy(ngx_http_cg_ctx_t *ctx,
+    ngx_http_cg_redis_req_t *s, cg_quota_t *quota, ngx_int_t *binding,
     cg_limit_result_t *res);
 
-/* cg_sync_quota.c: reads the quota definitions and API keys again */
-void ngx_http_cg_sync_load(void);
+/* cg_redis_quota.c: reads the quota definitions and API keys again */
+void ngx_http_cg_redis_load(void);
 
-/* cg_sync_lease.c: the waiting requests decide again */
-void ngx_http_cg_sync_wake_handler(ngx_event_t *ev);
-void ngx_http_cg_sync_wake(void);
+/* cg_redis_lease.c: the waiting requests decide again */
+void ngx_http_cg_redis_wake_handler(ngx_event_t *ev);
+void ngx_http_cg_redis_wake(void);
 
 /*
- * cg_sync_lease.c: lease requests leave in batches, one script call for
+ * cg_redis_lease.c: lease requests leave in batches, one script call for
  * those of a turn of the event loop.  init at worker start; abort releases
  * those not sent yet (the link went down); exit does that and frees what
  * init allocated.
  */
-ngx_int_t ngx_http_cg_sync_batch_init(ngx_cycle_t *cycle);
-void ngx_http_cg_sync_batch_abort(void);
-void ngx_http_cg_sync_batch_exit(void);
+ngx_int_t ngx_http_cg_redis_batch_init(ngx_cycle_t *cycle);
+void ngx_http_cg_redis_batch_abort(void);
+void ngx_http_cg_redis_batch_exit(void);
 
 
-#endif /* _CG_SYNC_INT_H_INCLUDED_ */
+#endif /* _CG_REDIS_INT_H_INCLUDED_ */

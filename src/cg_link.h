@@ -1,0 +1,122 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_link: a per-worker asynchronous Redis link on nginx's event loop.
+ *
+ * Owns: the socket (ngx_event_connect_peer), the connection state machine
+ * (connecting, AUTH/SELECT, ready, backoff), command deadlines with a
+ * watchdog that drops a silent connection, reconnection with exponential
+ * backoff and jitter, and the FIFO of pending operations (replies come back
+ * in order, so commands are pipelined; those queued in one turn of the
+ * event loop leave in one write).  Commands are written in RESP here;
+ * hiredis only parses replies.  No call here ever blocks.
+ */
+
+
+#ifndef _CG_LINK_H_INCLUDED_
+#define _CG_LINK_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+
+#include <hiredis/hiredis.h>
+
+
+#define NGX_HTTP_CG_LINK_IDLE        0    /* not started, or stopped */
+#define NGX_HTTP_CG_LINK_CONNECTING  1
+#define NGX_HTTP_CG_LINK_HANDSHAKE   2    /* AUTH / SELECT sent */
+#define NGX_HTTP_CG_LINK_READY       3
+#define NGX_HTTP_CG_LINK_BACKOFF     4    /* waiting to reconnect */
+
+
+/* parsed at configuration time by the client_guard_redis directive */
+
+typedef struct {
+    ngx_addr_t                   *addr;
+    ngx_str_t                     password;
+    ngx_uint_t                    db;
+    ngx_str_t                     prefix;
+    ngx_msec_t                    connect_timeout;
+    ngx_msec_t                    timeout;
+} ngx_http_cg_link_conf_t;
+
+
+typedef struct ngx_http_cg_link_s  ngx_http_cg_link_t;
+
+/* reply is NULL when the operation failed (timeout, connection lost) */
+typedef void (*ngx_http_cg_link_handler_pt)(ngx_http_cg_link_t *link,
+    redisReply *reply, void *data);
+
+/* state changes: ready or not */
+typedef void (*ngx_http_cg_link_state_pt)(ngx_http_cg_link_t *link,
+    ngx_uint_t ready);
+
+
+struct ngx_http_cg_link_s {
+    ngx_http_cg_link_conf_t     *conf;
+    ngx_log_t                    *log;
+    ngx_peer_connection_t         peer;
+    ngx_uint_t                    state;
+    redisReader                  *reader;
+
+    ngx_queue_t                   ops;        /* pending, oldest first */
+    ngx_queue_t                   free;       /* spare ops */
+    ngx_uint_t                    nops;
+
+    u_char                       *out;        /* unsent command bytes */
+    size_t                        out_len;
+    size_t                        out_size;
+
+    ngx_event_t                   watchdog;   /* overdue replies */
+    ngx_event_t                   retry;      /* reconnect after backoff */
+    ngx_event_t                   flusher;    /* posted: one write for all
+                                                 commands of an iteration */
+    ngx_msec_t                    backoff;
+
+    ngx_http_cg_link_state_pt    on_state;
+    ngx_http_cg_link_handler_pt  on_push;    /* replies nobody asked for */
+    void                         *data;
+
+    ngx_uint_t                    failures;   /* consecutive */
+    ngx_uint_t                    commands;   /* sent, for statistics */
+    unsigned                      stopped:1;
+    unsigned                      was_ready:1;
+    unsigned                      quiet:1;    /* transitions: debug only */
+};
+
+
+/* "client_guard_redis address [password=] [db=] ..." */
+char *ngx_http_cg_link_directive(ngx_conf_t *cf,
+    ngx_http_cg_link_conf_t **rcf);
+
+ngx_http_cg_link_t *ngx_http_cg_link_create(ngx_cycle_t *cycle,
+    ngx_http_cg_link_conf_t *conf, ngx_http_cg_link_state_pt on_state,
+    ngx_http_cg_link_handler_pt on_push, void *data);
+
+/* connects now (init_process) */
+void ngx_http_cg_link_start(ngx_http_cg_link_t *link);
+
+/* closes for good: pending operations fail, no reconnection */
+void ngx_http_cg_link_stop(ngx_http_cg_link_t *link);
+
+/*
+ * Queues a command; "handler" runs with its reply (or NULL).  Only while
+ * ready, or for internal handshake commands.  Returns NGX_DECLINED when the
+ * link is not ready: the caller decides by its failure policy at once.
+ */
+ngx_int_t ngx_http_cg_link_send(ngx_http_cg_link_t *link, int argc,
+    const char **argv, const size_t *argvlen,
+    ngx_http_cg_link_handler_pt handler, void *data);
+
+/* drops the connection (a protocol error seen by a user), reconnects later */
+void ngx_http_cg_link_fail(ngx_http_cg_link_t *link, const char *why);
+
+#define ngx_http_cg_link_ready(link)                                         \
+    ((link) && (link)->state == NGX_HTTP_CG_LINK_READY)
+
+
+#endif /* _CG_LINK_H_INCLUDED_ */
