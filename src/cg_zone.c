@@ -14,6 +14,16 @@
 extern ngx_module_t  ngx_http_client_guard_module;
 
 
+ngx_http_cg_outcome_t  ngx_http_cg_outcomes[] = {
+    { ngx_null_string, ngx_string("none") },
+    { ngx_string("PASSED"), ngx_string("passed") },
+    { ngx_string("REJECTED"), ngx_string("rejected") },
+    { ngx_string("REJECTED_DRY_RUN"), ngx_string("rejected_dry_run") },
+    { ngx_string("BYPASSED"), ngx_string("bypassed") },
+    { ngx_string("UNIDENTIFIED"), ngx_string("unidentified") }
+};
+
+
 /*
  * A record found again less than this long after its last move to the head
  * of the LRU queue stays where it is: a busy client's lookups touch neither
@@ -52,7 +62,7 @@ static void ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
 static void ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n);
 static ngx_int_t ngx_http_cg_zone_check_resize(ngx_conf_t *cf,
     ngx_str_t *name, size_t size);
-static ngx_http_cg_zone_t *ngx_http_cg_zone_find(ngx_array_t *zones,
+static ngx_http_cg_zone_t *ngx_http_cg_zone_by_name(ngx_array_t *zones,
     ngx_str_t *name);
 static ngx_http_cg_zone_t *ngx_http_cg_zone_create(ngx_conf_t *cf,
     ngx_array_t *zones, ngx_str_t *name, size_t size);
@@ -144,7 +154,7 @@ ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones)
         return NGX_CONF_ERROR;
     }
 
-    zone = ngx_http_cg_zone_find(zones, &name);
+    zone = ngx_http_cg_zone_by_name(zones, &name);
 
     if (zone && zone->declared) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -177,7 +187,7 @@ ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones)
 
 
 static ngx_http_cg_zone_t *
-ngx_http_cg_zone_find(ngx_array_t *zones, ngx_str_t *name)
+ngx_http_cg_zone_by_name(ngx_array_t *zones, ngx_str_t *name)
 {
     ngx_uint_t            i;
     ngx_http_cg_zone_t  **zp;
@@ -298,7 +308,7 @@ ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *name)
 {
     ngx_http_cg_zone_t  *zone;
 
-    zone = ngx_http_cg_zone_find(zones, name);
+    zone = ngx_http_cg_zone_by_name(zones, name);
 
     if (zone) {
         return zone;
@@ -666,4 +676,133 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
         zone->sh->clients--;
         zone->sh->evictions++;
     }
+}
+
+
+ngx_int_t
+ngx_http_cg_zone_walk(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_zone_cursor_t *cur, ngx_uint_t max,
+    ngx_http_cg_zone_visit_pt visit, void *data)
+{
+    ngx_int_t              rc;
+    ngx_uint_t             n;
+    ngx_rbtree_node_t     *node, *sentinel, *last;
+    ngx_http_cg_record_t  *rec;
+
+    ngx_http_cg_zone_lock(zone);
+
+    /* the first record after (key, name), or the first of all */
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+    last = NULL;
+
+    while (node != sentinel) {
+
+        if (!cur->started) {
+            rc = 1;
+
+        } else if (node->key != cur->key) {
+            rc = (node->key > cur->key) ? 1 : -1;
+
+        } else {
+            rec = (ngx_http_cg_record_t *) &node->color;
+            rc = ngx_memn2cmp(rec->name, cur->name, rec->len, cur->len);
+        }
+
+        if (rc > 0) {
+            last = node;
+            node = node->left;
+
+        } else {
+            node = node->right;
+        }
+    }
+
+    node = last;
+    last = NULL;
+
+    for (n = 0; node && n < max; n++) {
+        visit((ngx_http_cg_record_t *) &node->color, data);
+        last = node;
+        node = ngx_rbtree_next(&zone->sh->rbtree, node);
+    }
+
+    if (last) {
+        rec = (ngx_http_cg_record_t *) &last->color;
+
+        cur->key = (uint32_t) last->key;
+        cur->len = rec->len;
+        ngx_memcpy(cur->name, rec->name, rec->len);
+        cur->started = 1;
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+
+    return node ? NGX_OK : NGX_DONE;
+}
+
+
+ngx_http_cg_record_t *
+ngx_http_cg_zone_find(ngx_http_cg_zone_t *zone, ngx_str_t *name)
+{
+    uint32_t               hash, off;
+    ngx_rbtree_node_t     *node;
+    ngx_http_cg_record_t  *rec;
+
+    hash = ngx_crc32_long(name->data, name->len);
+
+    for (off = zone->sh->buckets[hash & zone->sh->mask]; off; off = rec->hnext)
+    {
+        node = ngx_http_cg_zone_at(zone, off);
+        rec = (ngx_http_cg_record_t *) &node->color;
+
+        if (node->key == hash && rec->len == name->len
+            && ngx_http_cg_zone_same(rec, name))
+        {
+            return rec;
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_http_cg_zone_copy(ngx_http_cg_record_copy_t *copy,
+    ngx_http_cg_record_t *rec)
+{
+    ngx_memcpy(&copy->rec, rec, offsetof(ngx_http_cg_record_t, name)
+                                + rec->len);
+}
+
+
+void
+ngx_http_cg_zone_health(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_zone_health_t *h)
+{
+    ngx_uint_t            i;
+    ngx_slab_pool_t      *pool;
+    ngx_http_cg_shctx_t  *sh;
+
+    sh = zone->sh;
+    pool = zone->shpool;
+
+    h->size = zone->shm_zone->shm.size;
+
+    for (i = 0; i < NGX_HTTP_CG_ID_NREASONS; i++) {
+        h->unidentified[i] = sh->unidentified[i];
+    }
+
+    ngx_http_cg_zone_lock(zone);
+
+    h->pages = (pool->end - pool->start) / ngx_pagesize;
+    h->pages_free = pool->pfree;
+    h->clients = sh->clients;
+    h->evictions = sh->evictions;
+    h->alloc_failures = sh->alloc_failures;
+
+    ngx_http_cg_zone_unlock(zone);
+
+    h->used = (uint64_t) (h->pages - h->pages_free) * ngx_pagesize;
 }

@@ -20,6 +20,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include "cg_identity.h"
 #include "cg_limiter.h"
 #include "cg_stats.h"
 
@@ -35,6 +36,16 @@
 
 /* the outcomes a client's record counts: an unidentified request has none */
 #define NGX_HTTP_CG_NCOUNTED          (NGX_HTTP_CG_BYPASSED + 1)
+
+
+/* an outcome's names: in $client_guard_status, and in the status output */
+
+typedef struct {
+    ngx_str_t                 variable;    /* "REJECTED_DRY_RUN" */
+    ngx_str_t                 name;        /* "rejected_dry_run" */
+} ngx_http_cg_outcome_t;
+
+extern ngx_http_cg_outcome_t  ngx_http_cg_outcomes[];
 
 
 typedef struct {
@@ -117,7 +128,8 @@ typedef struct {
     ngx_uint_t                clients;
     uint64_t                  evictions;
     uint64_t                  alloc_failures;
-    ngx_atomic_t              unidentified[3];   /* by reason, atomics */
+    ngx_atomic_t              unidentified[NGX_HTTP_CG_ID_NREASONS];
+                                           /* by reason, atomics */
     void                     *status;      /* cg_status: deploy marks */
     uint32_t                 *buckets;     /* hash index of the records */
     ngx_uint_t                mask;        /* buckets - 1 */
@@ -147,6 +159,10 @@ ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
 #define ngx_http_cg_zone_lock(z)    ngx_shmtx_lock(&(z)->shpool->mutex)
 #define ngx_http_cg_zone_unlock(z)  ngx_shmtx_unlock(&(z)->shpool->mutex)
 
+/* the bytes a record takes in the zone, its name aside */
+#define ngx_http_cg_record_size                                               \
+    (offsetof(ngx_rbtree_node_t, color) + offsetof(ngx_http_cg_record_t, name))
+
 /*
  * Finds the record of a client, or creates it when "create" is set, evicting
  * the least recently seen clients to make room.  Marks it most recently seen
@@ -155,6 +171,70 @@ ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
  */
 ngx_http_cg_record_t *ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone,
     ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);
+
+
+/*
+ * A copy of a record, name included, for a reader that works on it outside
+ * the lock.
+ */
+
+typedef struct {
+    ngx_http_cg_record_t      rec;
+    u_char                    rest[CG_NAME_MAX];
+} ngx_http_cg_record_copy_t;
+
+
+/*
+ * A walk of the records in a stable order (the rbtree's: the hash of the
+ * name, then the name) that resumes after the last record visited: records
+ * evicted or created between two steps do no harm.
+ */
+
+typedef struct {
+    ngx_uint_t                started;
+    uint32_t                  key;
+    size_t                    len;
+    u_char                    name[CG_NAME_MAX];
+} ngx_http_cg_zone_cursor_t;
+
+/* called under the lock for each record visited: brief, no allocation */
+typedef void (*ngx_http_cg_zone_visit_pt)(ngx_http_cg_record_t *rec,
+    void *data);
+
+/*
+ * Takes the lock, visits up to "max" records after the cursor, moves the
+ * cursor past the last one, and unlocks.  NGX_DONE when no record is left
+ * after it, NGX_OK otherwise.
+ */
+ngx_int_t ngx_http_cg_zone_walk(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_zone_cursor_t *cur, ngx_uint_t max,
+    ngx_http_cg_zone_visit_pt visit, void *data);
+
+/* the record of a name, its LRU place untouched, or NULL; lock held */
+ngx_http_cg_record_t *ngx_http_cg_zone_find(ngx_http_cg_zone_t *zone,
+    ngx_str_t *name);
+
+/* the record and its name into "copy" */
+void ngx_http_cg_zone_copy(ngx_http_cg_record_copy_t *copy,
+    ngx_http_cg_record_t *rec);
+
+
+/* the zone's own figures, for the status */
+
+typedef struct {
+    uint64_t                  size;
+    uint64_t                  used;        /* whole pages */
+    ngx_uint_t                pages;
+    ngx_uint_t                pages_free;
+    ngx_uint_t                clients;
+    uint64_t                  evictions;
+    uint64_t                  alloc_failures;
+    uint64_t                  unidentified[NGX_HTTP_CG_ID_NREASONS];
+} ngx_http_cg_zone_health_t;
+
+/* takes the lock */
+void ngx_http_cg_zone_health(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_zone_health_t *h);
 
 
 #endif /* _CG_ZONE_H_INCLUDED_ */
