@@ -79,7 +79,7 @@ define apt_install
 endef
 
 .PHONY: all module deps deps-test deps-demo deps-bench deps-status deps-all \
-	unit test prove asan test-asan prove-asan test-static demo bench clean check-dashboard
+	unit test prove asan test-asan prove-asan test-static demo bench clean check-embedded
 
 all: module
 
@@ -142,19 +142,25 @@ define ngx_build
 	echo "built $(6)"
 endef
 
-module: src/cg_dashboard.h
+# the files the module embeds, compiled in as C strings: the headers are
+# committed, made from their source by bin/gen-c-string; "make
+# check-embedded" fails when one is stale
+EMBEDDED := src/cg_dashboard.h src/cg_lease_lua.h
+
+module: $(EMBEDDED)
 	$(call ngx_build,$(NGX_DIR),$(NGX_ORIGIN),,,$(NGX_TARGETS),$(SO))
 
-asan: src/cg_dashboard.h
+asan: $(EMBEDDED)
 	$(call ngx_build,$(ASAN_DIR),$(ASAN_ORIGIN),$(ASAN_FLAGS),$(ASAN_LD),$(ASAN_TARGETS),$(ASAN_SO))
 
-# the status dashboard, compiled in: src/cg_dashboard.h (committed) is made
-# from src/cg_dashboard.html; "make check-dashboard" fails when it is stale
-src/cg_dashboard.h: src/cg_dashboard.html bin/gen-dashboard-h
-	bin/gen-dashboard-h
+src/cg_dashboard.h: src/cg_dashboard.html bin/gen-c-string
+	bin/gen-c-string src/cg_dashboard.html $@ ngx_http_cg_dashboard
 
-check-dashboard:
-	bin/gen-dashboard-h --check
+src/cg_lease_lua.h: src/cg_lease.lua bin/gen-c-string
+	bin/gen-c-string src/cg_lease.lua $@ ngx_http_cg_lease_script
+
+check-embedded:
+	bin/gen-c-string --check
 
 # --- unit tests ---------------------------------------------------------------
 
@@ -209,7 +215,7 @@ prove-asan:
 # suite against that binary: make test-static NGINX_SRC=/path/to/nginx-1.x.y
 STATIC_DIR := $(BUILD)/static
 
-test-static: src/cg_dashboard.h
+test-static: $(EMBEDDED)
 	@test -n '$(NGINX_SRC)' || { echo "test-static needs NGINX_SRC"; exit 1; }
 	@set -e; rm -rf '$(STATIC_DIR)'; mkdir -p '$(STATIC_DIR)'; \
 	cp -r '$(abspath $(NGINX_SRC))'/. '$(STATIC_DIR)'/; \

@@ -3,7 +3,7 @@
  * Copyright (C) client guard authors
  *
  * cg_common: the types several parts share: the module's main and location
- * configurations and the per-request context.
+ * configurations and the per-request context.  Types only.
  */
 
 
@@ -15,40 +15,39 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "cg_limiter.h"
-#include "cg_parse.h"
-#include "cg_quota.h"
-#include "cg_zone.h"
 #include "cg_identity.h"
-#include "cg_status.h"
+#include "cg_lease_take.h"
+#include "cg_quota.h"
 #include "cg_redis.h"
+#include "cg_stats.h"
+#include "cg_status.h"
+#include "cg_zone.h"
 
 
 typedef struct {
     ngx_array_t                 zones;       /* ngx_http_cg_zone_t * */
     ngx_http_cg_quota_table_t   quotas;
-    cg_anomaly_t                anomaly;     /* cg_status */
-    ngx_http_cg_publish_t       publish;     /* cg_status */
-    ngx_http_cg_redis_conf_t    *redis;        /* NULL: no Redis */
+    cg_anomaly_t                anomaly;
+    ngx_http_cg_publish_t       publish;
+    ngx_http_cg_redis_conf_t   *redis;       /* NULL: no Redis */
 } ngx_http_cg_main_conf_t;
 
 
-/* cg_redis.c: the start of a worker's Redis links, cg_redis's and the status' */
+/* cg_redis.c: the start of a worker's Redis links (cg_redis, the status) */
 ngx_int_t ngx_http_cg_redis_worker_conf(ngx_cycle_t *cycle,
     ngx_http_cg_main_conf_t **mcfp, ngx_str_t *node);
 
 
 typedef struct {
-    ngx_http_cg_zone_t         *zone;        /* NULL: not enforced here */
-    ngx_uint_t                  enable;      /* 0 off, 1 on, unset */
+    ngx_http_cg_zone_t         *zone;        /* NULL: "client_guard off" */
     ngx_array_t                *rules;       /* ngx_http_cg_rule_t */
     ngx_str_t                   fallback;    /* empty: reject */
-    ngx_uint_t                  unidentified_status;
-    ngx_uint_t                  reject_status;
+    ngx_int_t                   unidentified_status;
+    ngx_int_t                   reject_status;
     ngx_flag_t                  headers;
     ngx_flag_t                  dry_run;
     ngx_uint_t                  log_level;
-    ngx_uint_t                  name_max_len;
+    ngx_int_t                   name_max_len;
     ngx_http_cg_status_conf_t  *status;      /* client_guard_status */
 } ngx_http_cg_loc_conf_t;
 
@@ -57,11 +56,10 @@ typedef struct {
     ngx_str_t                   client;      /* normalised, or fallback */
     ngx_str_t                   raw;         /* a value that was refused */
     ngx_http_cg_zone_t         *zone;        /* where it was counted */
-    ngx_http_cg_record_t         *node;        /* pinned until the log phase */
-    ngx_uint_t                  status;      /* NGX_HTTP_CG_PASSED ... */
+    ngx_http_cg_record_t       *rec;         /* pinned until the log phase */
+    ngx_uint_t                  outcome;     /* NGX_HTTP_CG_PASSED ... */
     ngx_uint_t                  reason;      /* NGX_HTTP_CG_ID_OK ... */
-    ngx_uint_t                  code;        /* not reject_status */
-    void                       *redis;        /* cg_redis: per request */
+    ngx_http_cg_lease_req_t    *lease;       /* under Redis */
     unsigned                    identified:1;
     unsigned                    done:1;
 } ngx_http_cg_ctx_t;

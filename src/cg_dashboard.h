@@ -1,6 +1,6 @@
 
 /*
- * Generated from src/cg_dashboard.html by bin/gen-dashboard-h: do not edit.
+ * Generated from src/cg_dashboard.html by bin/gen-c-string: do not edit.
  */
 
 

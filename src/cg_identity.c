@@ -8,9 +8,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "cg_parse.h"
 #include "cg_identity.h"
-#include "cg_redis.h"
+#include "cg_name.h"
+#include "cg_redis_quota.h"
 
 
 static ngx_int_t ngx_http_cg_rule_value(ngx_http_request_t *r,
@@ -277,8 +277,10 @@ ngx_http_cg_header_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
 /* client_guard_identify source [regex [name]] */
 
 char *
-ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_array_t **rules)
+ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_array_t  **rules = (void *) ((char *) conf + cmd->offset);
+
     ngx_str_t           *value, name;
     ngx_http_cg_rule_t  *rule;
 #if (NGX_PCRE)
@@ -376,8 +378,11 @@ ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_array_t **rules)
 /* client_guard_identify_address cidr... name */
 
 char *
-ngx_http_cg_identify_address_directive(ngx_conf_t *cf, ngx_array_t **rules)
+ngx_http_cg_identify_address_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
+    ngx_array_t  **rules = (void *) ((char *) conf + cmd->offset);
+
     int                  len;
     u_char               buf[CG_NAME_MAX];
     ngx_int_t            rc;
@@ -455,13 +460,16 @@ ngx_http_cg_identify_address_directive(ngx_conf_t *cf, ngx_array_t **rules)
 
 /*
  * client_guard_identify_api_key source: the client the key belongs to in
- * the API key table that Redis holds (cg_redis); an unknown key yields
- * nothing and the next rule is tried
+ * the API key table that Redis holds (cg_redis_quota); an unknown key
+ * yields nothing and the next rule is tried
  */
 
 char *
-ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf, ngx_array_t **rules)
+ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
+    ngx_array_t  **rules = (void *) ((char *) conf + cmd->offset);
+
     ngx_str_t           *value;
     ngx_http_cg_rule_t  *rule;
 
@@ -482,6 +490,51 @@ ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf, ngx_array_t **rules)
     rule->type = NGX_HTTP_CG_RULE_API_KEY;
 
     return ngx_http_cg_source(cf, &value[1], rule);
+}
+
+
+/* client_guard_fallback name | off */
+
+char *
+ngx_http_cg_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *fallback = (void *) ((char *) conf + cmd->offset);
+
+    int         len;
+    u_char      buf[CG_NAME_MAX];
+    ngx_str_t  *value;
+
+    if (fallback->len != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_str_null(fallback);
+        return NGX_CONF_OK;
+    }
+
+    len = cg_name_normalize(buf, value[1].data, value[1].len, CG_NAME_MAX);
+
+    if (len < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid client name \"%V\" in "
+                           "\"client_guard_fallback\": letters, digits and "
+                           "\"-_.:@\" only, at most %d characters",
+                           &value[1], CG_NAME_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    fallback->data = ngx_pnalloc(cf->pool, len);
+    if (fallback->data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(fallback->data, buf, len);
+    fallback->len = len;
+
+    return NGX_CONF_OK;
 }
 
 

@@ -5,9 +5,10 @@
  * cg_identity: who is calling.
  *
  * Owns: the identification rules (client_guard_identify,
- * client_guard_identify_address), their parsing at configuration time, and
- * their evaluation for a request: rules in order, the first that yields a
- * value decides, and the value is normalised by cg_name_normalize.
+ * client_guard_identify_address, client_guard_identify_api_key) and the
+ * fallback name, their parsing at configuration time, and their evaluation
+ * for a request: rules in order, the first that yields a value decides,
+ * and the value is normalised by cg_name_normalize (cg_name.h).
  */
 
 
@@ -52,11 +53,20 @@ typedef struct {
 } ngx_http_cg_rule_t;
 
 
-char *ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_array_t **rules);
+/*
+ * client_guard_identify, client_guard_identify_address and
+ * client_guard_identify_api_key add a rule to the array at cmd->offset of
+ * the configuration; client_guard_fallback sets the name at cmd->offset
+ * ("off": empty).
+ */
+char *ngx_http_cg_identify_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_http_cg_identify_address_directive(ngx_conf_t *cf,
-    ngx_array_t **rules);
+    ngx_command_t *cmd, void *conf);
 char *ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf,
-    ngx_array_t **rules);
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_cg_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /*
  * Runs the rules; on NGX_HTTP_CG_ID_OK "name" holds the normalised name in

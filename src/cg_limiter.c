@@ -241,3 +241,161 @@ cg_limit_window_sec(const cg_limit_t *lim)
 
     return s ? s : 1;
 }
+
+
+/* the RateLimit headers' text and the log's -------------------------------- */
+
+
+/* "s", "m", "h" or "d": the period's unit (the parsers make no other) */
+
+static int
+cg_limit_unit(const cg_limit_t *lim)
+{
+    switch (lim->period) {
+    case 1000:
+        return 0;
+    case 60 * 1000:
+        return 1;
+    case 3600 * 1000:
+        return 2;
+    default:
+        return 3;
+    }
+}
+
+
+/*
+ * A decimal number without printf: the RateLimit headers go out with
+ * every request.  The length first, then two digits at a time from the end.
+ */
+
+unsigned char *
+cg_limit_uint(unsigned char *p, uint64_t n)
+{
+    static const unsigned char  pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+
+    uint64_t        m, i;
+    unsigned char  *e;
+
+    m = n;
+    e = p + 1;
+
+    while (m >= 100) {
+        m /= 100;
+        e += 2;
+    }
+
+    if (m >= 10) {
+        e++;
+    }
+
+    p = e;
+
+    while (n >= 100) {
+        i = (n % 100) * 2;
+        n /= 100;
+        *--p = pairs[i + 1];
+        *--p = pairs[i];
+    }
+
+    if (n >= 10) {
+        *--p = pairs[n * 2 + 1];
+        *--p = pairs[n * 2];
+
+    } else {
+        *--p = (unsigned char) ('0' + n);
+    }
+
+    return e;
+}
+
+
+static unsigned char *
+cg_limit_cpy(unsigned char *p, const char *s)
+{
+    while (*s) {
+        *p++ = (unsigned char) *s++;
+    }
+
+    return p;
+}
+
+
+unsigned char *
+cg_limit_policy_item(unsigned char *p, const cg_limit_t *lim, unsigned char x)
+{
+    static const char  *names[2][4] = {
+        { "rate_s", "rate_m", "rate_h", "rate_d" },
+        { "quota_s", "quota_m", "quota_h", "quota_d" }
+    };
+
+    *p++ = '"';
+    p = cg_limit_cpy(p, names[lim->type == CG_LIMIT_RATE ? 0 : 1]
+                             [cg_limit_unit(lim)]);
+    *p++ = '"';
+    *p++ = ';';
+    *p++ = x;
+    *p++ = '=';
+
+    return p;
+}
+
+
+size_t
+cg_quota_policy_len(const cg_quota_t *q)
+{
+    return q->nlimits * (sizeof("\"quota_s\";q=;w=, ") + 2 * CG_UINT_LEN);
+}
+
+
+unsigned char *
+cg_quota_policy_print(unsigned char *p, const cg_quota_t *q)
+{
+    uint32_t           i;
+    const cg_limit_t  *lim;
+
+    for (i = 0; i < q->nlimits; i++) {
+        lim = &q->limits[i];
+
+        if (i) {
+            *p++ = ',';
+            *p++ = ' ';
+        }
+
+        p = cg_limit_policy_item(p, lim, 'q');
+        p = cg_limit_uint(p, lim->count);
+        *p++ = ';';
+        *p++ = 'w';
+        *p++ = '=';
+        p = cg_limit_uint(p, cg_limit_window_sec(lim));
+    }
+
+    return p;
+}
+
+
+unsigned char *
+cg_limit_print(unsigned char *p, const cg_limit_t *lim)
+{
+    static const unsigned char  units[] = "smhd";
+
+    if (lim->type == CG_LIMIT_RATE) {
+        p = cg_limit_cpy(p, "rate=");
+        p = cg_limit_uint(p, lim->count);
+        *p++ = 'r';
+        *p++ = '/';
+        *p++ = units[cg_limit_unit(lim)];
+        p = cg_limit_cpy(p, " burst=");
+        return cg_limit_uint(p, lim->burst);
+    }
+
+    p = cg_limit_cpy(p, "quota=");
+    p = cg_limit_uint(p, lim->count);
+    *p++ = '/';
+    *p++ = units[cg_limit_unit(lim)];
+
+    return p;
+}

@@ -2,12 +2,13 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_limiter: the limiter maths, and nothing else.
+ * cg_limiter: the limiter maths and the limits' text, and nothing else.
  *
  * Owns: the GCRA rate limit with burst and the fixed-window quota, as pure
- * functions of (limit, state, now).  No nginx runtime calls, no allocation,
- * no locking: the caller holds the zone lock and passes the current time.
- * Unit tested in t/unit/test_cg_limiter.c.
+ * functions of (limit, state, now), and their text in the RateLimit headers
+ * and the log.  No nginx runtime calls, no allocation, no locking: the
+ * caller holds the zone lock and passes the current time.  Unit tested in
+ * t/unit/test_cg_limiter.c.
  */
 
 
@@ -15,6 +16,7 @@
 #define _CG_LIMITER_H_INCLUDED_
 
 
+#include <stddef.h>
 #include <stdint.h>
 
 
@@ -91,6 +93,31 @@ uint64_t cg_limit_capacity(const cg_limit_t *lim);
 
 /* the window a RateLimit-Policy header announces, in seconds (>= 1) */
 uint64_t cg_limit_window_sec(const cg_limit_t *lim);
+
+
+/*
+ * The text of the RateLimit headers (draft-ietf-httpapi-ratelimit-headers)
+ * and of the log: the callers give room enough (the lengths below).
+ */
+
+#define CG_UINT_LEN        20     /* digits of a uint64_t, at most */
+
+/* "rate=100r/s burst=20" or "quota=5000/d" */
+#define CG_LIMIT_PRINT_LEN  (sizeof("rate=r/s burst=") - 1 + 2 * CG_UINT_LEN)
+
+/* a decimal number */
+unsigned char *cg_limit_uint(unsigned char *p, uint64_t n);
+
+/* "name";x= of a limit: "quota_d";q= */
+unsigned char *cg_limit_policy_item(unsigned char *p, const cg_limit_t *lim,
+    unsigned char x);
+
+/* the RateLimit-Policy value of a quota, at most cg_quota_policy_len() */
+size_t cg_quota_policy_len(const cg_quota_t *q);
+unsigned char *cg_quota_policy_print(unsigned char *p, const cg_quota_t *q);
+
+/* the limit as the configuration writes it, for logs */
+unsigned char *cg_limit_print(unsigned char *p, const cg_limit_t *lim);
 
 
 #endif /* _CG_LIMITER_H_INCLUDED_ */

@@ -4,8 +4,8 @@
  *
  * cg_parse: pure parsers for text that comes from the configuration or from
  * Redis: quota parameters ("rate=100r/s", "burst=20", "quota=5000/d",
- * "mode=dry_run") and client names.  No nginx runtime calls: unit tested in
- * t/unit/test_cg_parse.c.
+ * "mode=dry_run").  Client names are cg_name.h's.  No nginx runtime calls:
+ * unit tested in t/unit/test_cg_parse.c.
  */
 
 
@@ -20,7 +20,6 @@
 
 
 #define CG_MAX_COUNT        1000000000000ULL   /* 10^12 per period */
-#define CG_NAME_MAX         128
 
 
 /* a decimal number, 0 .. CG_MAX_COUNT; 0 on success, -1 on error */
@@ -38,15 +37,6 @@ const char *cg_parse_quota_arg(cg_quota_t *q, const unsigned char *p,
 
 /* a quota as a whole, after its parameters; NULL or an error text */
 const char *cg_quota_validate(const cg_quota_t *q);
-
-/*
- * Normalises a client name into dst (room for max bytes): ASCII letters are
- * lowercased; letters, digits and "-_.:@" are kept; anything else, an empty
- * name, or one longer than max makes it invalid.  Returns the length, or
- * -1 when invalid.
- */
-int cg_name_normalize(unsigned char *dst, const unsigned char *src,
-    size_t len, size_t max);
 
 
 #endif /* _CG_PARSE_H_INCLUDED_ */

@@ -2,15 +2,7 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_redis: the Redis part of enforcement, its worker state and links.
- *
- * Owns: the client_guard_redis* directives, the per-worker state with its
- * two links (commands, and the pub/sub subscriber for change notices),
- * worker start and exit, the link callbacks, the version poll with the
- * periodic backstop reload, node heartbeats, the failure policy, the
- * figures the status output reads and the $client_guard_redis variable.
- * Quota definitions and API keys are in cg_redis_quota.c, leases and
- * waiting requests in cg_redis_lease.c.  See cg_redis.h, docs/redis.md.
+ * The Redis part of the module, put together.  See cg_redis.h.
  */
 
 
@@ -18,10 +10,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <openssl/sha.h>
-
 #include "cg_common.h"
-#include "cg_redis_int.h"
+#include "cg_lease_batch.h"
+#include "cg_redis.h"
+#include "cg_redis_quota.h"
 
 
 #define NGX_HTTP_CG_REDIS_BACKSTOP    5000   /* full reload, ms */
@@ -29,18 +21,21 @@
 #define NGX_HTTP_CG_REDIS_NODE_TTL    5000   /* a node is live so long */
 
 
-ngx_http_cg_redis_worker_t  ngx_http_cg_redis_w;
+typedef struct {
+    ngx_http_cg_redis_conf_t   *conf;     /* NULL: no Redis in this worker */
+    ngx_http_cg_link_t         *link;
+    ngx_http_cg_link_t         *sub;
+    ngx_event_t                 poll;
+    ngx_uint_t                  nodes;    /* live, from heartbeats */
+    ngx_uint_t                  outages;
+    ngx_msec_t                  last_beat;
+    ngx_str_t                   k_channel;
+    ngx_str_t                   k_nodes;
+    ngx_str_t                   node_id;
+} ngx_http_cg_redis_worker_t;
 
 
-static ngx_str_t  ngx_http_cg_redis_names[] = {
-    ngx_null_string,
-    ngx_string("LEASE"),
-    ngx_string("WAITED"),
-    ngx_string("DOWN_OPEN"),
-    ngx_string("DOWN_CLOSED"),
-    ngx_string("DOWN_LOCAL"),
-    ngx_string("AHEAD")
-};
+static ngx_http_cg_redis_worker_t  ngx_http_cg_redis_w;
 
 
 static void ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link,
@@ -55,59 +50,65 @@ static void ngx_http_cg_redis_poll(ngx_event_t *ev);
 /* directives */
 
 static ngx_http_cg_redis_conf_t *
-ngx_http_cg_redis_conf(ngx_conf_t *cf, ngx_http_cg_main_conf_t *mcf)
+ngx_http_cg_redis_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_cg_redis_conf_t  *scf;
+    ngx_http_cg_redis_conf_t  **rcfp = (void *) ((char *) conf + cmd->offset);
 
-    if (mcf->redis) {
-        return mcf->redis;
+    ngx_http_cg_redis_conf_t   *rcf;
+
+    if (*rcfp) {
+        return *rcfp;
     }
 
-    scf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_redis_conf_t));
-    if (scf == NULL) {
+    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_redis_conf_t));
+    if (rcf == NULL) {
         return NULL;
     }
 
-    scf->policy = NGX_CONF_UNSET_UINT;
-    scf->closed_status = NGX_CONF_UNSET_UINT;
-    scf->nodes = NGX_CONF_UNSET_UINT;
-    scf->lease = NGX_CONF_UNSET_MSEC;
-    scf->refresh = NGX_CONF_UNSET_MSEC;
-    scf->ahead = NGX_CONF_UNSET_UINT;
+    rcf->lease.policy = NGX_CONF_UNSET_UINT;
+    rcf->lease.closed_status = NGX_CONF_UNSET_UINT;
+    rcf->lease.nodes = NGX_CONF_UNSET_UINT;
+    rcf->lease.lease = NGX_CONF_UNSET_MSEC;
+    rcf->lease.ahead = NGX_CONF_UNSET_UINT;
+    rcf->refresh = NGX_CONF_UNSET_MSEC;
 
-    mcf->redis = scf;
+    *rcfp = rcf;
 
-    return scf;
+    return rcf;
 }
 
 
 char *
-ngx_http_cg_redis_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_cg_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_cg_redis_conf_t  *scf;
+    ngx_http_cg_redis_conf_t  *rcf;
 
-    scf = ngx_http_cg_redis_conf(cf, conf);
-    if (scf == NULL) {
+    rcf = ngx_http_cg_redis_conf(cf, cmd, conf);
+    if (rcf == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_cg_link_directive(cf, &scf->server);
+    return ngx_http_cg_link_directive(cf, &rcf->server);
 }
 
 
 /* client_guard_redis_failure open | closed[=status] | local [nodes=N] */
 
 char *
-ngx_http_cg_redis_failure_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_cg_redis_failure_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
-    ngx_int_t                 n;
-    ngx_str_t                *value;
-    ngx_http_cg_redis_conf_t  *scf;
+    ngx_int_t                  n;
+    ngx_str_t                 *value;
+    ngx_http_cg_lease_conf_t  *scf;
+    ngx_http_cg_redis_conf_t  *rcf;
 
-    scf = ngx_http_cg_redis_conf(cf, conf);
-    if (scf == NULL) {
+    rcf = ngx_http_cg_redis_conf(cf, cmd, conf);
+    if (rcf == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    scf = &rcf->lease;
 
     if (scf->policy != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -176,18 +177,22 @@ invalid:
 /* client_guard_redis_lease time [refresh=time] [ahead=number|off] */
 
 char *
-ngx_http_cg_redis_lease_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_cg_redis_lease_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
-    ngx_int_t                 n;
-    ngx_str_t                *value, s;
-    ngx_msec_t                ms;
-    ngx_uint_t                i;
-    ngx_http_cg_redis_conf_t  *scf;
+    ngx_int_t                  n;
+    ngx_str_t                 *value, s;
+    ngx_msec_t                 ms;
+    ngx_uint_t                 i;
+    ngx_http_cg_lease_conf_t  *scf;
+    ngx_http_cg_redis_conf_t  *rcf;
 
-    scf = ngx_http_cg_redis_conf(cf, conf);
-    if (scf == NULL) {
+    rcf = ngx_http_cg_redis_conf(cf, cmd, conf);
+    if (rcf == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    scf = &rcf->lease;
 
     if (scf->lease != NGX_CONF_UNSET_MSEC) {
         return "is duplicate";
@@ -229,7 +234,7 @@ ngx_http_cg_redis_lease_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (i > 1) {
             if (s.len < 8 || ngx_strncmp(s.data, "refresh=", 8) != 0
-                || scf->refresh != NGX_CONF_UNSET_MSEC)
+                || rcf->refresh != NGX_CONF_UNSET_MSEC)
             {
                 goto invalid;
             }
@@ -248,7 +253,7 @@ ngx_http_cg_redis_lease_cmd(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             scf->lease = ms;
 
         } else {
-            scf->refresh = ms;
+            rcf->refresh = ms;
         }
     }
 
@@ -266,13 +271,13 @@ invalid:
 
 
 char *
-ngx_http_cg_redis_init_conf(ngx_conf_t *cf, ngx_http_cg_redis_conf_t *scf)
+ngx_http_cg_redis_init_conf(ngx_conf_t *cf, ngx_http_cg_redis_conf_t *rcf)
 {
-    if (scf == NULL) {
+    if (rcf == NULL) {
         return NGX_CONF_OK;
     }
 
-    if (scf->server == NULL) {
+    if (rcf->server == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"client_guard_redis_failure\" and "
                            "\"client_guard_redis_lease\" need "
@@ -280,13 +285,13 @@ ngx_http_cg_redis_init_conf(ngx_conf_t *cf, ngx_http_cg_redis_conf_t *scf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_conf_init_uint_value(scf->policy, NGX_HTTP_CG_FAIL_LOCAL);
-    ngx_conf_init_uint_value(scf->closed_status,
+    ngx_conf_init_uint_value(rcf->lease.policy, NGX_HTTP_CG_FAIL_LOCAL);
+    ngx_conf_init_uint_value(rcf->lease.closed_status,
                              NGX_HTTP_SERVICE_UNAVAILABLE);
-    ngx_conf_init_uint_value(scf->nodes, 1);
-    ngx_conf_init_msec_value(scf->lease, 100);
-    ngx_conf_init_msec_value(scf->refresh, 500);
-    ngx_conf_init_uint_value(scf->ahead, 8);
+    ngx_conf_init_uint_value(rcf->lease.nodes, 1);
+    ngx_conf_init_msec_value(rcf->lease.lease, 100);
+    ngx_conf_init_uint_value(rcf->lease.ahead, 8);
+    ngx_conf_init_msec_value(rcf->refresh, 500);
 
     return NGX_CONF_OK;
 }
@@ -363,41 +368,36 @@ ngx_http_cg_redis_worker_conf(ngx_cycle_t *cycle,
 ngx_int_t
 ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
 {
-    u_char                    md[SHA_DIGEST_LENGTH];
-    ngx_int_t                 rc;
-    ngx_http_cg_main_conf_t  *mcf;
-    ngx_http_cg_redis_worker_t *w;
+    ngx_int_t                    rc;
+    ngx_str_t                   *prefix;
+    ngx_http_cg_main_conf_t     *mcf;
+    ngx_http_cg_redis_conf_t    *rcf;
+    ngx_http_cg_redis_worker_t  *w;
 
     w = &ngx_http_cg_redis_w;
 
     ngx_memzero(w, sizeof(ngx_http_cg_redis_worker_t));
-    ngx_queue_init(&w->waiters);
 
     rc = ngx_http_cg_redis_worker_conf(cycle, &mcf, &w->node_id);
     if (rc != NGX_OK) {
         return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
 
-    w->conf = mcf->redis;
+    rcf = mcf->redis;
+    w->conf = rcf;
+    prefix = &rcf->server->prefix;
 
-    if (ngx_http_cg_redis_key(cycle, &w->k_quotas, "quotas") != NGX_OK
-        || ngx_http_cg_redis_key(cycle, &w->k_keys, "apikeys") != NGX_OK
-        || ngx_http_cg_redis_key(cycle, &w->k_version, "version") != NGX_OK
-        || ngx_http_cg_redis_key(cycle, &w->k_channel, "changes") != NGX_OK
+    if (ngx_http_cg_redis_key(cycle, &w->k_channel, "changes") != NGX_OK
         || ngx_http_cg_redis_key(cycle, &w->k_nodes, "nodes") != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    SHA1((const u_char *) ngx_http_cg_redis_script,
-         ngx_http_cg_redis_script_len, md);
-    ngx_hex_dump(w->sha, md, SHA_DIGEST_LENGTH);
-
-    w->link = ngx_http_cg_link_create(cycle, w->conf->server,
-                                       ngx_http_cg_redis_on_state, NULL, w);
-    w->sub = ngx_http_cg_link_create(cycle, w->conf->server,
-                                      ngx_http_cg_redis_on_sub_state,
-                                      ngx_http_cg_redis_on_push, w);
+    w->link = ngx_http_cg_link_create(cycle, rcf->server,
+                                      ngx_http_cg_redis_on_state, NULL, w);
+    w->sub = ngx_http_cg_link_create(cycle, rcf->server,
+                                     ngx_http_cg_redis_on_sub_state,
+                                     ngx_http_cg_redis_on_push, w);
 
     if (w->link == NULL || w->sub == NULL) {
         return NGX_ERROR;
@@ -406,23 +406,29 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
     /* the subscriber only logs at debug level: the main link speaks */
     w->sub->quiet = 1;
 
+    /* the parts that use the link, from the bottom up */
+
+    if (ngx_http_cg_redis_quota_init(cycle, w->link, prefix) != NGX_OK
+        || ngx_http_cg_lease_batch_init(cycle, w->link, prefix,
+                                        rcf->lease.lease, rcf->lease.ahead,
+                                        ngx_http_cg_lease_wake)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_cg_lease_init(cycle, w->link, &rcf->lease,
+                           rcf->server->timeout);
+
     w->poll.handler = ngx_http_cg_redis_poll;
     w->poll.data = w;
     w->poll.log = cycle->log;
     w->poll.cancelable = 1;
 
-    w->wake.handler = ngx_http_cg_redis_wake_handler;
-    w->wake.data = w;
-    w->wake.log = cycle->log;
-
-    if (ngx_http_cg_redis_batch_init(cycle) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     ngx_http_cg_link_start(w->link);
     ngx_http_cg_link_start(w->sub);
 
-    ngx_add_timer(&w->poll, w->conf->refresh);
+    ngx_add_timer(&w->poll, rcf->refresh);
 
     return NGX_OK;
 }
@@ -431,9 +437,6 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_queue_t                *q;
-    ngx_http_cg_fetch_t        *f;
-    ngx_http_cg_redis_req_t     *s;
     ngx_http_cg_redis_worker_t  *w;
 
     w = &ngx_http_cg_redis_w;
@@ -446,40 +449,15 @@ ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&w->poll);
     }
 
-    if (w->wake.timer_set) {
-        ngx_del_timer(&w->wake);
-    }
+    /* waiting requests end with the process, then the links and fetches */
 
-    /* requests still waiting end with the process: never resume them */
-
-    while (!ngx_queue_empty(&w->waiters)) {
-        q = ngx_queue_head(&w->waiters);
-        ngx_queue_remove(q);
-        s = ngx_queue_data(q, ngx_http_cg_redis_req_t, queue);
-        s->waiting = 0;
-    }
+    ngx_http_cg_lease_exit();
 
     ngx_http_cg_link_stop(w->sub);
     ngx_http_cg_link_stop(w->link);
 
-    /* fetches not sent yet end too, their records unpinned */
-    ngx_http_cg_redis_batch_exit();
-
-    if (w->building) {
-        ngx_destroy_pool(w->building->pool);
-        w->building = NULL;
-    }
-
-    if (w->snap) {
-        ngx_destroy_pool(w->snap->pool);
-        w->snap = NULL;
-    }
-
-    while (w->free) {
-        f = w->free;
-        w->free = f->next;
-        ngx_free(f);
-    }
+    ngx_http_cg_lease_batch_exit();
+    ngx_http_cg_redis_quota_exit();
 
     w->conf = NULL;
 }
@@ -490,38 +468,25 @@ ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
 {
-    size_t                      len[3];
-    const char                 *argv[3];
     ngx_http_cg_redis_worker_t  *w = link->data;
-
-    if (!ready) {
-        w->outages++;
-
-        /* like the commands pending on the link, fetches not sent fail */
-        ngx_http_cg_redis_batch_abort();
-    }
 
     if (ready) {
         w->last_beat = 0;
 
-        /* the lease script, cached ahead of the first EVALSHA */
-
-        argv[0] = "SCRIPT";
-        len[0] = 6;
-        argv[1] = "LOAD";
-        len[1] = 4;
-        argv[2] = ngx_http_cg_redis_script;
-        len[2] = ngx_http_cg_redis_script_len;
-
-        (void) ngx_http_cg_link_send(link, 3, argv, len, NULL, NULL);
-
-        ngx_http_cg_redis_load();
+        ngx_http_cg_lease_batch_ready();
+        ngx_http_cg_redis_quota_load();
         ngx_http_cg_redis_poll(&w->poll);
+
+    } else {
+        w->outages++;
+
+        /* like the commands pending on the link, fetches not sent fail */
+        ngx_http_cg_lease_batch_abort();
     }
 
     /* waiters decide now: by a lease, or by the failure policy */
 
-    ngx_http_cg_redis_wake();
+    ngx_http_cg_lease_wake();
 }
 
 
@@ -555,7 +520,7 @@ ngx_http_cg_redis_on_sub_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
                                   ngx_http_cg_redis_subscribed, w);
 
     /* a change may have been published while we were away */
-    ngx_http_cg_redis_load();
+    ngx_http_cg_redis_quota_load();
 }
 
 
@@ -570,7 +535,7 @@ ngx_http_cg_redis_on_push(ngx_http_cg_link_t *link, redisReply *reply,
     {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, link->log, 0,
                        "client guard: change notice");
-        ngx_http_cg_redis_load();
+        ngx_http_cg_redis_quota_load();
     }
 }
 
@@ -579,33 +544,11 @@ static void
 ngx_http_cg_redis_beat_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
+    ngx_http_cg_redis_worker_t  *w = data;
+
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
-        ngx_http_cg_redis_w.nodes = (ngx_uint_t) reply->integer;
-    }
-}
-
-
-static void
-ngx_http_cg_redis_version_done(ngx_http_cg_link_t *link, redisReply *reply,
-    void *data)
-{
-    uint64_t                    v;
-    ngx_int_t                   n;
-    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
-
-    if (reply == NULL) {
-        return;
-    }
-
-    v = 0;
-
-    if (reply->type == REDIS_REPLY_STRING) {
-        n = ngx_atoi((u_char *) reply->str, reply->len);
-        v = n == NGX_ERROR ? (uint64_t) -1 : (uint64_t) n;
-    }
-
-    if (w->snap == NULL || w->snap->version != v) {
-        ngx_http_cg_redis_load();
+        w->nodes = (ngx_uint_t) reply->integer;
+        ngx_http_cg_lease_nodes(w->nodes);
     }
 }
 
@@ -613,11 +556,11 @@ ngx_http_cg_redis_version_done(ngx_http_cg_link_t *link, redisReply *reply,
 static void
 ngx_http_cg_redis_poll(ngx_event_t *ev)
 {
-    u_char                      now[NGX_INT64_LEN], old[NGX_INT64_LEN + 1];
-    size_t                      len[4];
-    int64_t                     ms;
-    ngx_time_t                 *tp;
-    const char                 *argv[4];
+    u_char                       now[NGX_INT64_LEN], old[NGX_INT64_LEN + 1];
+    size_t                       len[4];
+    int64_t                      ms;
+    ngx_time_t                  *tp;
+    const char                  *argv[4];
     ngx_http_cg_redis_worker_t  *w = ev->data;
 
     if (ev->timer_set) {
@@ -632,18 +575,7 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_current_msec - w->last_load >= NGX_HTTP_CG_REDIS_BACKSTOP) {
-        ngx_http_cg_redis_load();
-
-    } else {
-        argv[0] = "GET";
-        len[0] = 3;
-        argv[1] = (const char *) w->k_version.data;
-        len[1] = w->k_version.len;
-
-        (void) ngx_http_cg_link_send(w->link, 2, argv, len,
-                                      ngx_http_cg_redis_version_done, w);
-    }
+    ngx_http_cg_redis_quota_poll(NGX_HTTP_CG_REDIS_BACKSTOP);
 
     if (w->last_beat
         && ngx_current_msec - w->last_beat < NGX_HTTP_CG_REDIS_HEARTBEAT)
@@ -680,7 +612,7 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
     len[0] = 5;
 
     (void) ngx_http_cg_link_send(w->link, 2, argv, len,
-                                  ngx_http_cg_redis_beat_done, w);
+                                 ngx_http_cg_redis_beat_done, w);
 }
 
 
@@ -705,78 +637,4 @@ ngx_uint_t
 ngx_http_cg_redis_live_nodes(void)
 {
     return ngx_http_cg_redis_w.nodes;
-}
-
-
-/* the failure policy: NGX_OK decided, NGX_DECLINED decide locally */
-
-ngx_int_t
-ngx_http_cg_redis_policy(ngx_http_cg_ctx_t *ctx, ngx_http_cg_redis_req_t *s,
-    cg_quota_t *quota, ngx_int_t *binding, cg_limit_result_t *res)
-{
-    uint32_t                  i;
-    ngx_uint_t                nodes;
-    ngx_http_cg_redis_conf_t  *scf;
-
-    scf = ngx_http_cg_redis_w.conf;
-
-    switch (scf->policy) {
-
-    case NGX_HTTP_CG_FAIL_OPEN:
-        s->how = NGX_HTTP_CG_REDIS_DOWN_OPEN;
-        res->allowed = 1;
-        return NGX_OK;
-
-    case NGX_HTTP_CG_FAIL_CLOSED:
-        s->how = NGX_HTTP_CG_REDIS_DOWN_CLOSED;
-        res->allowed = 0;
-        res->retry = 1000;
-        ctx->code = scf->closed_status;
-        return NGX_OK;
-
-    default:
-        break;
-    }
-
-    /* local: this node's share of the cluster's quota */
-
-    s->how = NGX_HTTP_CG_REDIS_DOWN_LOCAL;
-
-    nodes = ngx_http_cg_redis_w.nodes ? ngx_http_cg_redis_w.nodes : scf->nodes;
-
-    if (nodes > 1) {
-        for (i = 0; i < quota->nlimits; i++) {
-            quota->limits[i].count = ngx_max(quota->limits[i].count / nodes,
-                                             1);
-            quota->limits[i].burst /= nodes;
-        }
-    }
-
-    return NGX_DECLINED;
-}
-
-
-ngx_int_t
-ngx_http_cg_redis_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_http_cg_ctx_t       *ctx;
-    ngx_http_cg_redis_req_t  *s;
-
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_client_guard_module);
-
-    s = ctx ? ctx->redis : NULL;
-
-    if (s == NULL || s->how == NGX_HTTP_CG_REDIS_NONE) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = ngx_http_cg_redis_names[s->how].len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = ngx_http_cg_redis_names[s->how].data;
-
-    return NGX_OK;
 }

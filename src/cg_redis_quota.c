@@ -2,38 +2,72 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_redis_quota: quota definitions and API keys read from Redis.
- *
- * Owns: the per-worker snapshot of the hashes {prefix}quotas and
- * {prefix}apikeys with the version key, built from their replies and
- * swapped by pointer; the parsing of a definition, bad values kept for
- * the status output and logged once, the last good definition kept; the
- * lookups enforcement makes (ngx_http_cg_client_quota(), the one lookup
- * order of a client's quota, and ngx_http_cg_redis_api_key()).
+ * Quota definitions and API keys read from Redis.  See cg_redis_quota.h.
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
 
 #include <openssl/sha.h>
 
-#include "cg_common.h"
-#include "cg_redis_int.h"
+#include "cg_name.h"
+#include "cg_parse.h"
+#include "cg_redis_quota.h"
 
 
 #define NGX_HTTP_CG_REDIS_VALUE_MAX   1024
 #define NGX_HTTP_CG_REDIS_ERRORS_MAX  64
 
 
+typedef struct ngx_http_cg_snap_entry_s  ngx_http_cg_snap_entry_t;
+
+struct ngx_http_cg_snap_entry_s {
+    ngx_http_cg_snap_entry_t   *next;
+    uint32_t                    hash;
+    ngx_str_t                   name;     /* client name, or key hex */
+    ngx_str_t                   value;    /* quota text, or client name */
+    cg_quota_t                  quota;
+};
+
+
+/* what Redis defines, as read at once: swapped by pointer when complete */
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_http_cg_snap_entry_t  **quotas;
+    ngx_uint_t                  nquotas;  /* buckets, a power of two */
+    ngx_http_cg_snap_entry_t  **keys;
+    ngx_uint_t                  nkeys;
+    ngx_http_cg_snap_entry_t   *dflt;
+    ngx_array_t                 errors;   /* ngx_http_cg_redis_error_t */
+    uint64_t                    version;
+} ngx_http_cg_snap_t;
+
+
+typedef struct {
+    ngx_http_cg_link_t         *link;     /* NULL: no Redis */
+    ngx_http_cg_snap_t         *snap;     /* in force */
+    ngx_http_cg_snap_t         *building; /* a load under way */
+    ngx_uint_t                  reload;   /* a change seen meanwhile */
+    ngx_msec_t                  last_load;
+    time_t                      loaded;   /* "snap", wall clock */
+    ngx_str_t                   k_quotas;
+    ngx_str_t                   k_keys;
+    ngx_str_t                   k_version;
+} ngx_http_cg_defs_t;
+
+
+static ngx_http_cg_defs_t  ngx_http_cg_defs;
+
+
 /* quota definitions: snapshots */
 
-static ngx_http_cg_entry_t *
-ngx_http_cg_snap_find_hash(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
+static ngx_http_cg_snap_entry_t *
+ngx_http_cg_snap_find_hash(ngx_http_cg_snap_entry_t **buckets, ngx_uint_t n,
     u_char *name, size_t len, uint32_t hash)
 {
-    ngx_http_cg_entry_t  *e;
+    ngx_http_cg_snap_entry_t  *e;
 
     if (n == 0) {
         return NULL;
@@ -51,8 +85,8 @@ ngx_http_cg_snap_find_hash(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
 }
 
 
-static ngx_http_cg_entry_t *
-ngx_http_cg_snap_find(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
+static ngx_http_cg_snap_entry_t *
+ngx_http_cg_snap_find(ngx_http_cg_snap_entry_t **buckets, ngx_uint_t n,
     u_char *name, size_t len)
 {
     return ngx_http_cg_snap_find_hash(buckets, n, name, len,
@@ -60,13 +94,13 @@ ngx_http_cg_snap_find(ngx_http_cg_entry_t **buckets, ngx_uint_t n,
 }
 
 
-static ngx_http_cg_entry_t *
-ngx_http_cg_snap_add(ngx_pool_t *pool, ngx_http_cg_entry_t **buckets,
+static ngx_http_cg_snap_entry_t *
+ngx_http_cg_snap_add(ngx_pool_t *pool, ngx_http_cg_snap_entry_t **buckets,
     ngx_uint_t n, ngx_str_t *name, ngx_str_t *value)
 {
-    ngx_http_cg_entry_t  *e;
+    ngx_http_cg_snap_entry_t  *e;
 
-    e = ngx_pcalloc(pool, sizeof(ngx_http_cg_entry_t));
+    e = ngx_pcalloc(pool, sizeof(ngx_http_cg_snap_entry_t));
     if (e == NULL) {
         return NULL;
     }
@@ -117,7 +151,7 @@ ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
     /* logged once: not again while the same bad value stays */
 
     known = 0;
-    old = ngx_http_cg_redis_w.snap;
+    old = ngx_http_cg_defs.snap;
 
     if (old) {
         oe = old->errors.elts;
@@ -279,10 +313,10 @@ static ngx_int_t
 ngx_http_cg_snap_copy(ngx_http_cg_snap_t *snap, ngx_uint_t keys)
 {
     ngx_uint_t            i, n;
-    ngx_http_cg_entry_t  *e, *ne, **buckets, **old;
+    ngx_http_cg_snap_entry_t  *e, *ne, **buckets, **old;
     ngx_http_cg_snap_t   *prev;
 
-    prev = ngx_http_cg_redis_w.snap;
+    prev = ngx_http_cg_defs.snap;
 
     n = 16;
     if (prev) {
@@ -290,7 +324,7 @@ ngx_http_cg_snap_copy(ngx_http_cg_snap_t *snap, ngx_uint_t keys)
         n = n ? n : 16;
     }
 
-    buckets = ngx_pcalloc(snap->pool, n * sizeof(ngx_http_cg_entry_t *));
+    buckets = ngx_pcalloc(snap->pool, n * sizeof(ngx_http_cg_snap_entry_t *));
     if (buckets == NULL) {
         return NGX_ERROR;
     }
@@ -359,13 +393,13 @@ ngx_http_cg_hash_pair(redisReply *reply, ngx_uint_t i, ngx_str_t *field,
 
 /* an empty table of entries, sized for the pairs of a hash reply */
 
-static ngx_http_cg_entry_t **
+static ngx_http_cg_snap_entry_t **
 ngx_http_cg_snap_table(ngx_http_cg_snap_t *snap, redisReply *reply,
     ngx_uint_t *n)
 {
     *n = ngx_http_cg_snap_size(reply->elements / 2 * 2);
 
-    return ngx_pcalloc(snap->pool, *n * sizeof(ngx_http_cg_entry_t *));
+    return ngx_pcalloc(snap->pool, *n * sizeof(ngx_http_cg_snap_entry_t *));
 }
 
 
@@ -380,8 +414,8 @@ ngx_http_cg_redis_quotas_done(ngx_http_cg_link_t *link, redisReply *reply,
     cg_quota_t                  q;
     const char                 *err;
     ngx_http_cg_snap_t         *snap;
-    ngx_http_cg_entry_t        *e, *old;
-    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
+    ngx_http_cg_snap_entry_t        *e, *old;
+    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     snap = w->building;
 
@@ -392,7 +426,6 @@ ngx_http_cg_redis_quotas_done(ngx_http_cg_link_t *link, redisReply *reply,
     if (reply == NULL) {
         ngx_destroy_pool(snap->pool);
         w->building = NULL;
-        w->loading = 0;
         return;
     }
 
@@ -483,7 +516,6 @@ failed:
 
     ngx_destroy_pool(snap->pool);
     w->building = NULL;
-    w->loading = 0;
 }
 
 
@@ -496,7 +528,7 @@ ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
     ngx_str_t                   field, value, nm, empty;
     ngx_uint_t                  i, j, n, ok;
     ngx_http_cg_snap_t         *snap;
-    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
+    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     snap = w->building;
 
@@ -589,7 +621,6 @@ swap:
 
     w->snap = snap;
     w->building = NULL;
-    w->loading = 0;
     w->loaded = ngx_time();
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
@@ -597,7 +628,7 @@ swap:
 
     if (w->reload) {
         w->reload = 0;
-        ngx_http_cg_redis_load();
+        ngx_http_cg_redis_quota_load();
     }
 
     return;
@@ -606,7 +637,6 @@ failed:
 
     ngx_destroy_pool(snap->pool);
     w->building = NULL;
-    w->loading = 0;
 }
 
 
@@ -617,7 +647,7 @@ ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
     ngx_int_t                   n;
     ngx_str_t                   value, empty;
     ngx_http_cg_snap_t         *snap;
-    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
+    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     snap = w->building;
 
@@ -646,17 +676,17 @@ ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
 
 
 void
-ngx_http_cg_redis_load(void)
+ngx_http_cg_redis_quota_load(void)
 {
     size_t                      len[2];
     const char                 *argv[2];
-    ngx_http_cg_redis_worker_t  *w = &ngx_http_cg_redis_w;
+    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     if (!ngx_http_cg_link_ready(w->link)) {
         return;
     }
 
-    if (w->loading) {
+    if (w->building) {
         w->reload = 1;
         return;
     }
@@ -666,7 +696,6 @@ ngx_http_cg_redis_load(void)
         return;
     }
 
-    w->loading = 1;
     w->last_load = ngx_current_msec;
 
     argv[0] = "GET";
@@ -714,7 +743,6 @@ failed:
         w->building = NULL;
     }
 
-    w->loading = 0;
 }
 
 
@@ -723,10 +751,10 @@ failed:
 cg_quota_t *
 ngx_http_cg_redis_quota(ngx_str_t *name, uint32_t hash)
 {
-    ngx_http_cg_entry_t  *e;
+    ngx_http_cg_snap_entry_t  *e;
     ngx_http_cg_snap_t   *snap;
 
-    snap = ngx_http_cg_redis_w.snap;
+    snap = ngx_http_cg_defs.snap;
 
     if (snap == NULL) {
         return NULL;
@@ -744,51 +772,9 @@ ngx_http_cg_redis_default(void)
 {
     ngx_http_cg_snap_t  *snap;
 
-    snap = ngx_http_cg_redis_w.snap;
+    snap = ngx_http_cg_defs.snap;
 
     return (snap && snap->dflt) ? &snap->dflt->quota : NULL;
-}
-
-
-cg_quota_t *
-ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
-    uint32_t hash, ngx_uint_t *redis)
-{
-    cg_quota_t           *quota;
-    ngx_http_cg_quota_t  *q;
-
-    quota = ngx_http_cg_redis_quota(name, hash);
-
-    if (quota == NULL) {
-        q = ngx_http_cg_quota_lookup(qt, name, hash);
-
-        if (q) {
-            quota = &q->quota;
-
-        } else {
-            quota = ngx_http_cg_redis_default();
-
-            if (quota == NULL) {
-                if (redis) {
-                    *redis = 0;
-                }
-
-                return qt->dflt ? &qt->dflt->quota : NULL;
-            }
-        }
-
-        if (redis) {
-            *redis = (q == NULL);
-        }
-
-        return quota;
-    }
-
-    if (redis) {
-        *redis = 1;
-    }
-
-    return quota;
 }
 
 
@@ -797,10 +783,10 @@ ngx_http_cg_redis_api_key(ngx_str_t *key, ngx_str_t *name)
 {
     u_char                hex[2 * SHA256_DIGEST_LENGTH];
     u_char                md[SHA256_DIGEST_LENGTH];
-    ngx_http_cg_entry_t  *e;
+    ngx_http_cg_snap_entry_t  *e;
     ngx_http_cg_snap_t   *snap;
 
-    snap = ngx_http_cg_redis_w.snap;
+    snap = ngx_http_cg_defs.snap;
 
     if (snap == NULL || snap->nkeys == 0) {
         return NGX_DECLINED;
@@ -825,19 +811,131 @@ ngx_http_cg_redis_api_key(ngx_str_t *key, ngx_str_t *name)
 ngx_array_t *
 ngx_http_cg_redis_errors(void)
 {
-    return ngx_http_cg_redis_w.snap ? &ngx_http_cg_redis_w.snap->errors : NULL;
+    return ngx_http_cg_defs.snap ? &ngx_http_cg_defs.snap->errors : NULL;
 }
 
 
 uint64_t
 ngx_http_cg_redis_version(void)
 {
-    return ngx_http_cg_redis_w.snap ? ngx_http_cg_redis_w.snap->version : 0;
+    return ngx_http_cg_defs.snap ? ngx_http_cg_defs.snap->version : 0;
 }
 
 
 time_t
 ngx_http_cg_redis_loaded(void)
 {
-    return ngx_http_cg_redis_w.loaded;
+    return ngx_http_cg_defs.loaded;
+}
+
+
+/* worker start and exit, and the version poll */
+
+static ngx_int_t
+ngx_http_cg_defs_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
+    const char *name)
+{
+    key->len = prefix->len + ngx_strlen(name);
+    key->data = ngx_pnalloc(cycle->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(key->data, "%V%s", prefix, name);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
+    ngx_str_t *prefix)
+{
+    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
+
+    ngx_memzero(w, sizeof(ngx_http_cg_defs_t));
+
+    if (ngx_http_cg_defs_key(cycle, prefix, &w->k_quotas, "quotas")
+           != NGX_OK
+        || ngx_http_cg_defs_key(cycle, prefix, &w->k_keys, "apikeys")
+           != NGX_OK
+        || ngx_http_cg_defs_key(cycle, prefix, &w->k_version, "version")
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    w->link = link;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_cg_redis_quota_exit(void)
+{
+    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
+
+    if (w->building) {
+        ngx_destroy_pool(w->building->pool);
+        w->building = NULL;
+    }
+
+    if (w->snap) {
+        ngx_destroy_pool(w->snap->pool);
+        w->snap = NULL;
+    }
+
+    w->link = NULL;
+}
+
+
+static void
+ngx_http_cg_redis_version_done(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    uint64_t             v;
+    ngx_int_t            n;
+    ngx_http_cg_defs_t  *w = data;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    v = 0;
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        n = ngx_atoi((u_char *) reply->str, reply->len);
+        v = n == NGX_ERROR ? (uint64_t) -1 : (uint64_t) n;
+    }
+
+    if (w->snap == NULL || w->snap->version != v) {
+        ngx_http_cg_redis_quota_load();
+    }
+}
+
+
+void
+ngx_http_cg_redis_quota_poll(ngx_msec_t backstop)
+{
+    size_t               len[2];
+    const char          *argv[2];
+    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
+
+    if (!ngx_http_cg_link_ready(w->link)) {
+        return;
+    }
+
+    if (ngx_current_msec - w->last_load >= backstop) {
+        ngx_http_cg_redis_quota_load();
+        return;
+    }
+
+    argv[0] = "GET";
+    len[0] = 3;
+    argv[1] = (const char *) w->k_version.data;
+    len[1] = w->k_version.len;
+
+    (void) ngx_http_cg_link_send(w->link, 2, argv, len,
+                                 ngx_http_cg_redis_version_done, w);
 }

@@ -2,15 +2,7 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_status_log: a finished request in its client's statistics.
- *
- * Owns: the log phase's part of a record (cg_stats_add), done in batches:
- * a worker keeps up to NGX_HTTP_CG_LOG_BATCH finished requests and counts
- * them the next time it holds the zone's lock anyway (the next request's
- * preaccess handler), or after NGX_HTTP_CG_LOG_DELAY, before a status
- * answer or publication, and when the worker exits.  A request so costs
- * one lock of the zone, not two.  The records stay pinned (node->refs)
- * until they are counted.
+ * A finished request in its client's statistics.  See cg_stats_log.h.
  */
 
 
@@ -19,8 +11,7 @@
 #include <ngx_event.h>
 #include <ngx_http.h>
 
-#include "cg_common.h"
-#include "cg_status_int.h"
+#include "cg_stats_log.h"
 
 
 #define NGX_HTTP_CG_LOG_BATCH  64
@@ -29,7 +20,7 @@
 
 typedef struct {
     ngx_http_cg_zone_t         *zone;
-    ngx_http_cg_record_t         *node;
+    ngx_http_cg_record_t       *rec;
     const cg_anomaly_t         *an;
     uint32_t                    sec;
     cg_stats_req_t              req;
@@ -47,7 +38,7 @@ static ngx_event_t              ngx_http_cg_log_ev;
 
 void
 ngx_http_cg_stats_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_record_t *node, ngx_uint_t outcome, const cg_anomaly_t *an)
+    ngx_http_cg_record_t *rec, ngx_uint_t outcome, const cg_anomaly_t *an)
 {
     int64_t                     ms;
     ngx_uint_t                  i;
@@ -98,7 +89,7 @@ ngx_http_cg_stats_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     }
 
     e->zone = zone;
-    e->node = node;
+    e->rec = rec;
     e->an = an;
     e->sec = (uint32_t) tp->sec;
 
@@ -156,9 +147,9 @@ ngx_http_cg_stats_count(ngx_http_cg_zone_t *zone)
             continue;
         }
 
-        cg_stats_add(&e[i].node->stats, e[i].sec, e[i].node->created,
+        cg_stats_add(&e[i].rec->stats, e[i].sec, e[i].rec->created,
                      &e[i].req, e[i].an);
-        e[i].node->refs--;
+        e[i].rec->refs--;
     }
 
     ngx_http_cg_log_n = n;

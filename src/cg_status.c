@@ -24,6 +24,8 @@
 #include <ngx_http.h>
 
 #include "cg_common.h"
+#include "cg_decide.h"
+#include "cg_stats_log.h"
 #include "cg_status_int.h"
 #include "cg_dashboard.h"
 
@@ -1116,10 +1118,10 @@ ngx_http_cg_status_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
     row->nlimits = 0;
     row->util = 0;
 
-    quota = ngx_http_cg_client_quota(&mcf->quotas, &row->name,
+    quota = ngx_http_cg_client_quota(mcf, &row->name,
                                      ngx_crc32_long(row->name.data,
                                                     row->name.len),
-                                     &redis);
+                                     &redis, NULL);
     row->redis_quota = redis;
 
     if (quota == NULL) {

@@ -4,10 +4,10 @@
  *
  * cg_status: the status endpoint and the per-client statistics behind it.
  *
- * Owns: the client_guard_status and client_guard_anomaly directives, the
- * log phase update of each client's statistics (cg_stats), deploy markers
- * kept in the zone, and the status handler with its JSON, Prometheus,
- * OpenMetrics and HTML (dashboard) answers.  See docs/status.md.
+ * Owns: the client_guard_status and client_guard_anomaly directives, deploy
+ * markers kept in the zone, and the status handler with its JSON,
+ * Prometheus, OpenMetrics and HTML (dashboard) answers.  See
+ * docs/status.md.
  */
 
 
@@ -60,24 +60,6 @@ void ngx_http_cg_publish_init(ngx_http_cg_publish_t *pb);
 /* per worker: the Redis link of the status (when client_guard_redis) */
 ngx_int_t ngx_http_cg_status_init_process(ngx_cycle_t *cycle);
 void ngx_http_cg_status_exit_process(ngx_cycle_t *cycle);
-
-/*
- * The log phase (cg_stats_log.c): counts a finished request in its
- * client's record, which the preaccess handler pinned (node->refs) so that
- * it could not be evicted meanwhile, and unpins it; in a batch, within
- * 50 ms.  "outcome" is the module's decision (NGX_HTTP_CG_PASSED ...).
- */
-void ngx_http_cg_stats_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_record_t *node, ngx_uint_t outcome, const cg_anomaly_t *an);
-
-/* counts this worker's batch: of one zone whose lock the caller holds */
-void ngx_http_cg_stats_flush_locked(ngx_http_cg_zone_t *zone);
-
-/* ...or all of it, taking the locks */
-void ngx_http_cg_stats_flush(void);
-
-/* at the worker's exit */
-void ngx_http_cg_stats_log_exit(void);
 
 
 #endif /* _CG_STATUS_H_INCLUDED_ */

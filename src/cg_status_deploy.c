@@ -17,6 +17,8 @@
 #include <ngx_http.h>
 
 #include "cg_common.h"
+#include "cg_redis_quota.h"
+#include "cg_stats_log.h"
 #include "cg_status_int.h"
 
 

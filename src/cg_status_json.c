@@ -16,6 +16,8 @@
 #include <ngx_http.h>
 
 #include "cg_common.h"
+#include "cg_redis_quota.h"
+#include "cg_stats_log.h"
 #include "cg_status_int.h"
 
 
@@ -64,7 +66,8 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         "\"link_outages\":%ui,\"quota_sync_age_s\":%T,"
         "\"stats_published_ms_ago\":%L,\"quota_errors\":[",
         state < 5 ? states[state] : "unknown",
-        mcf->redis->policy < 3 ? policies[mcf->redis->policy] : "unknown",
+        mcf->redis->lease.policy < 3 ? policies[mcf->redis->lease.policy]
+                                     : "unknown",
         state == NGX_HTTP_CG_LINK_READY ? "false" : "true",
         ngx_http_cg_redis_version(), ngx_http_cg_redis_live_nodes(),
         ngx_http_cg_redis_outages(),

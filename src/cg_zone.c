@@ -7,7 +7,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "cg_parse.h"
 #include "cg_zone.h"
 
 
@@ -69,8 +68,10 @@ static ngx_http_cg_zone_t *ngx_http_cg_zone_create(ngx_conf_t *cf,
 
 
 char *
-ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones)
+ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_array_t  *zones = (void *) ((char *) conf + cmd->offset);
+
     u_char               *p;
     size_t                size;
     ngx_int_t             n;

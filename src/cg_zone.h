@@ -21,7 +21,9 @@
 #include <ngx_core.h>
 
 #include "cg_identity.h"
+#include "cg_lease.h"
 #include "cg_limiter.h"
+#include "cg_name.h"
 #include "cg_stats.h"
 
 
@@ -54,31 +56,6 @@ typedef struct {
 } ngx_http_cg_counters_t;
 
 
-/*
- * cg_redis: this node's allowance lease of a client's cluster-wide quota,
- * taken from Redis and spent here (docs/redis.md).  Times are the low 32
- * bits of ngx_current_msec (which all workers share), compared as
- * differences.
- */
-
-typedef struct {
-    uint32_t                  left;        /* units still to spend */
-    uint32_t                  want;        /* size of the last lease */
-    uint32_t                  spent;       /* since "since": the rate */
-    uint32_t                  rate;        /* requests/s, estimated */
-    uint32_t                  qhash;       /* the quota it was taken for */
-    uint32_t                  granted;     /* when the last one came */
-    uint32_t                  since;
-    uint32_t                  expires;     /* unusable from then on */
-    uint32_t                  fetching;    /* a fetch in flight since */
-    uint32_t                  denied;      /* Redis has none until then */
-    uint16_t                  binding;     /* the limit Redis said binds */
-    uint16_t                  owed;        /* admitted ahead, not charged */
-    uint32_t                  headroom;    /* Redis had left, last reply */
-    uint32_t                  failed;      /* Redis failed on this client's
-                                              keys: the policy until then */
-} ngx_http_cg_lease_t;
-
 
 /*
  * The rbtree node's "data" field is where this record starts.  What a
@@ -104,7 +81,7 @@ typedef struct {
     ngx_queue_t               queue;
     cg_limit_state_t          state[CG_MAX_LIMITS];
     ngx_http_cg_counters_t    counters;
-    ngx_http_cg_lease_t       lease;       /* cg_redis */
+    cg_lease_t                lease;       /* cg_lease: under Redis */
     cg_stats_t                stats;       /* cg_status: log phase */
     u_char                    name[1];
 } ngx_http_cg_record_t;
@@ -146,8 +123,9 @@ typedef struct {
 } ngx_http_cg_zone_t;
 
 
-/* client_guard_zone zone=name:size [clients=N] */
-char *ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_array_t *zones);
+/* client_guard_zone zone=name:size [clients=N]: into the array at offset */
+char *ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* the zone "name", declared yet or not (then later, or it is an error) */
 ngx_http_cg_zone_t *ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones,

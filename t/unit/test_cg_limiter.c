@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -323,6 +324,68 @@ test_quota_same_as_two_passes(void **state)
 }
 
 
+
+static char *
+text(unsigned char *buf, unsigned char *end)
+{
+    *end = '\0';
+    return (char *) buf;
+}
+
+
+static void
+test_uint(void **state)
+{
+    unsigned char  buf[32];
+    char           ref[32];
+    uint64_t       n, i;
+
+    assert_string_equal(text(buf, cg_limit_uint(buf, 0)), "0");
+    assert_string_equal(text(buf, cg_limit_uint(buf, 9)), "9");
+    assert_string_equal(text(buf, cg_limit_uint(buf, 10)), "10");
+    assert_string_equal(text(buf, cg_limit_uint(buf, 100)), "100");
+    assert_string_equal(text(buf, cg_limit_uint(buf, UINT64_MAX)),
+                        "18446744073709551615");
+
+    for (i = 0, n = 1; i < 64; i++, n = n * 3 + i) {
+        snprintf(ref, sizeof(ref), "%llu", (unsigned long long) n);
+        assert_string_equal(text(buf, cg_limit_uint(buf, n)), ref);
+    }
+}
+
+
+static void
+test_header_text(void **state)
+{
+    unsigned char  buf[256], *p;
+    cg_quota_t     q;
+
+    memset(&q, 0, sizeof(q));
+    q.nlimits = 3;
+    q.limits[0] = rate(100, 1000, 20);
+    q.limits[1] = window(5000, 86400000);
+    q.limits[2] = rate(600, 60000, 0);
+
+    assert_true(cg_quota_policy_len(&q) <= sizeof(buf));
+    p = cg_quota_policy_print(buf, &q);
+    assert_true((size_t) (p - buf) <= cg_quota_policy_len(&q));
+    assert_string_equal(text(buf, p),
+                        "\"rate_s\";q=100;w=1, \"quota_d\";q=5000;w=86400, "
+                        "\"rate_m\";q=600;w=60");
+
+    p = cg_limit_policy_item(buf, &q.limits[1], 'r');
+    assert_string_equal(text(buf, p), "\"quota_d\";r=");
+
+    p = cg_limit_print(buf, &q.limits[0]);
+    assert_string_equal(text(buf, p), "rate=100r/s burst=20");
+    p = cg_limit_print(buf, &q.limits[1]);
+    assert_string_equal(text(buf, p), "quota=5000/d");
+
+    q.limits[0] = rate(UINT64_MAX, 3600000, UINT64_MAX);
+    p = cg_limit_print(buf, &q.limits[0]);
+    assert_true((size_t) (p - buf) <= CG_LIMIT_PRINT_LEN);
+}
+
 int
 main(void)
 {
@@ -336,6 +399,8 @@ main(void)
         cmocka_unit_test(test_quota_all_limits),
         cmocka_unit_test(test_quota_empty),
         cmocka_unit_test(test_quota_same_as_two_passes),
+        cmocka_unit_test(test_uint),
+        cmocka_unit_test(test_header_text),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

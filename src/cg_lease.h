@@ -1,0 +1,157 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_lease: the allowance lease arithmetic, and nothing else.
+ *
+ * Owns: the lease a node holds of a client's cluster-wide quota (kept in
+ * the client's record of the zone), and the pure functions that spend a
+ * unit of it, size the next one, and take Redis's answer in
+ * (docs/redis.md).  No nginx runtime calls, no globals, no allocation, no
+ * locking: the caller holds the zone lock and passes the clock and the
+ * settings in.  Unit tested in t/unit/test_cg_lease.c.
+ *
+ * Times are the low 32 bits of a monotonic millisecond clock (nginx's
+ * ngx_current_msec, which every worker shares), compared as differences:
+ * it passes 2^31 after 24.8 days.  0 is "not set": a time is stamped 1
+ * rather than 0, and only a set one can be ahead of "now".
+ */
+
+
+#ifndef _CG_LEASE_H_INCLUDED_
+#define _CG_LEASE_H_INCLUDED_
+
+
+#include <stdint.h>
+
+#include "cg_limiter.h"
+
+
+/* what a take says */
+
+#define CG_LEASE_PASS          0    /* a unit of the lease spent */
+#define CG_LEASE_REJECT        1    /* Redis has none for now */
+#define CG_LEASE_WAIT          2    /* no lease: wait for the fetch */
+#define CG_LEASE_DOWN          3    /* Redis unusable: the failure policy */
+#define CG_LEASE_AHEAD         4    /* admitted ahead, charged after */
+
+/* Redis's answer, "granted" when there was none, or keys failed */
+#define CG_LEASE_NO_ANSWER     -1
+#define CG_LEASE_KEYS_FAILED   -2
+
+/* a lease is never bigger than this */
+#define CG_LEASE_WANT_MAX      10000
+
+
+/* a client's lease on this node, in its record: 56 bytes */
+
+typedef struct {
+    uint32_t        left;          /* units still to spend */
+    uint32_t        want;          /* size of the last lease asked for */
+    uint32_t        spent;         /* since "since": the rate */
+    uint32_t        rate;          /* requests/s, estimated */
+    uint32_t        qhash;         /* the quota it was taken for */
+    uint32_t        granted;       /* when the last one came */
+    uint32_t        since;
+    uint32_t        expires;       /* unusable from then on */
+    uint32_t        fetching;      /* a fetch in flight since */
+    uint32_t        denied;        /* Redis has none until then */
+    uint16_t        binding;       /* the limit Redis said binds */
+    uint16_t        owed;          /* admitted ahead, not charged */
+    uint32_t        headroom;      /* Redis had left, last reply */
+    uint32_t        failed;        /* Redis failed on this client's keys:
+                                      the policy until then */
+} cg_lease_t;
+
+
+/* what a take is given */
+
+typedef struct {
+    uint32_t        now;           /* ms, low 32 bits */
+    uint32_t        qhash;         /* cg_lease_quota_hash() */
+    uint32_t        ahead;         /* cg_lease_ahead() */
+    uint32_t        reserve;
+    uint32_t        lease_ms;      /* the traffic a lease covers */
+    uint32_t        timeout_ms;    /* a fetch is given up after twice it */
+    unsigned        ready:1;       /* the Redis link is ready */
+    unsigned        broken:1;      /* the circuit breaker is open */
+} cg_lease_in_t;
+
+
+/* what a take (or an answer) says, and the fetch to make now, if any */
+
+typedef struct {
+    int             rc;            /* CG_LEASE_PASS ... */
+    uint32_t        want;          /* 0: no fetch */
+    uint32_t        owed;          /* of "want": admitted already */
+    uint32_t        started;       /* the fetch's stamp */
+    uint32_t        binding;       /* 0-based */
+    uint64_t        retry;         /* ms, when rejected */
+    uint64_t        remaining;     /* the cluster's, as far as known */
+} cg_lease_out_t;
+
+
+/* Redis's answer to a fetch, and what the fetch was */
+
+typedef struct {
+    int64_t         granted;       /* or CG_LEASE_NO_ANSWER, _KEYS_FAILED */
+    int64_t         retry;         /* ms until a unit frees up */
+    int64_t         binding;       /* 1-based, as the script says */
+    int64_t         headroom;      /* the binding limit's rest */
+    uint32_t        nlimits;       /* of the fetch's quota */
+    uint32_t        qhash;
+    uint32_t        owed;          /* admitted ahead, paid by this fetch */
+    uint32_t        started;
+    uint32_t        now;
+    uint32_t        ahead;         /* cg_lease_ahead() of the quota */
+    uint32_t        ttl;           /* cg_lease_ttl() of a lease ... */
+    uint32_t        ttl_small;     /* ...and of a small one */
+    unsigned        ready:1;       /* a charge may go out at once */
+} cg_lease_answer_t;
+
+
+/*
+ * Spends a unit of the lease, admits the request ahead of one, or says why
+ * not; fills out->want when a fetch must go out now (the lease is then
+ * marked as fetching).
+ */
+int cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in,
+    cg_lease_out_t *out);
+
+/*
+ * Takes Redis's answer in: the units admitted ahead are paid first, the
+ * rest is the new lease.  Nothing changes when the lease was since taken
+ * for another quota or by another fetch.  Returns 1 when what was admitted
+ * ahead meanwhile must be charged now (out->want, owed, started), else 0.
+ */
+int cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a,
+    cg_lease_out_t *out);
+
+/*
+ * A fetch that never went out: nobody fetches any more, what it was to
+ * charge is owed again.
+ */
+void cg_lease_unsent(cg_lease_t *l, uint32_t owed, uint32_t started);
+
+/*
+ * How many requests of a client a node may admit ahead of a lease: "ahead"
+ * of the configuration, at most 1% of every limit; and in *reserve how
+ * much Redis must have said is left for that: more than 8 times as many,
+ * and more than a tenth of every limit.
+ */
+uint32_t cg_lease_ahead(const cg_quota_t *q, uint32_t ahead,
+    uint32_t *reserve);
+
+/*
+ * How long a lease lives, in ms, at wall clock "now_ms": at most a second;
+ * twice "lease_ms" with a rate limit, unless the lease is small (no more
+ * than the ahead units), which lasts its second; a window's ends with it.
+ */
+uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
+    int small);
+
+/* what a lease is for: the mode and the limits in use; never 0 */
+uint32_t cg_lease_quota_hash(const cg_quota_t *q);
+
+
+#endif /* _CG_LEASE_H_INCLUDED_ */

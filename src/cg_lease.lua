@@ -1,0 +1,95 @@
+-- client guard: the lease script (docs/redis.md), for a batch of clients.
+--
+-- ARGV[1]: the number of clients; then per client: its number of keys (one
+-- per limit), units wanted, how many of them were admitted already (ahead
+-- of a lease), and per limit: "r" or "w", count, period (ms), burst.  KEYS:
+-- the keys of every client in turn.  For each client, in order: grants
+-- min(wanted, what every limit still has), fewer near the end of a window
+-- (but not fewer than those admitted), charges every limit, and returns
+-- { granted, ms until a unit is free when none is, the binding limit
+-- (1-based), what the binding limit has left after the grant }: 4 integers
+-- per client in one flat array.  A client whose keys fail (a key of another
+-- type) has the error text in place of "granted", and the others of the
+-- call are served all the same.  A rate is a GCRA bucket whose TAT (us,
+-- Redis TIME, read once per call) lives in the key; a window is a counter
+-- in a key named after the window number.
+--
+-- Compiled into the module by bin/gen-c-string (src/cg_lease_lua.h).
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function lease(k, c, n)
+  local want = tonumber(ARGV[c + 1])
+  local owed = tonumber(ARGV[c + 2])
+  local grant = want
+  local wavail = nil
+  local retry = 0
+  local bind = 1
+  local least = nil
+  local st = {}
+  for i = 1, n do
+    local b = c + 3 + (i - 1) * 4
+    local count = tonumber(ARGV[b + 1])
+    local period = tonumber(ARGV[b + 2]) * 1000
+    local a, r
+    if ARGV[b] == 'r' then
+      local T = period / count
+      local tau = tonumber(ARGV[b + 3]) * T
+      local tat = tonumber(redis.call('GET', KEYS[k + i]) or now)
+      if tat < now then tat = now end
+      local x = now + tau - tat
+      if x < 0 then a = 0 else a = math.floor(x / T) + 1 end
+      r = tat - tau - now
+      st[i] = { tat, T }
+    else
+      local used = tonumber(redis.call('GET', KEYS[k + i]) or 0)
+      a = count - used
+      if a < 0 then a = 0 end
+      r = period - (now % period)
+      if wavail == nil or a < wavail then wavail = a end
+    end
+    if least == nil or a < least then least = a; bind = i end
+    if a < grant then grant = a end
+    if a == 0 and r > retry then retry = r end
+  end
+  if wavail ~= nil and wavail < want * 8 then
+    local s = math.floor(wavail / 8)
+    if s < 1 then s = 1 end
+    if s < owed then s = owed end
+    if s < grant then grant = s end
+  end
+  if grant > 0 then
+    for i = 1, n do
+      local b = c + 3 + (i - 1) * 4
+      if ARGV[b] == 'r' then
+        local tat = st[i][1] + grant * st[i][2]
+        redis.call('SET', KEYS[k + i], string.format('%.0f', tat),
+                   'PX', math.ceil((tat - now) / 1000) + 1000)
+      else
+        redis.call('INCRBY', KEYS[k + i], grant)
+        redis.call('PEXPIRE', KEYS[k + i],
+                   tonumber(ARGV[b + 2]) + 60000)
+      end
+    end
+    retry = 0
+  end
+  return grant, math.ceil(retry / 1000), bind, least - grant
+end
+local out = {}
+local k = 0
+local c = 2
+for j = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[c])
+  local ok, g, r, b, h = pcall(lease, k, c, n)
+  if not ok then
+    if type(g) == 'table' then g = g.err end
+    g = 'ERR ' .. tostring(g); r = 0; b = 0; h = 0
+  end
+  out[4 * j - 3] = g
+  out[4 * j - 2] = r
+  out[4 * j - 1] = b
+  out[4 * j] = h
+  k = k + n
+  c = c + 3 + 4 * n
+end
+return out

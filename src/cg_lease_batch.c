@@ -1,0 +1,724 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * Lease requests to Redis, in batches.  See cg_lease_batch.h.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include <openssl/sha.h>
+
+#include "cg_lease_batch.h"
+#include "cg_lease_lua.h"
+
+
+/* the text of one client's part of a lease call, at most */
+
+#define ngx_http_cg_lease_client_text(prefix)                                \
+    (3 * NGX_INT32_LEN                                                        \
+     + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
+                        + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
+                        + NGX_INT64_LEN                                       \
+                        + 2 * NGX_INT64_LEN + NGX_INT32_LEN))
+
+/* the arguments of a lease call, at most */
+
+#define NGX_HTTP_CG_LEASE_ARGS                                                \
+    (4 + NGX_HTTP_CG_LEASE_BATCH * (3 + 5 * CG_MAX_LIMITS))
+
+
+/* a lease request: worker memory, never a request's pool */
+
+typedef struct ngx_http_cg_fetch_s  ngx_http_cg_fetch_t;
+
+struct ngx_http_cg_fetch_s {
+    ngx_http_cg_fetch_t        *next;     /* pending, batch or free list */
+    ngx_http_cg_zone_t         *zone;
+    ngx_http_cg_record_t       *rec;      /* pinned until the reply */
+    cg_quota_t                  quota;
+    uint32_t                    qhash;
+    uint32_t                    want;
+    uint32_t                    owed;     /* of "want": admitted already */
+    uint32_t                    started;
+    size_t                      len;
+    u_char                      name[CG_NAME_MAX];
+};
+
+
+/* the fetches of one script call, in the order of their replies */
+
+typedef struct ngx_http_cg_batch_s  ngx_http_cg_batch_t;
+
+struct ngx_http_cg_batch_s {
+    ngx_http_cg_batch_t        *next;     /* free list */
+    ngx_http_cg_fetch_t        *fetches;
+    ngx_uint_t                  n;
+    ngx_uint_t                  retried;  /* sent again with EVAL */
+};
+
+
+typedef struct {
+    ngx_http_cg_link_t         *link;     /* NULL: not started */
+    ngx_str_t                   prefix;
+    ngx_msec_t                  lease;
+    ngx_uint_t                  ahead;
+    ngx_http_cg_lease_done_pt   done;
+    ngx_http_cg_fetch_t        *pending;  /* to send in this turn */
+    ngx_http_cg_fetch_t       **last;
+    ngx_event_t                 batcher;  /* posted: sends the pending */
+    ngx_http_cg_fetch_t        *free;
+    ngx_http_cg_batch_t        *free_batches;
+    const char                **argv;     /* of a lease call, reused */
+    size_t                     *argvlen;
+    u_char                     *text;
+    size_t                      text_size;
+    ngx_msec_t                  broken;   /* the script failing until */
+    u_char                      sha[2 * SHA_DIGEST_LENGTH];
+} ngx_http_cg_lease_batch_t;
+
+
+static ngx_int_t ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b);
+static void ngx_http_cg_lease_batch_handler(ngx_event_t *ev);
+
+
+static ngx_http_cg_lease_batch_t  ngx_http_cg_lb;
+
+
+ngx_int_t
+ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
+    ngx_str_t *prefix, ngx_msec_t lease, ngx_uint_t ahead,
+    ngx_http_cg_lease_done_pt done)
+{
+    u_char                      md[SHA_DIGEST_LENGTH];
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    ngx_memzero(lb, sizeof(ngx_http_cg_lease_batch_t));
+
+    lb->link = link;
+    lb->prefix = *prefix;
+    lb->lease = lease;
+    lb->ahead = ahead;
+    lb->done = done;
+    lb->last = &lb->pending;
+
+    lb->batcher.handler = ngx_http_cg_lease_batch_handler;
+    lb->batcher.data = lb;
+    lb->batcher.log = cycle->log;
+
+    SHA1((const u_char *) ngx_http_cg_lease_script,
+         sizeof(ngx_http_cg_lease_script) - 1, md);
+    ngx_hex_dump(lb->sha, md, SHA_DIGEST_LENGTH);
+
+    lb->text_size = 2 * NGX_INT32_LEN + NGX_HTTP_CG_LEASE_BATCH
+                    * ngx_http_cg_lease_client_text(prefix->len);
+
+    lb->argv = ngx_alloc(NGX_HTTP_CG_LEASE_ARGS * sizeof(const char *),
+                         cycle->log);
+    lb->argvlen = ngx_alloc(NGX_HTTP_CG_LEASE_ARGS * sizeof(size_t),
+                            cycle->log);
+    lb->text = ngx_alloc(lb->text_size, cycle->log);
+
+    if (lb->argv == NULL || lb->argvlen == NULL || lb->text == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_cg_lease_batch_ready(void)
+{
+    size_t       len[3];
+    const char  *argv[3];
+
+    /* cached ahead of the first EVALSHA */
+
+    argv[0] = "SCRIPT";
+    len[0] = 6;
+    argv[1] = "LOAD";
+    len[1] = 4;
+    argv[2] = ngx_http_cg_lease_script;
+    len[2] = sizeof(ngx_http_cg_lease_script) - 1;
+
+    (void) ngx_http_cg_link_send(ngx_http_cg_lb.link, 3, argv, len, NULL,
+                                 NULL);
+}
+
+
+ngx_uint_t
+ngx_http_cg_lease_batch_broken(void)
+{
+    return (ngx_msec_int_t) (ngx_http_cg_lb.broken - ngx_current_msec) > 0;
+}
+
+
+static ngx_http_cg_fetch_t *
+ngx_http_cg_fetch_alloc(void)
+{
+    ngx_http_cg_fetch_t  *f;
+
+    f = ngx_http_cg_lb.free;
+
+    if (f) {
+        ngx_http_cg_lb.free = f->next;
+        return f;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_cg_fetch_t), ngx_cycle->log);
+}
+
+
+static void
+ngx_http_cg_fetch_free(ngx_http_cg_fetch_t *f)
+{
+    f->next = ngx_http_cg_lb.free;
+    ngx_http_cg_lb.free = f;
+}
+
+
+/*
+ * A fetch that was never sent: nobody fetches, the next request tries
+ * again; what was admitted ahead is charged then.  The pin is dropped.
+ */
+
+static void
+ngx_http_cg_fetch_unsent(ngx_http_cg_fetch_t *f)
+{
+    ngx_http_cg_zone_lock(f->zone);
+
+    cg_lease_unsent(&f->rec->lease, f->owed, f->started);
+    f->rec->refs--;
+
+    ngx_http_cg_zone_unlock(f->zone);
+
+    ngx_http_cg_fetch_free(f);
+}
+
+
+/*
+ * A fetch ends with Redis's answer for its client, or with "granted"
+ * CG_LEASE_NO_ANSWER (an error, a timeout, the link lost) or
+ * CG_LEASE_KEYS_FAILED (Redis failed on this client's keys: the failure
+ * policy decides for it for a second).  The record's pin is dropped, or
+ * passed on to the fetch that charges what was admitted ahead meanwhile.
+ */
+
+static void
+ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, int64_t granted,
+    int64_t retry, int64_t binding, int64_t headroom)
+{
+    int                         charge;
+    int64_t                     now;
+    ngx_str_t                   name;
+    ngx_time_t                 *tp;
+    cg_lease_out_t              next;
+    cg_lease_answer_t           a;
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + tp->msec;
+
+    a.granted = granted;
+    a.retry = retry;
+    a.binding = binding;
+    a.headroom = headroom;
+    a.nlimits = f->quota.nlimits;
+    a.qhash = f->qhash;
+    a.owed = f->owed;
+    a.started = f->started;
+    a.now = (uint32_t) ngx_current_msec;
+    a.ahead = cg_lease_ahead(&f->quota, lb->ahead, NULL);
+    a.ttl = cg_lease_ttl(&f->quota, now, lb->lease, 0);
+    a.ttl_small = cg_lease_ttl(&f->quota, now, lb->lease, 1);
+    a.ready = ngx_http_cg_link_ready(lb->link)
+              && !ngx_http_cg_lease_batch_broken();
+
+    if (granted >= 0 && (int64_t) f->owed > granted) {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "client guard: \"%*s\": %uD admitted ahead over the "
+                       "quota", f->len, f->name,
+                       (uint32_t) (f->owed - granted));
+    }
+
+    /* the record was pinned for the fetch: no lookup, not evicted */
+
+    ngx_http_cg_zone_lock(f->zone);
+
+    charge = cg_lease_answer(&f->rec->lease, &a, &next);
+
+    if (!charge) {
+        f->rec->refs--;
+    }
+
+    ngx_http_cg_zone_unlock(f->zone);
+
+    if (charge) {
+        /* the pin passes on to the next fetch */
+
+        name.data = f->name;
+        name.len = f->len;
+
+        ngx_http_cg_lease_fetch(f->zone, f->rec, &name, &f->quota, f->qhash,
+                                &next);
+    }
+
+    ngx_http_cg_fetch_free(f);
+}
+
+
+/* one line for a batch whose reply is no answer, naming its clients */
+
+static void
+ngx_http_cg_batch_log(ngx_http_cg_batch_t *b, redisReply *reply)
+{
+    u_char               *p, *last, names[256];
+    ngx_uint_t            error;
+    ngx_http_cg_fetch_t  *f;
+
+    p = names;
+    last = names + sizeof(names);
+
+    for (f = b->fetches; f; f = f->next) {
+
+        if ((size_t) (last - p) < f->len + sizeof(", \"\", ...")) {
+            p = ngx_slprintf(p, last, ", ...");
+            break;
+        }
+
+        p = ngx_slprintf(p, last, "%s\"%*s\"", f == b->fetches ? "" : ", ",
+                         f->len, f->name);
+    }
+
+    error = (reply->type == REDIS_REPLY_ERROR);
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "client guard: unexpected lease reply for %ui client%s "
+                  "(%*s)%s%*s", b->n, b->n == 1 ? "" : "s",
+                  (size_t) (p - names), names,
+                  error ? ": " : "", error ? reply->len : 0,
+                  error ? reply->str : "");
+}
+
+
+/*
+ * A client whose keys Redis could not use: that client has no lease (the
+ * failure policy decides for it), the others of the call are served.  One
+ * line a second at most per worker: such a client fails each time.
+ */
+
+static void
+ngx_http_cg_batch_client_error(ngx_http_cg_fetch_t *f, redisReply *err)
+{
+    static ngx_msec_t  logged;
+
+    if (logged && ngx_current_msec - logged < 1000) {
+        return;
+    }
+
+    logged = ngx_current_msec ? ngx_current_msec : 1;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "client guard: lease script failed for \"%*s\": %*s "
+                  "(its keys in Redis: \"%V{%*s}:*\")",
+                  f->len, f->name, (size_t) ngx_min(err->len, 512), err->str,
+                  &ngx_http_cg_lb.prefix, f->len, f->name);
+}
+
+
+static ngx_http_cg_batch_t *
+ngx_http_cg_batch_alloc(void)
+{
+    ngx_http_cg_batch_t  *b;
+
+    b = ngx_http_cg_lb.free_batches;
+
+    if (b) {
+        ngx_http_cg_lb.free_batches = b->next;
+        return b;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_cg_batch_t), ngx_cycle->log);
+}
+
+
+static void
+ngx_http_cg_batch_free(ngx_http_cg_batch_t *b)
+{
+    b->fetches = NULL;
+    b->next = ngx_http_cg_lb.free_batches;
+    ngx_http_cg_lb.free_batches = b;
+}
+
+
+/*
+ * The reply to a batch: 4 integers per fetch, in order (a client's error
+ * text in place of its "granted").  An error or a reply of another shape
+ * is no answer for every fetch of the batch, as is a timeout or the link
+ * lost (reply NULL).
+ */
+
+static void
+ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    ngx_http_cg_batch_t  *b = data;
+
+    size_t                i;
+    redisReply          **e;
+    ngx_http_cg_fetch_t  *f, *next;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR && !b->retried
+        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        /* the script is not cached there (a restart, SCRIPT FLUSH) */
+
+        b->retried = 1;
+
+        if (ngx_http_cg_lease_batch_send(b) == NGX_OK) {
+            return;
+        }
+
+        reply = NULL;
+    }
+
+    e = NULL;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 4 * b->n)
+    {
+        e = reply->element;
+
+        for (i = 0; i < reply->elements; i++) {
+            if (e[i]->type != REDIS_REPLY_INTEGER
+                && !(i % 4 == 0 && e[i]->type == REDIS_REPLY_STRING))
+            {
+                e = NULL;
+                break;
+            }
+        }
+    }
+
+    if (reply && e == NULL) {
+
+        /* an error from the script: leases stop for a second */
+
+        ngx_http_cg_lb.broken = ngx_current_msec + 1000;
+
+        ngx_http_cg_batch_log(b, reply);
+    }
+
+    for (f = b->fetches; f; f = next) {
+        next = f->next;
+
+        if (e && e[0]->type == REDIS_REPLY_STRING) {
+            ngx_http_cg_batch_client_error(f, e[0]);
+            ngx_http_cg_fetch_done(f, CG_LEASE_KEYS_FAILED, 0, 0, 0);
+            e += 4;
+
+        } else if (e) {
+            ngx_http_cg_fetch_done(f, e[0]->integer, e[1]->integer,
+                                   e[2]->integer, e[3]->integer);
+            e += 4;
+
+        } else {
+            ngx_http_cg_fetch_done(f, CG_LEASE_NO_ANSWER, 0, 0, 0);
+        }
+    }
+
+    ngx_http_cg_batch_free(b);
+
+    ngx_http_cg_lb.done();
+}
+
+
+/*
+ * One script call for the fetches of a batch: EVALSHA, or EVAL once the
+ * script was found missing.  The arguments are built in the worker's
+ * buffers (the link copies them into its output at once).  Every key of a
+ * client shares its hash tag: one Cluster slot.
+ */
+
+static ngx_int_t
+ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
+{
+    int                         argc, nkeys;
+    u_char                     *p, *last;
+    size_t                     *len;
+    int64_t                     now;
+    uint32_t                    i;
+    ngx_time_t                 *tp;
+    cg_limit_t                 *lim;
+    const char                **argv;
+    ngx_http_cg_fetch_t        *f;
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + tp->msec;
+
+    argv = lb->argv;
+    len = lb->argvlen;
+    p = lb->text;
+    last = lb->text + lb->text_size;
+
+    if (b->retried) {
+        argv[0] = "EVAL";
+        len[0] = 4;
+        argv[1] = ngx_http_cg_lease_script;
+        len[1] = sizeof(ngx_http_cg_lease_script) - 1;
+
+    } else {
+        argv[0] = "EVALSHA";
+        len[0] = 7;
+        argv[1] = (const char *) lb->sha;
+        len[1] = 2 * SHA_DIGEST_LENGTH;
+    }
+
+    /* argv[2], the number of keys, is known after the keys */
+
+    argc = 3;
+    nkeys = 0;
+
+    for (f = b->fetches; f; f = f->next) {
+        for (i = 0; i < f->quota.nlimits; i++) {
+            lim = &f->quota.limits[i];
+
+            argv[argc] = (const char *) p;
+
+            if (lim->type == CG_LIMIT_RATE) {
+                p = ngx_slprintf(p, last, "%V{%*s}:r:%uD", &lb->prefix,
+                                 f->len, f->name, lim->period);
+
+            } else {
+                p = ngx_slprintf(p, last, "%V{%*s}:w:%uD:%L", &lb->prefix,
+                                 f->len, f->name, lim->period,
+                                 now / lim->period);
+            }
+
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+            nkeys++;
+        }
+    }
+
+    argv[2] = (const char *) p;
+    p = ngx_slprintf(p, last, "%d", nkeys);
+    len[2] = p - (u_char *) argv[2];
+
+    argv[argc] = (const char *) p;
+    p = ngx_slprintf(p, last, "%ui", b->n);
+    len[argc] = p - (u_char *) argv[argc];
+    argc++;
+
+    for (f = b->fetches; f; f = f->next) {
+
+        argv[argc] = (const char *) p;
+        p = ngx_slprintf(p, last, "%uD", f->quota.nlimits);
+        len[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        argv[argc] = (const char *) p;
+        p = ngx_slprintf(p, last, "%uD", f->want);
+        len[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        argv[argc] = (const char *) p;
+        p = ngx_slprintf(p, last, "%uD", f->owed);
+        len[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        for (i = 0; i < f->quota.nlimits; i++) {
+            lim = &f->quota.limits[i];
+
+            argv[argc] = lim->type == CG_LIMIT_RATE ? "r" : "w";
+            len[argc++] = 1;
+
+            argv[argc] = (const char *) p;
+            p = ngx_slprintf(p, last, "%uL", lim->count);
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+
+            argv[argc] = (const char *) p;
+            p = ngx_slprintf(p, last, "%uD", lim->period);
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+
+            argv[argc] = (const char *) p;
+            p = ngx_slprintf(p, last, "%uL", lim->burst);
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+        }
+    }
+
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cg_link_send(lb->link, argc, argv, len,
+                                 ngx_http_cg_batch_reply, b);
+}
+
+
+/*
+ * Posted by the first fetch of a turn of the event loop, and run in the
+ * same turn (ngx_posted_events), before the link writes what was queued
+ * (the link's flusher is posted again by the send when it ran already):
+ * the pending fetches leave in batches of up to NGX_HTTP_CG_LEASE_BATCH.
+ */
+
+static void
+ngx_http_cg_lease_batch_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                  n;
+    ngx_http_cg_batch_t        *b;
+    ngx_http_cg_fetch_t        *f, *head, *tail, *next;
+    ngx_http_cg_lease_batch_t  *lb = ev->data;
+
+    while (lb->pending) {
+        head = lb->pending;
+        tail = head;
+
+        for (n = 1; n < NGX_HTTP_CG_LEASE_BATCH && tail->next; n++) {
+            tail = tail->next;
+        }
+
+        lb->pending = tail->next;
+        tail->next = NULL;
+
+        if (lb->pending == NULL) {
+            lb->last = &lb->pending;
+        }
+
+        b = ngx_http_cg_batch_alloc();
+
+        if (b) {
+            b->fetches = head;
+            b->n = n;
+            b->retried = 0;
+
+            if (ngx_http_cg_lease_batch_send(b) == NGX_OK) {
+                continue;
+            }
+
+            ngx_http_cg_batch_free(b);
+        }
+
+        /* not sent (the link is not ready): each fetch as if never made */
+
+        for (f = head; f; f = next) {
+            next = f->next;
+            ngx_http_cg_fetch_unsent(f);
+        }
+    }
+}
+
+
+void
+ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *rec,
+    ngx_str_t *name, cg_quota_t *quota, uint32_t qhash, cg_lease_out_t *out)
+{
+    ngx_http_cg_fetch_t        *f;
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    f = ngx_http_cg_fetch_alloc();
+
+    if (f == NULL) {
+        ngx_http_cg_zone_lock(zone);
+        cg_lease_unsent(&rec->lease, out->owed, out->started);
+        rec->refs--;
+        ngx_http_cg_zone_unlock(zone);
+        return;
+    }
+
+    f->next = NULL;
+    f->zone = zone;
+    f->rec = rec;
+    f->quota = *quota;
+    f->qhash = qhash;
+    f->want = out->want;
+    f->owed = out->owed;
+    f->started = out->started;
+    f->len = name->len;
+    ngx_memcpy(f->name, name->data, name->len);
+
+    if (!ngx_http_cg_link_ready(lb->link)) {
+        ngx_http_cg_fetch_unsent(f);
+        return;
+    }
+
+    /* sent with the other fetches of this turn of the event loop */
+
+    *lb->last = f;
+    lb->last = &f->next;
+
+    if (!lb->batcher.posted) {
+        ngx_post_event(&lb->batcher, &ngx_posted_events);
+    }
+}
+
+
+void
+ngx_http_cg_lease_batch_abort(void)
+{
+    ngx_http_cg_fetch_t        *f;
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    if (lb->batcher.posted) {
+        ngx_delete_posted_event(&lb->batcher);
+    }
+
+    /* as when the link is found not ready by the batcher */
+
+    while (lb->pending) {
+        f = lb->pending;
+        lb->pending = f->next;
+        ngx_http_cg_fetch_unsent(f);
+    }
+
+    lb->last = &lb->pending;
+}
+
+
+void
+ngx_http_cg_lease_batch_exit(void)
+{
+    ngx_http_cg_fetch_t        *f;
+    ngx_http_cg_batch_t        *b;
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    if (lb->link == NULL) {
+        return;
+    }
+
+    ngx_http_cg_lease_batch_abort();
+
+    while (lb->free_batches) {
+        b = lb->free_batches;
+        lb->free_batches = b->next;
+        ngx_free(b);
+    }
+
+    while (lb->free) {
+        f = lb->free;
+        lb->free = f->next;
+        ngx_free(f);
+    }
+
+    if (lb->argv) {
+        ngx_free(lb->argv);
+    }
+
+    if (lb->argvlen) {
+        ngx_free(lb->argvlen);
+    }
+
+    if (lb->text) {
+        ngx_free(lb->text);
+    }
+
+    ngx_memzero(lb, sizeof(ngx_http_cg_lease_batch_t));
+}

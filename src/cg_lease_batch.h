@@ -1,0 +1,67 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_lease_batch: lease requests to Redis, in batches.
+ *
+ * Owns: the lease script (src/cg_lease.lua, compiled in), the lease
+ * requests ("fetches") of this worker: those of one turn of the event loop
+ * leave in one script call (EVALSHA, EVAL once when Redis says NOSCRIPT) for
+ * up to NGX_HTTP_CG_LEASE_BATCH clients, and each client's part of the
+ * reply goes into its record's lease (cg_lease_answer(), under the zone
+ * lock); the circuit breaker a failing script opens for a second.  The
+ * records are pinned by whoever asks for a fetch, until its reply.
+ */
+
+
+#ifndef _CG_LEASE_BATCH_H_INCLUDED_
+#define _CG_LEASE_BATCH_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "cg_lease.h"
+#include "cg_link.h"
+#include "cg_zone.h"
+
+
+/* clients in one call of the lease script, at most */
+#define NGX_HTTP_CG_LEASE_BATCH  64
+
+
+/* run after each reply, once its leases are in the records */
+typedef void (*ngx_http_cg_lease_done_pt)(void);
+
+
+/*
+ * At the worker's start: the link the fetches go on, the key prefix, the
+ * traffic a lease covers and the "ahead" units (for the lease's life).
+ */
+ngx_int_t ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle,
+    ngx_http_cg_link_t *link, ngx_str_t *prefix, ngx_msec_t lease,
+    ngx_uint_t ahead, ngx_http_cg_lease_done_pt done);
+
+/* the link is ready: the script is loaded ahead of the first EVALSHA */
+void ngx_http_cg_lease_batch_ready(void);
+
+/* the link went down: fetches not sent yet are dropped, as if never made */
+void ngx_http_cg_lease_batch_abort(void);
+
+/* at the worker's exit: that, and the memory of init */
+void ngx_http_cg_lease_batch_exit(void);
+
+/* 1 while the breaker is open: leases are not asked for */
+ngx_uint_t ngx_http_cg_lease_batch_broken(void);
+
+/*
+ * A fetch of "out->want" units (of which "out->owed" were admitted
+ * already) for the client of "rec", which the caller has pinned for it:
+ * queued for this turn's script call.  Not holding the zone lock.
+ */
+void ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_record_t *rec, ngx_str_t *name, cg_quota_t *quota,
+    uint32_t qhash, cg_lease_out_t *out);
+
+
+#endif /* _CG_LEASE_BATCH_H_INCLUDED_ */
