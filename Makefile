@@ -176,7 +176,7 @@ $(BUILD)/unit/test_%: t/unit/test_%.c $$(wildcard src/$$*.c) \
 		$$(UNIT_SRCS_test_$$*) $$(wildcard src/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(wildcard src/$*.c) \
-		$(UNIT_SRCS_test_$*) -lcmocka
+		$(UNIT_SRCS_test_$*) -lcmocka -lm
 
 unit: $(UNIT_BINS)
 	@set -e; for b in $(UNIT_BINS); do echo "== $$b"; $$b; done
