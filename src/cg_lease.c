@@ -193,7 +193,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 int
 cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
 {
-    int       failed;
+    int       i, failed;
     int64_t   granted, binding, headroom, retry, cover;
     uint32_t  now;
 
@@ -242,6 +242,12 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
 
     } else {
         l->headroom = (uint32_t) headroom;
+        l->said = cg_lease_stamp(now);
+
+        for (i = 0; i < CG_MAX_LIMITS; i++) {
+            l->rest[i] = (uint32_t) cg_min(cg_max(a->rest[i], 0),
+                                           (int64_t) UINT32_MAX);
+        }
     }
 
     /*
@@ -358,6 +364,40 @@ cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
     }
 
     return cg_max(ttl, 1);
+}
+
+
+int
+cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
+    uint32_t now, int64_t now_ms, uint64_t *remaining)
+{
+    uint64_t  cap, r;
+    uint32_t  elapsed;
+
+    if (l->said == 0 || i >= CG_MAX_LIMITS || lim->period == 0) {
+        return 0;
+    }
+
+    cap = (lim->type == CG_LIMIT_RATE) ? lim->burst + 1 : lim->count;
+    elapsed = now - l->said;
+    r = l->rest[i];
+
+    if (lim->type == CG_LIMIT_RATE) {
+        /* tokens come back at count per period */
+        r += (uint64_t) elapsed * lim->count / lim->period;
+
+    } else if ((int64_t) elapsed > now_ms % lim->period) {
+        /* a window that began since */
+        r = cap;
+    }
+
+    if (l->left && (int32_t) (l->expires - now) > 0) {
+        r += l->left;
+    }
+
+    *remaining = cg_min(r, cap);
+
+    return 1;
 }
 
 

@@ -43,7 +43,7 @@
 #define CG_LEASE_WANT_MAX      10000
 
 
-/* a client's lease on this node, in its record: 56 bytes */
+/* a client's lease on this node, in its record: 76 bytes */
 
 typedef struct {
     uint32_t        left;          /* units still to spend */
@@ -61,6 +61,9 @@ typedef struct {
     uint32_t        headroom;      /* Redis had left, last reply */
     uint32_t        failed;        /* Redis failed on this client's keys:
                                       the policy until then */
+    uint32_t        said;          /* Redis's last answer came then... */
+    uint32_t        rest[CG_MAX_LIMITS];   /* ...with what each limit had
+                                              left after it */
 } cg_lease_t;
 
 
@@ -98,6 +101,7 @@ typedef struct {
     int64_t         retry;         /* ms until a unit frees up */
     int64_t         binding;       /* 1-based, as the script says */
     int64_t         headroom;      /* the binding limit's rest */
+    int64_t         rest[CG_MAX_LIMITS];   /* every limit's */
     uint32_t        nlimits;       /* of the fetch's quota */
     uint32_t        qhash;
     uint32_t        owed;          /* admitted ahead, paid by this fetch */
@@ -149,6 +153,15 @@ uint32_t cg_lease_ahead(const cg_quota_t *q, uint32_t ahead,
  */
 uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
     int small);
+
+/*
+ * What limit "i" of the client's quota has left in the cluster at "now"
+ * (ms, low 32 bits; "now_ms" the wall clock): Redis's last word, refilled
+ * since for a rate, full again in a new window, plus what this node holds
+ * of it unspent.  0 when Redis has not answered for the client yet.
+ */
+int cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
+    uint32_t now, int64_t now_ms, uint64_t *remaining);
 
 /* what a lease is for: the mode and the limits in use; never 0 */
 uint32_t cg_lease_quota_hash(const cg_quota_t *q);

@@ -7,7 +7,8 @@
 -- min(wanted, what every limit still has), fewer near the end of a window
 -- (but not fewer than those admitted), charges every limit, and returns
 -- { granted, ms until a unit is free when none is, the binding limit
--- (1-based), what the binding limit has left after the grant }: 4 integers
+-- (1-based), what the binding limit has left after the grant, and what
+-- each of 4 limits has left after it (0 past the client's) }: 8 integers
 -- per client in one flat array.  A client whose keys fail (a key of another
 -- type) has the error text in place of "granted", and the others of the
 -- call are served all the same.  A rate is a GCRA bucket whose TAT (us,
@@ -27,6 +28,7 @@ local function lease(k, c, n)
   local bind = 1
   local least = nil
   local st = {}
+  local av = { 0, 0, 0, 0 }
   for i = 1, n do
     local b = c + 3 + (i - 1) * 4
     local count = tonumber(ARGV[b + 1])
@@ -48,6 +50,7 @@ local function lease(k, c, n)
       r = period - (now % period)
       if wavail == nil or a < wavail then wavail = a end
     end
+    av[i] = a
     if least == nil or a < least then least = a; bind = i end
     if a < grant then grant = a end
     if a == 0 and r > retry then retry = r end
@@ -73,22 +76,27 @@ local function lease(k, c, n)
     end
     retry = 0
   end
-  return grant, math.ceil(retry / 1000), bind, least - grant
+  for i = 1, n do
+    av[i] = av[i] - grant
+    if av[i] < 0 then av[i] = 0 end
+  end
+  return grant, math.ceil(retry / 1000), bind, least - grant,
+         av[1], av[2], av[3], av[4]
 end
 local out = {}
 local k = 0
 local c = 2
 for j = 1, tonumber(ARGV[1]) do
   local n = tonumber(ARGV[c])
-  local ok, g, r, b, h = pcall(lease, k, c, n)
-  if not ok then
-    if type(g) == 'table' then g = g.err end
-    g = 'ERR ' .. tostring(g); r = 0; b = 0; h = 0
+  local v = { pcall(lease, k, c, n) }
+  if not v[1] then
+    local e = v[2]
+    if type(e) == 'table' then e = e.err end
+    v = { false, 'ERR ' .. tostring(e), 0, 0, 0, 0, 0, 0, 0 }
   end
-  out[4 * j - 3] = g
-  out[4 * j - 2] = r
-  out[4 * j - 1] = b
-  out[4 * j] = h
+  for i = 1, 8 do
+    out[8 * (j - 1) + i] = v[i + 1]
+  end
   k = k + n
   c = c + 3 + 4 * n
 end

@@ -25,6 +25,10 @@
                         + NGX_INT64_LEN                                       \
                         + 2 * NGX_INT64_LEN + NGX_INT32_LEN))
 
+/* integers per client in the reply of the lease script */
+
+#define NGX_HTTP_CG_LEASE_REPLY  (4 + CG_MAX_LIMITS)
+
 /* the arguments of a lease call, at most */
 
 #define NGX_HTTP_CG_LEASE_ARGS                                                \
@@ -209,10 +213,10 @@ ngx_http_cg_fetch_unsent(ngx_http_cg_fetch_t *f)
  */
 
 static void
-ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, int64_t granted,
-    int64_t retry, int64_t binding, int64_t headroom)
+ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
+    int64_t granted)
 {
-    int                         charge;
+    int                         i, charge;
     int64_t                     now;
     ngx_str_t                   name;
     ngx_time_t                 *tp;
@@ -223,10 +227,17 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, int64_t granted,
     tp = ngx_timeofday();
     now = (int64_t) tp->sec * 1000 + tp->msec;
 
+    /* the client's part of the reply, or none */
+
     a.granted = granted;
-    a.retry = retry;
-    a.binding = binding;
-    a.headroom = headroom;
+    a.retry = e ? e[1]->integer : 0;
+    a.binding = e ? e[2]->integer : 0;
+    a.headroom = e ? e[3]->integer : 0;
+
+    for (i = 0; i < CG_MAX_LIMITS; i++) {
+        a.rest[i] = e ? e[4 + i]->integer : 0;
+    }
+
     a.nlimits = f->quota.nlimits;
     a.qhash = f->qhash;
     a.owed = f->owed;
@@ -356,8 +367,8 @@ ngx_http_cg_batch_free(ngx_http_cg_batch_t *b)
 
 
 /*
- * The reply to a batch: 4 integers per fetch, in order (a client's error
- * text in place of its "granted").  An error or a reply of another shape
+ * The reply to a batch: NGX_HTTP_CG_LEASE_REPLY integers per fetch, in
+ * order (a client's error text in place of its "granted").  An error or a reply of another shape
  * is no answer for every fetch of the batch, as is a timeout or the link
  * lost (reply NULL).
  */
@@ -389,13 +400,14 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
     e = NULL;
 
     if (reply && reply->type == REDIS_REPLY_ARRAY
-        && reply->elements == 4 * b->n)
+        && reply->elements == NGX_HTTP_CG_LEASE_REPLY * b->n)
     {
         e = reply->element;
 
         for (i = 0; i < reply->elements; i++) {
             if (e[i]->type != REDIS_REPLY_INTEGER
-                && !(i % 4 == 0 && e[i]->type == REDIS_REPLY_STRING))
+                && !(i % NGX_HTTP_CG_LEASE_REPLY == 0
+                     && e[i]->type == REDIS_REPLY_STRING))
             {
                 e = NULL;
                 break;
@@ -417,16 +429,15 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
 
         if (e && e[0]->type == REDIS_REPLY_STRING) {
             ngx_http_cg_batch_client_error(f, e[0]);
-            ngx_http_cg_fetch_done(f, CG_LEASE_KEYS_FAILED, 0, 0, 0);
-            e += 4;
+            ngx_http_cg_fetch_done(f, NULL, CG_LEASE_KEYS_FAILED);
+            e += NGX_HTTP_CG_LEASE_REPLY;
 
         } else if (e) {
-            ngx_http_cg_fetch_done(f, e[0]->integer, e[1]->integer,
-                                   e[2]->integer, e[3]->integer);
-            e += 4;
+            ngx_http_cg_fetch_done(f, e, e[0]->integer);
+            e += NGX_HTTP_CG_LEASE_REPLY;
 
         } else {
-            ngx_http_cg_fetch_done(f, CG_LEASE_NO_ANSWER, 0, 0, 0);
+            ngx_http_cg_fetch_done(f, NULL, CG_LEASE_NO_ANSWER);
         }
     }
 

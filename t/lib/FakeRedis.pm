@@ -132,16 +132,18 @@ sub _serve {
         } elsif ($name eq 'EVAL' || $name eq 'EVALSHA') {
             # a batch: ARGV[1] clients, then per client its number of
             # keys, want, owed and 4 arguments per key; per client
-            # { granted, retry ms, binding limit, left after the grant }
+            # { granted, retry ms, binding limit, left after the grant,
+            # and what each of 4 limits has left }
             my @argv = @$cmd[3 + $cmd->[2] .. $#$cmd];
             my $n = shift @argv;
-            $r = '*' . (4 * $n) . "\r\n";
+            $r = '*' . (8 * $n) . "\r\n";
             for (1 .. $n) {
                 my ($nk, $want) = splice(@argv, 0, 3);
                 splice(@argv, 0, 4 * $nk);
                 my $g = $want < $grant ? $want : $grant;
+                my $left = $g ? 1000000 : 0;
                 $r .= ":$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n"
-                    . ":" . ($g ? 1000000 : 0) . "\r\n";
+                    . ":$left\r\n" . (":$left\r\n" x 4);
             }
         } else {
             $r = "-ERR unknown command '$name'\r\n";

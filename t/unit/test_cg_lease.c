@@ -500,6 +500,68 @@ test_clock_wrap(void **state)
 }
 
 
+/* what a limit has left in the cluster: Redis's word, refilled, + ours */
+
+static void
+test_remaining(void **state)
+{
+    uint64_t           r;
+    cg_quota_t         q = quota1(CG_LIMIT_RATE, 100, 1000, 19);
+    cg_lease_t         l;
+    cg_lease_in_t      in;
+    cg_lease_out_t     out, next;
+    cg_lease_answer_t  a;
+
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(cg_lease_remaining(&l, 0, &q.limits[0], 1000, T0, &r),
+                     0);
+
+    in = in_for(&q, 1000);
+    cg_lease_take(&l, &in, &out);
+
+    memset(&a, 0, sizeof(a));
+    a.granted = 5;
+    a.binding = 1;
+    a.headroom = 12;
+    a.rest[0] = 12;
+    a.nlimits = 1;
+    a.qhash = in.qhash;
+    a.started = out.started;
+    a.now = 1000;
+    a.ttl = 200;
+    a.ttl_small = 1000;
+    cg_lease_answer(&l, &a, &next);
+
+    /* 12 in Redis, 5 here unspent */
+
+    assert_int_equal(cg_lease_remaining(&l, 0, &q.limits[0], 1000, T0, &r),
+                     1);
+    assert_int_equal(r, 17);
+
+    /* 50 ms later, 5 tokens back (100 r/s); at most the capacity, 20 */
+
+    cg_lease_remaining(&l, 0, &q.limits[0], 1050, T0, &r);
+    assert_int_equal(r, 20);
+
+    /* the lease expired: Redis's word alone, refilled */
+
+    cg_lease_remaining(&l, 0, &q.limits[0], 1200, T0, &r);
+    assert_int_equal(r, 20);
+
+    /* a window: full again once a new one began */
+
+    q = quota1(CG_LIMIT_WINDOW, 1000, 60000, 0);
+    l.rest[0] = 100;
+    l.left = 0;
+    cg_lease_remaining(&l, 0, &q.limits[0], 1000 + 500, 60000 * 7 + 9000,
+                       &r);
+    assert_int_equal(r, 100);
+    cg_lease_remaining(&l, 0, &q.limits[0], 1000 + 9500, 60000 * 7 + 9000,
+                       &r);
+    assert_int_equal(r, 1000);
+}
+
+
 int
 main(void)
 {
@@ -515,6 +577,7 @@ main(void)
         cmocka_unit_test(test_down),
         cmocka_unit_test(test_quota_change),
         cmocka_unit_test(test_clock_wrap),
+        cmocka_unit_test(test_remaining),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
