@@ -191,6 +191,13 @@ static ngx_command_t  ngx_http_cg_commands[] = {
       offsetof(ngx_http_cg_main_conf_t, redis),
       NULL },
 
+    { ngx_string("client_guard_node"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_cg_redis_node_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cg_main_conf_t, redis),
+      NULL },
+
       ngx_null_command
 };
 

@@ -92,6 +92,49 @@ ngx_http_cg_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* client_guard_node name: this node to the others, the host name if unset */
+
+char *
+ngx_http_cg_redis_node_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    u_char                    *p;
+    ngx_str_t                 *value;
+    ngx_http_cg_redis_conf_t  *rcf;
+
+    rcf = ngx_http_cg_redis_conf(cf, cmd, conf);
+    if (rcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->node.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') {
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > 64
+        || p < value[1].data + value[1].len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid node name \"%V\" in \"%V\": 1 to 64 "
+                           "printable characters, no space or quote",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->node = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
 /* client_guard_redis_failure open | closed[=status] | local [nodes=N] */
 
 char *
@@ -279,8 +322,9 @@ ngx_http_cg_redis_init_conf(ngx_conf_t *cf, ngx_http_cg_redis_conf_t *rcf)
 
     if (rcf->server == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"client_guard_redis_failure\" and "
-                           "\"client_guard_redis_lease\" need "
+                           "\"client_guard_redis_failure\", "
+                           "\"client_guard_redis_lease\" and "
+                           "\"client_guard_node\" need "
                            "\"client_guard_redis\"");
         return NGX_CONF_ERROR;
     }
@@ -321,8 +365,9 @@ ngx_http_cg_redis_key(ngx_cycle_t *cycle, ngx_str_t *key, const char *name)
 /*
  * The start of init_process of a part with a per-worker Redis link (cg_redis
  * and the status publication): NGX_OK with the main conf and this node's
- * name, "host:master-pid", in a worker (or the single process) when
- * client_guard_redis is set; NGX_DECLINED where there is no link to set up.
+ * name (client_guard_node, the host name by default) in a worker (or the
+ * single process) when client_guard_redis is set; NGX_DECLINED where there
+ * is no link to set up.
  */
 
 ngx_int_t
@@ -348,17 +393,7 @@ ngx_http_cg_redis_worker_conf(ngx_cycle_t *cycle,
         return NGX_DECLINED;
     }
 
-    node->data = ngx_pnalloc(cycle->pool,
-                             cycle->hostname.len + NGX_INT_T_LEN + 1);
-    if (node->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    node->len = ngx_sprintf(node->data, "%V:%P", &cycle->hostname,
-                            ngx_process == NGX_PROCESS_WORKER
-                            ? getppid() : ngx_pid)
-                - node->data;
-
+    *node = mcf->redis->node.len ? mcf->redis->node : cycle->hostname;
     *mcfp = mcf;
 
     return NGX_OK;

@@ -4,8 +4,8 @@
  *
  * cg_redis: the Redis part of the module, put together.
  *
- * Owns: the client_guard_redis, client_guard_redis_failure and
- * client_guard_redis_lease directives, this worker's two links to Redis
+ * Owns: the client_guard_redis, client_guard_redis_failure,
+ * client_guard_redis_lease and client_guard_node directives, this worker's two links to Redis
  * (commands; the subscriber for change notices) and what they start and
  * stop: the quota definitions (cg_redis_quota), the lease requests
  * (cg_lease_batch) and the decisions that wait for them (cg_lease_take);
@@ -29,6 +29,7 @@ typedef struct {
     ngx_http_cg_link_conf_t    *server;       /* client_guard_redis */
     ngx_http_cg_lease_conf_t    lease;
     ngx_msec_t                  refresh;      /* version poll */
+    ngx_str_t                   node;         /* client_guard_node */
 } ngx_http_cg_redis_conf_t;
 
 
@@ -41,6 +42,8 @@ char *ngx_http_cg_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cg_redis_failure_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_cg_redis_lease_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cg_redis_node_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* once the configuration is read: checks, defaults */

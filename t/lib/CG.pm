@@ -154,6 +154,8 @@ sub _lock_port {
 #   showing $client_guard_client/$client_guard_status to access.log),
 #   no_module => 1 (no load_module line), file => name (another file than
 #   nginx.conf, for a second configuration). Returns the text written.
+#   With client_guard_redis, each nginx names itself "node-PORT" to Redis
+#   (client_guard_node) unless the text sets it: a test's nginx share a host.
 sub write_conf {
     my ($self, $http, %opt) = @_;
     my $dir = $self->{dir};
@@ -170,6 +172,15 @@ sub write_conf {
         $log = "log_format cg_test '\$remote_addr \$client_guard_client "
             . "\$client_guard_status \$status \"\$request\"';\n"
             . "    access_log $dir/access.log cg_test;";
+    }
+
+    # several nginx of a test share one host: each names itself to Redis
+    # (client_guard_node; the host name by default) unless the test does
+    my $node = '';
+    if ($http =~ /\bclient_guard_redis\s/ && $http !~ /\bclient_guard_node\b/
+        && !$opt{no_module})
+    {
+        $node = "client_guard_node node-" . $self->port(0) . ";";
     }
 
     my $conf = <<"EOF";
@@ -193,6 +204,7 @@ http {
     uwsgi_temp_path $dir/uwsgi_temp;
     scgi_temp_path $dir/scgi_temp;
     $log
+    $node
 
 $http
 }
