@@ -27,29 +27,18 @@ sub charged {
 
 sub conf {
     my ($lease) = @_;
-    return <<"EOF";
-    client_guard_zone zone=z:1m;
-    client_guard_quota slow quota=100000/h;
-    client_guard_quota slowx quota=200/h;
-    client_guard_quota slowrate rate=1000r/s burst=500;
-    client_guard_quota slowest rate=1000r/s burst=500;
-    client_guard_quota fewrate rate=1000r/s burst=500;
-    client_guard_quota near quota=300/h;
-    client_guard_quota atlimit rate=200r/s burst=20;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
-    client_guard_redis_lease 100ms $lease;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify \$http_x_client_id;
-            add_header X-Redis \$client_guard_redis always;
-            empty_gif;
-        }
-    }
-EOF
+    return CG::http(
+        quotas => ['slow quota=100000/h',
+                   'slowx quota=200/h',
+                   'slowrate rate=1000r/s burst=500',
+                   'slowest rate=1000r/s burst=500',
+                   'fewrate rate=1000r/s burst=500',
+                   'near quota=300/h',
+                   'atlimit rate=200r/s burst=20'],
+        redis => 1,
+        http => "client_guard_redis_lease 100ms $lease;",
+        location => 'add_header X-Redis $client_guard_redis always; '
+            . 'empty_gif;');
 }
 
 # --- a bad ahead= fails nginx -t, naming the directive ------------------------
