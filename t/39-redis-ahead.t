@@ -34,7 +34,7 @@ sub conf {
                    'slowest rate=1000r/s burst=500',
                    'fewrate rate=1000r/s burst=500',
                    'near quota=300/h',
-                   'atlimit rate=200r/s burst=20'],
+                   'atlimit rate=20r/s burst=2'],
         redis => 1,
         http => "client_guard_redis_lease 100ms $lease;",
         location => 'add_header X-Redis $client_guard_redis always; '
@@ -164,6 +164,12 @@ ok($t->wait_until(sub { charged('near') == 300 }), 'Redis counted 300')
 
 # --- a client at its rate limit: decided at once, not after waiting ---------
 
+# "atlimit" has a rate so small (20 r/s, burst 2: rate x lease) that the
+# loop goes at many times it on any machine (2x is a request every 25 ms;
+# here some 1000 r/s, a few hundred under ASan on a loaded machine): it is
+# at its limit all along. The bound on what passes comes from the loop's
+# own duration.
+
 my %at;
 my $t0 = Time::HiRes::time();
 for (1 .. 600) {
@@ -177,12 +183,10 @@ my $passed = 0;
 $passed += $at{$_} for grep { /^200/ } keys %at;
 diag(sprintf('at the limit: %s over %.2f s',
              join(', ', map { "$_ x$at{$_}" } sort keys %at), $secs));
-SKIP: {
-    skip 'the client did not reach 2x its rate (slow machine)', 2
-        if 600 / $secs < 300;
-    cmp_ok($waited, '<', 30, 'at its limit, almost no request waits');
-    cmp_ok($passed, '<=', 200 * $secs + 21 + 1, 'and the rate holds');
-}
+cmp_ok(600 / $secs, '>=', 2 * 20, 'the client goes at twice its rate or '
+       . 'more (20 r/s)');
+cmp_ok($waited, '<', 30, 'at its limit, almost no request waits');
+cmp_ok($passed, '<=', 20 * $secs + 3 + 1, 'and the rate holds');
 
 $t->stop();
 
