@@ -54,6 +54,7 @@ for my $bad ('ahead=lots', 'ahead=1001', 'ahead=') {
 
 $t->write_conf(conf(''));
 $t->start();
+ok($t->wait_for_link, 'the link is up');
 
 # "slowrate": one request every 250 ms, longer than a rate lease of the
 # default size lives (2 x 100 ms); "slow": one every 600 ms, under 2 r/s,
@@ -195,6 +196,7 @@ $t->stop();
 $t->redis_cli('FLUSHALL');
 $t->write_conf(conf('ahead=off'));
 $t->start();
+ok($t->wait_for_link, 'ahead=off: the link is up');
 
 my @how;
 for (1 .. 6) {

@@ -35,11 +35,11 @@ package CG;
 #
 # Methods (see each sub): new, dir, port, write_conf, nginx_test_conf, start,
 # reload, stop, nginx_pid, worker_pids, error_log, error_log_like,
-# wait_for_log, access_log, allow_alerts, request, get, get_port, statuses,
-# connect, redis_start, redis_cluster_start, redis_port, redis_stop,
-# redis_restart, redis_pause, redis_resume, redis_cli, fake_server,
-# stop_fake_servers, openssl_ca, make_client_cert, server_cert, check_logs,
-# promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup;
+# wait_for_log, wait_for_link, access_log, allow_alerts, request, get,
+# get_port, statuses, connect, redis_start, redis_cluster_start, redis_port,
+# redis_stop, redis_restart, redis_pause, redis_resume, redis_cli,
+# fake_server, stop_fake_servers, openssl_ca, make_client_cert, server_cert,
+# check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup;
 # functions http, wait_until, slow, promtool, chromium.
 
 use strict;
@@ -354,6 +354,7 @@ sub start {
     die "CG: write_conf first\n" unless defined $self->{conf};
 
     unlink "$dir/nginx.pid";
+    $self->{log_at_start} = -s "$dir/error.log" || 0;
     my $pid = _spawn($self->_nginx_env, "$dir/stderr.log", $NGINX,
         '-p', "$dir/", '-c', 'nginx.conf', '-e', 'error.log');
     $self->{nginx} = $pid;
@@ -562,6 +563,19 @@ sub wait_for_log {
     my ($self, $re, $timeout) = @_;
     return wait_until(sub { ($self->error_log // '') =~ $re },
                       ($timeout || 5) * $SLOW);
+}
+
+# wait_for_link($timeout = 5): true once the first worker has logged, since
+# the last start(), that its Redis link is up. Until then a request that
+# would ask Redis is decided by the failure policy: wait before a test's
+# first request expects WAITED or LEASE.
+sub wait_for_link {
+    my ($self, $timeout) = @_;
+    my $log = "$self->{dir}/error.log";
+    return wait_until(sub {
+        (_slurp($log, $self->{log_at_start} || 0) // '')
+            =~ /client guard: redis \S+ is up/
+    }, ($timeout || 5) * $SLOW);
 }
 
 # access_log(): the access log written with write_conf(access_log => 1);
