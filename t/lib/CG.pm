@@ -345,8 +345,8 @@ sub _nginx_env {
 }
 
 # start(): runs nginx (daemon off, child of this process); waits for the pid
-# file and for every IPv4 port it listens on. Dies with the logs if
-# nginx exits or does not come up.
+# file, every worker and every IPv4 port it listens on. Dies with the logs
+# if nginx exits or does not come up.
 sub start {
     my ($self) = @_;
     my $dir = $self->{dir};
@@ -375,6 +375,8 @@ sub start {
         }
         my $p = _slurp("$dir/nginx.pid");
         return 0 unless defined $p && $p =~ /^$pid\b/;
+        # every worker there (a test may count them at once)
+        return 0 if $self->worker_pids < $self->{workers};
         for my $addr (@addrs) {
             IO::Socket::INET->new(PeerAddr => $addr, Proto => 'tcp')
                 or return 0;
