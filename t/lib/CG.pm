@@ -231,7 +231,7 @@ EOF
 #                                       (directives, maps, other servers)
 #   server {
 #       listen 127.0.0.1:%%PORT%% L;    listen => 'ssl' (parameters)
-#       client_guard zone=NAME;         guard => 0 leaves it out
+#       client_guard zone=NAME;
 #       IDENTIFY                        identify => the rules; default
 #                                       'client_guard_identify $http_x_client_id;'
 #       SERVER                          server => more server-level text
@@ -244,8 +244,8 @@ EOF
 #       }
 #       LOCATIONS                       locations => more locations
 #   }
-my %HTTP_OPT = map { $_ => 1 } qw(zone quotas redis http listen guard
-    identify server location status locations);
+my %HTTP_OPT = map { $_ => 1 } qw(zone quotas redis http listen identify
+    server location status locations);
 
 sub http {
     my (%opt) = @_;
@@ -268,9 +268,8 @@ sub http {
     push @http, _block($opt{http}, 0);
 
     my $listen = $opt{listen} ? " $opt{listen}" : '';
-    my @server = ("listen 127.0.0.1:%%PORT%%$listen;");
-    push @server, "client_guard zone=$name;"
-        if !defined $opt{guard} || $opt{guard};
+    my @server = ("listen 127.0.0.1:%%PORT%%$listen;",
+                  "client_guard zone=$name;");
     push @server, _block(defined $opt{identify} ? $opt{identify}
         : 'client_guard_identify $http_x_client_id;', 0);
     push @server, _block($opt{server}, 0), '',
