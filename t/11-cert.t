@@ -16,28 +16,21 @@ my ($scrt, $skey) = $t->server_cert();
 my ($acrt, $akey) = $t->make_client_cert('team-pay');
 my ($bcrt, $bkey) = $t->make_client_cert('Team Bad Name', name => 'bad');
 
-$t->write_conf(<<"EOF");
-    client_guard_zone zone=cg:1m;
-    client_guard_quota default rate=1r/m burst=1;
+$t->write_conf(CG::http(
+    zone => 'cg:1m',
+    quotas => ['default rate=1r/m burst=1'],
+    listen => 'ssl',
+    # only a verified certificate names a client
+    identify => 'client_guard_identify $ssl_client_verify:$ssl_client_s_dn
+                                       "~^SUCCESS:.*CN=([^,]+)";',
+    server => <<"EOF"));
+    ssl_certificate $scrt;
+    ssl_certificate_key $skey;
+    ssl_client_certificate $ca;
+    ssl_verify_client optional;
 
-    server {
-        listen 127.0.0.1:%%PORT%% ssl;
-        ssl_certificate $scrt;
-        ssl_certificate_key $skey;
-        ssl_client_certificate $ca;
-        ssl_verify_client optional;
-
-        add_header X-Client \$client_guard_client always;
-        add_header X-Guard \$client_guard_status always;
-
-        location / {
-            client_guard zone=cg;
-            # only a verified certificate names a client
-            client_guard_identify \$ssl_client_verify:\$ssl_client_s_dn
-                                  "~^SUCCESS:.*CN=([^,]+)";
-            empty_gif;
-        }
-    }
+    add_header X-Client \$client_guard_client always;
+    add_header X-Guard \$client_guard_status always;
 EOF
 
 $t->start();

@@ -12,43 +12,30 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF', access_log => 1);
-    client_guard_zone zone=cg:1m;
+$t->write_conf(CG::http(
+    zone => 'cg:1m',
+    quotas => ['default rate=1r/m burst=2',
+               'team-big rate=600r/m burst=4',
+               'team-day rate=100r/s burst=100 quota=3/d',
+               'team-free mode=off',
+               'team-min quota=2/m',
+               'team-wide rate=1000000r/s burst=1000000 quota=5000/h'],
+    server => 'add_header X-Guard $client_guard_status always;',
+    locations => <<'EOF'), access_log => 1);
+    location /teapot/ {
+        client_guard_reject_status 503;
+        client_guard_log_level info;
+        empty_gif;
+    }
 
-    client_guard_quota default rate=1r/m burst=2;
-    client_guard_quota team-big rate=600r/m burst=4;
-    client_guard_quota team-day rate=100r/s burst=100 quota=3/d;
-    client_guard_quota team-free mode=off;
-    client_guard_quota team-min quota=2/m;
-    client_guard_quota team-wide rate=1000000r/s burst=1000000 quota=5000/h;
+    location /quiet/ {
+        client_guard_headers off;
+        empty_gif;
+    }
 
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        add_header X-Guard $client_guard_status always;
-
-        client_guard zone=cg;
-        client_guard_identify $http_x_client_id;
-
-        location / {
-            empty_gif;
-        }
-
-        location /teapot/ {
-            client_guard_reject_status 503;
-            client_guard_log_level info;
-            empty_gif;
-        }
-
-        location /quiet/ {
-            client_guard_headers off;
-            empty_gif;
-        }
-
-        location /redirect/ {
-            error_page 404 = /;
-            root %%TESTDIR%%/nonexistent;
-        }
+    location /redirect/ {
+        error_page 404 = /;
+        root %%TESTDIR%%/nonexistent;
     }
 EOF
 

@@ -10,28 +10,15 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF', access_log => 1);
-    client_guard_zone zone=cg:1m;
-
-    client_guard_quota default rate=1r/m burst=1;
-    client_guard_quota team-shadow rate=1r/m burst=1 mode=dry_run;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        add_header X-Guard $client_guard_status always;
-
-        client_guard zone=cg;
-        client_guard_identify $http_x_client_id;
-
-        location / {
-            empty_gif;
-        }
-
-        location /shadow/ {
-            client_guard_dry_run on;
-            empty_gif;
-        }
+$t->write_conf(CG::http(
+    zone => 'cg:1m',
+    quotas => ['default rate=1r/m burst=1',
+               'team-shadow rate=1r/m burst=1 mode=dry_run'],
+    server => 'add_header X-Guard $client_guard_status always;',
+    locations => <<'EOF'), access_log => 1);
+    location /shadow/ {
+        client_guard_dry_run on;
+        empty_gif;
     }
 EOF
 

@@ -10,19 +10,11 @@ use CG;
 
 my $t = CG->new();
 
-my $conf = <<'EOF';
-    client_guard_zone zone=cg:%%SIZE%%;
-    client_guard_quota default rate=1r/m burst=4;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        client_guard zone=cg;
-        client_guard_identify $http_x_client_id;
-        location / { empty_gif; }
-    }
-EOF
-
-sub conf { my $c = $conf; $c =~ s/%%SIZE%%/$_[0]/; return $c }
+sub conf {
+    my ($size) = @_;
+    return CG::http(zone => "cg:$size",
+                    quotas => ['default rate=1r/m burst=4']);
+}
 
 $t->write_conf(conf('1m'), workers => 2);
 $t->start();

@@ -22,34 +22,19 @@ $t->fake_server($t->port(1), sub {
     print $s "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 });
 
-$t->write_conf(<<'EOF');
-    client_guard_zone zone=z:1m clients=2;
-    client_guard_quota default rate=100r/s burst=100;
+$t->write_conf(CG::http(
+    zone => 'z:1m clients=2',
+    quotas => ['default rate=100r/s burst=100'],
+    status => 'zone=z',
+    locations => <<'EOF'));
+    location /slow {
+        proxy_pass http://127.0.0.1:%%PORT1%%;
+    }
 
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        client_guard_identify $http_x_client_id;
-
-        location /slow {
-            client_guard zone=z;
-            proxy_pass http://127.0.0.1:%%PORT1%%;
-        }
-
-        location / {
-            client_guard zone=z;
-            empty_gif;
-        }
-
-        location = /ssi.html {
-            client_guard zone=z;
-            root %%TESTDIR%%;
-            ssi on;
-            log_subrequest on;
-        }
-
-        location /status {
-            client_guard_status zone=z;
-        }
+    location = /ssi.html {
+        root %%TESTDIR%%;
+        ssi on;
+        log_subrequest on;
     }
 EOF
 

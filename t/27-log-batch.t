@@ -13,24 +13,8 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF', workers => 2);
-    client_guard_zone zone=z:1m;
-    client_guard_quota default rate=10000r/s burst=10000;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        client_guard_identify $http_x_client_id;
-
-        location / {
-            client_guard zone=z;
-            empty_gif;
-        }
-
-        location /status {
-            client_guard_status zone=z;
-        }
-    }
-EOF
+$t->write_conf(CG::http(quotas => ['default rate=10000r/s burst=10000'],
+                        status => 'zone=z'), workers => 2);
 
 $t->start();
 

@@ -48,23 +48,14 @@ is($rc, 0, 'nginx -t accepts a full client_guard_redis') or diag($out);
 
 my $dead = $t->port(9);    # nothing listens there
 
-$t->write_conf(<<"EOF", workers => 2);
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=3/h;
-client_guard_redis 127.0.0.1:$dead connect_timeout=50ms;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify \$http_x_client;
-        add_header X-Redis \$client_guard_redis always;
-        empty_gif;
-    }
-}
-EOF
+$t->write_conf(CG::http(
+    quotas => ['default quota=3/h'],
+    redis => "127.0.0.1:$dead connect_timeout=50ms",
+    location => 'add_header X-Redis $client_guard_redis always; empty_gif;'),
+    workers => 2);
 $t->start();
 
-my @r = map { $t->get('/', { 'X-Client' => 'nobody' }) } 1 .. 4;
+my @r = map { $t->get('/', { 'X-Client-Id' => 'nobody' }) } 1 .. 4;
 is(join(' ', map { $_->{status} } @r), '200 200 200 429',
     'config quota applies while Redis was never reachable');
 is($r[0]{headers}{'x-redis'}, 'DOWN_LOCAL', '$client_guard_redis DOWN_LOCAL');
@@ -77,40 +68,32 @@ $t->redis_start();
 $t->redis_cli('HSET', 'cg:quotas', 'team-a', 'quota=5/h',
               'default', 'quota=2/h', 'team-r', 'rate=2r/s burst=1');
 
-$t->write_conf(<<'EOF', workers => 2);
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=100/h;
-client_guard_quota team-c quota=3/h;
-# a generous timeout: exact counts, even on a loaded test machine
-client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify $http_x_client;
-        add_header X-Redis $client_guard_redis always;
-        add_header X-Status $client_guard_status always;
-        empty_gif;
-    }
-}
+$t->write_conf(CG::http(
+    quotas => ['default quota=100/h', 'team-c quota=3/h'],
+    # a generous timeout: exact counts, even on a loaded test machine
+    redis => 'timeout=2s',
+    location => <<'EOF'), workers => 2);
+    add_header X-Redis $client_guard_redis always;
+    add_header X-Status $client_guard_status always;
+    empty_gif;
 EOF
 $t->start();
 
 ok(CG::wait_until(sub {
-    $t->get('/', { 'X-Client' => 'probe' })->{headers}{'x-redis'} // ''
+    $t->get('/', { 'X-Client-Id' => 'probe' })->{headers}{'x-redis'} // ''
         eq 'LEASE' || 0 }, 5), 'lease path in use once Redis is up');
 
-my $c = $t->statuses(8, '/', { 'X-Client' => 'team-a' });
+my $c = $t->statuses(8, '/', { 'X-Client-Id' => 'team-a' });
 is($c->{200}, 5, 'Redis quota=5/h: 5 admitted');
 is($c->{429}, 3, 'Redis quota=5/h: the rest rejected');
 
-$c = $t->statuses(4, '/', { 'X-Client' => 'team-c' });
+$c = $t->statuses(4, '/', { 'X-Client-Id' => 'team-c' });
 is($c->{200}, 3, 'config quota for a client Redis does not name');
 
-$c = $t->statuses(4, '/', { 'X-Client' => 'team-d' });
+$c = $t->statuses(4, '/', { 'X-Client-Id' => 'team-d' });
 is($c->{200}, 2, 'Redis "default" beats the config "default"');
 
-$c = $t->statuses(6, '/', { 'X-Client' => 'team-r' });
+$c = $t->statuses(6, '/', { 'X-Client-Id' => 'team-r' });
 ok($c->{200} >= 2 && $c->{200} <= 3, "Redis rate=2r/s burst=1: $c->{200} of 6 at once");
 
 my @keys = $t->redis_cli('--scan', '--pattern', 'cg:{team-a}*');
@@ -124,7 +107,7 @@ my $stop = time + 3;
 my $changed;
 my ($first_ok, $n) = (undef, 0);
 while (time < $stop) {
-    my $s = $t->get('/', { 'X-Client' => 'team-a' })->{status};
+    my $s = $t->get('/', { 'X-Client-Id' => 'team-a' })->{status};
     $n++;
     if (!$changed && $n == 5) {
         $t->redis_cli('HSET', 'cg:quotas', 'team-a', 'quota=50/h');
@@ -143,7 +126,7 @@ ok(defined $first_ok && $first_ok < 1.0,
 $t->redis_cli('HSET', 'cg:quotas', 'team-a', 'mode=off');
 $t->redis_cli('INCR', 'cg:version');
 ok(CG::wait_until(sub {
-    ($t->get('/', { 'X-Client' => 'team-a' })->{headers}{'x-status'} // '')
+    ($t->get('/', { 'X-Client-Id' => 'team-a' })->{headers}{'x-status'} // '')
         eq 'BYPASSED' }, 1), 'mode=off from Redis: BYPASSED within 1 s');
 
 # --- bad data: logged once, the last good definition stays ------------------
@@ -161,7 +144,7 @@ like($log, qr/field "team-e" value "quota=5\/h bogus=1": unknown parameter/,
      'unknown field logged');
 like($log, qr/field "team-f" value "quota=-5\/h"/, 'negative value logged');
 
-$c = $t->statuses(4, '/', { 'X-Client' => 'team-c' });
+$c = $t->statuses(4, '/', { 'X-Client-Id' => 'team-c' });
 is($c->{200} // 0, 0, 'no definition ever came from Redis for team-c: the '
    . 'config quota (3/h, spent) still holds');
 
@@ -173,7 +156,7 @@ $t->redis_cli('INCR', 'cg:version');
 sleep 0.8;
 like($t->error_log, qr/field "team-a" value "quota=99999999999999999\/h"/,
      'huge value logged');
-$c = $t->statuses(3, '/', { 'X-Client' => 'team-a' });
+$c = $t->statuses(3, '/', { 'X-Client-Id' => 'team-a' });
 is($c->{429}, 3, 'last good definition (quota=3/h, spent) stays in force');
 
 $t->redis_cli('DEL', 'cg:quotas');
@@ -182,7 +165,7 @@ $t->redis_cli('INCR', 'cg:version');
 sleep 0.8;
 like($t->error_log, qr/redis key "cg:quotas" field "" value "WRONGTYPE.*not a hash/,
      'wrong type logged');
-$c = $t->statuses(2, '/', { 'X-Client' => 'team-a' });
+$c = $t->statuses(2, '/', { 'X-Client-Id' => 'team-a' });
 is($c->{429}, 2, 'wrong type: the previous definitions stay');
 
 $t->stop();
@@ -192,31 +175,21 @@ $t->stop();
 $t = CG->new();
 $t->redis_start();
 $t->redis_cli('HSET', 'cg:quotas', 'team-p', 'quota=1/h');
-$t->write_conf(<<'EOF');
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=100/h;
-# a generous timeout: exact counts, even on a loaded test machine
-client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;
-client_guard_redis_lease 100ms refresh=20s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify $http_x_client;
-        empty_gif;
-    }
-}
-EOF
+$t->write_conf(CG::http(
+    quotas => ['default quota=100/h'],
+    # a generous timeout: exact counts, even on a loaded test machine
+    redis => 'timeout=2s',
+    http => 'client_guard_redis_lease 100ms refresh=20s;'));
 $t->start();
 ok(CG::wait_until(sub {
-    $t->statuses(2, '/', { 'X-Client' => 'team-p' })->{429} }, 3),
+    $t->statuses(2, '/', { 'X-Client-Id' => 'team-p' })->{429} }, 3),
    'quota from Redis in force');
 sleep 0.3;
 $t->redis_cli('HSET', 'cg:quotas', 'team-p', 'quota=100/h');
 $t->redis_cli('PUBLISH', 'cg:changes', 'team-p');
 my $t0 = time;
 ok(CG::wait_until(sub {
-    $t->get('/', { 'X-Client' => 'team-p' })->{status} == 200 }, 1, 0.02),
+    $t->get('/', { 'X-Client-Id' => 'team-p' })->{status} == 200 }, 1, 0.02),
    sprintf('change applied by the pub/sub notice (%.3f s)', time - $t0));
 $t->stop();
 

@@ -18,22 +18,14 @@ $t->redis_cli('HSET', 'cg:apikeys', sha256_hex('k-123'), 'Team-K',
               'not-a-hash', 'team-x');
 $t->redis_cli('HSET', 'cg:quotas', 'team-k', 'quota=2/h');
 
-$t->write_conf(<<'EOF2', workers => 2);
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=100/m;
-# a generous timeout: exact counts, even on a loaded test machine
-client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify_api_key $http_x_api_key;
-        client_guard_identify $http_x_client;
-        add_header X-Client $client_guard_client always;
-        empty_gif;
-    }
-}
-EOF2
+$t->write_conf(CG::http(
+    quotas => ['default quota=100/m'],
+    # a generous timeout: exact counts, even on a loaded test machine
+    redis => 'timeout=2s',
+    identify => 'client_guard_identify_api_key $http_x_api_key;
+                 client_guard_identify $http_x_client_id;',
+    location => 'add_header X-Client $client_guard_client always; empty_gif;'),
+    workers => 2);
 $t->start();
 
 ok(CG::wait_until(sub {
@@ -44,7 +36,7 @@ my $c = $t->statuses(3, '/', { 'X-Api-Key' => 'k-123' });
 is_deeply($c, { 200 => 1, 429 => 2 },
           'the key\'s client has its Redis quota (2/h, one spent above)');
 
-my $r = $t->get('/', { 'X-Api-Key' => 'wrong', 'X-Client' => 'other' });
+my $r = $t->get('/', { 'X-Api-Key' => 'wrong', 'X-Client-Id' => 'other' });
 is($r->{headers}{'x-client'}, 'other', 'unknown key: the next rule decides');
 
 $r = $t->get('/', { 'X-Api-Key' => 'wrong' });

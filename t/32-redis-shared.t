@@ -25,28 +25,19 @@ $redis->redis_cli('HSET', 'cg:quotas', 'shared', "quota=$QUOTA/h",
 my @nodes;
 for my $i (0 .. 2) {
     my $t = CG->new(redis_port => $rport);
-    $t->write_conf(<<'EOF2', workers => 2, access_log => 1);
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=10/h;
-# a generous timeout: exact counts, even on a loaded test machine
-client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify $http_x_client;
-        add_header X-Redis $client_guard_redis always;
-        empty_gif;
-    }
-}
-EOF2
+    $t->write_conf(CG::http(
+        quotas => ['default quota=10/h'],
+        # a generous timeout: exact counts, even on a loaded test machine
+        redis => 'timeout=2s',
+        location => 'add_header X-Redis $client_guard_redis always; '
+            . 'empty_gif;'), workers => 2, access_log => 1);
     $t->start();
     push @nodes, $t;
 }
 
 for my $t (@nodes) {
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'probe' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'probe' })->{headers}{'x-redis'} // '')
             eq 'LEASE' }, 5), 'node uses Redis');
 }
 
@@ -85,7 +76,7 @@ sub fan_out {
 sub blast {
     my ($client, $per_conn) = @_;
     return fan_out(sub {
-        $_[0]->statuses($per_conn, '/', { 'X-Client' => $client });
+        $_[0]->statuses($per_conn, '/', { 'X-Client-Id' => $client });
     });
 }
 
@@ -137,7 +128,7 @@ my $rated = fan_out(sub {
     my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
     my %c;
     while (time < $end) {
-        $c{$http->get($url, { headers => { 'X-Client' => 'rated' } })
+        $c{$http->get($url, { headers => { 'X-Client-Id' => 'rated' } })
            ->{status}}++;
     }
     return \%c;

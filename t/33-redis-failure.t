@@ -44,7 +44,7 @@ END { kill 'KILL', @own if @own }
 sub timed {
     my ($t, $client) = @_;
     my $t0 = time;
-    my $r = $t->get('/', { 'X-Client' => $client });
+    my $r = $t->get('/', { 'X-Client-Id' => $client });
     return ($r, time - $t0);
 }
 
@@ -62,25 +62,16 @@ for my $policy ('open', 'closed=503', 'local') {
     $t->redis_cli('HSET', 'cg:quotas', 'default', 'quota=100000/h',
                   'small', 'quota=4/h');
 
-    $t->write_conf(<<"EOF2", workers => 2);
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=100000/h;
-client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=100ms connect_timeout=100ms;
-client_guard_redis_failure $policy;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify \$http_x_client;
-        add_header X-Redis \$client_guard_redis always;
-        empty_gif;
-    }
-}
-EOF2
+    $t->write_conf(CG::http(
+        quotas => ['default quota=100000/h'],
+        redis => 'timeout=100ms connect_timeout=100ms',
+        http => "client_guard_redis_failure $policy;",
+        location => 'add_header X-Redis $client_guard_redis always; '
+            . 'empty_gif;'), workers => 2);
     $t->start();
 
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'warm' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'warm' })->{headers}{'x-redis'} // '')
             eq 'LEASE' }, 5), "$policy: lease path in use");
 
     # killed
@@ -99,7 +90,7 @@ EOF2
     is($how[-1], $how, "$policy: killed: \$client_guard_redis $how");
 
     if ($policy eq 'local') {
-        my $c = $t->statuses(6, '/', { 'X-Client' => 'small' });
+        my $c = $t->statuses(6, '/', { 'X-Client-Id' => 'small' });
         is_deeply($c, { 200 => 4, 429 => 2 },
                   'local: the quota is enforced locally while Redis is down');
     }
@@ -109,7 +100,7 @@ EOF2
     my $pid = redis_on($rport, $t->dir);
     my $t0 = time;
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'back' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'back' })->{headers}{'x-redis'} // '')
             =~ /^(LEASE|WAITED)$/ }, 8, 0.05),
        sprintf("$policy: recovers after a restart (%.1f s)", time - $t0));
 
@@ -131,7 +122,7 @@ EOF2
     kill 'CONT', $pid;
     $t0 = time;
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'again' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'again' })->{headers}{'x-redis'} // '')
             =~ /^(LEASE|WAITED)$/ }, 8, 0.05),
        sprintf("$policy: recovers after a pause (%.1f s)", time - $t0));
 
@@ -168,18 +159,7 @@ EOF2
     my @nodes;
     for (0 .. 1) {
         my $t = CG->new(redis_port => $rport);
-        $t->write_conf(<<'EOF2');
-client_guard_zone zone=z:1m;
-client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=100ms;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify $http_x_client;
-        empty_gif;
-    }
-}
-EOF2
+        $t->write_conf(CG::http(redis => 'timeout=100ms'));
         $t->start();
         push @nodes, $t;
     }
@@ -189,7 +169,7 @@ EOF2
     sleep 1.2;    # each worker has read the count
     $r->redis_stop();
     for my $i (0 .. 1) {
-        is_deeply($nodes[$i]->statuses(7, '/', { 'X-Client' => 'half' }),
+        is_deeply($nodes[$i]->statuses(7, '/', { 'X-Client-Id' => 'half' }),
                   { 200 => 5, 429 => 2 },
                   "local share: node $i admits half of quota=10/h");
     }

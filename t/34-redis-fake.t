@@ -17,21 +17,13 @@ my $MARGIN = 0.7 * CG::slow();    # a loaded machine stalls now and then
 
 sub conf {
     my ($extra) = @_;
-    return <<"EOF2";
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=3/h;
-client_guard_redis 127.0.0.1:%%PORT1%% $extra;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify \$http_x_client;
-        add_header X-Redis \$client_guard_redis always;
-        add_header X-Status \$client_guard_status always;
-        empty_gif;
-    }
-}
-EOF2
+    return CG::http(quotas => ['default quota=3/h'],
+                    redis => "127.0.0.1:%%PORT1%% $extra",
+                    location => <<'EOF');
+    add_header X-Redis $client_guard_redis always;
+    add_header X-Status $client_guard_status always;
+    empty_gif;
+EOF
 }
 
 sub slurp { open(my $f, '<', $_[0]) or return ''; local $/; <$f> }
@@ -48,7 +40,7 @@ for my $mode ('silent', 'close') {
     my ($worst, %codes, %how) = (0);
     for (1 .. 5) {
         my $t0 = time;
-        my $r = $t->get('/', { 'X-Client' => 'a' });
+        my $r = $t->get('/', { 'X-Client-Id' => 'a' });
         my $took = time - $t0;
         $worst = $took if $took > $worst;
         $codes{$r->{status}}++;
@@ -75,13 +67,13 @@ for my $mode ('silent', 'close') {
     $t->start();
 
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'a' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'a' })->{headers}{'x-redis'} // '')
             =~ /LEASE|WAITED/ }, 5), 'fragments: leases granted');
-    my $c = $t->statuses(20, '/', { 'X-Client' => 'b' });
+    my $c = $t->statuses(20, '/', { 'X-Client-Id' => 'b' });
     is($c->{200}, 20, 'fragments: replies parsed (quota 3/h bypassed by '
        . 'the cluster count granting 1000)');
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'frag' })->{headers}{'x-status'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'frag' })->{headers}{'x-status'} // '')
             eq 'BYPASSED' }, 3), 'fragments: HGETALL parsed (mode=off)');
     like(slurp($log), qr/SUBSCRIBE/, 'fragments: subscriber connected');
     $t->stop();
@@ -98,9 +90,9 @@ for my $mode ('silent', 'close') {
     $t->start();
 
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'a' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'a' })->{headers}{'x-redis'} // '')
             =~ /LEASE|WAITED/ }, 5), 'NOSCRIPT: lease granted after EVAL');
-    my $c = $t->statuses(5, '/', { 'X-Client' => 'n' });
+    my $c = $t->statuses(5, '/', { 'X-Client-Id' => 'n' });
     is($c->{200}, 5, 'NOSCRIPT: requests admitted');
     my @cmds = grep { /^EVAL/ } split /\n/, slurp($log);
     ok(@cmds >= 2 && $cmds[0] eq 'EVALSHA' && $cmds[1] eq 'EVAL',
@@ -129,7 +121,7 @@ for my $mode ('silent', 'close') {
     my ($worst, %how) = (0);
     for (1 .. 20) {
         my $t0 = time;
-        my $r = $t->get('/', { 'X-Client' => 'e' });
+        my $r = $t->get('/', { 'X-Client-Id' => 'e' });
         $worst = time - $t0 if time - $t0 > $worst;
         $how{$r->{headers}{'x-redis'} // ''}++;
     }
@@ -153,7 +145,7 @@ for my $mode ('silent', 'close') {
     my @socks;
     for my $i (1 .. 3) {
         my $s = $t->connect();
-        print $s "GET / HTTP/1.1\r\nHost: x\r\nX-Client: gone\r\n\r\n";
+        print $s "GET / HTTP/1.1\r\nHost: x\r\nX-Client-Id: gone\r\n\r\n";
         push @socks, $s;
     }
     sleep 0.2;
@@ -167,7 +159,7 @@ for my $mode ('silent', 'close') {
     # the link is dropped by the watchdog, later requests decide at once
     sleep 1;
     my $t0 = time;
-    my $r = $t->get('/', { 'X-Client' => 'after' });
+    my $r = $t->get('/', { 'X-Client-Id' => 'after' });
     is($r->{status}, 200, 'nginx serves after the disconnects');
     ok(time - $t0 < 1 + $MARGIN, 'and within the timeout');
     $t->stop();

@@ -13,20 +13,18 @@ use FakeRedis;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-my $conf = <<'EOF2';
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=1000/h;
-client_guard_redis 127.0.0.1:%%PORT1%% timeout=100ms connect_timeout=100ms;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify $http_x_client;
-        add_header X-Redis $client_guard_redis always;
-        empty_gif;
-    }
+# client_guard_redis $redis (its address, then parameters, or parameters
+# for the first redis instance); %opt: more for CG::http
+my $TIMEOUTS = 'timeout=100ms connect_timeout=100ms';
+
+sub conf {
+    my ($redis, %opt) = @_;
+    return CG::http(quotas => ['default quota=1000/h'], redis => $redis,
+        location => 'add_header X-Redis $client_guard_redis always; '
+            . 'empty_gif;', %opt);
 }
-EOF2
+
+my $conf = conf("127.0.0.1:%%PORT1%% $TIMEOUTS");
 
 # down: nothing listens on PORT1
 
@@ -34,9 +32,9 @@ EOF2
     my $t = CG->new();
     $t->write_conf($conf, workers => 2);
     $t->start();
-    is($t->get('/', { 'X-Client' => 'a' })->{status}, 200, 'down: serving');
+    is($t->get('/', { 'X-Client-Id' => 'a' })->{status}, 200, 'down: serving');
     ok($t->reload(), 'down: reload completes');
-    is($t->get('/', { 'X-Client' => 'a' })->{status}, 200,
+    is($t->get('/', { 'X-Client-Id' => 'a' })->{status}, 200,
        'down: serving after reload');
     my $took = $t->stop();
     ok($took < 2, sprintf('down: QUIT exits promptly (%.2f s)', $took));
@@ -51,7 +49,7 @@ EOF2
     $t->start();
     ok($t->reload(), 'silent: reload completes');
     my $s = $t->connect();
-    print $s "GET / HTTP/1.1\r\nHost: x\r\nX-Client: q\r\n"
+    print $s "GET / HTTP/1.1\r\nHost: x\r\nX-Client-Id: q\r\n"
         . "Connection: close\r\n\r\n";
     my $took = $t->stop();
     ok($took < 2, sprintf('silent: QUIT exits promptly (%.2f s)', $took));
@@ -65,12 +63,12 @@ EOF2
 {
     my $t = CG->new();
     $t->fake_server($t->port(1), FakeRedis::handler(hang => 'EVALSHA'));
-    (my $c = $conf) =~ s/timeout=100ms/timeout=500ms/;
-    $t->write_conf($c);
+    $t->write_conf(conf('127.0.0.1:%%PORT1%% timeout=500ms '
+                        . 'connect_timeout=100ms'));
     $t->start();
     sleep 0.3;
     my $s = $t->connect();
-    print $s "GET / HTTP/1.1\r\nHost: x\r\nX-Client: w\r\n"
+    print $s "GET / HTTP/1.1\r\nHost: x\r\nX-Client-Id: w\r\n"
         . "Connection: close\r\n\r\n";
     sleep 0.1;
     my $t0 = time;
@@ -79,7 +77,7 @@ EOF2
     like($resp, qr/^HTTP\/1\.1 200.*X-Redis: DOWN_LOCAL/s,
          'waiting: the request is answered by the policy');
     ok(time - $t0 < 1.5, 'waiting: within the timeout');
-    is($t->get('/', { 'X-Client' => 'n' })->{status}, 200,
+    is($t->get('/', { 'X-Client-Id' => 'n' })->{status}, 200,
        'waiting: the new workers serve');
     $t->stop();
 }
@@ -88,17 +86,16 @@ EOF2
 
 {
     my $t = CG->new();
-    my $rp = $t->redis_start();
-    (my $c = $conf) =~ s/%%PORT1%%/$rp/;
+    $t->redis_start();
     $t->redis_cli('HSET', 'cg:quotas', 'r', 'quota=5/h');
-    $t->write_conf($c, workers => 2);
+    $t->write_conf(conf($TIMEOUTS), workers => 2);
     $t->start();
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'a' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'a' })->{headers}{'x-redis'} // '')
             eq 'LEASE' }, 5), 'up: lease path');
-    my $n = $t->statuses(3, '/', { 'X-Client' => 'r' });
+    my $n = $t->statuses(3, '/', { 'X-Client-Id' => 'r' });
     ok($t->reload(), 'up: reload');
-    my $m = $t->statuses(3, '/', { 'X-Client' => 'r' });
+    my $m = $t->statuses(3, '/', { 'X-Client-Id' => 'r' });
     is(($n->{200} // 0) + ($m->{200} // 0), 5,
        'up: the count goes on across the reload');
     $t->stop();
@@ -111,11 +108,10 @@ EOF2
     my $sock = $t->dir . '/redis.sock';
     $t->redis_start(args => ['--unixsocket', $sock, '--unixsocketperm', '777']);
     $t->redis_cli('CONFIG', 'SET', 'requirepass', 'pw');
-    (my $c = $conf) =~ s/127\.0\.0\.1:%%PORT1%%/unix:$sock password=pw db=3/;
-    $t->write_conf($c);
+    $t->write_conf(conf("unix:$sock password=pw db=3 $TIMEOUTS"));
     $t->start();
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'u' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'u' })->{headers}{'x-redis'} // '')
             eq 'LEASE' }, 5), 'unix socket with AUTH: lease path');
     my $keys = join ' ', $t->redis_cli('-a', 'pw', '--no-auth-warning',
                                        '-n', 3, '--scan');
@@ -127,12 +123,11 @@ EOF2
     my $t = CG->new();
     $t->redis_start();
     $t->redis_cli('CONFIG', 'SET', 'requirepass', 'pw');
-    (my $c = $conf) =~ s/127\.0\.0\.1:%%PORT1%%/127.0.0.1:%%REDIS_PORT%% password=wrong/;
-    $t->write_conf($c);
+    $t->write_conf(conf("password=wrong $TIMEOUTS"));
     $t->start();
     ok($t->wait_for_log(qr/redis \S+ refused the handshake: WRONGPASS/, 3),
        'wrong password: the refusal is logged');
-    is($t->get('/', { 'X-Client' => 'w' })->{headers}{'x-redis'},
+    is($t->get('/', { 'X-Client-Id' => 'w' })->{headers}{'x-redis'},
        'DOWN_LOCAL', 'wrong password: the failure policy decides');
     $t->stop();
 }
@@ -160,9 +155,8 @@ SKIP: {
     skip 'libnginx-mod-nchan not installed', 3 unless -f $nchan;
 
     my $t = CG->new();
-    my $rp = $t->redis_start();
-    (my $c = $conf) =~ s/%%PORT1%%/$rp/;
-    $c .= <<'EOF3';
+    $t->redis_start();
+    my $c = conf($TIMEOUTS, http => <<'EOF3');
 server {
     listen 127.0.0.1:%%PORT2%%;
     location /pub { nchan_publisher; nchan_channel_id test; }
@@ -172,9 +166,9 @@ EOF3
     $t->write_conf($c, main => "load_module $nchan;", workers => 2);
     $t->start();
     ok(CG::wait_until(sub {
-        ($t->get('/', { 'X-Client' => 'a' })->{headers}{'x-redis'} // '')
+        ($t->get('/', { 'X-Client-Id' => 'a' })->{headers}{'x-redis'} // '')
             eq 'LEASE' }, 5), 'nchan: our Redis link works next to nchan');
-    is_deeply($t->statuses(3, '/', { 'X-Client' => 'n' }),
+    is_deeply($t->statuses(3, '/', { 'X-Client-Id' => 'n' }),
               { 200 => 2, 429 => 1 }, 'nchan: Redis quota enforced');
     $t->stop();
 }

@@ -43,21 +43,12 @@ is($rc, 0, 'delete');
 ($rc, $out) = run('validate');
 is($rc, 0, 'validate: clean') or diag($out);
 
-$t->write_conf(<<'EOF2');
-client_guard_zone zone=z:1m;
-client_guard_quota default quota=100/h;
-# a generous timeout: exact counts, even on a loaded test machine
-client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / {
-        client_guard zone=z;
-        client_guard_identify_api_key $http_x_api_key;
-        add_header X-Client $client_guard_client always;
-        empty_gif;
-    }
-}
-EOF2
+$t->write_conf(CG::http(
+    quotas => ['default quota=100/h'],
+    # a generous timeout: exact counts, even on a loaded test machine
+    redis => 'timeout=2s',
+    identify => 'client_guard_identify_api_key $http_x_api_key;',
+    location => 'add_header X-Client $client_guard_client always; empty_gif;'));
 $t->start();
 
 ($rc, my $key) = run('key-add', 'team-a');

@@ -12,26 +12,14 @@ use CG;
 my $t = CG->new();
 $t->redis_start();
 
-$t->write_conf(<<'EOF');
-    client_guard_zone zone=z:1m;
-    client_guard_quota default rate=1000r/s burst=1000;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            add_header X-Redis $client_guard_redis always;
-            add_header X-Client $client_guard_client always;
-            empty_gif;
-        }
-
-        location /status {
-            client_guard_status;
-        }
-    }
+$t->write_conf(CG::http(
+    quotas => ['default rate=1000r/s burst=1000'],
+    redis => 1,
+    status => 1,
+    location => <<'EOF'));
+    add_header X-Redis $client_guard_redis always;
+    add_header X-Client $client_guard_client always;
+    empty_gif;
 EOF
 
 $t->start();

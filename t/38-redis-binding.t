@@ -12,24 +12,14 @@ use CG;
 my $t = CG->new();
 $t->redis_start();
 
-$t->write_conf(<<'EOF');
-    client_guard_zone zone=z:1m;
-    client_guard_quota team-d rate=100r/s burst=100 quota=3/d;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            add_header X-Redis $client_guard_redis always;
-            empty_gif;
-        }
-    }
-EOF
+$t->write_conf(CG::http(
+    quotas => ['team-d rate=100r/s burst=100 quota=3/d'],
+    redis => 1,
+    location => 'add_header X-Redis $client_guard_redis always; empty_gif;'));
 
 $t->start();
+
+ok($t->wait_for_link, 'the link is up');
 
 my @r = map { $t->get('/', { 'X-Client-Id' => 'team-d' }) } 1 .. 4;
 is(join(' ', map { $_->{status} } @r), '200 200 200 429',

@@ -27,29 +27,18 @@ sub charged {
 
 sub conf {
     my ($lease) = @_;
-    return <<"EOF";
-    client_guard_zone zone=z:1m;
-    client_guard_quota slow quota=100000/h;
-    client_guard_quota slowx quota=200/h;
-    client_guard_quota slowrate rate=1000r/s burst=500;
-    client_guard_quota slowest rate=1000r/s burst=500;
-    client_guard_quota fewrate rate=1000r/s burst=500;
-    client_guard_quota near quota=300/h;
-    client_guard_quota atlimit rate=200r/s burst=20;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
-    client_guard_redis_lease 100ms $lease;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify \$http_x_client_id;
-            add_header X-Redis \$client_guard_redis always;
-            empty_gif;
-        }
-    }
-EOF
+    return CG::http(
+        quotas => ['slow quota=100000/h',
+                   'slowx quota=200/h',
+                   'slowrate rate=1000r/s burst=500',
+                   'slowest rate=1000r/s burst=500',
+                   'fewrate rate=1000r/s burst=500',
+                   'near quota=300/h',
+                   'atlimit rate=20r/s burst=2'],
+        redis => 1,
+        http => "client_guard_redis_lease 100ms $lease;",
+        location => 'add_header X-Redis $client_guard_redis always; '
+            . 'empty_gif;');
 }
 
 # --- a bad ahead= fails nginx -t, naming the directive ------------------------
@@ -65,6 +54,7 @@ for my $bad ('ahead=lots', 'ahead=1001', 'ahead=') {
 
 $t->write_conf(conf(''));
 $t->start();
+ok($t->wait_for_link, 'the link is up');
 
 # "slowrate": one request every 250 ms, longer than a rate lease of the
 # default size lives (2 x 100 ms); "slow": one every 600 ms, under 2 r/s,
@@ -175,11 +165,21 @@ ok($t->wait_until(sub { charged('near') == 300 }), 'Redis counted 300')
 
 # --- a client at its rate limit: decided at once, not after waiting ---------
 
+# "atlimit" (rate=20r/s burst=2: rate x lease) is asked at a fixed pace of
+# 4x its rate, a request every 12.5 ms for 2.5 s: the same scenario on any
+# machine that keeps 2x (asserted), with some 50 units freed one by one. Each
+# would cost a wait if a request that finds the lease empty waited for
+# Redis (51 when tried); rejected at once, only the first request and one
+# more wait. The bound on what passes comes from the loop's own duration.
+
+my ($n, $gap) = (200, 1 / (4 * 20));
 my %at;
 my $t0 = Time::HiRes::time();
-for (1 .. 600) {
+for my $i (1 .. $n) {
     my $r = $t->get('/', { 'X-Client-Id' => 'atlimit' });
     $at{"$r->{status} " . ($r->{headers}{'x-redis'} // '-')}++;
+    my $ahead = $t0 + $i * $gap - Time::HiRes::time();
+    sleep $ahead if $ahead > 0;
 }
 my $secs = Time::HiRes::time() - $t0;
 my $waited = 0;
@@ -188,12 +188,10 @@ my $passed = 0;
 $passed += $at{$_} for grep { /^200/ } keys %at;
 diag(sprintf('at the limit: %s over %.2f s',
              join(', ', map { "$_ x$at{$_}" } sort keys %at), $secs));
-SKIP: {
-    skip 'the client did not reach 2x its rate (slow machine)', 2
-        if 600 / $secs < 300;
-    cmp_ok($waited, '<', 30, 'at its limit, almost no request waits');
-    cmp_ok($passed, '<=', 200 * $secs + 21 + 1, 'and the rate holds');
-}
+cmp_ok($n / $secs, '>=', 2 * 20, 'the client goes at twice its rate or '
+       . 'more (20 r/s)');
+cmp_ok($waited, '<', $n / 20, 'at its limit, almost no request waits');
+cmp_ok($passed, '<=', 20 * $secs + 3 + 1, 'and the rate holds');
 
 $t->stop();
 
@@ -202,6 +200,7 @@ $t->stop();
 $t->redis_cli('FLUSHALL');
 $t->write_conf(conf('ahead=off'));
 $t->start();
+ok($t->wait_for_link, 'ahead=off: the link is up');
 
 my @how;
 for (1 .. 6) {

@@ -13,38 +13,23 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF');
-    client_guard_zone zone=cg:1m;
-    client_guard_quota team-a rate=100r/s burst=9 quota=1000/h;
-    client_guard_quota team-b rate=1r/m burst=2;
-    client_guard_quota team-dry rate=1r/m burst=0 mode=dry_run;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        client_guard zone=cg;
-        client_guard_identify $http_x_client_id;
-        client_guard_log_level info;
-
-        location / {
-            empty_gif;
-        }
-
-        location /up/ {
-            proxy_pass http://127.0.0.1:%%PORT1%%/;
-        }
-
-        location /status {
-            client_guard off;
-            client_guard_status deploy_token=s3cret-token;
-        }
-
-        location /status-small {
-            client_guard off;
-            client_guard_status zone=cg limit=2;
-        }
+$t->write_conf(CG::http(
+    zone => 'cg:1m',
+    quotas => ['team-a rate=100r/s burst=9 quota=1000/h',
+               'team-b rate=1r/m burst=2',
+               'team-dry rate=1r/m burst=0 mode=dry_run'],
+    server => 'client_guard_log_level info;',
+    status => 'deploy_token=s3cret-token',
+    locations => <<'LOCATIONS', http => <<'BACKEND'));
+    location /up/ {
+        proxy_pass http://127.0.0.1:%%PORT1%%/;
     }
 
+    location /status-small {
+        client_guard off;
+        client_guard_status zone=cg limit=2;
+    }
+LOCATIONS
     server {
         listen 127.0.0.1:%%PORT1%%;
 
@@ -64,7 +49,7 @@ $t->write_conf(<<'EOF');
             return 404;
         }
     }
-EOF
+BACKEND
 
 $t->start();
 

@@ -14,30 +14,10 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF');
-    client_guard_zone zone=cg:1m;
-    client_guard_quota team-a rate=100r/s burst=9 quota=1000/h;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        client_guard zone=cg;
-        client_guard_identify $http_x_client_id;
-
-        location / {
-            empty_gif;
-        }
-
-        location /e404 {
-            return 404;
-        }
-
-        location /status {
-            client_guard off;
-            client_guard_status;
-        }
-    }
-EOF
+$t->write_conf(CG::http(
+    zone => 'cg:1m',
+    quotas => ['team-a rate=100r/s burst=9 quota=1000/h'],
+    status => 1));
 
 $t->start();
 

@@ -16,34 +16,19 @@ use CG;
 
 my $t = CG->new();
 
-my $conf = <<'EOF';
-    client_guard_zone zone=cg:1m;
-    %%ANOMALY%%
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        client_guard zone=cg;
-        client_guard_identify $http_x_client_id;
-
-        location / {
-            empty_gif;
-        }
-
-        location /nope {
-            # a 404 from the static module, after the access phase
-            root %%TESTDIR%%/none;
-        }
-
-        location /status {
-            client_guard off;
-            client_guard_status;
-        }
+sub conf {
+    my ($anomaly) = @_;
+    return CG::http(zone => 'cg:1m', http => $anomaly, status => 1,
+                    locations => <<'EOF');
+    location /nope {
+        # a 404 from the static module, after the access phase
+        root %%TESTDIR%%/none;
     }
 EOF
+}
 
-(my $c = $conf) =~ s/%%ANOMALY%%/client_guard_anomaly ratio=5 min_rate=2 new_clients=on;/;
-$t->write_conf($c);
+$t->write_conf(conf(
+    'client_guard_anomaly ratio=5 min_rate=2 new_clients=on;'));
 $t->start();
 
 sub status {
@@ -109,8 +94,7 @@ like($m, qr/^clientguard_anomaly_flagged\{zone="cg",client="steady",type="surge"
     'Prometheus: steady not flagged');
 
 # by default a new client's baseline warms up: no flag for a new burst
-($c = $conf) =~ s/%%ANOMALY%%/client_guard_anomaly ratio=5 min_rate=2;/;
-$t->write_conf($c);
+$t->write_conf(conf('client_guard_anomaly ratio=5 min_rate=2;'));
 ok($t->reload(), 'reload with new_clients off (the default)');
 $t->get('/', { 'X-Client-Id' => 'newbie' }) for 1 .. 150;
 $j = status();
@@ -121,8 +105,7 @@ is_deeply(client($j, 'surger')->{anomalies}, [],
     'nor the surger any more');
 
 # switched off: no flags
-($c = $conf) =~ s/%%ANOMALY%%/client_guard_anomaly off;/;
-$t->write_conf($c);
+$t->write_conf(conf('client_guard_anomaly off;'));
 ok($t->reload(), 'reload with client_guard_anomaly off');
 $j = status();
 ok(!$j->{anomaly}{enabled}, 'anomaly disabled');
@@ -130,8 +113,7 @@ is_deeply(client($j, 'surger')->{anomalies}, [], 'flags cleared');
 is_deeply($j->{top_movers}, [], 'no top movers');
 
 # bad parameters
-($c = $conf) =~ s/%%ANOMALY%%/client_guard_anomaly ratio=1;/;
-my ($rc, $out) = $t->nginx_test_conf($c);
+my ($rc, $out) = $t->nginx_test_conf(conf('client_guard_anomaly ratio=1;'));
 isnt($rc, 0, 'ratio=1 refused');
 like($out, qr/invalid parameter "ratio=1" in "client_guard_anomaly"/,
     'message names the parameter');

@@ -16,29 +16,14 @@ plan skip_all => 'chromium not installed (Debian package chromium)'
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF');
-    client_guard_zone zone=cg:1m;
-    client_guard_quota team-a rate=1000r/s burst=100 quota=1000/h;
-    client_guard_quota team-b rate=1r/m burst=1;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        client_guard zone=cg;
-        client_guard_identify $http_x_client_id;
-
-        location / {
-            empty_gif;
-        }
-
-        location /nope {
-            root %%TESTDIR%%/none;
-        }
-
-        location /status {
-            client_guard off;
-            client_guard_status deploy_token=dashboard-token;
-        }
+$t->write_conf(CG::http(
+    zone => 'cg:1m',
+    quotas => ['team-a rate=1000r/s burst=100 quota=1000/h',
+               'team-b rate=1r/m burst=1'],
+    status => 'deploy_token=dashboard-token',
+    locations => <<'EOF'));
+    location /nope {
+        root %%TESTDIR%%/none;
     }
 EOF
 

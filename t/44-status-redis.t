@@ -19,26 +19,9 @@ $t->redis_start();
 $t->redis_cli('HSET', 'cg:quotas', 'team-r', 'quota=50/h',
               'team-bad', 'rate=lots');
 
-$t->write_conf(<<'EOF');
-    client_guard_zone zone=z:1m;
-    client_guard_quota team-c quota=40/h;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
-    client_guard_redis_failure open;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            empty_gif;
-        }
-
-        location /status {
-            client_guard_status;
-        }
-    }
-EOF
+$t->write_conf(CG::http(quotas => ['team-c quota=40/h'], redis => 1,
+                        http => 'client_guard_redis_failure open;',
+                        status => 1));
 
 $t->start();
 

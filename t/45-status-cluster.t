@@ -20,25 +20,9 @@ my $t1 = CG->new();
 my $rport = $t1->redis_start();
 my $t2 = CG->new(redis_port => $rport);
 
-my $conf = <<'EOF2';
-    client_guard_zone zone=z:1m;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
-    client_guard_status_publish interval=300ms;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            empty_gif;
-        }
-
-        location /status {
-            client_guard_status deploy_token=cluster-token;
-        }
-    }
-EOF2
+my $conf = CG::http(redis => 1,
+                    http => 'client_guard_status_publish interval=300ms;',
+                    status => 'deploy_token=cluster-token');
 
 $t1->write_conf($conf);
 $t2->write_conf($conf);

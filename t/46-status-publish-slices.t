@@ -19,28 +19,13 @@ plan skip_all => 'redis-server not installed'
 my $t = CG->new();
 $t->redis_start();
 
-my $conf = <<'EOF2';
-    client_guard_zone zone=z:4m;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%%;
-    client_guard_status_publish interval=300ms clients=%%N%%;
+sub conf {
+    my ($clients) = @_;
+    return CG::http(zone => 'z:4m', redis => 1, status => 1, http =>
+        "client_guard_status_publish interval=300ms clients=$clients;");
+}
 
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            empty_gif;
-        }
-
-        location /status {
-            client_guard_status;
-        }
-    }
-EOF2
-
-(my $c40 = $conf) =~ s/%%N%%/40/;
-$t->write_conf($c40);
+$t->write_conf(conf(40));
 $t->start();
 
 # 700 clients: c-0 .. c-699 with one request each, except 30 with 3 .. 32
@@ -100,8 +85,7 @@ is_deeply($got, { map { $_ => $count{$_} } @top }, 'their request counts');
 
 # every client, from every slice
 
-(my $c1000 = $conf) =~ s/%%N%%/1000/;
-$t->write_conf($c1000);
+$t->write_conf(conf(1000));
 ok($t->reload(), 'reload with clients=1000');
 
 $ok = CG::wait_until(sub {

@@ -18,29 +18,13 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF', access_log => 1);
-    client_guard_zone zone=z:4m;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            empty_gif;
-        }
-
-        location /status {
-            client_guard off;
-            client_guard_status;
-        }
-
-        location /page {
-            client_guard off;
-            ssi on;
-            default_type text/html;
-            return 200 '[<!--# include virtual="/status?limit=3&sort=name" -->]';
-        }
+$t->write_conf(CG::http(zone => 'z:4m', status => 1,
+                        locations => <<'EOF'), access_log => 1);
+    location /page {
+        client_guard off;
+        ssi on;
+        default_type text/html;
+        return 200 '[<!--# include virtual="/status?limit=3&sort=name" -->]';
     }
 EOF
 $t->start();

@@ -26,23 +26,12 @@ my $T = 6_000_000;                  # us: rate=10r/m
 # is granted an eighth of what remains (at least 1), and ahead= is 0 (1%
 # of 10): every admitted request is one fetch, charged exactly once
 
-$t->write_conf(<<'EOF'
-    client_guard_zone zone=z:4m;
-    client_guard_quota default quota=10/h rate=10r/m burst=5;
-    client_guard_redis 127.0.0.1:%%REDIS_PORT%% timeout=1s;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            add_header X-Redis $client_guard_redis always;
-            empty_gif;
-        }
-    }
-EOF
-    , events => 'multi_accept on;');
+$t->write_conf(CG::http(
+    zone => 'z:4m',
+    quotas => ['default quota=10/h rate=10r/m burst=5'],
+    redis => 'timeout=1s',
+    location => 'add_header X-Redis $client_guard_redis always; empty_gif;'),
+    events => 'multi_accept on;');
 $t->start();
 
 ok($t->wait_until(sub {

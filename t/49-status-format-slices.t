@@ -19,28 +19,14 @@ use CG;
 
 my $t = CG->new();
 
-$t->write_conf(<<'EOF', access_log => 1);
-    client_guard_zone zone=z:16m;
-    client_guard_quota default rate=100r/s burst=50 quota=1000/h;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        location / {
-            client_guard zone=z;
-            client_guard_identify $http_x_client_id;
-            empty_gif;
-        }
-
-        location = /ping {
-            client_guard off;
-            return 204;
-        }
-
-        location /status {
-            client_guard off;
-            client_guard_status;
-        }
+$t->write_conf(CG::http(
+    zone => 'z:16m',
+    quotas => ['default rate=100r/s burst=50 quota=1000/h'],
+    status => 1,
+    locations => <<'EOF'), access_log => 1);
+    location = /ping {
+        client_guard off;
+        return 204;
     }
 EOF
 $t->start();

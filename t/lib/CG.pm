@@ -10,6 +10,9 @@ package CG;
 #   $t->write_conf(<<'EOF');            # http{} body; %%PORT%% etc. expanded
 #   server { listen 127.0.0.1:%%PORT%%; location / { empty_gif; } }
 #   EOF
+#   $t->write_conf(CG::http(quotas => ['default rate=1r/m burst=2']));
+#                                       # or the usual zone, guarded server,
+#                                       # location / and so on (see http)
 #   $t->start();
 #   is($t->get('/')->{status}, 200);
 #   $t->stop();                         # adds one test: no alerts in logs
@@ -32,12 +35,12 @@ package CG;
 #
 # Methods (see each sub): new, dir, port, write_conf, nginx_test_conf, start,
 # reload, stop, nginx_pid, worker_pids, error_log, error_log_like,
-# wait_for_log, access_log, allow_alerts, request, get, get_port, statuses,
-# connect, redis_start, redis_cluster_start, redis_port, redis_stop,
-# redis_restart, redis_pause, redis_resume, redis_cli, fake_server,
-# stop_fake_servers, openssl_ca, make_client_cert, server_cert, check_logs,
-# promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup;
-# functions wait_until, slow, promtool, chromium.
+# wait_for_log, wait_for_link, access_log, allow_alerts, request, get,
+# get_port, statuses, connect, redis_start, redis_cluster_start, redis_port,
+# redis_stop, redis_restart, redis_pause, redis_resume, redis_cli,
+# fake_server, stop_fake_servers, openssl_ca, make_client_cert, server_cert,
+# check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup;
+# functions http, wait_until, slow, promtool, chromium.
 
 use strict;
 use warnings;
@@ -224,6 +227,91 @@ EOF
     return $conf;
 }
 
+# http(%opt): the http{} text most tests share, for write_conf and
+# nginx_test_conf, so that a test passes only what differs. A function
+# (CG::http), no object. Every option may be left out:
+#
+#   client_guard_zone zone=ZONE;        zone => 'z:1m' (default; parameters
+#                                       may follow: 'z:1m clients=2')
+#   client_guard_quota Q; ...           quotas => ['default rate=1r/m', ...]
+#   client_guard_redis ADDR PARAMS;     redis => 1: 127.0.0.1:%%REDIS_PORT%%;
+#                                       'timeout=2s': that address with these
+#                                       parameters; '127.0.0.1:%%PORT1%% ...':
+#                                       another address (a first word without
+#                                       "=")
+#   HTTP                                http => more http-level text
+#                                       (directives, maps, other servers)
+#   server {
+#       listen 127.0.0.1:%%PORT%% L;    listen => 'ssl' (parameters)
+#       client_guard zone=NAME;
+#       IDENTIFY                        identify => the rules; default
+#                                       'client_guard_identify $http_x_client_id;'
+#       SERVER                          server => more server-level text
+#       location / { LOCATION }         location => its body; default
+#                                       'empty_gif;' (a handler after the
+#                                       access phase: "return" skips the module)
+#       location /status {              status => 1, or the parameters of
+#           client_guard off;           client_guard_status; left out without
+#           client_guard_status S;      status
+#       }
+#       LOCATIONS                       locations => more locations
+#   }
+my %HTTP_OPT = map { $_ => 1 } qw(zone quotas redis http listen identify
+    server location status locations);
+
+sub http {
+    my (%opt) = @_;
+    my @unknown = grep { !$HTTP_OPT{$_} } sort keys %opt;
+    die "CG::http: unknown option(s) @unknown\n" if @unknown;
+
+    my $zone = defined $opt{zone} ? $opt{zone} : 'z:1m';
+    my ($name) = $zone =~ /^([^:\s]+):/
+        or die "CG::http: zone => 'name:size ...', not '$zone'\n";
+    my $q = $opt{quotas} || [];
+
+    my @http = ("client_guard_zone zone=$zone;",
+                map { "client_guard_quota $_;" } ref $q ? @$q : ($q));
+    if (my $redis = $opt{redis}) {
+        $redis = $redis eq '1' ? '127.0.0.1:%%REDIS_PORT%%'
+            : $redis =~ /^[^\s=]+:/ ? $redis
+            : "127.0.0.1:%%REDIS_PORT%% $redis";
+        push @http, "client_guard_redis $redis;";
+    }
+    push @http, _block($opt{http}, 0);
+
+    my $listen = $opt{listen} ? " $opt{listen}" : '';
+    my @server = ("listen 127.0.0.1:%%PORT%%$listen;",
+                  "client_guard zone=$name;");
+    push @server, _block(defined $opt{identify} ? $opt{identify}
+        : 'client_guard_identify $http_x_client_id;', 0);
+    push @server, _block($opt{server}, 0), '',
+        'location / {',
+        _block(defined $opt{location} ? $opt{location} : 'empty_gif;', 4),
+        '}';
+    if ($opt{status}) {
+        my $params = $opt{status} eq '1' ? '' : " $opt{status}";
+        push @server, '', 'location /status {', '    client_guard off;',
+            "    client_guard_status$params;", '}';
+    }
+    push @server, '', _block($opt{locations}, 0) if $opt{locations};
+
+    return join '', map { length ? "    $_\n" : "\n" } @http, '', 'server {',
+        (map { length ? "    $_" : '' } @server), '}';
+}
+
+# the lines of a text block, its common indentation replaced by $indent
+# spaces; () for none
+sub _block {
+    my ($text, $indent) = @_;
+    return () unless defined $text && $text =~ /\S/;
+    my @lines = split /\n/, $text;
+    shift @lines while $lines[0] !~ /\S/;
+    pop @lines while $lines[-1] !~ /\S/;
+    my ($min) = sort { $a <=> $b }
+        map { /^( *)/; length $1 } grep { /\S/ } @lines;
+    return map { /\S/ ? ' ' x $indent . substr($_, $min) : '' } @lines;
+}
+
 sub expand {
     my ($self, $text) = @_;
     $text =~ s/%%PORT%%/$self->port(0)/ge;
@@ -268,8 +356,8 @@ sub _nginx_env {
 }
 
 # start(): runs nginx (daemon off, child of this process); waits for the pid
-# file and for every IPv4 port it listens on. Dies with the logs if
-# nginx exits or does not come up.
+# file, every worker and every IPv4 port it listens on. Dies with the logs
+# if nginx exits or does not come up.
 sub start {
     my ($self) = @_;
     my $dir = $self->{dir};
@@ -277,6 +365,7 @@ sub start {
     die "CG: write_conf first\n" unless defined $self->{conf};
 
     unlink "$dir/nginx.pid";
+    $self->{log_at_start} = -s "$dir/error.log" || 0;
     my $pid = _spawn($self->_nginx_env, "$dir/stderr.log", $NGINX,
         '-p', "$dir/", '-c', 'nginx.conf', '-e', 'error.log');
     $self->{nginx} = $pid;
@@ -297,6 +386,8 @@ sub start {
         }
         my $p = _slurp("$dir/nginx.pid");
         return 0 unless defined $p && $p =~ /^$pid\b/;
+        # every worker there (a test may count them at once)
+        return 0 if $self->worker_pids < $self->{workers};
         for my $addr (@addrs) {
             IO::Socket::INET->new(PeerAddr => $addr, Proto => 'tcp')
                 or return 0;
@@ -485,6 +576,19 @@ sub wait_for_log {
     my ($self, $re, $timeout) = @_;
     return wait_until(sub { ($self->error_log // '') =~ $re },
                       ($timeout || 5) * $SLOW);
+}
+
+# wait_for_link($timeout = 5): true once the first worker has logged, since
+# the last start(), that its Redis link is up. Until then a request that
+# would ask Redis is decided by the failure policy: wait before a test's
+# first request expects WAITED or LEASE.
+sub wait_for_link {
+    my ($self, $timeout) = @_;
+    my $log = "$self->{dir}/error.log";
+    return wait_until(sub {
+        (_slurp($log, $self->{log_at_start} || 0) // '')
+            =~ /client guard: redis \S+ is up/
+    }, ($timeout || 5) * $SLOW);
 }
 
 # access_log(): the access log written with write_conf(access_log => 1);
