@@ -56,6 +56,7 @@
 
 typedef struct {
     cg_topn_item_t            item;        /* key: requests; must be first */
+    uint64_t                  requests;
     uint64_t                  rejected;
     uint64_t                  dry_run;
     uint64_t                  classes[CG_STATS_NCLASSES];
@@ -480,7 +481,7 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
 
         /* a copy only of those the heap would keep as it is now */
 
-        if (cg_topn_wants(&pub->top, cn->counters.requests, cn->name,
+        if (cg_topn_wants(&pub->top, (double) cn->counters.requests, cn->name,
                           cn->len))
         {
             ngx_http_cg_status_copy(&pub->batch[n++], node);
@@ -511,7 +512,8 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
         st = &cn->stats;
         cg_stats_view(st, pub->now, cn->created, &w->mcf->anomaly);
 
-        row->item.key = cn->counters.requests;
+        row->requests = cn->counters.requests;
+        row->item.key = (double) row->requests;
         row->item.len = cn->len;
         row->item.name = row->name;
         ngx_memcpy(row->name, cn->name, cn->len);
@@ -579,7 +581,7 @@ ngx_http_cg_pub_format(ngx_http_cg_pub_t *pub)
         pub->argv[5 + 2 * i] = (char *) p;
         p = ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL %.3f %.3f %.3f "
                         "%.3f",
-                        row->item.key, row->rejected, row->dry_run,
+                        row->requests, row->rejected, row->dry_run,
                         row->classes[0], row->classes[1], row->classes[2],
                         row->classes[3], row->classes[4],
                         ngx_http_cg_num(row->rate[0]),
