@@ -20,7 +20,6 @@
 #include <ngx_http.h>
 
 #include "cg_common.h"
-#include "cg_status_int.h"
 
 
 #define NGX_HTTP_CG_LOG_BATCH  64
