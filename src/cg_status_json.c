@@ -20,7 +20,7 @@ static const char  *ngx_http_cg_mode_names[] = {
 
 
 static void
-ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_json_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
     time_t                     loaded;
     ngx_uint_t                 i, state;
@@ -209,7 +209,7 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 /* up to the first client */
 
 static void
-ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
     ngx_str_t                   host;
     ngx_http_cg_query_t        *q;
@@ -238,7 +238,7 @@ ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         rp->zone->max_clients, h->evictions, h->alloc_failures,
         h->unidentified[1], h->unidentified[2], ngx_http_cg_record_size);
 
-    ngx_http_cg_status_redis_json(o, rp);
+    ngx_http_cg_json_redis(o, rp);
 
     ngx_http_cg_out_printf(o,
         "\"anomaly\":{\"enabled\":%s,\"ratio\":%.1f,\"min_rate_per_s\":%.2f,"
@@ -256,7 +256,7 @@ ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 /* after the last client */
 
 static void
-ngx_http_cg_status_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
     uint64_t                first;
     ngx_uint_t              i, j, k, n, nd;
@@ -348,7 +348,7 @@ ngx_int_t
 ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
     if (o->step == 0) {
-        ngx_http_cg_status_json_head(o, rp);
+        ngx_http_cg_json_head(o, rp);
         o->step = 1;
     }
 
@@ -365,7 +365,7 @@ ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         }
     }
 
-    ngx_http_cg_status_json_tail(o, rp);
+    ngx_http_cg_json_tail(o, rp);
 
     return NGX_OK;
 }

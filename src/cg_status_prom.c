@@ -351,7 +351,7 @@ static const ngx_http_cg_prom_step_t  ngx_http_cg_prom_steps[] = {
 /* the figures of this worker's Redis link, with client_guard_redis */
 
 static void
-ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_array_t *errs,
+ngx_http_cg_prom_redis(ngx_http_cg_out_t *o, ngx_array_t *errs,
     time_t loaded)
 {
     ngx_http_cg_prom_one_t  rs[] = {
@@ -400,7 +400,7 @@ ngx_http_cg_family(ngx_http_cg_out_t *o, const char *name, const char *type,
 /* the zone's figures and this worker's Redis link: the step before all */
 
 static void
-ngx_http_cg_status_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
     ngx_http_cg_main_conf_t  *mcf;
 
@@ -430,8 +430,8 @@ ngx_http_cg_status_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     mcf = ngx_http_get_module_main_conf(o->r, ngx_http_client_guard_module);
 
     if (mcf->redis) {
-        ngx_http_cg_status_redis_prom(o, ngx_http_cg_redis_errors(),
-                                      ngx_http_cg_redis_loaded());
+        ngx_http_cg_prom_redis(o, ngx_http_cg_redis_errors(),
+                               ngx_http_cg_redis_loaded());
     }
 }
 
@@ -449,7 +449,7 @@ ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 
     if (o->step == 0) {
         o->zone = ngx_http_cg_out_escape(o->r->pool, &rp->zone->name);
-        ngx_http_cg_status_prom_head(o, rp);
+        ngx_http_cg_prom_head(o, rp);
         o->step = 1;
         o->row = 0;
     }

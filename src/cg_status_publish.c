@@ -89,7 +89,6 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_cg_status_redis_t *redis;     /* &ngx_http_cg_status_redis */
     ngx_str_t                   node;
     ngx_event_t                 timer;
     ngx_http_cg_slice_t         slice;     /* of a publication under way */
@@ -212,13 +211,14 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
     ngx_int_t                      rc;
     ngx_str_t                     *prefix, node;
     ngx_http_cg_main_conf_t       *mcf;
+    ngx_http_cg_status_redis_t    *sr;
     ngx_http_cg_publish_worker_t  *w;
 
     w = &ngx_http_cg_publish_w;
-    ngx_memzero(w, sizeof(ngx_http_cg_publish_worker_t));
-    ngx_memzero(&ngx_http_cg_status_redis, sizeof(ngx_http_cg_status_redis_t));
+    sr = &ngx_http_cg_status_redis;
 
-    w->redis = &ngx_http_cg_status_redis;
+    ngx_memzero(w, sizeof(ngx_http_cg_publish_worker_t));
+    ngx_memzero(sr, sizeof(ngx_http_cg_status_redis_t));
 
     /* the same node name as the heartbeats of cg_redis: host:master-pid */
 
@@ -235,29 +235,28 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
     w->node = node;
     prefix = &mcf->redis->server->prefix;
 
-    if (ngx_http_cg_publish_key(cycle, prefix, &w->redis->stats, "stats:",
-                                NULL)
+    if (ngx_http_cg_publish_key(cycle, prefix, &sr->stats, "stats:", NULL)
            != NGX_OK
-        || ngx_http_cg_publish_key(cycle, prefix, &w->redis->nodes,
-                                   "stats-nodes", NULL)
+        || ngx_http_cg_publish_key(cycle, prefix, &sr->nodes, "stats-nodes",
+                                   NULL)
            != NGX_OK
-        || ngx_http_cg_publish_key(cycle, prefix, &w->redis->deploys,
-                                   "deploys", NULL)
+        || ngx_http_cg_publish_key(cycle, prefix, &sr->deploys, "deploys",
+                                   NULL)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    w->redis->link = ngx_http_cg_link_create(cycle, mcf->redis->server, NULL,
-                                            NULL, w);
-    if (w->redis->link == NULL) {
+    sr->link = ngx_http_cg_link_create(cycle, mcf->redis->server, NULL, NULL,
+                                       w);
+    if (sr->link == NULL) {
         return NGX_ERROR;
     }
 
     /* cg_redis's link reports the state of Redis: this one stays quiet */
-    w->redis->link->quiet = 1;
+    sr->link->quiet = 1;
 
-    ngx_http_cg_link_start(w->redis->link);
+    ngx_http_cg_link_start(sr->link);
 
     if (mcf->publish.interval) {
         ngx_http_cg_slice_init(&w->slice, ngx_http_cg_pub_step, w,
@@ -278,11 +277,13 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cg_status_redis_t    *sr;
     ngx_http_cg_publish_worker_t  *w;
 
     w = &ngx_http_cg_publish_w;
+    sr = &ngx_http_cg_status_redis;
 
-    if (w->redis->link == NULL) {
+    if (sr->link == NULL) {
         return;
     }
 
@@ -297,8 +298,8 @@ ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
         w->pub = NULL;
     }
 
-    ngx_http_cg_link_stop(w->redis->link);
-    w->redis->link = NULL;
+    ngx_http_cg_link_stop(sr->link);
+    sr->link = NULL;
 }
 
 
@@ -311,9 +312,11 @@ ngx_http_cg_publish(ngx_event_t *ev)
     ngx_http_cg_pub_t             *pub;
     ngx_http_cg_zone_t           **zp, *zone;
     ngx_http_cg_status_area_t     *area;
+    ngx_http_cg_status_redis_t    *sr;
     ngx_http_cg_publish_worker_t  *w;
 
     w = ev->data;
+    sr = &ngx_http_cg_status_redis;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -329,7 +332,7 @@ ngx_http_cg_publish(ngx_event_t *ev)
         return;
     }
 
-    if (!ngx_http_cg_link_ready(w->redis->link)) {
+    if (!ngx_http_cg_link_ready(sr->link)) {
         return;
     }
 
@@ -363,7 +366,7 @@ ngx_http_cg_publish(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_cg_deploy_fetch(w->redis->link, &w->redis->deploys, zone);
+    ngx_http_cg_deploy_fetch(sr->link, &sr->deploys, zone);
 
     pub = w->pub ? w->pub : ngx_http_cg_pub_alloc(w, ev->log);
     if (pub == NULL) {
@@ -388,11 +391,14 @@ ngx_http_cg_publish(ngx_event_t *ev)
 static ngx_http_cg_pub_t *
 ngx_http_cg_pub_alloc(ngx_http_cg_publish_worker_t *w, ngx_log_t *log)
 {
-    size_t              n;
-    ngx_pool_t         *pool;
-    ngx_http_cg_pub_t  *pub;
+    size_t                       n;
+    ngx_pool_t                  *pool;
+    ngx_http_cg_pub_t           *pub;
+    ngx_http_cg_status_redis_t  *sr;
 
-    if (w->redis->stats.len + w->node.len > sizeof(pub->hkey)) {
+    sr = &ngx_http_cg_status_redis;
+
+    if (sr->stats.len + w->node.len > sizeof(pub->hkey)) {
         return NULL;
     }
 
@@ -425,7 +431,7 @@ ngx_http_cg_pub_alloc(ngx_http_cg_publish_worker_t *w, ngx_log_t *log)
         goto failed;
     }
 
-    pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &w->redis->stats, &w->node)
+    pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &sr->stats, &w->node)
                    - pub->hkey;
 
     w->pub = pub;
@@ -558,14 +564,17 @@ ngx_http_cg_pub_format(ngx_http_cg_pub_t *pub)
 static void
 ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
 {
-    const char  *argv[4];
-    size_t       lens[4];
-    u_char       ttlb[NGX_INT64_LEN], nowb[NGX_INT64_LEN];
+    size_t                       lens[4];
+    u_char                       ttlb[NGX_INT64_LEN], nowb[NGX_INT64_LEN];
+    const char                  *argv[4];
+    ngx_http_cg_status_redis_t  *sr;
+
+    sr = &ngx_http_cg_status_redis;
 
     /* Redis went away meanwhile: this publication is lost, the next one
      * comes an interval later */
 
-    if (!ngx_http_cg_link_ready(w->redis->link)) {
+    if (!ngx_http_cg_link_ready(sr->link)) {
         return;
     }
 
@@ -574,9 +583,9 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[1] = pub->argv[1];
     lens[1] = pub->lens[1];
 
-    (void) ngx_http_cg_link_send(w->redis->link, 2, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 2, argv, lens, NULL, NULL);
 
-    (void) ngx_http_cg_link_send(w->redis->link, 4 + 2 * pub->top.n,
+    (void) ngx_http_cg_link_send(sr->link, 4 + 2 * pub->top.n,
                                  pub->argv, pub->lens, NULL, NULL);
 
     argv[0] = "PEXPIRE";
@@ -585,18 +594,18 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     lens[2] = ngx_sprintf(ttlb, "%uL", (uint64_t) w->mcf->publish.interval * 3)
               - ttlb;
 
-    (void) ngx_http_cg_link_send(w->redis->link, 3, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 3, argv, lens, NULL, NULL);
 
     argv[0] = "ZADD";
     lens[0] = 4;
-    argv[1] = (char *) w->redis->nodes.data;
-    lens[1] = w->redis->nodes.len;
+    argv[1] = (char *) sr->nodes.data;
+    lens[1] = sr->nodes.len;
     argv[2] = (char *) nowb;
     lens[2] = ngx_sprintf(nowb, "%L", pub->now_ms) - nowb;
     argv[3] = (char *) w->node.data;
     lens[3] = w->node.len;
 
-    (void) ngx_http_cg_link_send(w->redis->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 4, argv, lens, NULL, NULL);
 
     /* nodes gone for an hour leave the list */
 
@@ -607,7 +616,7 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[3] = (char *) ttlb;
     lens[3] = ngx_sprintf(ttlb, "%L", pub->now_ms - 3600 * 1000) - ttlb;
 
-    (void) ngx_http_cg_link_send(w->redis->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 4, argv, lens, NULL, NULL);
 }
 
 
