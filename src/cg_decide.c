@@ -167,7 +167,8 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     hash = ngx_crc32_long(ctx->client.data, ctx->client.len);  /* = short */
 
-    quota = ngx_http_cg_client_quota(mcf, &ctx->client, hash, NULL, &policy);
+    quota = ngx_http_cg_client_quota(&mcf->quotas, mcf->redis != NULL,
+                                     &ctx->client, hash, NULL, &policy);
 
     if (quota == NULL) {
         quota = &none;
@@ -346,8 +347,8 @@ ngx_http_cg_quota_find(ngx_http_cg_quota_table_t *qt, ngx_str_t *name,
 
 
 cg_quota_t *
-ngx_http_cg_client_quota(ngx_http_cg_main_conf_t *mcf, ngx_str_t *name,
-    uint32_t hash, ngx_uint_t *redis, ngx_str_t **policy)
+ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt, ngx_uint_t redis_on,
+    ngx_str_t *name, uint32_t hash, ngx_uint_t *redis, ngx_str_t **policy)
 {
     ngx_uint_t                from_redis;
     cg_quota_t               *quota;
@@ -356,16 +357,16 @@ ngx_http_cg_client_quota(ngx_http_cg_main_conf_t *mcf, ngx_str_t *name,
     def = NULL;
     from_redis = 1;
 
-    quota = mcf->redis ? ngx_http_cg_redis_quota(name, hash) : NULL;
+    quota = redis_on ? ngx_http_cg_redis_quota(name, hash) : NULL;
 
     if (quota == NULL) {
-        def = ngx_http_cg_quota_find(&mcf->quotas, name, hash);
+        def = ngx_http_cg_quota_find(qt, name, hash);
 
         if (def == NULL) {
-            quota = mcf->redis ? ngx_http_cg_redis_default() : NULL;
+            quota = redis_on ? ngx_http_cg_redis_default() : NULL;
 
             if (quota == NULL) {
-                def = mcf->quotas.dflt;
+                def = qt->dflt;
             }
         }
     }

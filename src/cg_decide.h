@@ -39,12 +39,14 @@ ngx_int_t ngx_http_cg_decide_log_handler(ngx_http_request_t *r);
  * The quota of a client, in the one order the decision and the status
  * output both use: Redis for this client, the configuration for this
  * client, Redis "default", the configuration's "default".  NULL when none
- * applies; *redis (if not NULL) tells whether it came from Redis, *policy
+ * applies.  "redis_on": client_guard_redis is set; *redis (if not NULL)
+ * tells whether the quota came from Redis, *policy
  * (if not NULL) is its RateLimit-Policy value when made already.  "hash"
  * is ngx_crc32_long() of the name.
  */
-cg_quota_t *ngx_http_cg_client_quota(ngx_http_cg_main_conf_t *mcf,
-    ngx_str_t *name, uint32_t hash, ngx_uint_t *redis, ngx_str_t **policy);
+cg_quota_t *ngx_http_cg_client_quota(ngx_http_cg_quota_table_t *qt,
+    ngx_uint_t redis_on, ngx_str_t *name, uint32_t hash, ngx_uint_t *redis,
+    ngx_str_t **policy);
 
 /* $client_guard_client, $client_guard_status */
 ngx_int_t ngx_http_cg_client_variable(ngx_http_request_t *r,

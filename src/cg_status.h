@@ -2,12 +2,18 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_status: the status endpoint and the per-client statistics behind it.
+ * cg_status: the status endpoint and the per-client statistics behind it,
+ * as the rest of the module sees them.
  *
- * Owns: the client_guard_status and client_guard_anomaly directives, deploy
- * markers kept in the zone, and the status handler with its JSON,
- * Prometheus, OpenMetrics and HTML (dashboard) answers.  See
- * docs/status.md.
+ * Owns: the configuration of the client_guard_status directive, and the
+ * declarations of what the module calls in the status part: the
+ * directives (client_guard_status, client_guard_anomaly in cg_status.c,
+ * client_guard_status_publish in cg_status_publish.c), the worker's start
+ * and exit (cg_status_publish.c).  The
+ * rooms of the status part, from the floor up: cg_out and cg_slice, then
+ * cg_status_deploy, cg_report, cg_status_json and cg_status_prom,
+ * cg_status_publish, cg_status_cluster, and cg_status.c (the handler).
+ * See docs/status.md.
  */
 
 
@@ -21,9 +27,7 @@
 
 #include "cg_stats.h"
 #include "cg_zone.h"
-
-
-#define NGX_HTTP_CG_SCHEMA_VERSION   1
+#include "cg_status_publish.h"
 
 
 typedef struct {
@@ -31,15 +35,6 @@ typedef struct {
     ngx_str_t                 token;       /* deploy markers by POST */
     ngx_uint_t                limit;       /* rows when "limit=" is absent */
 } ngx_http_cg_status_conf_t;
-
-
-/* publication of this node's figures to Redis, for the cluster view */
-
-typedef struct {
-    ngx_msec_t                interval;    /* 0: off */
-    ngx_uint_t                clients;     /* at most this many, busiest */
-    ngx_uint_t                set;
-} ngx_http_cg_publish_t;
 
 
 /* client_guard_status [zone=name] [limit=N] [deploy_token=secret] */

@@ -2,12 +2,7 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_status_cluster: the status with "scope=cluster".
- *
- * Owns: reading every node's publication back from Redis (the nodes, then
- * one HGETALL per node), summing the fresh ones per client, and the
- * answer in JSON, Prometheus text or OpenMetrics.  The request waits for
- * the replies; a client that leaves meanwhile only frees the state.
+ * The status with "scope=cluster".  See cg_status_cluster.h.
  */
 
 
@@ -15,10 +10,12 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "cg_common.h"
-#include "cg_redis_quota.h"
-#include "cg_stats_log.h"
-#include "cg_status_int.h"
+#include "cg_out.h"
+#include "cg_topn.h"
+#include "cg_report.h"
+#include "cg_status_prom.h"
+#include "cg_status_publish.h"
+#include "cg_status_cluster.h"
 
 
 typedef struct {
@@ -26,31 +23,30 @@ typedef struct {
     int64_t                   time_ms;     /* its last publication */
     ngx_uint_t                clients;
     unsigned                  stale:1;
-} ngx_http_cg_cnode_t;
+} ngx_http_cg_cluster_node_t;
 
+
+/* a client as a node published it, then summed over the nodes */
 
 typedef struct {
+    cg_topn_item_t            item;        /* the sort key, the name; first */
     ngx_str_t                 name;
     ngx_uint_t                nodes;
-    uint64_t                  n[9];        /* requests .. 5xx */
-    double                    rate[4];     /* 10 s, 1 min, 5 min, 4xx 10 s */
-    double                    key;
-} ngx_http_cg_centry_t;
+    ngx_http_cg_figures_t     figures;
+} ngx_http_cg_cluster_client_t;
 
 
 typedef struct {
     ngx_http_request_t       *r;           /* NULL once the client left */
     ngx_http_cleanup_t       *cln;
-    ngx_http_cg_report_t     *rp;
+    ngx_http_cg_query_t      *query;
+    ngx_uint_t                format;
     ngx_uint_t                pending;
     ngx_uint_t                next;        /* node of the next HGETALL */
-    ngx_array_t               nodes;       /* ngx_http_cg_cnode_t */
-    ngx_array_t               entries;     /* ngx_http_cg_centry_t */
+    ngx_array_t               nodes;       /* ngx_http_cg_cluster_node_t */
+    ngx_array_t               clients;     /* ngx_http_cg_cluster_client_t */
     ngx_uint_t                failed;
 } ngx_http_cg_cluster_t;
-
-
-/* scope=cluster: read every node's publication back ------------------------ */
 
 
 static void
@@ -70,24 +66,68 @@ ngx_http_cg_cluster_cleanup(void *data)
 
 
 static int ngx_libc_cdecl
-ngx_http_cg_centry_name_cmp(const void *one, const void *two)
+ngx_http_cg_cluster_name_cmp(const void *one, const void *two)
 {
-    const ngx_http_cg_centry_t  *a = one, *b = two;
+    const ngx_http_cg_cluster_client_t  *a = one, *b = two;
 
     return ngx_memn2cmp(a->name.data, b->name.data, a->name.len, b->name.len);
 }
 
 
-static int ngx_libc_cdecl
-ngx_http_cg_centry_cmp(const void *one, const void *two)
-{
-    const ngx_http_cg_centry_t  *a = one, *b = two;
+/* one entry per client: sorted by name, the nodes' figures summed */
 
-    if (a->key != b->key) {
-        return (a->key > b->key) ? -1 : 1;
+static ngx_uint_t
+ngx_http_cg_cluster_merge(ngx_http_cg_cluster_t *cl)
+{
+    ngx_uint_t                     i, k, n, merged;
+    ngx_http_cg_figures_t         *f, *g;
+    ngx_http_cg_cluster_client_t  *e, *m;
+
+    e = cl->clients.elts;
+    n = cl->clients.nelts;
+
+    ngx_qsort(e, n, sizeof(ngx_http_cg_cluster_client_t),
+              ngx_http_cg_cluster_name_cmp);
+
+    merged = 0;
+
+    for (i = 0; i < n; i++) {
+        m = &e[merged];
+
+        if (merged && m[-1].name.len == e[i].name.len
+            && ngx_memcmp(m[-1].name.data, e[i].name.data, e[i].name.len)
+               == 0)
+        {
+            m = &m[-1];
+            f = &m->figures;
+            g = &e[i].figures;
+
+            f->requests += g->requests;
+            f->rejected += g->rejected;
+            f->rejected_dry_run += g->rejected_dry_run;
+
+            for (k = 0; k < CG_STATS_NCLASSES; k++) {
+                f->classes[k] += g->classes[k];
+            }
+
+            f->rate_10s += g->rate_10s;
+            f->rate_1m += g->rate_1m;
+            f->rate_5m += g->rate_5m;
+            f->error_rate_10s += g->error_rate_10s;
+
+            m->nodes++;
+            continue;
+        }
+
+        if (m != &e[i]) {
+            *m = e[i];
+        }
+
+        m->nodes = 1;
+        merged++;
     }
 
-    return ngx_memn2cmp(a->name.data, b->name.data, a->name.len, b->name.len);
+    return merged;
 }
 
 
@@ -98,95 +138,167 @@ ngx_http_cg_centry_cmp(const void *one, const void *two)
  */
 
 static void
-ngx_http_cg_cluster_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
-    ngx_http_cg_centry_t *e, ngx_uint_t n, ngx_uint_t fresh, ngx_uint_t stale)
+ngx_http_cg_cluster_prom(ngx_http_cg_out_t *o, cg_topn_t *top,
+    ngx_uint_t fresh, ngx_uint_t stale)
 {
-    ngx_uint_t  i, k;
+    double                         rates[3];
+    ngx_uint_t                     i, k;
+    ngx_http_cg_figures_t         *f;
+    ngx_http_cg_cluster_client_t  *c;
 
-    static const char  *outcomes[] = { "rejected", "rejected_dry_run" };
-
-    if (rp->format == NGX_HTTP_CG_FMT_OPENM) {
-        ngx_str_set(&o->r->headers_out.content_type,
-                    "application/openmetrics-text; version=1.0.0; "
-                    "charset=utf-8");
-
-    } else {
-        ngx_str_set(&o->r->headers_out.content_type,
-                    "text/plain; version=0.0.4; charset=utf-8");
-    }
-
-    ngx_http_cg_family(o, rp, "clientguard_cluster_nodes", "gauge",
+    ngx_http_cg_family(o, "clientguard_cluster_nodes", "gauge",
                        "Nodes publishing to Redis, by state.");
-    ngx_http_cg_pr(o, "clientguard_cluster_nodes{state=\"reporting\"} %ui\n"
-                   "clientguard_cluster_nodes{state=\"stale\"} %ui\n",
-                   fresh, stale);
+    ngx_http_cg_out_printf(o,
+        "clientguard_cluster_nodes{state=\"reporting\"} %ui\n"
+        "clientguard_cluster_nodes{state=\"stale\"} %ui\n",
+        fresh, stale);
 
-    ngx_http_cg_family(o, rp, "clientguard_cluster_requests", "gauge",
+    ngx_http_cg_family(o, "clientguard_cluster_requests", "gauge",
                        "Requests of a client summed over the reporting "
                        "nodes.");
 
-    for (i = 0; i < n; i++) {
-        ngx_http_cg_pr(o, "clientguard_cluster_requests{client=\"%V\"} %uL\n",
-                       &e[i].name, e[i].n[0]);
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+
+        ngx_http_cg_out_printf(o,
+            "clientguard_cluster_requests{client=\"%V\"} %uL\n",
+            &c->name, c->figures.requests);
     }
 
-    ngx_http_cg_family(o, rp, "clientguard_cluster_outcomes", "gauge",
+    ngx_http_cg_family(o, "clientguard_cluster_outcomes", "gauge",
                        "Rejections summed over the reporting nodes.");
 
-    for (i = 0; i < n; i++) {
-        for (k = 0; k < 2; k++) {
-            ngx_http_cg_pr(o, "clientguard_cluster_outcomes{client=\"%V\","
-                           "outcome=\"%s\"} %uL\n",
-                           &e[i].name, outcomes[k], e[i].n[1 + k]);
-        }
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+
+        ngx_http_cg_out_printf(o,
+            "clientguard_cluster_outcomes{client=\"%V\",outcome=\"%V\"}"
+            " %uL\n"
+            "clientguard_cluster_outcomes{client=\"%V\",outcome=\"%V\"}"
+            " %uL\n",
+            &c->name, &ngx_http_cg_outcomes[NGX_HTTP_CG_REJECTED].name,
+            c->figures.rejected,
+            &c->name, &ngx_http_cg_outcomes[NGX_HTTP_CG_REJECTED_DRY_RUN].name,
+            c->figures.rejected_dry_run);
     }
 
-    ngx_http_cg_family(o, rp, "clientguard_cluster_responses", "gauge",
+    ngx_http_cg_family(o, "clientguard_cluster_responses", "gauge",
                        "Responses by status class summed over the reporting "
                        "nodes.");
 
-    for (i = 0; i < n; i++) {
-        for (k = 0; k < 5; k++) {
-            ngx_http_cg_pr(o, "clientguard_cluster_responses{client=\"%V\","
-                           "status_class=\"%uixx\"} %uL\n",
-                           &e[i].name, k + 1, e[i].n[3 + k]);
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+
+        for (k = 0; k < CG_STATS_NCLASSES; k++) {
+            ngx_http_cg_out_printf(o,
+                "clientguard_cluster_responses{client=\"%V\","
+                "status_class=\"%uixx\"} %uL\n",
+                &c->name, k + 1, c->figures.classes[k]);
         }
     }
 
-    ngx_http_cg_family(o, rp, "clientguard_cluster_request_rate", "gauge",
+    ngx_http_cg_family(o, "clientguard_cluster_request_rate", "gauge",
                        "Requests per second summed over the reporting "
                        "nodes.");
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+        f = &c->figures;
+
+        rates[0] = f->rate_10s;
+        rates[1] = f->rate_1m;
+        rates[2] = f->rate_5m;
+
         for (k = 0; k < 3; k++) {
-            ngx_http_cg_pr(o, "clientguard_cluster_request_rate{client=\"%V\","
-                           "window=\"%s\"} %.3f\n",
-                           &e[i].name, ngx_http_cg_window_names[k],
-                           ngx_http_cg_num(e[i].rate[k]));
+            ngx_http_cg_out_printf(o,
+                "clientguard_cluster_request_rate{client=\"%V\","
+                "window=\"%s\"} %.3f\n",
+                &c->name, ngx_http_cg_window_names[k],
+                ngx_http_cg_out_finite(rates[k]));
         }
     }
 
-    if (rp->format == NGX_HTTP_CG_FMT_OPENM) {
-        ngx_http_cg_pr(o, "# EOF\n");
+    if (o->format == NGX_HTTP_CG_FMT_OPENM) {
+        ngx_http_cg_out_printf(o, "# EOF\n");
     }
+}
+
+
+static void
+ngx_http_cg_cluster_json(ngx_http_cg_out_t *o, ngx_http_cg_cluster_t *cl,
+    cg_topn_t *top, ngx_uint_t total, ngx_uint_t fresh, ngx_uint_t stale)
+{
+    ngx_uint_t                     i;
+    ngx_http_cg_query_t           *q;
+    ngx_http_cg_figures_t         *f;
+    ngx_http_cg_cluster_node_t    *nd;
+    ngx_http_cg_cluster_client_t  *c;
+
+    q = cl->query;
+    nd = cl->nodes.elts;
+
+    ngx_http_cg_out_printf(o,
+        "{\"schema_version\":%d,\"module\":\"client_guard\","
+        "\"scope\":\"cluster\",\"time_ms\":%L,\"nodes_reporting\":%ui,"
+        "\"nodes_stale\":%ui,\"nodes\":[",
+        NGX_HTTP_CG_SCHEMA_VERSION, q->now_ms, fresh, stale);
+
+    for (i = 0; i < cl->nodes.nelts; i++) {
+        ngx_http_cg_out_printf(o,
+            "%s{\"node\":\"%V\",\"published_ms_ago\":%L,"
+            "\"stale\":%s,\"clients_tracked\":%ui}",
+            i ? "," : "", ngx_http_cg_out_escape(o->r->pool, &nd[i].name),
+            nd[i].time_ms ? q->now_ms - nd[i].time_ms : -1,
+            nd[i].stale ? "true" : "false", nd[i].clients);
+    }
+
+    ngx_http_cg_out_printf(o,
+        "],\"query\":{\"sort\":\"%s\",\"limit\":%ui,"
+        "\"client\":\"%V\"},\"clients_total\":%ui,"
+        "\"clients_shown\":%ui,\"clients\":[",
+        ngx_http_cg_sort_names[q->sort], q->limit, &q->client, total,
+        top->n);
+
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+        f = &c->figures;
+
+        ngx_http_cg_out_printf(o,
+            "%s{\"name\":\"%V\",\"nodes\":%ui,\"requests_total\":%uL,"
+            "\"rejected_total\":%uL,\"rejected_dry_run_total\":%uL,"
+            "\"responses_by_class_total\":{\"1xx\":%uL,\"2xx\":%uL,"
+            "\"3xx\":%uL,\"4xx\":%uL,\"5xx\":%uL},"
+            "\"rate_10s_per_s\":%.3f,\"rate_1m_per_s\":%.3f,"
+            "\"rate_5m_per_s\":%.3f,\"error_rate_10s_per_s\":%.3f}",
+            i ? "," : "", &c->name, c->nodes, f->requests, f->rejected,
+            f->rejected_dry_run, f->classes[0], f->classes[1],
+            f->classes[2], f->classes[3], f->classes[4],
+            ngx_http_cg_out_finite(f->rate_10s),
+            ngx_http_cg_out_finite(f->rate_1m),
+            ngx_http_cg_out_finite(f->rate_5m),
+            ngx_http_cg_out_finite(f->error_rate_10s));
+    }
+
+    ngx_http_cg_out_printf(o, "]}\n");
 }
 
 
 static void
 ngx_http_cg_cluster_finish(ngx_http_cg_cluster_t *cl, ngx_int_t status)
 {
-    ngx_int_t              rc;
-    ngx_uint_t             i, j, n, fresh, stale, merged;
-    ngx_chain_t           *ln;
-    ngx_http_cg_out_t      o;
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_http_cg_cnode_t   *nd;
-    ngx_http_cg_centry_t  *e, *m;
-    ngx_http_cg_report_t  *rp;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, n, sort, total, fresh, stale;
+    cg_topn_t                      top;
+    cg_topn_item_t               **slots;
+    ngx_http_cg_out_t              o;
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_http_cg_query_t           *q;
+    ngx_http_cg_cluster_node_t    *nd;
+    ngx_http_cg_cluster_client_t  *e;
 
     r = cl->r;
-    rp = cl->rp;
+    q = cl->query;
     c = r->connection;
 
     /* detach: the request is done with the state */
@@ -202,90 +314,44 @@ ngx_http_cg_cluster_finish(ngx_http_cg_cluster_t *cl, ngx_int_t status)
         goto done;
     }
 
-    /* one entry per client: sorted by name, the nodes' figures summed */
+    n = ngx_http_cg_cluster_merge(cl);
+    e = cl->clients.elts;
 
-    e = cl->entries.elts;
-    n = cl->entries.nelts;
+    /* the clients shown, ranked: the cluster has no quota use nor ratios */
 
-    ngx_qsort(e, n, sizeof(ngx_http_cg_centry_t), ngx_http_cg_centry_name_cmp);
+    sort = (q->sort == NGX_HTTP_CG_SORT_QUOTA
+            || q->sort == NGX_HTTP_CG_SORT_ANOMALY)
+           ? NGX_HTTP_CG_SORT_REQUESTS : q->sort;
 
-    merged = 0;
+    slots = ngx_palloc(r->pool, (ngx_min(q->limit, n) + 1)
+                                * sizeof(cg_topn_item_t *));
+    if (slots == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    cg_topn_init(&top, slots, ngx_min(q->limit, n));
+    total = 0;
 
     for (i = 0; i < n; i++) {
-        m = &e[merged];
 
-        if (merged && m[-1].name.len == e[i].name.len
-            && ngx_memcmp(m[-1].name.data, e[i].name.data, e[i].name.len)
-               == 0)
+        if (q->client.len
+            && (e[i].name.len != q->client.len
+                || ngx_memcmp(e[i].name.data, q->client.data, q->client.len)
+                   != 0))
         {
-            m = &m[-1];
-
-            for (j = 0; j < 9; j++) {
-                m->n[j] += e[i].n[j];
-            }
-
-            for (j = 0; j < 4; j++) {
-                m->rate[j] += e[i].rate[j];
-            }
-
-            m->nodes++;
             continue;
         }
 
-        if (m != &e[i]) {
-            *m = e[i];
-        }
+        e[i].item.key = ngx_http_cg_sort_key(&e[i].figures, sort);
+        e[i].item.name = e[i].name.data;
+        e[i].item.len = e[i].name.len;
 
-        m->nodes = 1;
-        merged++;
+        (void) cg_topn_add(&top, &e[i].item);
+        total++;
     }
 
-    for (i = 0; i < merged; i++) {
-        switch (rp->sort) {
-        case NGX_HTTP_CG_SORT_RATE:
-            e[i].key = e[i].rate[0];
-            break;
-        case NGX_HTTP_CG_SORT_RATE_1M:
-            e[i].key = e[i].rate[1];
-            break;
-        case NGX_HTTP_CG_SORT_RATE_5M:
-            e[i].key = e[i].rate[2];
-            break;
-        case NGX_HTTP_CG_SORT_REJECTED:
-            e[i].key = (double) e[i].n[1];
-            break;
-        case NGX_HTTP_CG_SORT_ERRORS:
-            e[i].key = (double) (e[i].n[6] + e[i].n[7]);
-            break;
-        case NGX_HTTP_CG_SORT_NAME:
-            e[i].key = 0;
-            break;
-        default:
-            e[i].key = (double) e[i].n[0];
-            break;
-        }
-    }
-
-    ngx_qsort(e, merged, sizeof(ngx_http_cg_centry_t),
-              ngx_http_cg_centry_cmp);
-
-    if (rp->client.len) {
-        for (i = 0; i < merged; i++) {
-            if (e[i].name.len == rp->client.len
-                && ngx_memcmp(e[i].name.data, rp->client.data,
-                              rp->client.len) == 0)
-            {
-                break;
-            }
-        }
-
-        e = &e[i];
-        merged = (i < merged) ? 1 : 0;
-    }
-
-    ngx_memzero(&o, sizeof(ngx_http_cg_out_t));
-    o.r = r;
-    o.last = &o.out;
+    cg_topn_sort(&top);
 
     nd = cl->nodes.elts;
     fresh = 0;
@@ -300,82 +366,16 @@ ngx_http_cg_cluster_finish(ngx_http_cg_cluster_t *cl, ngx_int_t status)
         }
     }
 
-    if (rp->format == NGX_HTTP_CG_FMT_PROM
-        || rp->format == NGX_HTTP_CG_FMT_OPENM)
-    {
-        ngx_http_cg_cluster_prom(&o, rp, e, ngx_min(merged, rp->limit),
-                                 fresh, stale);
-        goto send;
+    ngx_http_cg_out_init(&o, r, cl->format);
+
+    if (cl->format == NGX_HTTP_CG_FMT_JSON) {
+        ngx_http_cg_cluster_json(&o, cl, &top, total, fresh, stale);
+
+    } else {
+        ngx_http_cg_cluster_prom(&o, &top, fresh, stale);
     }
 
-    ngx_http_cg_pr(&o,
-        "{\"schema_version\":%d,\"module\":\"client_guard\","
-        "\"scope\":\"cluster\",\"time_ms\":%L,\"nodes_reporting\":%ui,"
-        "\"nodes_stale\":%ui,\"nodes\":[",
-        NGX_HTTP_CG_SCHEMA_VERSION, rp->now_ms, fresh, stale);
-
-    for (i = 0; i < cl->nodes.nelts; i++) {
-        ngx_http_cg_pr(&o, "%s{\"node\":\"%V\",\"published_ms_ago\":%L,"
-                       "\"stale\":%s,\"clients_tracked\":%ui}",
-                       i ? "," : "", ngx_http_cg_esc(r->pool, &nd[i].name),
-                       nd[i].time_ms ? rp->now_ms - nd[i].time_ms : -1,
-                       nd[i].stale ? "true" : "false", nd[i].clients);
-    }
-
-    n = ngx_min(merged, rp->limit);
-
-    ngx_http_cg_pr(&o, "],\"query\":{\"sort\":\"%s\",\"limit\":%ui,"
-                   "\"client\":\"%V\"},\"clients_total\":%ui,"
-                   "\"clients_shown\":%ui,\"clients\":[",
-                   ngx_http_cg_sort_names[rp->sort], rp->limit, &rp->client,
-                   merged, n);
-
-    for (i = 0; i < n; i++) {
-        ngx_http_cg_pr(&o,
-            "%s{\"name\":\"%V\",\"nodes\":%ui,\"requests_total\":%uL,"
-            "\"rejected_total\":%uL,\"rejected_dry_run_total\":%uL,"
-            "\"responses_by_class_total\":{\"1xx\":%uL,\"2xx\":%uL,"
-            "\"3xx\":%uL,\"4xx\":%uL,\"5xx\":%uL},"
-            "\"rate_10s_per_s\":%.3f,\"rate_1m_per_s\":%.3f,"
-            "\"rate_5m_per_s\":%.3f,\"error_rate_10s_per_s\":%.3f}",
-            i ? "," : "", &e[i].name, e[i].nodes, e[i].n[0], e[i].n[1],
-            e[i].n[2], e[i].n[3], e[i].n[4], e[i].n[5], e[i].n[6],
-            e[i].n[7], ngx_http_cg_num(e[i].rate[0]),
-            ngx_http_cg_num(e[i].rate[1]), ngx_http_cg_num(e[i].rate[2]),
-            ngx_http_cg_num(e[i].rate[3]));
-    }
-
-    ngx_http_cg_pr(&o, "]}\n");
-
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-
-send:
-
-    if (o.failed || o.out == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.content_length_n = 0;
-
-    for (ln = o.out; ln; ln = ln->next) {
-        r->headers_out.content_length_n += ln->buf->last - ln->buf->pos;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        goto done;
-    }
-
-    /* o.b is the last buffer of the chain */
-
-    o.b->last_buf = 1;
-    o.b->last_in_chain = 1;
-
-    rc = ngx_http_output_filter(r, o.out);
+    rc = ngx_http_cg_out_send(&o, NGX_HTTP_OK);
 
 done:
 
@@ -392,15 +392,15 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
 {
     ngx_http_cg_cluster_t  *cl = data;
 
-    int                    len;
-    u_char                *p, *last, *t;
-    size_t                 i;
-    int64_t                v[3];
-    ngx_int_t              n;
-    ngx_uint_t             k;
-    redisReply            *f, *val;
-    ngx_http_cg_cnode_t   *nd;
-    ngx_http_cg_centry_t  *e;
+    int                            len;
+    u_char                        *p, *last, *t;
+    size_t                         i;
+    int64_t                        v[3];
+    ngx_int_t                      n;
+    ngx_uint_t                     k;
+    redisReply                    *f, *val;
+    ngx_http_cg_cluster_node_t    *nd;
+    ngx_http_cg_cluster_client_t  *e;
 
     cl->pending--;
 
@@ -412,7 +412,7 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
         return;
     }
 
-    nd = &((ngx_http_cg_cnode_t *) cl->nodes.elts)[cl->next++];
+    nd = &((ngx_http_cg_cluster_node_t *) cl->nodes.elts)[cl->next++];
     nd->stale = 1;
 
     if (reply == NULL) {
@@ -448,7 +448,7 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
 
         nd->time_ms = v[0];
         nd->clients = (ngx_uint_t) v[1];
-        nd->stale = (v[2] == 0 || cl->rp->now_ms - v[0] > 3 * v[2]);
+        nd->stale = (v[2] == 0 || cl->query->now_ms - v[0] > 3 * v[2]);
     }
 
     if (nd->stale) {
@@ -466,13 +466,13 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
             continue;
         }
 
-        e = ngx_array_push(&cl->entries);
+        e = ngx_array_push(&cl->clients);
         if (e == NULL) {
             cl->failed = 1;
             break;
         }
 
-        ngx_memzero(e, sizeof(ngx_http_cg_centry_t));
+        ngx_memzero(e, sizeof(ngx_http_cg_cluster_client_t));
 
         e->name.data = ngx_pnalloc(cl->r->pool, f->len);
         if (e->name.data == NULL) {
@@ -491,31 +491,14 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
         if (len < 0 || (size_t) len != f->len
             || ngx_memcmp(e->name.data, f->str, f->len) != 0)
         {
-            cl->entries.nelts--;
+            cl->clients.nelts--;
             continue;
         }
 
         e->name.len = f->len;
 
-        /* 8 counters, then 4 rates with 3 decimals */
-
         p = (u_char *) val->str;
-        last = p + val->len;
-
-        for (k = 0; k < 12 && p < last; k++) {
-            for (t = p; t < last && *t != ' '; t++) { /* void */ }
-
-            if (k < 8) {
-                n = ngx_atoi(p, t - p);
-                e->n[k] = n == NGX_ERROR ? 0 : (uint64_t) n;
-
-            } else {
-                n = ngx_atofp(p, t - p, 3);
-                e->rate[k - 8] = n == NGX_ERROR ? 0 : (double) n / 1000;
-            }
-
-            p = t < last ? t + 1 : t;
-        }
+        ngx_http_cg_figures_parse(&e->figures, p, p + val->len);
     }
 
 next:
@@ -533,13 +516,13 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
 {
     ngx_http_cg_cluster_t  *cl = data;
 
-    size_t                        i, lens[2];
-    u_char                       *key;
-    ngx_int_t                     n;
-    const char                   *argv[2];
-    redisReply                   *m, *sc;
-    ngx_http_cg_cnode_t          *nd;
-    ngx_http_cg_status_worker_t  *w;
+    size_t                       i, lens[2];
+    u_char                      *key;
+    ngx_int_t                    n;
+    const char                  *argv[2];
+    redisReply                  *m, *sc;
+    ngx_http_cg_status_redis_t  *sr;
+    ngx_http_cg_cluster_node_t  *nd;
 
     cl->pending--;
 
@@ -556,7 +539,7 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
         return;
     }
 
-    w = &ngx_http_cg_status_w;
+    sr = &ngx_http_cg_status_redis;
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
         m = reply->element[i];
@@ -567,17 +550,17 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
         }
 
         nd = ngx_array_push(&cl->nodes);
-        key = ngx_pnalloc(cl->r->pool, m->len + w->k_stats.len);
+        key = ngx_pnalloc(cl->r->pool, m->len + sr->stats.len);
 
         if (nd == NULL || key == NULL) {
             cl->failed = 1;
             break;
         }
 
-        ngx_memzero(nd, sizeof(ngx_http_cg_cnode_t));
-        nd->name.data = key + w->k_stats.len;
+        ngx_memzero(nd, sizeof(ngx_http_cg_cluster_node_t));
+        nd->name.data = key + sr->stats.len;
         nd->name.len = m->len;
-        ngx_memcpy(key, w->k_stats.data, w->k_stats.len);
+        ngx_memcpy(key, sr->stats.data, sr->stats.len);
         ngx_memcpy(nd->name.data, m->str, m->len);
 
         if (sc->type == REDIS_REPLY_STRING) {
@@ -588,9 +571,9 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
         argv[0] = "HGETALL";
         lens[0] = 7;
         argv[1] = (char *) key;
-        lens[1] = w->k_stats.len + m->len;
+        lens[1] = sr->stats.len + m->len;
 
-        if (ngx_http_cg_link_send(w->link, 2, argv, lens,
+        if (ngx_http_cg_link_send(sr->link, 2, argv, lens,
                                    ngx_http_cg_cluster_stats_done, cl)
             != NGX_OK)
         {
@@ -610,17 +593,18 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
 
 
 ngx_int_t
-ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
+ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_uint_t format,
+    ngx_http_cg_query_t *query)
 {
-    size_t                        lens[5];
-    const char                   *argv[5];
-    ngx_http_cleanup_t           *cln;
-    ngx_http_cg_cluster_t        *cl;
-    ngx_http_cg_status_worker_t  *w;
+    size_t                       lens[5];
+    const char                  *argv[5];
+    ngx_http_cleanup_t          *cln;
+    ngx_http_cg_cluster_t       *cl;
+    ngx_http_cg_status_redis_t  *sr;
 
-    w = &ngx_http_cg_status_w;
+    sr = &ngx_http_cg_status_redis;
 
-    if (!ngx_http_cg_link_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(sr->link)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "client guard status: \"scope=cluster\" needs a "
                       "ready Redis link (client_guard_redis)");
@@ -636,31 +620,32 @@ ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_http_cg_report_t *rp)
 
     if (cln == NULL
         || ngx_array_init(&cl->nodes, r->pool, 8,
-                          sizeof(ngx_http_cg_cnode_t)) != NGX_OK
-        || ngx_array_init(&cl->entries, r->pool, 64,
-                          sizeof(ngx_http_cg_centry_t)) != NGX_OK)
+                          sizeof(ngx_http_cg_cluster_node_t)) != NGX_OK
+        || ngx_array_init(&cl->clients, r->pool, 64,
+                          sizeof(ngx_http_cg_cluster_client_t)) != NGX_OK)
     {
         ngx_free(cl);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cl->r = r;
-    cl->rp = rp;
+    cl->query = query;
+    cl->format = format;
     cl->cln = cln;
 
     argv[0] = "ZRANGE";
-    argv[1] = (char *) w->k_nodes.data;
+    argv[1] = (char *) sr->nodes.data;
     argv[2] = "0";
     argv[3] = "-1";
     argv[4] = "WITHSCORES";
 
     lens[0] = 6;
-    lens[1] = w->k_nodes.len;
+    lens[1] = sr->nodes.len;
     lens[2] = 1;
     lens[3] = 2;
     lens[4] = 10;
 
-    if (ngx_http_cg_link_send(w->link, 5, argv, lens,
+    if (ngx_http_cg_link_send(sr->link, 5, argv, lens,
                                ngx_http_cg_cluster_nodes_done, cl)
         != NGX_OK)
     {

@@ -2,13 +2,8 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_status_deploy: deploy markers.
- *
- * Owns: the POST to the status location that records a marker (token
- * check, team and note), the ring of markers in the status area of the
- * zone, the copy of each marker added to the stream {prefix}deploys, and
- * the reply that reads the stream back into the zone (the read is sent by
- * the publication, cg_status_publish.c).
+ * Deploy markers, and the status area of the zone.  See
+ * cg_status_deploy.h.
  */
 
 
@@ -16,20 +11,52 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "cg_common.h"
-#include "cg_redis_quota.h"
-#include "cg_stats_log.h"
-#include "cg_status_int.h"
+#include "cg_parse.h"
+#include "cg_out.h"
+#include "cg_status_deploy.h"
 
 
-static void ngx_http_cg_status_deploy_redis(ngx_http_cg_deploy_t *d);
+static ngx_uint_t ngx_http_cg_deploy_auth(ngx_http_request_t *r,
+    ngx_str_t *token);
+static size_t ngx_http_cg_deploy_note(u_char *dst, ngx_str_t *arg,
+    size_t max);
+static void ngx_http_cg_deploy_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+    ngx_http_cg_deploy_t *d);
+static void ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link,
+    redisReply *reply, void *data);
 
 
-/* deploy markers ----------------------------------------------------------- */
+ngx_http_cg_status_area_t *
+ngx_http_cg_status_area(ngx_http_cg_zone_t *zone)
+{
+    if (zone->sh->status == NULL) {
+        zone->sh->status = ngx_slab_calloc_locked(zone->shpool,
+                                            sizeof(ngx_http_cg_status_area_t));
+    }
+
+    return zone->sh->status;
+}
+
+
+void
+ngx_http_cg_status_area_copy(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_status_area_t *copy)
+{
+    ngx_http_cg_zone_lock(zone);
+
+    if (zone->sh->status) {
+        ngx_memcpy(copy, zone->sh->status, sizeof(ngx_http_cg_status_area_t));
+
+    } else {
+        ngx_memzero(copy, sizeof(ngx_http_cg_status_area_t));
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+}
 
 
 static ngx_uint_t
-ngx_http_cg_status_auth(ngx_http_request_t *r, ngx_str_t *token)
+ngx_http_cg_deploy_auth(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char            d;
     ngx_str_t        *v;
@@ -58,7 +85,7 @@ ngx_http_cg_status_auth(ngx_http_request_t *r, ngx_str_t *token)
 
 
 static size_t
-ngx_http_cg_status_note(u_char *dst, ngx_str_t *arg, size_t max)
+ngx_http_cg_deploy_note(u_char *dst, ngx_str_t *arg, size_t max)
 {
     u_char  *p, *s, c, buf[3 * NGX_HTTP_CG_NOTE_LEN];
     size_t   len, i;
@@ -107,20 +134,19 @@ ngx_http_cg_status_note(u_char *dst, ngx_str_t *arg, size_t max)
 
 
 ngx_int_t
-ngx_http_cg_status_deploy(ngx_http_request_t *r,
-    ngx_http_cg_status_conf_t *scf, ngx_http_cg_zone_t *zone)
+ngx_http_cg_deploy_post(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link, ngx_str_t *key)
 {
-    int                     n;
-    u_char                  team[CG_NAME_MAX];
-    uint64_t                total;
-    ngx_int_t               rc;
-    ngx_str_t               v;
-    ngx_buf_t              *b;
-    ngx_time_t             *tp;
-    ngx_chain_t             out;
-    ngx_http_cg_deploy_t      d, *slot;
-    ngx_http_cg_deploys_t    *ds;
-    ngx_http_cg_status_sh_t  *ssh;
+    int                         n;
+    u_char                      team[CG_NAME_MAX];
+    uint64_t                    total;
+    ngx_int_t                   rc;
+    ngx_str_t                   v;
+    ngx_time_t                 *tp;
+    ngx_http_cg_out_t           o;
+    ngx_http_cg_deploy_t        d, *slot;
+    ngx_http_cg_deploys_t      *ds;
+    ngx_http_cg_status_area_t  *area;
 
     rc = ngx_http_discard_request_body(r);
 
@@ -128,11 +154,11 @@ ngx_http_cg_status_deploy(ngx_http_request_t *r,
         return rc;
     }
 
-    if (scf->token.len == 0) {
+    if (token->len == 0) {
         return NGX_HTTP_NOT_ALLOWED;
     }
 
-    if (!ngx_http_cg_status_auth(r, &scf->token)) {
+    if (!ngx_http_cg_deploy_auth(r, token)) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "client guard status: deploy marker refused, "
                       "bad or missing token");
@@ -155,7 +181,7 @@ ngx_http_cg_status_deploy(ngx_http_request_t *r,
     d.team_len = (u_char) n;
 
     if (ngx_http_arg(r, (u_char *) "note", 4, &v) == NGX_OK) {
-        d.note_len = (u_char) ngx_http_cg_status_note(d.note, &v,
+        d.note_len = (u_char) ngx_http_cg_deploy_note(d.note, &v,
                                                       NGX_HTTP_CG_NOTE_LEN);
     }
 
@@ -164,8 +190,8 @@ ngx_http_cg_status_deploy(ngx_http_request_t *r,
 
     ngx_http_cg_zone_lock(zone);
 
-    ssh = ngx_http_cg_status_sh(zone);
-    ds = ssh ? &ssh->local : NULL;
+    area = ngx_http_cg_status_area(zone);
+    ds = area ? &area->local : NULL;
 
     if (ds) {
         slot = &ds->marks[ds->total % NGX_HTTP_CG_NDEPLOYS];
@@ -191,56 +217,61 @@ ngx_http_cg_status_deploy(ngx_http_request_t *r,
 
     /* the other nodes see it through Redis, when there is a link */
 
-    ngx_http_cg_status_deploy_redis(&d);
+    ngx_http_cg_deploy_xadd(link, key, &d);
 
-    b = ngx_create_temp_buf(r->pool, 256 + NGX_HTTP_CG_TEAM_LEN
-                                     + NGX_HTTP_CG_NOTE_LEN);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    ngx_http_cg_out_init(&o, r, NGX_HTTP_CG_FMT_JSON);
 
-    b->last = ngx_sprintf(b->last, "{\"deploy\":{\"time_ms\":%uL,"
-                          "\"team\":\"%*s\",\"note\":\"%*s\"},"
-                          "\"deploys_total\":%uL}\n",
-                          d.time_ms, (size_t) d.team_len, d.team,
-                          (size_t) d.note_len, d.note, total);
-    b->last_buf = 1;
-    b->last_in_chain = 1;
+    ngx_http_cg_out_printf(&o, "{\"deploy\":{\"time_ms\":%uL,"
+                           "\"team\":\"%*s\",\"note\":\"%*s\"},"
+                           "\"deploys_total\":%uL}\n",
+                           d.time_ms, (size_t) d.team_len, d.team,
+                           (size_t) d.note_len, d.note, total);
 
-    r->headers_out.status = NGX_HTTP_CREATED;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_cg_out_send(&o, NGX_HTTP_CREATED);
 }
 
 
 void
-ngx_http_cg_status_deploys_done(ngx_http_cg_link_t *link, redisReply *reply,
+ngx_http_cg_deploy_fetch(ngx_http_cg_link_t *link, ngx_str_t *key,
+    ngx_http_cg_zone_t *zone)
+{
+    size_t       lens[6];
+    const char  *argv[6];
+
+    argv[0] = "XREVRANGE";
+    argv[1] = (char *) key->data;
+    argv[2] = "+";
+    argv[3] = "-";
+    argv[4] = "COUNT";
+    argv[5] = "32";
+
+    lens[0] = 9;
+    lens[1] = key->len;
+    lens[2] = 1;
+    lens[3] = 1;
+    lens[4] = 5;
+    lens[5] = 2;
+
+    (void) ngx_http_cg_link_send(link, 6, argv, lens,
+                                 ngx_http_cg_deploy_fetched, zone);
+}
+
+
+static void
+ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
-    int                       len;
-    size_t                    n, i, j, k, m;
-    u_char                   *p, c;
-    ngx_str_t                 v;
-    redisReply               *e, *f;
-    ngx_http_cg_zone_t      **zp;
-    ngx_http_cg_deploy_t      marks[NGX_HTTP_CG_NDEPLOYS], *d;
-    ngx_http_cg_status_sh_t  *ssh;
-    ngx_http_cg_status_worker_t  *w = data;
+    ngx_http_cg_zone_t  *zone = data;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || w->mcf == NULL)
-    {
+    int                         len;
+    size_t                      n, i, j, k, m;
+    u_char                     *p, c;
+    ngx_str_t                   v;
+    redisReply                 *e, *f;
+    ngx_http_cg_deploy_t        marks[NGX_HTTP_CG_NDEPLOYS], *d;
+    ngx_http_cg_status_area_t  *area;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         return;
     }
 
@@ -309,40 +340,37 @@ ngx_http_cg_status_deploys_done(ngx_http_cg_link_t *link, redisReply *reply,
         }
     }
 
-    zp = w->mcf->zones.elts;
+    ngx_http_cg_zone_lock(zone);
 
-    ngx_http_cg_zone_lock(zp[0]);
+    area = ngx_http_cg_status_area(zone);
 
-    ssh = ngx_http_cg_status_sh(zp[0]);
-
-    if (ssh) {
-        ngx_memzero(&ssh->redis, sizeof(ngx_http_cg_deploys_t));
-        ngx_memcpy(ssh->redis.marks, marks, k * sizeof(ngx_http_cg_deploy_t));
-        ssh->redis.total = k;
+    if (area) {
+        ngx_memzero(&area->redis, sizeof(ngx_http_cg_deploys_t));
+        ngx_memcpy(area->redis.marks, marks,
+                   k * sizeof(ngx_http_cg_deploy_t));
+        area->redis.total = k;
     }
 
-    ngx_http_cg_zone_unlock(zp[0]);
+    ngx_http_cg_zone_unlock(zone);
 }
 
 
 /* a marker posted here goes to the stream too, with its time as the ID */
 
 static void
-ngx_http_cg_status_deploy_redis(ngx_http_cg_deploy_t *d)
+ngx_http_cg_deploy_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+    ngx_http_cg_deploy_t *d)
 {
-    size_t                        lens[9];
-    const char                   *argv[9];
-    u_char                        id[NGX_INT64_LEN + 3];
-    ngx_http_cg_status_worker_t  *w;
+    size_t       lens[9];
+    const char  *argv[9];
+    u_char       id[NGX_INT64_LEN + 3];
 
-    w = &ngx_http_cg_status_w;
-
-    if (!ngx_http_cg_link_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(link)) {
         return;
     }
 
     argv[0] = "XADD";
-    argv[1] = (char *) w->k_deploys.data;
+    argv[1] = (char *) key->data;
     argv[2] = "MAXLEN";
     argv[3] = "~";
     argv[4] = "1000";
@@ -351,7 +379,7 @@ ngx_http_cg_status_deploy_redis(ngx_http_cg_deploy_t *d)
     argv[7] = (char *) d->team;
 
     lens[0] = 4;
-    lens[1] = w->k_deploys.len;
+    lens[1] = key->len;
     lens[2] = 6;
     lens[3] = 1;
     lens[4] = 4;
@@ -371,9 +399,9 @@ ngx_http_cg_status_deploy_redis(ngx_http_cg_deploy_t *d)
         av[9] = (char *) d->note;
         al[9] = d->note_len;
 
-        (void) ngx_http_cg_link_send(w->link, 10, av, al, NULL, NULL);
+        (void) ngx_http_cg_link_send(link, 10, av, al, NULL, NULL);
         return;
     }
 
-    (void) ngx_http_cg_link_send(w->link, 8, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(link, 8, argv, lens, NULL, NULL);
 }

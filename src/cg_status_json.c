@@ -2,12 +2,7 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_status_json: the status report of one node in JSON.
- *
- * Owns: the JSON answer of the status handler (health, the Redis view of
- * this worker, the clients shown with their quota use and anomalies, top
- * movers, deploy markers local and from Redis).  The cluster view has its
- * own JSON, in cg_status_cluster.c.
+ * The status report of one node in JSON.  See cg_status_json.h.
  */
 
 
@@ -17,8 +12,7 @@
 
 #include "cg_common.h"
 #include "cg_redis_quota.h"
-#include "cg_stats_log.h"
-#include "cg_status_int.h"
+#include "cg_status_json.h"
 
 
 static const char  *ngx_http_cg_mode_names[] = {
@@ -26,11 +20,8 @@ static const char  *ngx_http_cg_mode_names[] = {
 };
 
 
-/* JSON --------------------------------------------------------------------- */
-
-
 static void
-ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_json_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
     time_t                     loaded;
     ngx_uint_t                 i, state;
@@ -47,7 +38,7 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     mcf = ngx_http_get_module_main_conf(o->r, ngx_http_client_guard_module);
 
     if (mcf->redis == NULL) {
-        ngx_http_cg_pr(o, "\"redis\":{\"configured\":false}},");
+        ngx_http_cg_out_printf(o, "\"redis\":{\"configured\":false}},");
         return;
     }
 
@@ -59,7 +50,7 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     state = ngx_http_cg_redis_link_state();
     loaded = ngx_http_cg_redis_loaded();
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "\"redis\":{\"configured\":true,\"link_state\":\"%s\","
         "\"failure_policy\":\"%s\",\"policy_in_force\":%s,"
         "\"quota_version\":%uL,\"live_nodes\":%ui,"
@@ -72,8 +63,9 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         ngx_http_cg_redis_version(), ngx_http_cg_redis_live_nodes(),
         ngx_http_cg_redis_outages(),
         loaded ? ngx_time() - loaded : (time_t) -1,
-        rp->publish_ms ? rp->now_ms - (int64_t) rp->publish_ms
-                       : (int64_t) -1);
+        rp->area.publish_ms
+            ? rp->query->now_ms - (int64_t) rp->area.publish_ms
+            : (int64_t) -1);
 
     errs = ngx_http_cg_redis_errors();
 
@@ -81,17 +73,18 @@ ngx_http_cg_status_redis_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         e = errs->elts;
 
         for (i = 0; i < errs->nelts && i < 32; i++) {
-            ngx_http_cg_pr(o, "%s{\"key\":\"%V\",\"field\":\"%V\","
-                           "\"value\":\"%V\",\"error\":\"%V\"}",
-                           i ? "," : "",
-                           ngx_http_cg_esc(o->r->pool, &e[i].key),
-                           ngx_http_cg_esc(o->r->pool, &e[i].field),
-                           ngx_http_cg_esc(o->r->pool, &e[i].value),
-                           ngx_http_cg_esc(o->r->pool, &e[i].error));
+            ngx_http_cg_out_printf(o,
+                "%s{\"key\":\"%V\",\"field\":\"%V\","
+                "\"value\":\"%V\",\"error\":\"%V\"}",
+                i ? "," : "",
+                ngx_http_cg_out_escape(o->r->pool, &e[i].key),
+                ngx_http_cg_out_escape(o->r->pool, &e[i].field),
+                ngx_http_cg_out_escape(o->r->pool, &e[i].value),
+                ngx_http_cg_out_escape(o->r->pool, &e[i].error));
         }
     }
 
-    ngx_http_cg_pr(o, "]}},");
+    ngx_http_cg_out_printf(o, "]}},");
 }
 
 
@@ -99,38 +92,40 @@ static void
 ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     ngx_http_cg_row_t *row)
 {
-    uint32_t             i;
-    uint64_t             n;
-    cg_stats_t          *st;
-    ngx_http_cg_record_t  *cn;
-    ngx_http_cg_lview_t *lv;
+    uint32_t                   i;
+    uint64_t                   n;
+    cg_stats_t                *st;
+    ngx_http_cg_record_t      *rec;
+    ngx_http_cg_limit_view_t  *lv;
 
-    cn = &row->snap->node;
-    st = row->st;
+    rec = row->rec;
+    st = &rec->stats;
     n = cg_stats_responses(st);
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "{\"name\":\"%V\",\"created_s\":%uD,\"last_seen_ms_ago\":%M,"
         "\"requests_total\":%uL,\"passed_total\":%uL,"
         "\"rejected_total\":%uL,\"rejected_dry_run_total\":%uL,"
         "\"bypassed_total\":%uL,",
-        &row->name, cn->created,
-        (int32_t) ((uint32_t) ngx_current_msec - cn->last) > 0
-            ? (ngx_msec_t) ((uint32_t) ngx_current_msec - cn->last) : 0,
-        cn->counters.requests, cn->counters.outcome[NGX_HTTP_CG_PASSED],
-        cn->counters.outcome[NGX_HTTP_CG_REJECTED],
-        cn->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN],
-        cn->counters.outcome[NGX_HTTP_CG_BYPASSED]);
+        &row->name, rec->created,
+        (int32_t) ((uint32_t) ngx_current_msec - rec->last) > 0
+            ? (ngx_msec_t) ((uint32_t) ngx_current_msec - rec->last) : 0,
+        rec->counters.requests, rec->counters.outcome[NGX_HTTP_CG_PASSED],
+        rec->counters.outcome[NGX_HTTP_CG_REJECTED],
+        rec->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN],
+        rec->counters.outcome[NGX_HTTP_CG_BYPASSED]);
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "\"rate_10s_per_s\":%.3f,\"rate_1m_per_s\":%.3f,"
         "\"rate_5m_per_s\":%.3f,\"error_rate_10s_per_s\":%.3f,"
         "\"error_rate_5m_per_s\":%.3f,",
-        ngx_http_cg_num(st->rate[0]), ngx_http_cg_num(st->rate[1]),
-        ngx_http_cg_num(st->rate[2]), ngx_http_cg_num(st->err[0]),
-        ngx_http_cg_num(st->err[1]));
+        ngx_http_cg_out_finite(st->rate[0]),
+        ngx_http_cg_out_finite(st->rate[1]),
+        ngx_http_cg_out_finite(st->rate[2]),
+        ngx_http_cg_out_finite(st->err[0]),
+        ngx_http_cg_out_finite(st->err[1]));
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "\"responses_total\":%uL,\"responses_by_class_total\":{"
         "\"1xx\":%uL,\"2xx\":%uL,\"3xx\":%uL,\"4xx\":%uL,\"5xx\":%uL},"
         "\"responses_by_code_total\":{",
@@ -138,38 +133,39 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
         st->classes[4]);
 
     for (i = 0; i < CG_STATS_NCODES; i++) {
-        ngx_http_cg_pr(o, "%s\"%uD\":%uD", i ? "," : "",
-                       (uint32_t) cg_stats_codes[i], st->codes[i]);
+        ngx_http_cg_out_printf(o, "%s\"%uD\":%uD", i ? "," : "",
+                               (uint32_t) cg_stats_codes[i], st->codes[i]);
     }
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "},\"request_time_mean_s\":%.4f,\"request_time_p99_s\":%.3f,"
         "\"upstream_responses_total\":%uD,"
         "\"upstream_time_mean_s\":%.4f,\"upstream_time_p99_s\":%.3f,",
-        n ? ngx_http_cg_num((double) st->time_ms / n / 1000) : 0.0,
+        n ? ngx_http_cg_out_finite((double) st->time_ms / n / 1000) : 0.0,
         (double) cg_stats_quantile_ms(st->hist, 0.99) / 1000,
         st->upstream,
         st->upstream
-            ? ngx_http_cg_num((double) st->upstream_ms / st->upstream / 1000)
+            ? ngx_http_cg_out_finite((double) st->upstream_ms / st->upstream
+                                     / 1000)
             : 0.0,
         (double) cg_stats_quantile_ms(st->uhist, 0.99) / 1000);
 
     if (!row->has_quota) {
-        ngx_http_cg_pr(o, "\"quota\":null,");
+        ngx_http_cg_out_printf(o, "\"quota\":null,");
 
     } else {
-        ngx_http_cg_pr(o, "\"quota\":{\"mode\":\"%s\",\"source\":\"%s\","
-                       "\"near_limit\":%s,\"utilisation\":%.3f,\"limits\":[",
-                       row->mode < 3 ? ngx_http_cg_mode_names[row->mode]
-                                     : "unknown",
-                       row->redis_quota ? "redis" : "config",
-                       row->util >= NGX_HTTP_CG_NEAR_LIMIT ? "true" : "false",
-                       ngx_http_cg_num(row->util));
+        ngx_http_cg_out_printf(o,
+            "\"quota\":{\"mode\":\"%s\",\"source\":\"%s\","
+            "\"near_limit\":%s,\"utilisation\":%.3f,\"limits\":[",
+            row->mode < 3 ? ngx_http_cg_mode_names[row->mode] : "unknown",
+            row->redis_quota ? "redis" : "config",
+            row->util >= NGX_HTTP_CG_NEAR_LIMIT ? "true" : "false",
+            ngx_http_cg_out_finite(row->util));
 
         for (i = 0; i < row->nlimits; i++) {
             lv = &row->limits[i];
 
-            ngx_http_cg_pr(o,
+            ngx_http_cg_out_printf(o,
                 "%s{\"type\":\"%s\",\"limit\":%uL,\"window_s\":%uL,"
                 "\"burst\":%uL,\"capacity\":%uL,\"used\":%uL,"
                 "\"remaining\":%uL,\"utilisation\":%.3f,\"near_limit\":%s,"
@@ -179,73 +175,74 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
                 lv->lim.count, (uint64_t) lv->lim.period / 1000,
                 lv->lim.type == CG_LIMIT_RATE ? lv->lim.burst : 0,
                 lv->capacity, lv->used, lv->remaining,
-                ngx_http_cg_num(lv->util),
+                ngx_http_cg_out_finite(lv->util),
                 lv->util >= NGX_HTTP_CG_NEAR_LIMIT ? "true" : "false",
                 lv->reset);
         }
 
-        ngx_http_cg_pr(o, "]},");
+        ngx_http_cg_out_printf(o, "]},");
     }
 
-    ngx_http_cg_pr(o, "\"anomalies\":[");
+    ngx_http_cg_out_printf(o, "\"anomalies\":[");
 
     if (st->surge_since) {
-        ngx_http_cg_pr(o,
+        ngx_http_cg_out_printf(o,
             "{\"type\":\"surge\",\"ratio\":%.2f,\"since_s\":%uD,"
             "\"current_per_s\":%.3f,\"baseline_per_s\":%.3f}",
-            ngx_http_cg_num(row->ratio), st->surge_since,
-            ngx_http_cg_num(st->rate[CG_STATS_R10]),
-            ngx_http_cg_num(row->base));
+            ngx_http_cg_out_finite(row->ratio), st->surge_since,
+            ngx_http_cg_out_finite(st->rate[CG_STATS_R10]),
+            ngx_http_cg_out_finite(row->base));
     }
 
     if (st->errors_since) {
-        ngx_http_cg_pr(o,
+        ngx_http_cg_out_printf(o,
             "%s{\"type\":\"error_spike\",\"ratio\":%.2f,\"since_s\":%uD,"
             "\"current_per_s\":%.3f,\"baseline_per_s\":%.3f}",
             st->surge_since ? "," : "",
-            ngx_http_cg_num(row->err_ratio), st->errors_since,
-            ngx_http_cg_num(st->err[0]), ngx_http_cg_num(row->err_base));
+            ngx_http_cg_out_finite(row->err_ratio), st->errors_since,
+            ngx_http_cg_out_finite(st->err[0]),
+            ngx_http_cg_out_finite(row->err_base));
     }
 
-    ngx_http_cg_pr(o, "]}");
+    ngx_http_cg_out_printf(o, "]}");
 }
 
 
 /* up to the first client */
 
 static void
-ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
-    ngx_str_t              host;
-    ngx_http_cg_health_t  *h;
+    ngx_str_t                   host;
+    ngx_http_cg_query_t        *q;
+    ngx_http_cg_zone_health_t  *h;
 
     h = &rp->health;
+    q = rp->query;
     host = ngx_cycle->hostname;
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "{\"schema_version\":%d,\"module\":\"client_guard\","
         "\"node\":\"%V\",\"zone\":\"%V\",\"scope\":\"node\","
         "\"time_ms\":%L,",
         NGX_HTTP_CG_SCHEMA_VERSION,
-        ngx_http_cg_esc(o->r->pool, &host),
-        ngx_http_cg_esc(o->r->pool, &rp->zone->name), rp->now_ms);
+        ngx_http_cg_out_escape(o->r->pool, &host),
+        ngx_http_cg_out_escape(o->r->pool, &rp->zone->name), q->now_ms);
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "\"health\":{\"zone_size_bytes\":%uL,\"zone_used_bytes\":%uL,"
         "\"zone_pages_total\":%ui,\"zone_pages_free\":%ui,"
         "\"clients_tracked\":%ui,\"clients_max\":%ui,"
         "\"evictions_total\":%uL,\"alloc_failures_total\":%uL,"
         "\"unidentified_total\":{\"no_rule\":%uL,\"invalid_name\":%uL},"
         "\"record_bytes\":%uz,",
-        h->zone_size, h->zone_used, h->pages, h->pages_free, h->clients,
+        h->size, h->used, h->pages, h->pages_free, h->clients,
         rp->zone->max_clients, h->evictions, h->alloc_failures,
-        h->unidentified[1], h->unidentified[2],
-        offsetof(ngx_rbtree_node_t, color)
-        + offsetof(ngx_http_cg_record_t, name));
+        h->unidentified[1], h->unidentified[2], ngx_http_cg_record_size);
 
-    ngx_http_cg_status_redis_json(o, rp);
+    ngx_http_cg_json_redis(o, rp);
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "\"anomaly\":{\"enabled\":%s,\"ratio\":%.1f,\"min_rate_per_s\":%.2f,"
         "\"new_clients\":%s},"
         "\"query\":{\"sort\":\"%s\",\"limit\":%ui,\"client\":\"%V\"},"
@@ -253,55 +250,59 @@ ngx_http_cg_status_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         rp->an.ratio > 0 ? "true" : "false",
         rp->an.ratio > 0 ? (double) rp->an.ratio : 0.0,
         (double) rp->an.min_rate, rp->an.new_clients ? "true" : "false",
-        ngx_http_cg_sort_names[rp->sort],
-        rp->limit, &rp->client, rp->nrows, rp->shown);
+        ngx_http_cg_sort_names[q->sort], q->limit, &q->client, rp->nrows,
+        rp->shown);
 }
 
 
 /* after the last client */
 
 static void
-ngx_http_cg_status_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
-    uint64_t               first;
-    ngx_uint_t             i, j, k, n, nd;
-    ngx_uint_t             src[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_deploy_t  *all[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_row_t     *row;
-    ngx_http_cg_deploy_t  *d;
+    uint64_t                first;
+    ngx_uint_t              i, j, k, n, nd;
+    ngx_uint_t              src[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_deploy_t   *all[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_row_t      *row;
+    ngx_http_cg_deploy_t   *d;
+    ngx_http_cg_deploys_t  *local, *redis;
 
-    ngx_http_cg_pr(o, "],\"top_movers\":[");
+    ngx_http_cg_out_printf(o, "],\"top_movers\":[");
 
     for (i = 0; i < rp->nmovers; i++) {
         row = rp->movers[i];
 
-        ngx_http_cg_pr(o,
+        ngx_http_cg_out_printf(o,
             "%s{\"name\":\"%V\",\"ratio\":%.2f,\"rate_10s_per_s\":%.3f,"
             "\"baseline_per_s\":%.3f}",
-            i ? "," : "", &row->name, ngx_http_cg_num(row->ratio),
-            ngx_http_cg_num(row->st->rate[CG_STATS_R10]),
-            ngx_http_cg_num(row->base));
+            i ? "," : "", &row->name, ngx_http_cg_out_finite(row->ratio),
+            ngx_http_cg_out_finite(row->rec->stats.rate[CG_STATS_R10]),
+            ngx_http_cg_out_finite(row->base));
     }
 
-    ngx_http_cg_pr(o, "],\"deploys_total\":%uL,\"deploys\":[",
-                   rp->deploys.total);
+    local = &rp->area.local;
+    redis = &rp->area.redis;
+
+    ngx_http_cg_out_printf(o, "],\"deploys_total\":%uL,\"deploys\":[",
+                           local->total);
 
     /*
      * Oldest first: the markers posted here, and those read from Redis
      * (posted on any node, or added with XADD) that are not among them.
      */
 
-    n = ngx_min(rp->deploys.total, NGX_HTTP_CG_NDEPLOYS);
-    first = rp->deploys.total - n;
+    n = ngx_min(local->total, NGX_HTTP_CG_NDEPLOYS);
+    first = local->total - n;
     nd = 0;
 
     for (i = 0; i < n; i++) {
-        all[nd] = &rp->deploys.marks[(first + i) % NGX_HTTP_CG_NDEPLOYS];
+        all[nd] = &local->marks[(first + i) % NGX_HTTP_CG_NDEPLOYS];
         src[nd++] = 0;
     }
 
-    for (i = 0; i < rp->rdeploys.total && i < NGX_HTTP_CG_NDEPLOYS; i++) {
-        d = &rp->rdeploys.marks[i];
+    for (i = 0; i < redis->total && i < NGX_HTTP_CG_NDEPLOYS; i++) {
+        d = &redis->marks[i];
 
         for (j = 0; j < n; j++) {
             if (all[j]->time_ms == d->time_ms
@@ -332,14 +333,14 @@ ngx_http_cg_status_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     for (i = 0; i < nd; i++) {
         d = all[i];
 
-        ngx_http_cg_pr(o, "%s{\"time_ms\":%uL,\"team\":\"%*s\","
-                       "\"note\":\"%*s\",\"source\":\"%s\"}",
-                       i ? "," : "", d->time_ms, (size_t) d->team_len,
-                       d->team, (size_t) d->note_len, d->note,
-                       src[i] ? "redis" : "local");
+        ngx_http_cg_out_printf(o, "%s{\"time_ms\":%uL,\"team\":\"%*s\","
+                               "\"note\":\"%*s\",\"source\":\"%s\"}",
+                               i ? "," : "", d->time_ms, (size_t) d->team_len,
+                               d->team, (size_t) d->note_len, d->note,
+                               src[i] ? "redis" : "local");
     }
 
-    ngx_http_cg_pr(o, "]}\n");
+    ngx_http_cg_out_printf(o, "]}\n");
 }
 
 
@@ -349,24 +350,24 @@ ngx_int_t
 ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
     if (o->step == 0) {
-        ngx_http_cg_status_json_head(o, rp);
+        ngx_http_cg_json_head(o, rp);
         o->step = 1;
     }
 
     while (o->row < rp->shown) {
 
         if (o->row) {
-            ngx_http_cg_pr(o, ",");
+            ngx_http_cg_out_printf(o, ",");
         }
 
-        ngx_http_cg_json_client(o, rp, rp->sorted[o->row++]);
+        ngx_http_cg_json_client(o, rp, ngx_http_cg_report_row(rp, o->row++));
 
-        if (ngx_http_cg_out_full(o, rp)) {
+        if (ngx_http_cg_out_full(o, rp->shown)) {
             return NGX_AGAIN;
         }
     }
 
-    ngx_http_cg_status_json_tail(o, rp);
+    ngx_http_cg_json_tail(o, rp);
 
     return NGX_OK;
 }

@@ -2,11 +2,7 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_status_prom: the status report of one node for Prometheus.
- *
- * Owns: the Prometheus text and OpenMetrics answers of the status handler,
- * and ngx_http_cg_family(), the HELP and TYPE lines of a metric family in
- * either format (the cluster view uses it too).
+ * The status report of one node for Prometheus.  See cg_status_prom.h.
  */
 
 
@@ -16,14 +12,7 @@
 
 #include "cg_common.h"
 #include "cg_redis_quota.h"
-#include "cg_stats_log.h"
-#include "cg_status_int.h"
-
-
-static const char  *ngx_http_cg_outcome_names[] = {
-    "none", "passed", "rejected", "rejected_dry_run", "bypassed",
-    "unidentified"
-};
+#include "cg_status_prom.h"
 
 
 /* a sample of the zone or of the node, in a family of its own or not */
@@ -44,7 +33,7 @@ typedef struct {
     const char                *type;
     const char                *help;
     const char                *label;      /* NULL: no label of its own */
-    const char *const         *values;     /* NULL: the codes of cg_stats */
+    const char *const         *values;     /* NULL: ngx_http_cg_prom_label */
     ngx_uint_t                 n;
     ngx_uint_t                 frac;       /* 0: an integer */
 } ngx_http_cg_prom_fam_t;
@@ -75,7 +64,7 @@ static const ngx_http_cg_prom_fam_t  ngx_http_cg_prom_fams[] = {
       "Requests counted for a client.", NULL, NULL, 1, 0 },
     { "clientguard_outcomes_total", "counter",
       "Requests by the module's decision; rejections are the module's own "
-      "answers.", "outcome", ngx_http_cg_outcome_names + NGX_HTTP_CG_PASSED,
+      "answers.", "outcome", NULL,
       NGX_HTTP_CG_BYPASSED - NGX_HTTP_CG_PASSED + 1, 0 },
     { "clientguard_responses_total", "counter",
       "Responses by status class, the module's own rejections excluded.",
@@ -98,27 +87,24 @@ static const ngx_http_cg_prom_fam_t  ngx_http_cg_prom_fams[] = {
 };
 
 
-/* Prometheus and OpenMetrics ----------------------------------------------- */
-
-
 static void
-ngx_http_cg_prom_ones(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
-    ngx_str_t *z, ngx_http_cg_prom_one_t *s, ngx_uint_t n)
+ngx_http_cg_prom_ones(ngx_http_cg_out_t *o, ngx_str_t *z,
+    ngx_http_cg_prom_one_t *s, ngx_uint_t n)
 {
     ngx_uint_t  i;
 
     for (i = 0; i < n; i++) {
 
         if (s[i].help) {
-            ngx_http_cg_family(o, rp, s[i].name, s[i].type, s[i].help);
+            ngx_http_cg_family(o, s[i].name, s[i].type, s[i].help);
         }
 
         if (s[i].labels) {
-            ngx_http_cg_pr(o, "%s{zone=\"%V\"%s} %L\n",
-                           s[i].name, z, s[i].labels, s[i].value);
+            ngx_http_cg_out_printf(o, "%s{zone=\"%V\"%s} %L\n",
+                                   s[i].name, z, s[i].labels, s[i].value);
 
         } else {
-            ngx_http_cg_pr(o, "%s %L\n", s[i].name, s[i].value);
+            ngx_http_cg_out_printf(o, "%s %L\n", s[i].name, s[i].value);
         }
     }
 }
@@ -130,20 +116,20 @@ static double
 ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
     uint64_t *count)
 {
-    cg_stats_t          *st;
-    ngx_http_cg_record_t  *cn;
+    cg_stats_t            *st;
+    ngx_http_cg_record_t  *rec;
 
-    st = row->st;
-    cn = &row->snap->node;
+    rec = row->rec;
+    st = &rec->stats;
 
     switch (f) {
 
     case NGX_HTTP_CG_PROM_REQUESTS:
-        *count = cn->counters.requests;
+        *count = rec->counters.requests;
         break;
 
     case NGX_HTTP_CG_PROM_OUTCOMES:
-        *count = cn->counters.outcome[NGX_HTTP_CG_PASSED + k];
+        *count = rec->counters.outcome[NGX_HTTP_CG_PASSED + k];
         break;
 
     case NGX_HTTP_CG_PROM_CLASSES:
@@ -155,13 +141,13 @@ ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
         break;
 
     case NGX_HTTP_CG_PROM_RATE:
-        return ngx_http_cg_num(st->rate[k]);
+        return ngx_http_cg_out_finite(st->rate[k]);
 
     case NGX_HTTP_CG_PROM_ERRORS:
-        return ngx_http_cg_num(st->err[k]);
+        return ngx_http_cg_out_finite(st->err[k]);
 
     case NGX_HTTP_CG_PROM_RATIO:
-        return ngx_http_cg_num(k ? row->err_ratio : row->ratio);
+        return ngx_http_cg_out_finite(k ? row->err_ratio : row->ratio);
 
     default: /* NGX_HTTP_CG_PROM_FLAGGED */
         *count = (k ? st->errors_since : st->surge_since) ? 1 : 0;
@@ -169,6 +155,34 @@ ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
     }
 
     return 0;
+}
+
+
+/* the label of a family's sample k, after zone= and client= */
+
+static void
+ngx_http_cg_prom_label(ngx_http_cg_out_t *o, ngx_uint_t f, ngx_uint_t k)
+{
+    const ngx_http_cg_prom_fam_t  *fam;
+
+    fam = &ngx_http_cg_prom_fams[f];
+
+    if (fam->label == NULL) {
+        return;
+    }
+
+    if (fam->values) {
+        ngx_http_cg_out_printf(o, ",%s=\"%s\"", fam->label, fam->values[k]);
+
+    } else if (f == NGX_HTTP_CG_PROM_OUTCOMES) {
+        ngx_http_cg_out_printf(o, ",%s=\"%V\"", fam->label,
+                               &ngx_http_cg_outcomes[NGX_HTTP_CG_PASSED + k]
+                                    .name);
+
+    } else {
+        ngx_http_cg_out_printf(o, ",%s=\"%uD\"",
+                               fam->label, (uint32_t) cg_stats_codes[k]);
+    }
 }
 
 
@@ -209,25 +223,19 @@ ngx_http_cg_prom_fam_row(ngx_http_cg_out_t *o,
         n = 0;
         v = ngx_http_cg_prom_value(f, row, k, &n);
 
-        ngx_http_cg_pr(o, "%s{zone=\"%V\",client=\"%V\"",
-                       fam->name, o->zone, &row->name);
+        ngx_http_cg_out_printf(o, "%s{zone=\"%V\",client=\"%V\"",
+                               fam->name, o->zone, &row->name);
 
-        if (fam->label && fam->values) {
-            ngx_http_cg_pr(o, ",%s=\"%s\"", fam->label, fam->values[k]);
-
-        } else if (fam->label) {
-            ngx_http_cg_pr(o, ",%s=\"%uD\"",
-                           fam->label, (uint32_t) cg_stats_codes[k]);
-        }
+        ngx_http_cg_prom_label(o, f, k);
 
         if (fam->frac == 0) {
-            ngx_http_cg_pr(o, "} %uL\n", n);
+            ngx_http_cg_out_printf(o, "} %uL\n", n);
 
         } else if (fam->frac == 2) {
-            ngx_http_cg_pr(o, "} %.2f\n", v);
+            ngx_http_cg_out_printf(o, "} %.2f\n", v);
 
         } else {
-            ngx_http_cg_pr(o, "} %.3f\n", v);
+            ngx_http_cg_out_printf(o, "} %.3f\n", v);
         }
     }
 }
@@ -245,11 +253,11 @@ ngx_http_cg_prom_time_row(ngx_http_cg_out_t *o,
     cg_stats_t  *st;
 
     j = s->arg;
-    st = row->st;
+    st = &row->rec->stats;
     n = j ? st->upstream : cg_stats_responses(st);
     v = (double) (j ? st->upstream_ms : st->time_ms) / 1000;
 
-    ngx_http_cg_pr(o,
+    ngx_http_cg_out_printf(o,
         "clientguard_%s_time_seconds{zone=\"%V\",client=\"%V\","
         "quantile=\"0.99\"} %.3f\n"
         "clientguard_%s_time_seconds_sum{zone=\"%V\",client=\"%V\"}"
@@ -260,7 +268,7 @@ ngx_http_cg_prom_time_row(ngx_http_cg_out_t *o,
         (double) cg_stats_quantile_ms(j ? st->uhist : st->hist, 0.99)
         / 1000,
         j ? "upstream" : "request", o->zone, &row->name,
-        ngx_http_cg_num(v),
+        ngx_http_cg_out_finite(v),
         j ? "upstream" : "request", o->zone, &row->name, n);
 }
 
@@ -271,9 +279,9 @@ static void
 ngx_http_cg_prom_quota_row(ngx_http_cg_out_t *o,
     const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row)
 {
-    double                v;
-    ngx_uint_t            j, k;
-    ngx_http_cg_lview_t  *lv;
+    double                     v;
+    ngx_uint_t                 j, k;
+    ngx_http_cg_limit_view_t  *lv;
 
     j = s->arg;
 
@@ -298,12 +306,12 @@ ngx_http_cg_prom_quota_row(ngx_http_cg_out_t *o,
             break;
         }
 
-        ngx_http_cg_pr(o,
+        ngx_http_cg_out_printf(o,
             "%s{zone=\"%V\",client=\"%V\",limit=\"%ui\","
             "type=\"%s\",window_seconds=\"%uD\"} %.3f\n",
             s->name, o->zone, &row->name, k + 1,
             lv->lim.type == CG_LIMIT_RATE ? "rate" : "window",
-            lv->lim.period / 1000, ngx_http_cg_num(v));
+            lv->lim.period / 1000, ngx_http_cg_out_finite(v));
     }
 }
 
@@ -344,8 +352,8 @@ static const ngx_http_cg_prom_step_t  ngx_http_cg_prom_steps[] = {
 /* the figures of this worker's Redis link, with client_guard_redis */
 
 static void
-ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
-    ngx_array_t *errs, time_t loaded)
+ngx_http_cg_prom_redis(ngx_http_cg_out_t *o, ngx_array_t *errs,
+    time_t loaded)
 {
     ngx_http_cg_prom_one_t  rs[] = {
         { "clientguard_redis_up", "gauge",
@@ -365,13 +373,13 @@ ngx_http_cg_status_redis_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
           errs ? (int64_t) errs->nelts : 0 }
     };
 
-    ngx_http_cg_prom_ones(o, rp, NULL, rs, sizeof(rs) / sizeof(rs[0]));
+    ngx_http_cg_prom_ones(o, NULL, rs, sizeof(rs) / sizeof(rs[0]));
 }
 
 
 void
-ngx_http_cg_family(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
-    const char *name, const char *type, const char *help)
+ngx_http_cg_family(ngx_http_cg_out_t *o, const char *name, const char *type,
+    const char *help)
 {
     size_t  len;
 
@@ -379,28 +387,29 @@ ngx_http_cg_family(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 
     /* OpenMetrics names a counter family without its "_total" sample */
 
-    if (rp->format == NGX_HTTP_CG_FMT_OPENM && type[0] == 'c'
+    if (o->format == NGX_HTTP_CG_FMT_OPENM && type[0] == 'c'
         && len > 6 && ngx_strcmp(name + len - 6, "_total") == 0)
     {
         len -= 6;
     }
 
-    ngx_http_cg_pr(o, "# HELP %*s %s\n# TYPE %*s %s\n",
-                   len, name, help, len, name, type);
+    ngx_http_cg_out_printf(o, "# HELP %*s %s\n# TYPE %*s %s\n",
+                           len, name, help, len, name, type);
 }
 
 
 /* the zone's figures and this worker's Redis link: the step before all */
 
 static void
-ngx_http_cg_status_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
+ngx_http_cg_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
+    ngx_http_cg_main_conf_t  *mcf;
+
     ngx_http_cg_prom_one_t  zs[] = {
         { "clientguard_zone_size_bytes", "gauge",
-          "Size of the shared memory zone.", "", rp->health.zone_size },
+          "Size of the shared memory zone.", "", rp->health.size },
         { "clientguard_zone_used_bytes", "gauge",
-          "Bytes of the zone in use (whole pages).", "",
-          rp->health.zone_used },
+          "Bytes of the zone in use (whole pages).", "", rp->health.used },
         { "clientguard_clients", "gauge",
           "Clients tracked in the zone.", "", rp->health.clients },
         { "clientguard_evictions_total", "counter",
@@ -414,14 +423,16 @@ ngx_http_cg_status_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         { "clientguard_unidentified_requests_total", NULL, NULL,
           ",reason=\"invalid_name\"", rp->health.unidentified[2] },
         { "clientguard_deploys_total", "counter",
-          "Deploy markers recorded.", "", rp->deploys.total }
+          "Deploy markers recorded.", "", rp->area.local.total }
     };
 
-    ngx_http_cg_prom_ones(o, rp, o->zone, zs, sizeof(zs) / sizeof(zs[0]));
+    ngx_http_cg_prom_ones(o, o->zone, zs, sizeof(zs) / sizeof(zs[0]));
 
-    if (rp->mcf->redis) {
-        ngx_http_cg_status_redis_prom(o, rp, ngx_http_cg_redis_errors(),
-                                      ngx_http_cg_redis_loaded());
+    mcf = ngx_http_get_module_main_conf(o->r, ngx_http_client_guard_module);
+
+    if (mcf->redis) {
+        ngx_http_cg_prom_redis(o, ngx_http_cg_redis_errors(),
+                               ngx_http_cg_redis_loaded());
     }
 }
 
@@ -438,8 +449,8 @@ ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     const ngx_http_cg_prom_step_t  *s;
 
     if (o->step == 0) {
-        o->zone = ngx_http_cg_esc(o->r->pool, &rp->zone->name);
-        ngx_http_cg_status_prom_head(o, rp);
+        o->zone = ngx_http_cg_out_escape(o->r->pool, &rp->zone->name);
+        ngx_http_cg_prom_head(o, rp);
         o->step = 1;
         o->row = 0;
     }
@@ -452,24 +463,24 @@ ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         s = &ngx_http_cg_prom_steps[o->step - 1];
 
         if (o->row == 0 && s->name) {
-            ngx_http_cg_family(o, rp, s->name, s->type, s->help);
+            ngx_http_cg_family(o, s->name, s->type, s->help);
 
         } else if (o->row == 0) {
             fam = &ngx_http_cg_prom_fams[s->arg];
-            ngx_http_cg_family(o, rp, fam->name, fam->type, fam->help);
+            ngx_http_cg_family(o, fam->name, fam->type, fam->help);
         }
 
         while (o->row < rp->shown) {
-            s->row(o, s, rp->sorted[o->row++]);
+            s->row(o, s, ngx_http_cg_report_row(rp, o->row++));
 
-            if (ngx_http_cg_out_full(o, rp)) {
+            if (ngx_http_cg_out_full(o, rp->shown)) {
                 return NGX_AGAIN;
             }
         }
     }
 
-    if (rp->format == NGX_HTTP_CG_FMT_OPENM) {
-        ngx_http_cg_pr(o, "# EOF\n");
+    if (o->format == NGX_HTTP_CG_FMT_OPENM) {
+        ngx_http_cg_out_printf(o, "# EOF\n");
     }
 
     return NGX_OK;

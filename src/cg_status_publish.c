@@ -2,12 +2,7 @@
 /*
  * Copyright (C) client guard authors
  *
- * cg_status_publish: publication of this node's figures to Redis.
- *
- * Owns: the client_guard_status_publish directive, the per-worker Redis
- * link of the status (its own, so that publishing figures never delays a
- * lease reply on the enforcement link of cg_redis), and the periodic job
- * that publishes and reads the deploy markers back.
+ * Publication of this node's figures to Redis.  See cg_status_publish.h.
  */
 
 
@@ -17,10 +12,12 @@
 #include <ngx_http.h>
 
 #include "cg_common.h"
-#include "cg_redis_quota.h"
 #include "cg_stats_log.h"
-#include "cg_status_int.h"
+#include "cg_slice.h"
 #include "cg_topn.h"
+#include "cg_report.h"
+#include "cg_status_deploy.h"
+#include "cg_status_publish.h"
 
 
 /*
@@ -33,17 +30,17 @@
  * counters are its own, so nothing is counted twice.  The same job reads
  * the deploy markers of the stream {prefix}deploys.
  *
- * A publication is cooperative: it walks the zone in slices of
+ * A publication is cooperative (cg_slice): it walks the zone in slices of
  * NGX_HTTP_CG_PUB_SLICE records, one zone lock each, and yields to the
- * event loop between slices (ngx_posted_next_events), so that requests
- * never wait for more than one slice.  Each slice resumes after the last
- * record seen, by (rbtree key, name): records evicted meanwhile are simply
- * not found again, records added after the cursor are seen.  Only the
- * busiest "clients" are kept, in a bounded heap (cg_topn), with the few
- * figures published: per-worker memory is bounded by "clients", not by the
- * zone.  The rows are then written out, also in slices, and sent at once.
- * The memory of a publication is the worker's, kept from one publication
- * to the next (fresh memory each time would cost page faults in the very
+ * event loop between slices, so that requests never wait for more than
+ * one slice.  Each slice resumes after the last record seen
+ * (ngx_http_cg_zone_walk): records evicted meanwhile are simply not found
+ * again, records added after the cursor are seen.  Only the busiest
+ * "clients" are kept, in a bounded heap (cg_topn), with the few figures
+ * published: per-worker memory is bounded by "clients", not by the zone.
+ * The rows are then written out, also in slices, and sent at once.  The
+ * memory of a publication is the worker's, kept from one publication to
+ * the next (fresh memory each time would cost page faults in the very
  * slices that hold the zone lock), freed when the worker exits.
  */
 
@@ -58,45 +55,58 @@
 
 typedef struct {
     cg_topn_item_t            item;        /* key: requests; must be first */
-    uint64_t                  rejected;
-    uint64_t                  dry_run;
-    uint64_t                  classes[CG_STATS_NCLASSES];
-    float                     rate[3];
-    float                     err;
+    ngx_http_cg_figures_t     figures;
     u_char                    name[CG_NAME_MAX];
 } ngx_http_cg_pub_row_t;
 
 
-struct ngx_http_cg_pub_s {
-    ngx_pool_t               *pool;        /* everything below */
-    ngx_uint_t                running;
-    ngx_http_cg_zone_t       *zone;
-    int64_t                   now_ms;
-    uint32_t                  now;
-    ngx_uint_t                clients;     /* in the zone, at the start */
-    ngx_uint_t                phase;
+typedef struct {
+    ngx_pool_t                 *pool;      /* everything below */
+    ngx_http_cg_zone_t         *zone;
+    int64_t                     now_ms;
+    uint32_t                    now;
+    ngx_uint_t                  clients;   /* in the zone, at the start */
+    ngx_uint_t                  phase;
 
     /* the walk: the cursor, and the copies of one slice */
-    ngx_http_cg_cursor_t      cur;
-    ngx_http_cg_rec_copy_t   *batch;
+    ngx_http_cg_zone_cursor_t   cursor;
+    ngx_http_cg_record_copy_t  *batch;
+    ngx_uint_t                  nbatch;
 
     /* the rows kept: "clients" + 1, one of them spare */
-    cg_topn_t                 top;
-    ngx_http_cg_pub_row_t    *rows;
-    ngx_uint_t                used;
-    ngx_http_cg_pub_row_t    *spare;
+    cg_topn_t                   top;
+    ngx_http_cg_pub_row_t      *rows;
+    ngx_uint_t                  used;
+    ngx_http_cg_pub_row_t      *spare;
 
     /* the HSET being written */
-    ngx_uint_t                next;
-    const char              **argv;
-    size_t                   *lens;
-    u_char                   *buf;
-    u_char                   *p;
-    u_char                    hkey[512];
-};
+    ngx_uint_t                  next;
+    const char                **argv;
+    size_t                     *lens;
+    u_char                     *buf;
+    u_char                     *p;
+    u_char                      hkey[512];
+} ngx_http_cg_pub_t;
 
 
-ngx_http_cg_status_worker_t  ngx_http_cg_status_w;
+typedef struct {
+    ngx_str_t                   node;
+    ngx_event_t                 timer;
+    ngx_http_cg_slice_t         slice;     /* of a publication under way */
+    ngx_http_cg_pub_t          *pub;       /* its memory, kept */
+    ngx_http_cg_main_conf_t    *mcf;
+} ngx_http_cg_publish_worker_t;
+
+
+static void ngx_http_cg_publish(ngx_event_t *ev);
+static ngx_int_t ngx_http_cg_pub_step(void *data);
+static ngx_http_cg_pub_t *ngx_http_cg_pub_alloc(
+    ngx_http_cg_publish_worker_t *w, ngx_log_t *log);
+
+
+static ngx_http_cg_publish_worker_t  ngx_http_cg_publish_w;
+
+ngx_http_cg_status_redis_t  ngx_http_cg_status_redis;
 
 
 char *
@@ -176,7 +186,7 @@ ngx_http_cg_publish_init(ngx_http_cg_publish_t *pb)
 
 
 static ngx_int_t
-ngx_http_cg_status_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
+ngx_http_cg_publish_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
     const char *name, ngx_str_t *tail)
 {
     size_t  len;
@@ -196,23 +206,20 @@ ngx_http_cg_status_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
 }
 
 
-static void ngx_http_cg_status_publish(ngx_event_t *ev);
-static void ngx_http_cg_pub_slice(ngx_event_t *ev);
-static ngx_http_cg_pub_t *ngx_http_cg_pub_alloc(
-    ngx_http_cg_status_worker_t *w, ngx_log_t *log);
-static void ngx_http_cg_pub_cancel(ngx_http_cg_status_worker_t *w);
-
-
 ngx_int_t
 ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 {
     ngx_int_t                      rc;
     ngx_str_t                     *prefix, node;
     ngx_http_cg_main_conf_t       *mcf;
-    ngx_http_cg_status_worker_t   *w;
+    ngx_http_cg_status_redis_t    *sr;
+    ngx_http_cg_publish_worker_t  *w;
 
-    w = &ngx_http_cg_status_w;
-    ngx_memzero(w, sizeof(ngx_http_cg_status_worker_t));
+    w = &ngx_http_cg_publish_w;
+    sr = &ngx_http_cg_status_redis;
+
+    ngx_memzero(w, sizeof(ngx_http_cg_publish_worker_t));
+    ngx_memzero(sr, sizeof(ngx_http_cg_status_redis_t));
 
     /* the same node name as the heartbeats of cg_redis: host:master-pid */
 
@@ -229,35 +236,34 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
     w->node = node;
     prefix = &mcf->redis->server->prefix;
 
-    if (ngx_http_cg_status_key(cycle, prefix, &w->k_stats, "stats:", NULL)
+    if (ngx_http_cg_publish_key(cycle, prefix, &sr->stats, "stats:", NULL)
            != NGX_OK
-        || ngx_http_cg_status_key(cycle, prefix, &w->k_nodes, "stats-nodes",
-                                  NULL)
+        || ngx_http_cg_publish_key(cycle, prefix, &sr->nodes, "stats-nodes",
+                                   NULL)
            != NGX_OK
-        || ngx_http_cg_status_key(cycle, prefix, &w->k_deploys, "deploys",
-                                  NULL)
+        || ngx_http_cg_publish_key(cycle, prefix, &sr->deploys, "deploys",
+                                   NULL)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    w->link = ngx_http_cg_link_create(cycle, mcf->redis->server, NULL, NULL,
+    sr->link = ngx_http_cg_link_create(cycle, mcf->redis->server, NULL, NULL,
                                        w);
-    if (w->link == NULL) {
+    if (sr->link == NULL) {
         return NGX_ERROR;
     }
 
     /* cg_redis's link reports the state of Redis: this one stays quiet */
-    w->link->quiet = 1;
+    sr->link->quiet = 1;
 
-    ngx_http_cg_link_start(w->link);
+    ngx_http_cg_link_start(sr->link);
 
     if (mcf->publish.interval) {
-        w->slice.handler = ngx_http_cg_pub_slice;
-        w->slice.data = w;
-        w->slice.log = cycle->log;
+        ngx_http_cg_slice_init(&w->slice, ngx_http_cg_pub_step, w,
+                               cycle->log);
 
-        w->timer.handler = ngx_http_cg_status_publish;
+        w->timer.handler = ngx_http_cg_publish;
         w->timer.data = w;
         w->timer.log = cycle->log;
         w->timer.cancelable = 1;
@@ -272,11 +278,13 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_cg_status_worker_t  *w;
+    ngx_http_cg_status_redis_t    *sr;
+    ngx_http_cg_publish_worker_t  *w;
 
-    w = &ngx_http_cg_status_w;
+    w = &ngx_http_cg_publish_w;
+    sr = &ngx_http_cg_status_redis;
 
-    if (w->link == NULL) {
+    if (sr->link == NULL) {
         return;
     }
 
@@ -284,32 +292,32 @@ ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&w->timer);
     }
 
-    ngx_http_cg_pub_cancel(w);
+    ngx_http_cg_slice_cancel(&w->slice);
 
     if (w->pub) {
         ngx_destroy_pool(w->pub->pool);
         w->pub = NULL;
     }
 
-    ngx_http_cg_link_stop(w->link);
-    w->link = NULL;
+    ngx_http_cg_link_stop(sr->link);
+    sr->link = NULL;
 }
 
 
 static void
-ngx_http_cg_status_publish(ngx_event_t *ev)
+ngx_http_cg_publish(ngx_event_t *ev)
 {
-    size_t                       *lens;
-    int64_t                       now;
-    ngx_uint_t                    due, clients;
-    ngx_time_t                   *tp;
-    const char                  **argv;
-    ngx_http_cg_pub_t            *pub;
-    ngx_http_cg_zone_t          **zp, *zone;
-    ngx_http_cg_status_sh_t      *ssh;
-    ngx_http_cg_status_worker_t  *w;
+    int64_t                        now;
+    ngx_uint_t                     due, clients;
+    ngx_time_t                    *tp;
+    ngx_http_cg_pub_t             *pub;
+    ngx_http_cg_zone_t           **zp, *zone;
+    ngx_http_cg_status_area_t     *area;
+    ngx_http_cg_status_redis_t    *sr;
+    ngx_http_cg_publish_worker_t  *w;
 
     w = ev->data;
+    sr = &ngx_http_cg_status_redis;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -321,11 +329,11 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
 
     /* never two at once: a publication still under way skips this turn */
 
-    if (w->pub && w->pub->running) {
+    if (ngx_http_cg_slice_pending(&w->slice)) {
         return;
     }
 
-    if (!ngx_http_cg_link_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(sr->link)) {
         return;
     }
 
@@ -343,12 +351,12 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
 
     ngx_http_cg_zone_lock(zone);
 
-    ssh = ngx_http_cg_status_sh(zone);
+    area = ngx_http_cg_status_area(zone);
 
-    due = ssh && (uint64_t) now >= ssh->publish_ms
-                                   + w->mcf->publish.interval * 3 / 4;
+    due = area && (uint64_t) now >= area->publish_ms
+                                    + w->mcf->publish.interval * 3 / 4;
     if (due) {
-        ssh->publish_ms = now;
+        area->publish_ms = now;
     }
 
     clients = zone->sh->clients;
@@ -359,42 +367,39 @@ ngx_http_cg_status_publish(ngx_event_t *ev)
         return;
     }
 
-    argv = (const char *[]) { "XREVRANGE", (char *) w->k_deploys.data,
-                              "+", "-", "COUNT", "32" };
-    lens = (size_t []) { 9, w->k_deploys.len, 1, 1, 5, 2 };
-
-    (void) ngx_http_cg_link_send(w->link, 6, argv, lens,
-                                  ngx_http_cg_status_deploys_done, w);
+    ngx_http_cg_deploy_fetch(sr->link, &sr->deploys, zone);
 
     pub = w->pub ? w->pub : ngx_http_cg_pub_alloc(w, ev->log);
     if (pub == NULL) {
         return;
     }
 
-    pub->running = 1;
     pub->zone = zone;
     pub->now_ms = now;
     pub->now = (uint32_t) tp->sec;
     pub->clients = clients;
     pub->phase = NGX_HTTP_CG_PUB_WALK;
-    pub->cur.started = 0;
+    pub->cursor.started = 0;
     pub->used = 0;
     pub->spare = NULL;
 
     cg_topn_init(&pub->top, pub->top.heap, w->mcf->publish.clients);
 
-    ngx_post_event(&w->slice, &ngx_posted_next_events);
+    ngx_http_cg_slice_post(&w->slice);
 }
 
 
 static ngx_http_cg_pub_t *
-ngx_http_cg_pub_alloc(ngx_http_cg_status_worker_t *w, ngx_log_t *log)
+ngx_http_cg_pub_alloc(ngx_http_cg_publish_worker_t *w, ngx_log_t *log)
 {
-    size_t              n;
-    ngx_pool_t         *pool;
-    ngx_http_cg_pub_t  *pub;
+    size_t                       n;
+    ngx_pool_t                  *pool;
+    ngx_http_cg_pub_t           *pub;
+    ngx_http_cg_status_redis_t  *sr;
 
-    if (w->k_stats.len + w->node.len > sizeof(pub->hkey)) {
+    sr = &ngx_http_cg_status_redis;
+
+    if (sr->stats.len + w->node.len > sizeof(pub->hkey)) {
         return NULL;
     }
 
@@ -413,7 +418,7 @@ ngx_http_cg_pub_alloc(ngx_http_cg_status_worker_t *w, ngx_log_t *log)
     pub->pool = pool;
 
     pub->batch = ngx_palloc(pool, NGX_HTTP_CG_PUB_SLICE
-                                  * sizeof(ngx_http_cg_rec_copy_t));
+                                  * sizeof(ngx_http_cg_record_copy_t));
     pub->rows = ngx_palloc(pool, (n + 1) * sizeof(ngx_http_cg_pub_row_t));
     pub->top.heap = ngx_palloc(pool, n * sizeof(cg_topn_item_t *));
     pub->argv = ngx_palloc(pool, (4 + 2 * n) * sizeof(char *));
@@ -427,7 +432,7 @@ ngx_http_cg_pub_alloc(ngx_http_cg_status_worker_t *w, ngx_log_t *log)
         goto failed;
     }
 
-    pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &w->k_stats, &w->node)
+    pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &sr->stats, &w->node)
                    - pub->hkey;
 
     w->pub = pub;
@@ -442,15 +447,17 @@ failed:
 }
 
 
-static void
-ngx_http_cg_pub_cancel(ngx_http_cg_status_worker_t *w)
-{
-    if (w->slice.posted) {
-        ngx_delete_posted_event(&w->slice);
-    }
+/* under the zone lock: a copy only of those the heap would keep now */
 
-    if (w->pub) {
-        w->pub->running = 0;
+static void
+ngx_http_cg_pub_copy(ngx_http_cg_record_t *rec, void *data)
+{
+    ngx_http_cg_pub_t  *pub = data;
+
+    if (cg_topn_wants(&pub->top, (double) rec->counters.requests, rec->name,
+                      rec->len))
+    {
+        ngx_http_cg_zone_copy(&pub->batch[pub->nbatch++], rec);
     }
 }
 
@@ -458,49 +465,21 @@ ngx_http_cg_pub_cancel(ngx_http_cg_status_worker_t *w)
 /* one slice of the walk: returns 1 when the walk is over */
 
 static ngx_uint_t
-ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
+ngx_http_cg_pub_walk(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
 {
-    ngx_uint_t                i, n;
-    cg_stats_t               *st;
-    cg_topn_item_t           *out;
-    ngx_rbtree_node_t        *node, *last;
-    ngx_http_cg_record_t       *cn;
-    ngx_http_cg_shctx_t      *sh;
-    ngx_http_cg_pub_row_t    *row;
-    ngx_http_cg_rec_copy_t   *s;
+    ngx_int_t               rc;
+    ngx_uint_t              i;
+    cg_topn_item_t         *out;
+    ngx_http_cg_record_t   *rec;
+    ngx_http_cg_pub_row_t  *row;
 
-    sh = pub->zone->sh;
-    n = 0;
-    last = NULL;
+    pub->nbatch = 0;
 
-    ngx_http_cg_zone_lock(pub->zone);
+    rc = ngx_http_cg_zone_walk(pub->zone, &pub->cursor, NGX_HTTP_CG_PUB_SLICE,
+                               ngx_http_cg_pub_copy, pub);
 
-    node = ngx_http_cg_cursor_next(sh, &pub->cur);
-
-    for (i = 0; node && i < NGX_HTTP_CG_PUB_SLICE; i++) {
-        cn = (ngx_http_cg_record_t *) &node->color;
-
-        /* a copy only of those the heap would keep as it is now */
-
-        if (cg_topn_wants(&pub->top, cn->counters.requests, cn->name,
-                          cn->len))
-        {
-            ngx_http_cg_status_copy(&pub->batch[n++], node);
-        }
-
-        last = node;
-        node = ngx_rbtree_next(&sh->rbtree, node);
-    }
-
-    if (last) {
-        ngx_http_cg_cursor_set(&pub->cur, last);
-    }
-
-    ngx_http_cg_zone_unlock(pub->zone);
-
-    for (i = 0; i < n; i++) {
-        s = &pub->batch[i];
-        cn = &s->node;
+    for (i = 0; i < pub->nbatch; i++) {
+        rec = &pub->batch[i].rec;
 
         if (pub->spare) {
             row = pub->spare;
@@ -510,21 +489,14 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
             row = &pub->rows[pub->used++];
         }
 
-        st = &cn->stats;
-        cg_stats_view(st, pub->now, cn->created, &w->mcf->anomaly);
+        cg_stats_view(&rec->stats, pub->now, rec->created, &w->mcf->anomaly);
+        ngx_http_cg_figures(&row->figures, rec);
 
-        row->item.key = cn->counters.requests;
-        row->item.len = cn->len;
+        row->item.key = ngx_http_cg_sort_key(&row->figures,
+                                             NGX_HTTP_CG_SORT_REQUESTS);
+        row->item.len = rec->len;
         row->item.name = row->name;
-        ngx_memcpy(row->name, cn->name, cn->len);
-
-        row->rejected = cn->counters.outcome[NGX_HTTP_CG_REJECTED];
-        row->dry_run = cn->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN];
-        ngx_memcpy(row->classes, st->classes, sizeof(row->classes));
-        row->rate[0] = st->rate[0];
-        row->rate[1] = st->rate[1];
-        row->rate[2] = st->rate[2];
-        row->err = st->err[0];
+        ngx_memcpy(row->name, rec->name, rec->len);
 
         out = cg_topn_add(&pub->top, &row->item);
 
@@ -533,14 +505,14 @@ ngx_http_cg_pub_walk(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
         }
     }
 
-    return node == NULL;
+    return rc == NGX_DONE;
 }
 
 
 /* the rows in rank order, then the HSET command around them */
 
 static void
-ngx_http_cg_pub_begin(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
+ngx_http_cg_pub_begin(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
 {
     cg_topn_sort(&pub->top);
 
@@ -579,15 +551,7 @@ ngx_http_cg_pub_format(ngx_http_cg_pub_t *pub)
         pub->lens[4 + 2 * i] = row->item.len;
 
         pub->argv[5 + 2 * i] = (char *) p;
-        p = ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL %.3f %.3f %.3f "
-                        "%.3f",
-                        row->item.key, row->rejected, row->dry_run,
-                        row->classes[0], row->classes[1], row->classes[2],
-                        row->classes[3], row->classes[4],
-                        ngx_http_cg_num(row->rate[0]),
-                        ngx_http_cg_num(row->rate[1]),
-                        ngx_http_cg_num(row->rate[2]),
-                        ngx_http_cg_num(row->err));
+        p = ngx_http_cg_figures_print(p, &row->figures);
         pub->lens[5 + 2 * i] = p - (u_char *) pub->argv[5 + 2 * i];
     }
 
@@ -599,16 +563,19 @@ ngx_http_cg_pub_format(ngx_http_cg_pub_t *pub)
 
 
 static void
-ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
+ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
 {
-    const char  *argv[4];
-    size_t       lens[4];
-    u_char       ttlb[NGX_INT64_LEN], nowb[NGX_INT64_LEN];
+    size_t                       lens[4];
+    u_char                       ttlb[NGX_INT64_LEN], nowb[NGX_INT64_LEN];
+    const char                  *argv[4];
+    ngx_http_cg_status_redis_t  *sr;
+
+    sr = &ngx_http_cg_status_redis;
 
     /* Redis went away meanwhile: this publication is lost, the next one
      * comes an interval later */
 
-    if (!ngx_http_cg_link_ready(w->link)) {
+    if (!ngx_http_cg_link_ready(sr->link)) {
         return;
     }
 
@@ -617,10 +584,10 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[1] = pub->argv[1];
     lens[1] = pub->lens[1];
 
-    (void) ngx_http_cg_link_send(w->link, 2, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 2, argv, lens, NULL, NULL);
 
-    (void) ngx_http_cg_link_send(w->link, 4 + 2 * pub->top.n, pub->argv,
-                                  pub->lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 4 + 2 * pub->top.n,
+                                 pub->argv, pub->lens, NULL, NULL);
 
     argv[0] = "PEXPIRE";
     lens[0] = 7;
@@ -628,18 +595,18 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     lens[2] = ngx_sprintf(ttlb, "%uL", (uint64_t) w->mcf->publish.interval * 3)
               - ttlb;
 
-    (void) ngx_http_cg_link_send(w->link, 3, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 3, argv, lens, NULL, NULL);
 
     argv[0] = "ZADD";
     lens[0] = 4;
-    argv[1] = (char *) w->k_nodes.data;
-    lens[1] = w->k_nodes.len;
+    argv[1] = (char *) sr->nodes.data;
+    lens[1] = sr->nodes.len;
     argv[2] = (char *) nowb;
     lens[2] = ngx_sprintf(nowb, "%L", pub->now_ms) - nowb;
     argv[3] = (char *) w->node.data;
     lens[3] = w->node.len;
 
-    (void) ngx_http_cg_link_send(w->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 4, argv, lens, NULL, NULL);
 
     /* nodes gone for an hour leave the list */
 
@@ -650,51 +617,40 @@ ngx_http_cg_pub_send(ngx_http_cg_status_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[3] = (char *) ttlb;
     lens[3] = ngx_sprintf(ttlb, "%L", pub->now_ms - 3600 * 1000) - ttlb;
 
-    (void) ngx_http_cg_link_send(w->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_link_send(sr->link, 4, argv, lens, NULL, NULL);
 }
 
 
-static void
-ngx_http_cg_pub_slice(ngx_event_t *ev)
-{
-    ngx_http_cg_pub_t            *pub;
-    ngx_http_cg_status_worker_t  *w;
+/* a slice of a publication: NGX_AGAIN while there is more */
 
-    w = ev->data;
+static ngx_int_t
+ngx_http_cg_pub_step(void *data)
+{
+    ngx_http_cg_publish_worker_t  *w = data;
+
+    ngx_http_cg_pub_t  *pub;
+
     pub = w->pub;
 
-    if (pub == NULL || !pub->running) {
-        return;
-    }
-
     if (ngx_exiting || ngx_quit || ngx_terminate) {
-        ngx_http_cg_pub_cancel(w);
-        return;
+        return NGX_DONE;
     }
 
     if (pub->phase == NGX_HTTP_CG_PUB_WALK) {
 
-        if (!ngx_http_cg_pub_walk(w, pub)) {
-            goto next;
+        if (ngx_http_cg_pub_walk(w, pub)) {
+            ngx_http_cg_pub_begin(w, pub);
+            pub->phase = NGX_HTTP_CG_PUB_FORMAT;
         }
 
-        ngx_http_cg_pub_begin(w, pub);
-
-        pub->phase = NGX_HTTP_CG_PUB_FORMAT;
-
-        goto next;
+        return NGX_AGAIN;
     }
 
     if (!ngx_http_cg_pub_format(pub)) {
-        goto next;
+        return NGX_AGAIN;
     }
 
     ngx_http_cg_pub_send(w, pub);
 
-    ngx_http_cg_pub_cancel(w);
-    return;
-
-next:
-
-    ngx_post_event(ev, &ngx_posted_next_events);
+    return NGX_OK;
 }

@@ -21,7 +21,7 @@ cg_topn_init(cg_topn_t *t, cg_topn_item_t **slots, size_t cap)
 
 
 static int
-cg_topn_cmp(uint64_t ka, const unsigned char *na, size_t la,
+cg_topn_cmp(double ka, const unsigned char *na, size_t la,
     const cg_topn_item_t *b)
 {
     int  rc;
@@ -50,7 +50,7 @@ cg_topn_before(const cg_topn_item_t *a, const cg_topn_item_t *b)
 
 
 int
-cg_topn_wants(const cg_topn_t *t, uint64_t key, const unsigned char *name,
+cg_topn_wants(const cg_topn_t *t, double key, const unsigned char *name,
     size_t len)
 {
     if (t->n < t->cap) {

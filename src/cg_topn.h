@@ -6,10 +6,10 @@
  *
  * Owns: a heap of at most N item pointers whose root is the item ranked
  * last, so that an item ranked before it replaces it in O(log N).  Rank
- * order is that of the status pages sorted by requests: the higher key
- * first, then the name in ngx_memn2cmp() order.  No nginx runtime calls,
- * no allocation: the caller owns the items and the array of pointers.
- * Unit tested in t/unit/test_cg_topn.c.
+ * order is that of the status pages: the higher key first, then the name
+ * in ngx_memn2cmp() order (all keys equal: by name).  No nginx runtime
+ * calls, no allocation: the caller owns the items and the array of
+ * pointers.  Unit tested in t/unit/test_cg_topn.c.
  */
 
 
@@ -22,7 +22,7 @@
 
 
 typedef struct {
-    uint64_t               key;
+    double                 key;        /* a number, never NaN */
     size_t                 len;
     const unsigned char   *name;
 } cg_topn_item_t;
@@ -41,7 +41,7 @@ void cg_topn_init(cg_topn_t *t, cg_topn_item_t **slots, size_t cap);
 int cg_topn_before(const cg_topn_item_t *a, const cg_topn_item_t *b);
 
 /* 1 when an item of this key and name would be kept now */
-int cg_topn_wants(const cg_topn_t *t, uint64_t key, const unsigned char *name,
+int cg_topn_wants(const cg_topn_t *t, double key, const unsigned char *name,
     size_t len);
 
 /*

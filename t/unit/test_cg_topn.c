@@ -42,6 +42,35 @@ ref_cmp(const void *one, const void *two)
 }
 
 
+/* the order written out again, without cg_topn: higher key, then name */
+
+static int
+own_cmp(const void *one, const void *two)
+{
+    int                    rc;
+    size_t                 len;
+    const cg_topn_item_t  *a = *(cg_topn_item_t * const *) one;
+    const cg_topn_item_t  *b = *(cg_topn_item_t * const *) two;
+
+    if (a->key > b->key) {
+        return -1;
+    }
+
+    if (a->key < b->key) {
+        return 1;
+    }
+
+    len = a->len < b->len ? a->len : b->len;
+    rc = memcmp(a->name, b->name, len);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return (a->len > b->len) - (a->len < b->len);
+}
+
+
 static void
 make(size_t n, unsigned seed, uint64_t keys)
 {
@@ -50,7 +79,7 @@ make(size_t n, unsigned seed, uint64_t keys)
     srand(seed);
 
     for (i = 0; i < n; i++) {
-        items[i].item.key = (uint64_t) rand() % keys;
+        items[i].item.key = (double) ((uint64_t) rand() % keys);
         items[i].item.len = (size_t) snprintf((char *) items[i].name,
                                               sizeof(items[i].name), "c-%zu",
                                               i);
@@ -142,18 +171,68 @@ test_order_of_arrival(void **state)
     make(NITEMS, 4, 1);
 
     for (i = 0; i < NITEMS; i++) {
-        items[i].item.key = i;
+        items[i].item.key = (double) i;
     }
 
     qsort(ref, NITEMS, sizeof(ref[0]), ref_cmp);
     check(NITEMS, 256);
 
     for (i = 0; i < NITEMS; i++) {
-        items[i].item.key = NITEMS - i;
+        items[i].item.key = (double) (NITEMS - i);
     }
 
     qsort(ref, NITEMS, sizeof(ref[0]), ref_cmp);
     check(NITEMS, 256);
+}
+
+
+static void
+test_fractions(void **state)
+{
+    size_t  i;
+
+    (void) state;
+
+    /* rates and ratios: keys that differ below 1, and some equal ones */
+
+    make(NITEMS, 7, 1);
+
+    for (i = 0; i < NITEMS; i++) {
+        items[i].item.key = (double) (rand() % 50) / 16 + 1e-9 * (i % 3);
+    }
+
+    qsort(ref, NITEMS, sizeof(ref[0]), own_cmp);
+    check(NITEMS, 500);
+    check(NITEMS, 3);
+
+    assert_true(ref[0]->key >= ref[1]->key);
+    assert_true(ref[0]->key > 3.0);
+}
+
+
+static void
+test_by_name(void **state)
+{
+    size_t  i;
+
+    (void) state;
+
+    /* every key 0: the names alone, ascending ("sort=name") */
+
+    make(NITEMS, 8, 1);
+
+    for (i = 0; i < NITEMS; i++) {
+        items[i].item.key = 0;
+    }
+
+    qsort(ref, NITEMS, sizeof(ref[0]), own_cmp);
+    check(NITEMS, 1000);
+    check(NITEMS, NITEMS);
+
+    assert_memory_equal(ref[0]->name, "c-0", 3);
+    assert_memory_equal(ref[1]->name, "c-1", 3);
+    assert_memory_equal(ref[2]->name, "c-10", 4);
+    assert_memory_equal(ref[3]->name, "c-100", 5);
 }
 
 
@@ -185,6 +264,8 @@ main(void)
         cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_ties),
         cmocka_unit_test(test_order_of_arrival),
+        cmocka_unit_test(test_fractions),
+        cmocka_unit_test(test_by_name),
         cmocka_unit_test(test_empty),
     };
 

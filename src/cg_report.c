@@ -1,0 +1,560 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * What the status endpoint reports of one node.  See cg_report.h.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "cg_report.h"
+#include "cg_out.h"
+#include "cg_decide.h"
+
+
+#define NGX_HTTP_CG_REPORT_WALK   0
+#define NGX_HTTP_CG_REPORT_SORT   1
+#define NGX_HTTP_CG_REPORT_VIEWS  2
+#define NGX_HTTP_CG_REPORT_MADE   3
+
+
+/*
+ * Memory for the copies and rows of one report, kept when the report is
+ * done for the next one (with many clients, fresh memory each time costs
+ * more in page faults than the copy itself): at most
+ * NGX_HTTP_CG_SCRATCH_KEEP are kept idle per worker; reports under way at
+ * once each have their own.
+ */
+
+#define NGX_HTTP_CG_SCRATCH_KEEP  2
+
+struct ngx_http_cg_scratch_s {
+    ngx_http_cg_scratch_t    *next;
+    size_t                    size;        /* of the data that follows */
+};
+
+
+static ngx_http_cg_scratch_t  *ngx_http_cg_scratch_idle;
+static ngx_uint_t              ngx_http_cg_scratch_nidle;
+
+
+static void ngx_http_cg_report_copy(ngx_http_cg_record_t *rec, void *data);
+static ngx_uint_t ngx_http_cg_report_walk(ngx_http_cg_report_t *rp);
+static void ngx_http_cg_report_quota(ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row, ngx_http_cg_limit_view_t *views);
+static void ngx_http_cg_report_rank(ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row);
+static ngx_uint_t ngx_http_cg_report_views(ngx_http_cg_report_t *rp);
+static ngx_http_cg_scratch_t *ngx_http_cg_scratch_get(size_t size);
+static void ngx_http_cg_scratch_put(ngx_http_cg_scratch_t *sc);
+
+
+const char  *ngx_http_cg_sort_names[] = {
+    "requests", "rate", "rate_1m", "rate_5m", "rejected", "errors",
+    "quota", "anomaly", "name", NULL
+};
+
+const char  *ngx_http_cg_window_names[] = { "10s", "1m", "5m" };
+
+
+/* figures ------------------------------------------------------------------ */
+
+
+void
+ngx_http_cg_figures(ngx_http_cg_figures_t *f, ngx_http_cg_record_t *rec)
+{
+    cg_stats_t  *st;
+
+    st = &rec->stats;
+
+    f->requests = rec->counters.requests;
+    f->rejected = rec->counters.outcome[NGX_HTTP_CG_REJECTED];
+    f->rejected_dry_run = rec->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN];
+    ngx_memcpy(f->classes, st->classes, sizeof(f->classes));
+    f->rate_10s = st->rate[CG_STATS_R10];
+    f->rate_1m = st->rate[CG_STATS_R60];
+    f->rate_5m = st->rate[CG_STATS_R300];
+    f->error_rate_10s = st->err[0];
+    f->utilisation = 0;
+    f->anomaly = 0;
+}
+
+
+double
+ngx_http_cg_sort_key(ngx_http_cg_figures_t *f, ngx_uint_t sort)
+{
+    switch (sort) {
+
+    case NGX_HTTP_CG_SORT_RATE:
+        return f->rate_10s;
+
+    case NGX_HTTP_CG_SORT_RATE_1M:
+        return f->rate_1m;
+
+    case NGX_HTTP_CG_SORT_RATE_5M:
+        return f->rate_5m;
+
+    case NGX_HTTP_CG_SORT_REJECTED:
+        return (double) f->rejected;
+
+    case NGX_HTTP_CG_SORT_ERRORS:
+        return (double) (f->classes[3] + f->classes[4]);
+
+    case NGX_HTTP_CG_SORT_QUOTA:
+        return f->utilisation;
+
+    case NGX_HTTP_CG_SORT_ANOMALY:
+        return f->anomaly;
+
+    case NGX_HTTP_CG_SORT_NAME:
+        return 0;
+
+    default: /* NGX_HTTP_CG_SORT_REQUESTS */
+        return (double) f->requests;
+    }
+}
+
+
+u_char *
+ngx_http_cg_figures_print(u_char *p, ngx_http_cg_figures_t *f)
+{
+    return ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL %.3f %.3f %.3f "
+                       "%.3f",
+                       f->requests, f->rejected, f->rejected_dry_run,
+                       f->classes[0], f->classes[1], f->classes[2],
+                       f->classes[3], f->classes[4],
+                       ngx_http_cg_out_finite(f->rate_10s),
+                       ngx_http_cg_out_finite(f->rate_1m),
+                       ngx_http_cg_out_finite(f->rate_5m),
+                       ngx_http_cg_out_finite(f->error_rate_10s));
+}
+
+
+/* what is missing or not a number is 0 */
+
+void
+ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p, u_char *last)
+{
+    u_char      *t;
+    ngx_int_t    n;
+    ngx_uint_t   k;
+
+    uint64_t  *counts[] = {
+        &f->requests, &f->rejected, &f->rejected_dry_run, &f->classes[0],
+        &f->classes[1], &f->classes[2], &f->classes[3], &f->classes[4]
+    };
+
+    double  *rates[] = {
+        &f->rate_10s, &f->rate_1m, &f->rate_5m, &f->error_rate_10s
+    };
+
+    ngx_memzero(f, sizeof(ngx_http_cg_figures_t));
+
+    for (k = 0; k < 12 && p < last; k++) {
+        for (t = p; t < last && *t != ' '; t++) { /* void */ }
+
+        if (k < 8) {
+            n = ngx_atoi(p, t - p);
+            *counts[k] = n == NGX_ERROR ? 0 : (uint64_t) n;
+
+        } else {
+            n = ngx_atofp(p, t - p, 3);
+            *rates[k - 8] = n == NGX_ERROR ? 0 : (double) n / 1000;
+        }
+
+        p = t < last ? t + 1 : t;
+    }
+}
+
+
+/* the report ------------------------------------------------------------- */
+
+
+ngx_int_t
+ngx_http_cg_report_start(ngx_http_cg_report_t *rp)
+{
+    ngx_uint_t             max, cap;
+    cg_topn_item_t       **slots;
+    ngx_http_cg_row_t     *row;
+    ngx_http_cg_record_t  *rec;
+
+    ngx_http_cg_zone_health(rp->zone, &rp->health);
+    ngx_http_cg_status_area_copy(rp->zone, &rp->area);
+
+    /*
+     * The report's own memory, for copies of every record and their rows:
+     * bounded by the clients of the zone at the start (records added
+     * meanwhile beyond one more batch are not shown).
+     */
+
+    max = rp->query->client.len ? 1 : rp->health.clients + NGX_HTTP_CG_BATCH;
+
+    rp->max = max;
+    rp->scratch = ngx_http_cg_scratch_get(max
+                                       * (sizeof(ngx_http_cg_record_copy_t)
+                                          + sizeof(ngx_http_cg_row_t)));
+    if (rp->scratch == NULL) {
+        return NGX_ERROR;
+    }
+
+    rp->copies = (ngx_http_cg_record_copy_t *) (rp->scratch + 1);
+    rp->rows = (ngx_http_cg_row_t *) (rp->copies + max);
+
+    /* the rows shown, ranked as they come */
+
+    cap = ngx_min(rp->query->limit, max);
+
+    slots = ngx_palloc(rp->pool, (cap + 1) * sizeof(cg_topn_item_t *));
+    if (slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    cg_topn_init(&rp->top, slots, cap);
+
+    if (rp->query->client.len == 0) {
+        rp->phase = NGX_HTTP_CG_REPORT_WALK;
+        return NGX_OK;
+    }
+
+    row = &rp->rows[0];
+    ngx_memzero(row, sizeof(ngx_http_cg_row_t));
+
+    ngx_http_cg_zone_lock(rp->zone);
+
+    rec = ngx_http_cg_zone_find(rp->zone, &rp->query->client);
+
+    if (rec) {
+        ngx_http_cg_zone_copy(&rp->copies[0], rec);
+    }
+
+    ngx_http_cg_zone_unlock(rp->zone);
+
+    if (rec) {
+        row->rec = &rp->copies[0].rec;
+        ngx_http_cg_report_rank(rp, row);
+        rp->nrows = 1;
+    }
+
+    rp->phase = NGX_HTTP_CG_REPORT_SORT;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A slice's share is one batch of records, the sort, or one batch of quota
+ * views (each of the last two only when there are more rows than a batch).
+ */
+
+ngx_int_t
+ngx_http_cg_report_step(ngx_http_cg_report_t *rp)
+{
+    for ( ;; ) {
+
+        switch (rp->phase) {
+
+        case NGX_HTTP_CG_REPORT_WALK:
+            if (!ngx_http_cg_report_walk(rp)) {
+                return NGX_AGAIN;
+            }
+
+            rp->phase = NGX_HTTP_CG_REPORT_SORT;
+
+            if (rp->nrows > NGX_HTTP_CG_BATCH) {
+                return NGX_AGAIN;
+            }
+
+            break;
+
+        case NGX_HTTP_CG_REPORT_SORT:
+            cg_topn_sort(&rp->top);
+            rp->shown = rp->top.n;
+            rp->phase = NGX_HTTP_CG_REPORT_VIEWS;
+
+            if (rp->nrows > NGX_HTTP_CG_BATCH) {
+                return NGX_AGAIN;
+            }
+
+            break;
+
+        case NGX_HTTP_CG_REPORT_VIEWS:
+            if (ngx_http_cg_report_views(rp)) {
+                rp->phase = NGX_HTTP_CG_REPORT_MADE;
+            }
+
+            if (rp->shown > NGX_HTTP_CG_BATCH) {
+                return NGX_AGAIN;
+            }
+
+            break;
+
+        default: /* NGX_HTTP_CG_REPORT_MADE */
+            return NGX_OK;
+        }
+    }
+}
+
+
+void
+ngx_http_cg_report_free(ngx_http_cg_report_t *rp)
+{
+    if (rp->scratch) {
+        ngx_http_cg_scratch_put(rp->scratch);
+        rp->scratch = NULL;
+    }
+}
+
+
+/* under the zone lock: a copy, nothing else */
+
+static void
+ngx_http_cg_report_copy(ngx_http_cg_record_t *rec, void *data)
+{
+    ngx_http_cg_report_t  *rp = data;
+
+    ngx_http_cg_zone_copy(&rp->copies[rp->nrows++], rec);
+}
+
+
+/*
+ * One batch of NGX_HTTP_CG_BATCH records per lock: traffic waits for one
+ * batch at most.  Each batch resumes after the last record copied, and its
+ * rows are computed at once, outside the lock.  Returns 1 when the walk is
+ * over.
+ */
+
+static ngx_uint_t
+ngx_http_cg_report_walk(ngx_http_cg_report_t *rp)
+{
+    ngx_int_t           rc;
+    ngx_uint_t          i, first, room;
+    ngx_http_cg_row_t  *row;
+
+    first = rp->nrows;
+    room = ngx_min(rp->max - first, NGX_HTTP_CG_BATCH);
+    row = &rp->rows[first];
+
+    /* fresh memory: its page faults here rather than under the lock */
+
+    ngx_memzero(&rp->copies[first], room * sizeof(ngx_http_cg_record_copy_t));
+    ngx_memzero(row, room * sizeof(ngx_http_cg_row_t));
+
+    rc = ngx_http_cg_zone_walk(rp->zone, &rp->cursor, room,
+                               ngx_http_cg_report_copy, rp);
+
+    for (i = 0; i < rp->nrows - first; i++) {
+        row[i].rec = &rp->copies[first + i].rec;
+        ngx_http_cg_report_rank(rp, &row[i]);
+    }
+
+    return rc == NGX_DONE || rp->nrows == first || rp->nrows >= rp->max;
+}
+
+
+static void
+ngx_http_cg_report_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
+    ngx_http_cg_limit_view_t *views)
+{
+    uint32_t                   i;
+    ngx_uint_t                 redis;
+    cg_quota_t                *quota;
+    cg_limit_state_t           st;
+    cg_limit_result_t          res;
+    ngx_http_cg_limit_view_t  *lv;
+
+    row->has_quota = 0;
+    row->redis_quota = 0;
+    row->nlimits = 0;
+    row->util = 0;
+
+    quota = ngx_http_cg_client_quota(rp->quotas, rp->redis, &row->name,
+                                     ngx_crc32_long(row->name.data,
+                                                    row->name.len),
+                                     &redis, NULL);
+    row->redis_quota = redis;
+
+    if (quota == NULL) {
+        return;
+    }
+
+    row->has_quota = 1;
+    row->mode = quota->mode;
+    row->nlimits = quota->nlimits;
+
+    for (i = 0; i < quota->nlimits && i < CG_MAX_LIMITS; i++) {
+        lv = &views[i];
+        lv->lim = quota->limits[i];
+
+        /* a check of no cost on a copy: what is left, changing nothing */
+
+        st = row->rec->state[i];
+        cg_limit_check(&lv->lim, &st, rp->query->now_ms, 0, 0, &res);
+
+        lv->capacity = cg_limit_capacity(&lv->lim);
+        lv->remaining = ngx_min(res.remaining, lv->capacity);
+        lv->used = lv->capacity - lv->remaining;
+        lv->reset = res.reset;
+        lv->util = lv->capacity ? (double) lv->used / lv->capacity : 0;
+
+        if (lv->util > row->util) {
+            row->util = lv->util;
+        }
+    }
+}
+
+
+/*
+ * One row's figures, from its copy, ranked at once among the rows shown by
+ * its sort key (the order is total: ties by name, and a name is seen once,
+ * so the rows kept are exactly the first "limit" of all of them sorted);
+ * and the top movers.
+ */
+
+static void
+ngx_http_cg_report_rank(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
+{
+    uint32_t                  now;
+    ngx_uint_t                j, k;
+    cg_stats_t               *st;
+    ngx_http_cg_record_t     *rec;
+    ngx_http_cg_figures_t     f;
+    ngx_http_cg_limit_view_t  lv[CG_MAX_LIMITS];
+
+    rec = row->rec;
+    st = &rec->stats;
+    now = rp->query->now;
+
+    row->name.data = rec->name;
+    row->name.len = rec->len;
+
+    cg_stats_view(st, now, rec->created, &rp->an);
+
+    row->base = cg_stats_baseline(st->rate[CG_STATS_R300], now + 1,
+                                  rec->created, &rp->an);
+    row->ratio = cg_stats_ratio(st->rate[CG_STATS_R10], row->base, &rp->an);
+
+    row->err_base = cg_stats_baseline(st->err[1], now + 1, rec->created,
+                                      &rp->an);
+    row->err_ratio = cg_stats_ratio(st->err[0], row->err_base, &rp->an);
+
+    if (rp->query->sort == NGX_HTTP_CG_SORT_QUOTA) {
+        ngx_http_cg_report_quota(rp, row, lv);
+    }
+
+    ngx_http_cg_figures(&f, rec);
+    f.utilisation = row->util;
+    f.anomaly = ngx_max(row->ratio, row->err_ratio);
+
+    row->item.key = ngx_http_cg_sort_key(&f, rp->query->sort);
+    row->item.name = row->name.data;
+    row->item.len = row->name.len;
+
+    (void) cg_topn_add(&rp->top, &row->item);
+
+    /* top movers: the highest surge ratios among clients above min */
+
+    if (rp->an.ratio <= 0
+        || st->rate[CG_STATS_R10] < rp->an.min_rate
+        || row->ratio <= 1.0)
+    {
+        return;
+    }
+
+    for (j = 0; j < rp->nmovers; j++) {
+        if (row->ratio > rp->movers[j]->ratio) {
+            break;
+        }
+    }
+
+    if (j == NGX_HTTP_CG_MOVERS) {
+        return;
+    }
+
+    if (rp->nmovers < NGX_HTTP_CG_MOVERS) {
+        rp->nmovers++;
+    }
+
+    for (k = rp->nmovers - 1; k > j; k--) {
+        rp->movers[k] = rp->movers[k - 1];
+    }
+
+    rp->movers[j] = row;
+}
+
+
+/* the quota views of the rows shown, a batch at a time: 1 when all done */
+
+static ngx_uint_t
+ngx_http_cg_report_views(ngx_http_cg_report_t *rp)
+{
+    ngx_uint_t          i, last;
+    ngx_http_cg_row_t  *row;
+
+    last = ngx_min(rp->viewed + NGX_HTTP_CG_BATCH, rp->shown);
+
+    for (i = rp->viewed; i < last; i++) {
+        row = ngx_http_cg_report_row(rp, i);
+
+        row->limits = ngx_palloc(rp->pool, CG_MAX_LIMITS
+                                           * sizeof(ngx_http_cg_limit_view_t));
+        if (row->limits == NULL) {
+            rp->shown = i;
+            return 1;
+        }
+
+        ngx_http_cg_report_quota(rp, row, row->limits);
+    }
+
+    rp->viewed = last;
+
+    return last == rp->shown;
+}
+
+
+static ngx_http_cg_scratch_t *
+ngx_http_cg_scratch_get(size_t size)
+{
+    ngx_http_cg_scratch_t  *sc;
+
+    sc = ngx_http_cg_scratch_idle;
+
+    if (sc) {
+        ngx_http_cg_scratch_idle = sc->next;
+        ngx_http_cg_scratch_nidle--;
+
+        if (sc->size >= size) {
+            return sc;
+        }
+
+        ngx_free(sc);
+    }
+
+    /* some room to grow: clients come and go */
+
+    size += size / 4 + 4096;
+
+    sc = ngx_alloc(sizeof(ngx_http_cg_scratch_t) + size, ngx_cycle->log);
+    if (sc == NULL) {
+        return NULL;
+    }
+
+    sc->size = size;
+
+    return sc;
+}
+
+
+static void
+ngx_http_cg_scratch_put(ngx_http_cg_scratch_t *sc)
+{
+    if (ngx_http_cg_scratch_nidle >= NGX_HTTP_CG_SCRATCH_KEEP) {
+        ngx_free(sc);
+        return;
+    }
+
+    sc->next = ngx_http_cg_scratch_idle;
+    ngx_http_cg_scratch_idle = sc;
+    ngx_http_cg_scratch_nidle++;
+}

@@ -1,0 +1,181 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * cg_report: what the status endpoint reports of one node.
+ *
+ * Owns: the query of a status request (sort, limit, client), a client's
+ * figures and the one sort key over them (node rows, the publication and
+ * the cluster view rank by it), and the report of one zone: the records
+ * copied in batches of NGX_HTTP_CG_BATCH, one zone lock each (nothing but
+ * the copy under the lock), their rows computed outside it and ranked at
+ * once into the rows shown (cg_topn), then the sort of those, their quota
+ * views, and the top movers.  Made in steps, between which the caller
+ * may yield to the event loop (cg_status.c does).
+ */
+
+
+#ifndef _CG_REPORT_H_INCLUDED_
+#define _CG_REPORT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "cg_limiter.h"
+#include "cg_parse.h"
+#include "cg_quota.h"
+#include "cg_stats.h"
+#include "cg_topn.h"
+#include "cg_zone.h"
+#include "cg_status_deploy.h"
+
+
+#define NGX_HTTP_CG_SCHEMA_VERSION  1      /* of the JSON answers */
+
+#define NGX_HTTP_CG_BATCH         256      /* records per zone lock */
+#define NGX_HTTP_CG_LIMIT_MAX     10000    /* rows shown, at most */
+#define NGX_HTTP_CG_MOVERS        5
+#define NGX_HTTP_CG_NEAR_LIMIT    0.8
+
+#define NGX_HTTP_CG_SORT_REQUESTS 0        /* ngx_http_cg_sort_names[] */
+#define NGX_HTTP_CG_SORT_RATE     1
+#define NGX_HTTP_CG_SORT_RATE_1M  2
+#define NGX_HTTP_CG_SORT_RATE_5M  3
+#define NGX_HTTP_CG_SORT_REJECTED 4
+#define NGX_HTTP_CG_SORT_ERRORS   5
+#define NGX_HTTP_CG_SORT_QUOTA    6
+#define NGX_HTTP_CG_SORT_ANOMALY  7
+#define NGX_HTTP_CG_SORT_NAME     8
+
+
+extern const char  *ngx_http_cg_sort_names[];     /* NULL last */
+extern const char  *ngx_http_cg_window_names[];   /* of the rates */
+
+
+/* what a status request asks for, and when */
+
+typedef struct {
+    ngx_uint_t                sort;
+    ngx_uint_t                limit;
+    ngx_str_t                 client;      /* empty: all */
+    int64_t                   now_ms;
+    uint32_t                  now;
+} ngx_http_cg_query_t;
+
+
+/*
+ * A client's figures: those a node publishes and the cluster view sums,
+ * and what else a node's rows rank by.
+ */
+
+typedef struct {
+    uint64_t                  requests;
+    uint64_t                  rejected;
+    uint64_t                  rejected_dry_run;
+    uint64_t                  classes[CG_STATS_NCLASSES];
+    double                    rate_10s;
+    double                    rate_1m;
+    double                    rate_5m;
+    double                    error_rate_10s;
+    double                    utilisation; /* of its quota: a node's only */
+    double                    anomaly;     /* highest ratio: a node's only */
+} ngx_http_cg_figures_t;
+
+
+/* the figures of a record whose statistics were brought to now */
+void ngx_http_cg_figures(ngx_http_cg_figures_t *f,
+    ngx_http_cg_record_t *rec);
+
+/* the key of the sort, the higher first (then the name; "name": all 0) */
+double ngx_http_cg_sort_key(ngx_http_cg_figures_t *f, ngx_uint_t sort);
+
+/* as a node publishes them: 8 counters, then 4 rates with 3 decimals */
+u_char *ngx_http_cg_figures_print(u_char *p, ngx_http_cg_figures_t *f);
+void ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p,
+    u_char *last);
+
+
+/* a limit of a client's quota, as it stands */
+
+typedef struct {
+    cg_limit_t                lim;
+    uint64_t                  capacity;
+    uint64_t                  used;
+    uint64_t                  remaining;
+    uint64_t                  reset;
+    double                    util;
+} ngx_http_cg_limit_view_t;
+
+
+/* a client in the report */
+
+typedef struct {
+    cg_topn_item_t            item;        /* the sort key, the name; first */
+    ngx_http_cg_record_t     *rec;         /* the copy */
+    ngx_str_t                 name;
+    double                    base;        /* request rate baseline */
+    double                    ratio;       /* surge: rate 10 s / baseline */
+    double                    err_base;
+    double                    err_ratio;   /* 4xx 10 s / baseline */
+    double                    util;        /* highest of the limits */
+    uint32_t                  mode;
+    uint32_t                  nlimits;
+    unsigned                  has_quota:1;
+    unsigned                  redis_quota:1;
+    ngx_http_cg_limit_view_t *limits;      /* shown rows only */
+} ngx_http_cg_row_t;
+
+
+typedef struct ngx_http_cg_scratch_s  ngx_http_cg_scratch_t;
+
+typedef struct {
+    ngx_http_cg_zone_t         *zone;
+    ngx_http_cg_query_t        *query;
+    cg_anomaly_t                an;
+    ngx_http_cg_quota_table_t  *quotas;
+    ngx_uint_t                  redis;     /* quotas in Redis too */
+    ngx_pool_t                 *pool;
+
+    ngx_http_cg_zone_health_t   health;
+    ngx_http_cg_status_area_t   area;      /* deploy markers, publication */
+
+    ngx_uint_t                  nrows;     /* clients copied */
+    ngx_uint_t                  shown;     /* rows shown, in order: */
+    cg_topn_t                   top;       /* ngx_http_cg_report_row() */
+    ngx_http_cg_row_t          *movers[NGX_HTTP_CG_MOVERS];
+    ngx_uint_t                  nmovers;
+
+    /* the making of it */
+    ngx_uint_t                  phase;
+    ngx_uint_t                  max;       /* records to copy, at most */
+    ngx_uint_t                  viewed;    /* rows with their quota view */
+    ngx_http_cg_zone_cursor_t   cursor;
+    ngx_http_cg_record_copy_t  *copies;
+    ngx_http_cg_row_t          *rows;
+    ngx_http_cg_scratch_t      *scratch;
+} ngx_http_cg_report_t;
+
+
+/* row i of those shown, once the report is made */
+#define ngx_http_cg_report_row(rp, i)                                        \
+    ((ngx_http_cg_row_t *) (rp)->top.heap[i])
+
+/*
+ * Starts the report of "zone" that "query" asks for (the caller has set
+ * zone, query, an, quotas, redis and pool): the zone's figures and status area,
+ * the memory, and the one record of "client=".  NGX_ERROR: no memory.
+ */
+ngx_int_t ngx_http_cg_report_start(ngx_http_cg_report_t *rp);
+
+/*
+ * As much of the report as one slice takes: NGX_AGAIN when that was done
+ * and more is left, NGX_OK when the report is made (at once if it was).
+ */
+ngx_int_t ngx_http_cg_report_step(ngx_http_cg_report_t *rp);
+
+/* gives the report's memory back (the rows and copies are gone then) */
+void ngx_http_cg_report_free(ngx_http_cg_report_t *rp);
+
+
+#endif /* _CG_REPORT_H_INCLUDED_ */
