@@ -29,12 +29,6 @@ static ngx_int_t ngx_http_cg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cg_exit_process(ngx_cycle_t *cycle);
 
 static char *ngx_http_cg_bounds(ngx_conf_t *cf, void *post, void *data);
-static char *ngx_http_cg_status(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_cg_anomaly(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_cg_publish(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
 
 static ngx_conf_enum_t  ngx_http_cg_log_levels[] = {
@@ -151,23 +145,23 @@ static ngx_command_t  ngx_http_cg_commands[] = {
 
     { ngx_string("client_guard_status"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
-      ngx_http_cg_status,
+      ngx_http_cg_status_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_cg_loc_conf_t, status),
       NULL },
 
     { ngx_string("client_guard_anomaly"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_cg_anomaly,
+      ngx_http_cg_anomaly_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_cg_main_conf_t, anomaly),
       NULL },
 
     { ngx_string("client_guard_status_publish"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_cg_publish,
+      ngx_http_cg_publish_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_cg_main_conf_t, publish),
       NULL },
 
     { ngx_string("client_guard_redis"),
@@ -438,39 +432,6 @@ ngx_http_cg_bounds(ngx_conf_t *cf, void *post, void *data)
                 *np, bounds->low, bounds->high);
 
     return (char *) p;
-}
-
-
-/* the status part's directives, on its own configurations */
-
-static char *
-ngx_http_cg_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_cg_loc_conf_t  *lcf = conf;
-
-    ngx_http_cg_main_conf_t  *mcf;
-
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
-
-    return ngx_http_cg_status_directive(cf, &mcf->zones, &lcf->status);
-}
-
-
-static char *
-ngx_http_cg_anomaly(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_cg_main_conf_t  *mcf = conf;
-
-    return ngx_http_cg_anomaly_directive(cf, &mcf->anomaly);
-}
-
-
-static char *
-ngx_http_cg_publish(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_cg_main_conf_t  *mcf = conf;
-
-    return ngx_http_cg_publish_directive(cf, &mcf->publish);
 }
 
 

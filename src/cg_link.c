@@ -746,7 +746,6 @@ ngx_http_cg_link_complete(ngx_http_cg_link_t *link, redisReply *reply)
 
     q = ngx_queue_head(&link->ops);
     ngx_queue_remove(q);
-    link->nops--;
 
     op = ngx_queue_data(q, ngx_http_cg_link_op_t, queue);
     handler = op->handler;
@@ -837,8 +836,6 @@ ngx_http_cg_link_queue(ngx_http_cg_link_t *link, int argc,
     op->deadline = ngx_current_msec + link->conf->timeout;
 
     ngx_queue_insert_tail(&link->ops, &op->queue);
-    link->nops++;
-    link->commands++;
 
     if (!link->watchdog.timer_set) {
         ngx_add_timer(&link->watchdog, link->conf->timeout);

@@ -65,7 +65,6 @@ struct ngx_http_cg_link_s {
 
     ngx_queue_t                   ops;        /* pending, oldest first */
     ngx_queue_t                   free;       /* spare ops */
-    ngx_uint_t                    nops;
 
     u_char                       *out;        /* unsent command bytes */
     size_t                        out_len;
@@ -82,7 +81,6 @@ struct ngx_http_cg_link_s {
     void                         *data;
 
     ngx_uint_t                    failures;   /* consecutive */
-    ngx_uint_t                    commands;   /* sent, for statistics */
     unsigned                      stopped:1;
     unsigned                      was_ready:1;
     unsigned                      quiet:1;    /* transitions: debug only */

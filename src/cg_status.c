@@ -78,13 +78,15 @@ static void ngx_http_cg_status_cleanup(void *data);
 
 
 char *
-ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_array_t *zones,
-    ngx_http_cg_status_conf_t **scfp)
+ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_cg_status_conf_t  **scfp = (void *) ((char *) conf + cmd->offset);
+
     ngx_int_t                   n;
     ngx_str_t                  *value, name;
     ngx_uint_t                  i;
     ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_cg_main_conf_t    *mcf;
     ngx_http_cg_status_conf_t  *scf;
 
     if (*scfp) {
@@ -106,7 +108,10 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_array_t *zones,
             name.data = value[i].data + 5;
             name.len = value[i].len - 5;
 
-            scf->zone = ngx_http_cg_zone_get(cf, zones, &name);
+            mcf = ngx_http_conf_get_module_main_conf(cf,
+                                               ngx_http_client_guard_module);
+
+            scf->zone = ngx_http_cg_zone_get(cf, &mcf->zones, &name);
             if (scf->zone == NULL) {
                 return NGX_CONF_ERROR;
             }
@@ -160,8 +165,10 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_array_t *zones,
 
 
 char *
-ngx_http_cg_anomaly_directive(ngx_conf_t *cf, cg_anomaly_t *an)
+ngx_http_cg_anomaly_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    cg_anomaly_t  *an = (void *) ((char *) conf + cmd->offset);
+
     ngx_int_t    n;
     ngx_str_t   *value, s;
     ngx_uint_t   i;

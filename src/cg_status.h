@@ -37,18 +37,25 @@ typedef struct {
 } ngx_http_cg_status_conf_t;
 
 
-/* client_guard_status [zone=name] [limit=N] [deploy_token=secret] */
-char *ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_array_t *zones,
-    ngx_http_cg_status_conf_t **scf);
+/*
+ * The directives, each on its configuration at cmd->offset:
+ * client_guard_status [zone=name] [limit=N] [deploy_token=secret] (a
+ * location's), client_guard_anomaly ratio=N min_rate=R | off and
+ * client_guard_status_publish [interval=time] [clients=N] | off (main)
+ */
+char *ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* client_guard_anomaly ratio=N min_rate=R | off */
-char *ngx_http_cg_anomaly_directive(ngx_conf_t *cf, cg_anomaly_t *an);
+char *ngx_http_cg_anomaly_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* defaults for what the directive left unset */
 void ngx_http_cg_anomaly_init(cg_anomaly_t *an);
 
 /* client_guard_status_publish [interval=time] [clients=N] | off */
-char *ngx_http_cg_publish_directive(ngx_conf_t *cf, ngx_http_cg_publish_t *pb);
+char *ngx_http_cg_publish_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 void ngx_http_cg_publish_init(ngx_http_cg_publish_t *pb);
 

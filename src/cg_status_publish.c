@@ -110,8 +110,10 @@ ngx_http_cg_status_redis_t  ngx_http_cg_status_redis;
 
 
 char *
-ngx_http_cg_publish_directive(ngx_conf_t *cf, ngx_http_cg_publish_t *pb)
+ngx_http_cg_publish_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_cg_publish_t  *pb = (void *) ((char *) conf + cmd->offset);
+
     ngx_int_t    n;
     ngx_str_t   *value, s;
     ngx_uint_t   i;
