@@ -368,9 +368,9 @@ ngx_http_cg_batch_free(ngx_http_cg_batch_t *b)
 
 /*
  * The reply to a batch: NGX_HTTP_CG_LEASE_REPLY integers per fetch, in
- * order (a client's error text in place of its "granted").  An error or a reply of another shape
- * is no answer for every fetch of the batch, as is a timeout or the link
- * lost (reply NULL).
+ * order (a client's error text in place of its "granted").  An error or a
+ * reply of another shape is no answer for every fetch of the batch, as is
+ * a timeout or the link lost (reply NULL).
  */
 
 static void

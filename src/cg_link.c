@@ -216,6 +216,23 @@ invalid:
 }
 
 
+ngx_int_t
+ngx_http_cg_link_key(ngx_pool_t *pool, ngx_http_cg_link_conf_t *conf,
+    ngx_str_t *key, const char *name)
+{
+    key->len = conf->prefix.len + ngx_strlen(name);
+
+    key->data = ngx_pnalloc(pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(key->data, "%V%s", &conf->prefix, name);
+
+    return NGX_OK;
+}
+
+
 ngx_http_cg_link_t *
 ngx_http_cg_link_create(ngx_cycle_t *cycle, ngx_http_cg_link_conf_t *conf,
     ngx_http_cg_link_state_pt on_state, ngx_http_cg_link_handler_pt on_push,

@@ -110,6 +110,10 @@ ngx_int_t ngx_http_cg_link_send(ngx_http_cg_link_t *link, int argc,
     const char **argv, const size_t *argvlen,
     ngx_http_cg_link_handler_pt handler, void *data);
 
+/* "{prefix}name" in "pool": a key of the module in this Redis */
+ngx_int_t ngx_http_cg_link_key(ngx_pool_t *pool, ngx_http_cg_link_conf_t *conf,
+    ngx_str_t *key, const char *name);
+
 /* drops the connection (a protocol error seen by a user), reconnects later */
 void ngx_http_cg_link_fail(ngx_http_cg_link_t *link, const char *why);
 

@@ -343,25 +343,6 @@ ngx_http_cg_redis_init_conf(ngx_conf_t *cf, ngx_http_cg_redis_conf_t *rcf)
 
 /* worker start and exit */
 
-static ngx_int_t
-ngx_http_cg_redis_key(ngx_cycle_t *cycle, ngx_str_t *key, const char *name)
-{
-    ngx_str_t  *prefix;
-
-    prefix = &ngx_http_cg_redis_w.conf->server->prefix;
-
-    key->len = prefix->len + ngx_strlen(name);
-    key->data = ngx_pnalloc(cycle->pool, key->len);
-    if (key->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(key->data, "%V%s", prefix, name);
-
-    return NGX_OK;
-}
-
-
 /*
  * The start of init_process of a part with a per-worker Redis link (cg_redis
  * and the status publication): NGX_OK with the main conf and this node's
@@ -404,7 +385,6 @@ ngx_int_t
 ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
 {
     ngx_int_t                    rc;
-    ngx_str_t                   *prefix;
     ngx_http_cg_main_conf_t     *mcf;
     ngx_http_cg_redis_conf_t    *rcf;
     ngx_http_cg_redis_worker_t  *w;
@@ -420,10 +400,13 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
 
     rcf = mcf->redis;
     w->conf = rcf;
-    prefix = &rcf->server->prefix;
 
-    if (ngx_http_cg_redis_key(cycle, &w->k_channel, "changes") != NGX_OK
-        || ngx_http_cg_redis_key(cycle, &w->k_nodes, "nodes") != NGX_OK)
+    if (ngx_http_cg_link_key(cycle->pool, rcf->server, &w->k_channel,
+                             "changes")
+           != NGX_OK
+        || ngx_http_cg_link_key(cycle->pool, rcf->server, &w->k_nodes,
+                                "nodes")
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -443,8 +426,8 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
 
     /* the parts that use the link, from the bottom up */
 
-    if (ngx_http_cg_redis_quota_init(cycle, w->link, prefix) != NGX_OK
-        || ngx_http_cg_lease_batch_init(cycle, w->link, prefix,
+    if (ngx_http_cg_redis_quota_init(cycle, w->link, rcf->server) != NGX_OK
+        || ngx_http_cg_lease_batch_init(cycle, w->link, &rcf->server->prefix,
                                         rcf->lease.lease, rcf->lease.ahead,
                                         ngx_http_cg_lease_wake)
            != NGX_OK)

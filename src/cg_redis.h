@@ -5,12 +5,12 @@
  * cg_redis: the Redis part of the module, put together.
  *
  * Owns: the client_guard_redis, client_guard_redis_failure,
- * client_guard_redis_lease and client_guard_node directives, this worker's two links to Redis
- * (commands; the subscriber for change notices) and what they start and
- * stop: the quota definitions (cg_redis_quota), the lease requests
- * (cg_lease_batch) and the decisions that wait for them (cg_lease_take);
- * the version poll, this node's heartbeats, and the link's figures for the
- * status output.  See docs/redis.md.
+ * client_guard_redis_lease and client_guard_node directives, this worker's
+ * two links to Redis (commands; the subscriber for change notices) and what
+ * they start and stop: the quota definitions (cg_redis_quota), the lease
+ * requests (cg_lease_batch) and the decisions that wait for them
+ * (cg_lease_take); the version poll, this node's heartbeats, and the link's
+ * figures for the status output.  See docs/redis.md.
  */
 
 

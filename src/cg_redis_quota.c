@@ -831,35 +831,19 @@ ngx_http_cg_redis_loaded(void)
 
 /* worker start and exit, and the version poll */
 
-static ngx_int_t
-ngx_http_cg_defs_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
-    const char *name)
-{
-    key->len = prefix->len + ngx_strlen(name);
-    key->data = ngx_pnalloc(cycle->pool, key->len);
-    if (key->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(key->data, "%V%s", prefix, name);
-
-    return NGX_OK;
-}
-
-
 ngx_int_t
 ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
-    ngx_str_t *prefix)
+    ngx_http_cg_link_conf_t *conf)
 {
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     ngx_memzero(w, sizeof(ngx_http_cg_defs_t));
 
-    if (ngx_http_cg_defs_key(cycle, prefix, &w->k_quotas, "quotas")
+    if (ngx_http_cg_link_key(cycle->pool, conf, &w->k_quotas, "quotas")
            != NGX_OK
-        || ngx_http_cg_defs_key(cycle, prefix, &w->k_keys, "apikeys")
+        || ngx_http_cg_link_key(cycle->pool, conf, &w->k_keys, "apikeys")
            != NGX_OK
-        || ngx_http_cg_defs_key(cycle, prefix, &w->k_version, "version")
+        || ngx_http_cg_link_key(cycle->pool, conf, &w->k_version, "version")
            != NGX_OK)
     {
         return NGX_ERROR;

@@ -34,9 +34,9 @@ typedef struct {
 } ngx_http_cg_redis_error_t;
 
 
-/* at the worker's start: the link, and the prefix of the keys */
+/* at the worker's start: the link, and its configuration (the keys) */
 ngx_int_t ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle,
-    ngx_http_cg_link_t *link, ngx_str_t *prefix);
+    ngx_http_cg_link_t *link, ngx_http_cg_link_conf_t *conf);
 void ngx_http_cg_redis_quota_exit(void);
 
 /* reads the definitions again (a change notice, the link ready again) */

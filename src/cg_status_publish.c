@@ -187,32 +187,12 @@ ngx_http_cg_publish_init(ngx_http_cg_publish_t *pb)
 }
 
 
-static ngx_int_t
-ngx_http_cg_publish_key(ngx_cycle_t *cycle, ngx_str_t *prefix, ngx_str_t *key,
-    const char *name, ngx_str_t *tail)
-{
-    size_t  len;
-
-    len = prefix->len + ngx_strlen(name) + (tail ? tail->len : 0);
-
-    key->data = ngx_pnalloc(cycle->pool, len);
-    if (key->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    key->len = ngx_sprintf(key->data, "%V%s%V", prefix, name,
-                           tail ? tail : &(ngx_str_t) ngx_null_string)
-               - key->data;
-
-    return NGX_OK;
-}
-
-
 ngx_int_t
 ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 {
     ngx_int_t                      rc;
-    ngx_str_t                     *prefix, node;
+    ngx_str_t                      node;
+    ngx_http_cg_link_conf_t       *server;
     ngx_http_cg_main_conf_t       *mcf;
     ngx_http_cg_status_redis_t    *sr;
     ngx_http_cg_publish_worker_t  *w;
@@ -223,7 +203,7 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
     ngx_memzero(w, sizeof(ngx_http_cg_publish_worker_t));
     ngx_memzero(sr, sizeof(ngx_http_cg_status_redis_t));
 
-    /* the same node name as the heartbeats of cg_redis: host:master-pid */
+    /* the same node name as the heartbeats of cg_redis */
 
     rc = ngx_http_cg_redis_worker_conf(cycle, &mcf, &node);
     if (rc != NGX_OK) {
@@ -236,15 +216,13 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 
     w->mcf = mcf;
     w->node = node;
-    prefix = &mcf->redis->server->prefix;
+    server = mcf->redis->server;
 
-    if (ngx_http_cg_publish_key(cycle, prefix, &sr->stats, "stats:", NULL)
+    if (ngx_http_cg_link_key(cycle->pool, server, &sr->stats, "stats:")
            != NGX_OK
-        || ngx_http_cg_publish_key(cycle, prefix, &sr->nodes, "stats-nodes",
-                                   NULL)
+        || ngx_http_cg_link_key(cycle->pool, server, &sr->nodes, "stats-nodes")
            != NGX_OK
-        || ngx_http_cg_publish_key(cycle, prefix, &sr->deploys, "deploys",
-                                   NULL)
+        || ngx_http_cg_link_key(cycle->pool, server, &sr->deploys, "deploys")
            != NGX_OK)
     {
         return NGX_ERROR;
