@@ -180,14 +180,7 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
     if (mcf->redis && quota->mode != CG_MODE_OFF && quota->nlimits) {
 
-        /*
-         * counted cluster-wide, by a lease; the failure policy may make
-         * the quota this node's share, and the policy text is made for it
-         */
-
-        copy = *quota;
-        quota = &copy;
-        policy = NULL;
+        /* counted cluster-wide, by a lease */
 
         lr = ngx_http_cg_lease_req(r, ctx->lease, &ctx->client, quota);
         if (lr == NULL) {
@@ -226,6 +219,16 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
             take = ngx_http_cg_lease_take(lr, zone, rec);
 
             if (take == CG_LEASE_DOWN) {
+
+                /*
+                 * the failure policy: "local" makes the quota this node's
+                 * share, and the policy text is made for that
+                 */
+
+                copy = *quota;
+                quota = &copy;
+                policy = NULL;
+
                 local = (ngx_http_cg_lease_policy(lr, quota, &res)
                          == NGX_DECLINED);
 

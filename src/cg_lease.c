@@ -404,16 +404,19 @@ cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
 uint32_t
 cg_lease_quota_hash(const cg_quota_t *q)
 {
-    size_t          len, i;
-    uint32_t        h;
-    const uint8_t  *p;
+    size_t           len, i;
+    uint32_t         h;
+    const uint32_t  *p;
 
-    /* FNV-1a over the mode, the number of limits and the limits in use */
+    /*
+     * FNV-1a, a word at a time, over the mode, the number of limits and
+     * the limits in use (all of them 32-bit words)
+     */
 
-    len = offsetof(cg_quota_t, limits)
-          + cg_min(q->nlimits, CG_MAX_LIMITS) * sizeof(cg_limit_t);
+    len = (offsetof(cg_quota_t, limits)
+           + cg_min(q->nlimits, CG_MAX_LIMITS) * sizeof(cg_limit_t)) / 4;
 
-    p = (const uint8_t *) q;
+    p = (const uint32_t *) q;
     h = 2166136261u;
 
     for (i = 0; i < len; i++) {

@@ -123,7 +123,7 @@ ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
 
     lr->r = r;
     lr->name = *name;
-    lr->quota = *quota;
+    lr->quota = quota;
     lr->qhash = cg_lease_quota_hash(quota);
 
     return lr;
@@ -146,7 +146,7 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
 
     in.now = (uint32_t) ngx_current_msec;
     in.qhash = lr->qhash;
-    in.ahead = cg_lease_ahead(&lr->quota, lw->conf->ahead, &in.reserve);
+    in.ahead = cg_lease_ahead(lr->quota, lw->conf->ahead, &in.reserve);
     in.lease_ms = lw->conf->lease;
     in.timeout_ms = lw->timeout;
     in.ready = ngx_http_cg_link_ready(lw->link);
@@ -239,11 +239,11 @@ ngx_http_cg_lease_result(ngx_http_cg_lease_req_t *lr, cg_limit_result_t *res)
 
     /* the limit the last lease was cut short by, as Redis said */
 
-    if (lr->out.binding < lr->quota.nlimits) {
+    if (lr->out.binding < lr->quota->nlimits) {
         return lr->out.binding;
     }
 
-    return lr->quota.nlimits ? 0 : -1;
+    return lr->quota->nlimits ? 0 : -1;
 }
 
 
@@ -254,7 +254,7 @@ ngx_http_cg_lease_send(ngx_http_cg_lease_req_t *lr)
         return;
     }
 
-    ngx_http_cg_lease_fetch(lr->zone, lr->rec, &lr->name, &lr->quota,
+    ngx_http_cg_lease_fetch(lr->zone, lr->rec, &lr->name, lr->quota,
                             lr->qhash, &lr->out);
 
     lr->out.want = 0;
@@ -266,8 +266,10 @@ ngx_http_cg_lease_wait(ngx_http_cg_lease_req_t *lr)
 {
     ngx_http_cg_lease_worker_t  *lw = &ngx_http_cg_lw;
 
-    /* at most the command timeout */
+    /* its quota, for the takes while it waits; at most the command timeout */
 
+    lr->kept = *lr->quota;
+    lr->quota = &lr->kept;
     lr->deadline = ngx_current_msec + lw->timeout;
     lr->waiting = 1;
 

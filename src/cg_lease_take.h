@@ -62,7 +62,8 @@ typedef struct {
     ngx_http_cg_zone_t         *zone;
     ngx_http_cg_record_t       *rec;         /* pinned by the request */
     ngx_str_t                   name;
-    cg_quota_t                  quota;
+    cg_quota_t                 *quota;       /* the decision's, or "kept" */
+    cg_quota_t                  kept;        /* while it waits */
     uint32_t                    qhash;
     ngx_msec_t                  deadline;
     ngx_uint_t                  how;         /* NGX_HTTP_CG_REDIS_* */
@@ -90,8 +91,9 @@ void ngx_http_cg_lease_nodes(ngx_uint_t n);
 void ngx_http_cg_lease_wake(void);
 
 /*
- * The request's part for "quota" (a copy), made once in r->pool; NULL when
- * out of memory.
+ * The request's part for "quota", made once in r->pool; NULL when out of
+ * memory.  "quota" is used until the decision returns (copied if the
+ * request waits).
  */
 ngx_http_cg_lease_req_t *ngx_http_cg_lease_req(ngx_http_request_t *r,
     ngx_http_cg_lease_req_t *lr, ngx_str_t *name, cg_quota_t *quota);
