@@ -391,15 +391,62 @@ ngx_http_cg_hash_pair(redisReply *reply, ngx_uint_t i, ngx_str_t *field,
 }
 
 
-/* an empty table of entries, sized for the pairs of a hash reply */
+/*
+ * The start of a hash reply for the snapshot being built ("keys": the API
+ * keys' section, else the quotas'): NGX_OK with its empty table, sized
+ * for its pairs, to fill; NGX_DONE when it is no hash (reported, and the
+ * section of the snapshot in force kept); NGX_ERROR.
+ */
 
-static ngx_http_cg_snap_entry_t **
-ngx_http_cg_snap_table(ngx_http_cg_snap_t *snap, redisReply *reply,
-    ngx_uint_t *n)
+static ngx_int_t
+ngx_http_cg_snap_section(ngx_http_cg_snap_t *snap, redisReply *reply,
+    ngx_str_t *key, ngx_uint_t keys, ngx_uint_t *n)
 {
+    ngx_str_t                  value, empty;
+    ngx_http_cg_snap_entry_t **table;
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        ngx_str_null(&empty);
+        value.data = (u_char *) (reply->type == REDIS_REPLY_ERROR
+                                 ? reply->str : "");
+        value.len = reply->type == REDIS_REPLY_ERROR ? reply->len : 0;
+
+        (void) ngx_http_cg_snap_error(snap, key, &empty, &value,
+                                      "not a hash");
+
+        return ngx_http_cg_snap_copy(snap, keys) == NGX_OK ? NGX_DONE
+                                                           : NGX_ERROR;
+    }
+
     *n = ngx_http_cg_snap_size(reply->elements / 2 * 2);
 
-    return ngx_pcalloc(snap->pool, *n * sizeof(ngx_http_cg_snap_entry_t *));
+    table = ngx_pcalloc(snap->pool, *n * sizeof(ngx_http_cg_snap_entry_t *));
+    if (table == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (keys) {
+        snap->keys = table;
+        snap->nkeys = *n;
+
+    } else {
+        snap->quotas = table;
+        snap->nquotas = *n;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the snapshot being built is given up (the last one stays in force) */
+
+static void
+ngx_http_cg_snap_drop(ngx_http_cg_defs_t *w)
+{
+    if (w->building) {
+        ngx_destroy_pool(w->building->pool);
+        w->building = NULL;
+    }
 }
 
 
@@ -407,15 +454,15 @@ static void
 ngx_http_cg_redis_quotas_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
-    u_char                      name[CG_NAME_MAX];
-    ngx_int_t                   rc;
-    ngx_str_t                   field, value, nm, empty;
-    ngx_uint_t                  i, n;
-    cg_quota_t                  q;
-    const char                 *err;
-    ngx_http_cg_snap_t         *snap;
-    ngx_http_cg_snap_entry_t        *e, *old;
-    ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
+    u_char                     name[CG_NAME_MAX];
+    ngx_int_t                  rc;
+    ngx_str_t                  field, value, nm;
+    ngx_uint_t                 i, n;
+    cg_quota_t                 q;
+    const char                *err;
+    ngx_http_cg_snap_t        *snap;
+    ngx_http_cg_snap_entry_t  *e, *old;
+    ngx_http_cg_defs_t        *w = &ngx_http_cg_defs;
 
     snap = w->building;
 
@@ -423,30 +470,16 @@ ngx_http_cg_redis_quotas_done(ngx_http_cg_link_t *link, redisReply *reply,
         return;
     }
 
-    if (reply == NULL) {
-        ngx_destroy_pool(snap->pool);
-        w->building = NULL;
+    rc = reply ? ngx_http_cg_snap_section(snap, reply, &w->k_quotas, 0, &n)
+               : NGX_ERROR;
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_ERROR) {
+            ngx_http_cg_snap_drop(w);
+        }
+
         return;
     }
-
-    ngx_str_null(&empty);
-
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        value.data = (u_char *) (reply->type == REDIS_REPLY_ERROR
-                                 ? reply->str : "");
-        value.len = reply->type == REDIS_REPLY_ERROR ? reply->len : 0;
-
-        (void) ngx_http_cg_snap_error(snap, &w->k_quotas, &empty, &value,
-                                      "not a hash");
-        goto keep;
-    }
-
-    snap->quotas = ngx_http_cg_snap_table(snap, reply, &n);
-    if (snap->quotas == NULL) {
-        goto failed;
-    }
-
-    snap->nquotas = n;
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
         if (ngx_http_cg_hash_pair(reply, i, &field, &value) != NGX_OK) {
@@ -506,16 +539,9 @@ ngx_http_cg_redis_quotas_done(ngx_http_cg_link_t *link, redisReply *reply,
 
     return;
 
-keep:
-
-    if (ngx_http_cg_snap_copy(snap, 0) == NGX_OK) {
-        return;
-    }
-
 failed:
 
-    ngx_destroy_pool(snap->pool);
-    w->building = NULL;
+    ngx_http_cg_snap_drop(w);
 }
 
 
@@ -523,11 +549,11 @@ static void
 ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
-    u_char                      name[CG_NAME_MAX];
-    ngx_int_t                   rc;
-    ngx_str_t                   field, value, nm, empty;
-    ngx_uint_t                  i, j, n, ok;
-    ngx_http_cg_snap_t         *snap;
+    u_char               name[CG_NAME_MAX];
+    ngx_int_t            rc;
+    ngx_str_t            field, value, nm;
+    ngx_uint_t           i, j, n, ok;
+    ngx_http_cg_snap_t  *snap;
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     snap = w->building;
@@ -536,33 +562,16 @@ ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
         return;
     }
 
-    if (reply == NULL) {
-        goto failed;
-    }
+    rc = reply ? ngx_http_cg_snap_section(snap, reply, &w->k_keys, 1, &n)
+               : NGX_ERROR;
 
-    ngx_str_null(&empty);
-
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        value.data = (u_char *) (reply->type == REDIS_REPLY_ERROR
-                                 ? reply->str : "");
-        value.len = reply->type == REDIS_REPLY_ERROR ? reply->len : 0;
-
-        (void) ngx_http_cg_snap_error(snap, &w->k_keys, &empty, &value,
-                                      "not a hash");
-
-        if (ngx_http_cg_snap_copy(snap, 1) != NGX_OK) {
-            goto failed;
-        }
-
+    if (rc == NGX_DONE) {
         goto swap;
     }
 
-    snap->keys = ngx_http_cg_snap_table(snap, reply, &n);
-    if (snap->keys == NULL) {
+    if (rc != NGX_OK) {
         goto failed;
     }
-
-    snap->nkeys = n;
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
         if (ngx_http_cg_hash_pair(reply, i, &field, &value) != NGX_OK) {
@@ -635,8 +644,7 @@ swap:
 
 failed:
 
-    ngx_destroy_pool(snap->pool);
-    w->building = NULL;
+    ngx_http_cg_snap_drop(w);
 }
 
 
@@ -644,9 +652,9 @@ static void
 ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
-    ngx_int_t                   n;
-    ngx_str_t                   value, empty;
-    ngx_http_cg_snap_t         *snap;
+    ngx_int_t            n;
+    ngx_str_t            value, empty;
+    ngx_http_cg_snap_t  *snap;
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     snap = w->building;
@@ -678,8 +686,8 @@ ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
 void
 ngx_http_cg_redis_quota_load(void)
 {
-    size_t                      len[2];
-    const char                 *argv[2];
+    size_t               len[2];
+    const char          *argv[2];
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
     if (!ngx_http_cg_link_ready(w->link)) {
@@ -738,10 +746,7 @@ failed:
 
     /* a failure inside send already ran the handlers */
 
-    if (w->building) {
-        ngx_destroy_pool(w->building->pool);
-        w->building = NULL;
-    }
+    ngx_http_cg_snap_drop(w);
 
 }
 
