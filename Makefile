@@ -167,6 +167,7 @@ check-embedded:
 # t/unit/test_X.c is linked with src/X.c when it exists, plus any sources
 # listed in UNIT_SRCS_test_X (e.g. make UNIT_SRCS_test_cg_quota=src/a.c).
 UNIT_TESTS  := $(wildcard t/unit/test_*.c)
+UNIT_SRCS_test_cg_stats := src/cg_history.c
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -g -O1 $(CC_WARN) -Isrc $(ASAN_FLAGS) \
 	-fsanitize=undefined -fno-sanitize-recover=all

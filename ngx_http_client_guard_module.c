@@ -16,6 +16,7 @@
 #include "cg_common.h"
 #include "cg_decide.h"
 #include "cg_stats_log.h"
+#include "cg_status.h"
 
 
 static ngx_int_t ngx_http_cg_add_variables(ngx_conf_t *cf);

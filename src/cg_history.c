@@ -435,13 +435,11 @@ cg_history_rate(const cg_history_t *h, int series, uint64_t now, uint32_t ms,
         elapsed = step / 10;
     }
 
+    /* steps before the client's first count as empty: a rate over "ms" */
+
     n = (ms + step - 1) / step;
     n = n < 2 ? 1 : n - 1;
     n = n > CG_HISTORY_SLOTS ? CG_HISTORY_SLOTS : n;
-
-    if (n > h->slot - h->first) {
-        n = h->slot - h->first;
-    }
 
     sum = h->cur[series];
 

@@ -107,8 +107,9 @@ void cg_history_view(const cg_history_t *h, uint64_t now,
     const cg_anomaly_t *an, cg_history_view_t *v);
 
 /*
- * Requests of a series per second over about "ms" before "now" (at least
- * the current step and the one before, at most the ring).
+ * Requests of a series per second over about "ms" before "now": the
+ * current step so far and whole steps before it (at least one, at most
+ * the ring; steps before the client's first count as empty).
  */
 double cg_history_rate(const cg_history_t *h, int series, uint64_t now,
     uint32_t ms, const cg_anomaly_t *an);

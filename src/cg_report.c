@@ -63,22 +63,52 @@ const char  *ngx_http_cg_window_names[] = { "10s", "1m", "5m" };
 
 
 void
-ngx_http_cg_figures(ngx_http_cg_figures_t *f, ngx_http_cg_record_t *rec)
+ngx_http_cg_figures(ngx_http_cg_figures_t *f, ngx_http_cg_record_t *rec,
+    int64_t now, const cg_anomaly_t *an)
 {
-    cg_stats_t  *st;
+    ngx_uint_t          i;
+    cg_stats_t         *st;
+    cg_history_t       *h;
+    cg_history_view_t   v;
 
     st = &rec->stats;
+    h = &st->history;
+
+    cg_history_view(h, now, an, &v);
 
     f->requests = rec->counters.requests;
     f->rejected = rec->counters.outcome[NGX_HTTP_CG_REJECTED];
     f->rejected_dry_run = rec->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN];
     ngx_memcpy(f->classes, st->classes, sizeof(f->classes));
-    f->rate_10s = st->rate[CG_STATS_R10];
-    f->rate_1m = st->rate[CG_STATS_R60];
-    f->rate_5m = st->rate[CG_STATS_R300];
-    f->error_rate_10s = st->err[0];
+
+    f->rate_10s = v.rate;
+    f->rate_1m = cg_history_rate(h, CG_HISTORY_OFFERED, now, 60000, an);
+    f->rate_5m = cg_history_rate(h, CG_HISTORY_OFFERED, now, 300000, an);
+    f->error_rate_10s = v.error_rate[0];
+    f->error5_rate_10s = v.error_rate[1];
+    f->base_rate = v.base_rate;
+    f->young = v.young;
+    f->anomaly = v.ratio;
+
+    for (i = 0; i < 2; i++) {
+        f->share[i] = v.share[i];
+        f->base_share[i] = v.base_share[i];
+    }
+
+    for (i = 0; i < CG_ANOMALY_N; i++) {
+        f->since[i] = h->since[i]
+                      ? (uint32_t) ((uint64_t) h->since[i] * an->step_ms
+                                    / 1000)
+                      : 0;
+
+        /* flagged clients first, by their ratio */
+
+        if (f->since[i]) {
+            f->anomaly += 1e6;
+        }
+    }
+
     f->utilisation = 0;
-    f->anomaly = 0;
 }
 
 
@@ -120,15 +150,24 @@ ngx_http_cg_sort_key(ngx_http_cg_figures_t *f, ngx_uint_t sort)
 u_char *
 ngx_http_cg_figures_print(u_char *p, ngx_http_cg_figures_t *f)
 {
-    return ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL %.3f %.3f %.3f "
-                       "%.3f",
+    return ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL "
+                       "%.3f %.3f %.3f %.3f %.3f %.3f %.4f %.4f %.4f %.4f "
+                       "%uD %uD %uD %uD %.3f",
                        f->requests, f->rejected, f->rejected_dry_run,
                        f->classes[0], f->classes[1], f->classes[2],
                        f->classes[3], f->classes[4],
                        ngx_http_cg_out_finite(f->rate_10s),
                        ngx_http_cg_out_finite(f->rate_1m),
                        ngx_http_cg_out_finite(f->rate_5m),
-                       ngx_http_cg_out_finite(f->error_rate_10s));
+                       ngx_http_cg_out_finite(f->error_rate_10s),
+                       ngx_http_cg_out_finite(f->error5_rate_10s),
+                       ngx_http_cg_out_finite(f->base_rate),
+                       ngx_http_cg_out_finite(f->share[0]),
+                       ngx_http_cg_out_finite(f->share[1]),
+                       ngx_http_cg_out_finite(f->base_share[0]),
+                       ngx_http_cg_out_finite(f->base_share[1]),
+                       f->since[0], f->since[1], f->since[2], f->young,
+                       ngx_http_cg_out_finite(f->utilisation));
 }
 
 
@@ -147,21 +186,35 @@ ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p, u_char *last)
     };
 
     double  *rates[] = {
-        &f->rate_10s, &f->rate_1m, &f->rate_5m, &f->error_rate_10s
+        &f->rate_10s, &f->rate_1m, &f->rate_5m, &f->error_rate_10s,
+        &f->error5_rate_10s, &f->base_rate, &f->share[0], &f->share[1],
+        &f->base_share[0], &f->base_share[1]
+    };
+
+    uint32_t  *times[] = {
+        &f->since[0], &f->since[1], &f->since[2], &f->young
     };
 
     ngx_memzero(f, sizeof(ngx_http_cg_figures_t));
 
-    for (k = 0; k < 12 && p < last; k++) {
+    for (k = 0; k < 23 && p < last; k++) {
         for (t = p; t < last && *t != ' '; t++) { /* void */ }
 
         if (k < 8) {
             n = ngx_atoi(p, t - p);
             *counts[k] = n == NGX_ERROR ? 0 : (uint64_t) n;
 
+        } else if (k < 18) {
+            n = ngx_atofp(p, t - p, 4);
+            *rates[k - 8] = n == NGX_ERROR ? 0 : (double) n / 10000;
+
+        } else if (k < 22) {
+            n = ngx_atoi(p, t - p);
+            *times[k - 18] = n == NGX_ERROR ? 0 : (uint32_t) n;
+
         } else {
             n = ngx_atofp(p, t - p, 3);
-            *rates[k - 8] = n == NGX_ERROR ? 0 : (double) n / 1000;
+            f->utilisation = n == NGX_ERROR ? 0 : (double) n / 1000;
         }
 
         p = t < last ? t + 1 : t;
@@ -353,12 +406,26 @@ ngx_http_cg_report_walk(ngx_http_cg_report_t *rp)
 }
 
 
+/* ms until "used" units of a limit are back: a rate refills, a window ends */
+
+static uint64_t
+ngx_http_cg_report_reset(cg_limit_t *lim, uint64_t used, int64_t now)
+{
+    if (lim->type == CG_LIMIT_RATE) {
+        return lim->count ? (used * lim->period + lim->count - 1) / lim->count
+                          : 0;
+    }
+
+    return used ? (uint64_t) (lim->period - now % lim->period) : 0;
+}
+
+
 static void
 ngx_http_cg_report_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
     ngx_http_cg_limit_view_t *views)
 {
     uint32_t                   i;
-    ngx_uint_t                 redis;
+    ngx_uint_t                 redis, lease;
     cg_quota_t                *quota;
     cg_limit_state_t           st;
     cg_limit_result_t          res;
@@ -383,19 +450,37 @@ ngx_http_cg_report_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
     row->mode = quota->mode;
     row->nlimits = quota->nlimits;
 
+    /* counted cluster-wide: the lease has Redis's word on each limit */
+
+    lease = rp->redis && quota->mode != CG_MODE_OFF
+            && row->rec->lease.qhash == cg_lease_quota_hash(quota);
+
     for (i = 0; i < quota->nlimits && i < CG_MAX_LIMITS; i++) {
         lv = &views[i];
         lv->lim = quota->limits[i];
-
-        /* a check of no cost on a copy: what is left, changing nothing */
-
-        st = row->rec->state[i];
-        cg_limit_check(&lv->lim, &st, rp->query->now_ms, 0, 0, &res);
-
         lv->capacity = cg_limit_capacity(&lv->lim);
-        lv->remaining = ngx_min(res.remaining, lv->capacity);
+
+        if (lease
+            && cg_lease_remaining(&row->rec->lease, i, &lv->lim,
+                                  (uint32_t) ngx_current_msec,
+                                  rp->query->now_ms, &lv->remaining))
+        {
+            lv->reset = ngx_http_cg_report_reset(&lv->lim,
+                                                 lv->capacity - lv->remaining,
+                                                 rp->query->now_ms);
+
+        } else {
+
+            /* a check of no cost on a copy: what is left, changing nothing */
+
+            st = row->rec->state[i];
+            cg_limit_check(&lv->lim, &st, rp->query->now_ms, 0, 0, &res);
+
+            lv->remaining = ngx_min(res.remaining, lv->capacity);
+            lv->reset = res.reset;
+        }
+
         lv->used = lv->capacity - lv->remaining;
-        lv->reset = res.reset;
         lv->util = lv->capacity ? (double) lv->used / lv->capacity : 0;
 
         if (lv->util > row->util) {
@@ -415,55 +500,49 @@ ngx_http_cg_report_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
 static void
 ngx_http_cg_report_rank(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
 {
-    uint32_t                  now;
+    int64_t                   now;
     ngx_uint_t                j, k;
-    cg_stats_t               *st;
     ngx_http_cg_record_t     *rec;
-    ngx_http_cg_figures_t     f;
+    ngx_http_cg_figures_t    *f;
     ngx_http_cg_limit_view_t  lv[CG_MAX_LIMITS];
 
     rec = row->rec;
-    st = &rec->stats;
-    now = rp->query->now;
+    now = rp->query->now_ms;
 
     row->name.data = rec->name;
     row->name.len = rec->len;
 
-    cg_stats_view(st, now, rec->created, &rp->an);
-
-    row->base = cg_stats_baseline(st->rate[CG_STATS_R300], now + 1,
-                                  rec->created, &rp->an);
-    row->ratio = cg_stats_ratio(st->rate[CG_STATS_R10], row->base, &rp->an);
-
-    row->err_base = cg_stats_baseline(st->err[1], now + 1, rec->created,
-                                      &rp->an);
-    row->err_ratio = cg_stats_ratio(st->err[0], row->err_base, &rp->an);
+    cg_stats_view(&rec->stats, now, &rp->an);
+    cg_history_view(&rec->stats.history, now, &rp->an, &row->view);
 
     if (rp->query->sort == NGX_HTTP_CG_SORT_QUOTA) {
         ngx_http_cg_report_quota(rp, row, lv);
     }
 
-    ngx_http_cg_figures(&f, rec);
-    f.utilisation = row->util;
-    f.anomaly = ngx_max(row->ratio, row->err_ratio);
+    f = &row->figures;
 
-    row->item.key = ngx_http_cg_sort_key(&f, rp->query->sort);
+    ngx_http_cg_figures(f, rec, now, &rp->an);
+    f->utilisation = row->util;
+
+    row->item.key = ngx_http_cg_sort_key(f, rp->query->sort);
     row->item.name = row->name.data;
     row->item.len = row->name.len;
 
     (void) cg_topn_add(&rp->top, &row->item);
 
-    /* top movers: the highest surge ratios among clients above min */
+    /*
+     * top movers: the highest ratios to their baselines, among clients
+     * with one (not young) and at least min_rate over it
+     */
 
-    if (rp->an.ratio <= 0
-        || st->rate[CG_STATS_R10] < rp->an.min_rate
-        || row->ratio <= 1.0)
+    if (rp->an.off || row->view.young || row->view.ratio <= 1.0
+        || row->view.rate < row->view.base_rate + rp->an.min_rate)
     {
         return;
     }
 
     for (j = 0; j < rp->nmovers; j++) {
-        if (row->ratio > rp->movers[j]->ratio) {
+        if (row->view.ratio > rp->movers[j]->view.ratio) {
             break;
         }
     }

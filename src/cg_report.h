@@ -59,6 +59,7 @@ typedef struct {
     ngx_uint_t                sort;
     ngx_uint_t                limit;
     ngx_str_t                 client;      /* empty: all */
+    ngx_uint_t                history;     /* the clients' history too */
     int64_t                   now_ms;
     uint32_t                  now;
 } ngx_http_cg_query_t;
@@ -74,23 +75,32 @@ typedef struct {
     uint64_t                  rejected;
     uint64_t                  rejected_dry_run;
     uint64_t                  classes[CG_STATS_NCLASSES];
-    double                    rate_10s;
+    double                    rate_10s;    /* offered, the last 2 steps */
     double                    rate_1m;
     double                    rate_5m;
-    double                    error_rate_10s;
-    double                    utilisation; /* of its quota: a node's only */
-    double                    anomaly;     /* highest ratio: a node's only */
+    double                    error_rate_10s;      /* 4xx */
+    double                    error5_rate_10s;     /* 5xx */
+    double                    base_rate;   /* the detector's baseline */
+    double                    share[2];    /* 4xx, 5xx of answers now */
+    double                    base_share[2];
+    uint32_t                  since[CG_ANOMALY_N];  /* epoch s, 0: no */
+    uint32_t                  young;
+    double                    utilisation; /* of its quota, highest */
+    double                    anomaly;     /* the sort key "anomaly" */
 } ngx_http_cg_figures_t;
 
 
-/* the figures of a record whose statistics were brought to now */
+/* the figures of a record whose statistics were brought to "now" (ms) */
 void ngx_http_cg_figures(ngx_http_cg_figures_t *f,
-    ngx_http_cg_record_t *rec);
+    ngx_http_cg_record_t *rec, int64_t now, const cg_anomaly_t *an);
 
 /* the key of the sort, the higher first (then the name; "name": all 0) */
 double ngx_http_cg_sort_key(ngx_http_cg_figures_t *f, ngx_uint_t sort);
 
-/* as a node publishes them: 8 counters, then 4 rates with 3 decimals */
+/*
+ * As a node publishes them: 8 counters, 6 rates, 4 shares, the 3 flags'
+ * times, young, utilisation (what is missing, as from an older node, is 0).
+ */
 u_char *ngx_http_cg_figures_print(u_char *p, ngx_http_cg_figures_t *f);
 void ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p,
     u_char *last);
@@ -114,10 +124,8 @@ typedef struct {
     cg_topn_item_t            item;        /* the sort key, the name; first */
     ngx_http_cg_record_t     *rec;         /* the copy */
     ngx_str_t                 name;
-    double                    base;        /* request rate baseline */
-    double                    ratio;       /* surge: rate 10 s / baseline */
-    double                    err_base;
-    double                    err_ratio;   /* 4xx 10 s / baseline */
+    cg_history_view_t         view;        /* what the detector sees */
+    ngx_http_cg_figures_t     figures;
     double                    util;        /* highest of the limits */
     uint32_t                  mode;
     uint32_t                  nlimits;

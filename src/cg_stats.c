@@ -2,8 +2,8 @@
 /*
  * Copyright (C) client guard authors
  *
- * Per-client statistics: counters, EWMA rates, decaying histograms and the
- * anomaly flags derived from them.  See cg_stats.h.
+ * Per-client statistics: counters, histograms of times, and the history
+ * (cg_history).  See cg_stats.h.
  */
 
 
@@ -19,181 +19,6 @@ const uint16_t  cg_stats_codes[CG_STATS_NCODES] = {
 const uint32_t  cg_stats_bounds_ms[CG_STATS_NBUCKETS] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000
 };
-
-/* exp(-1 / tau) for tau = 10, 60 and 300 seconds */
-
-static const double  cg_stats_decay[3] = {
-    0.90483741803595957, 0.98347145382161748, 0.99667221605452392
-};
-
-static const int  cg_stats_err_tau[2] = { CG_STATS_R10, CG_STATS_R300 };
-
-
-static double
-cg_stats_pow(double a, uint32_t n)
-{
-    double  r;
-
-    if (n > 10000) {
-        return 0.0;
-    }
-
-    r = 1.0;
-
-    while (n) {
-        if (n & 1) {
-            r *= a;
-        }
-
-        a *= a;
-        n >>= 1;
-    }
-
-    return r;
-}
-
-
-/* an average after "dt" seconds: "count" in the first, nothing after */
-
-static float
-cg_stats_fold(float avg, uint32_t count, double a, uint32_t dt)
-{
-    double  v;
-
-    v = (double) avg * a + (double) count * (1.0 - a);
-
-    if (dt > 1) {
-        v *= cg_stats_pow(a, dt - 1);
-    }
-
-    if (v < 1e-6) {
-        v = 0.0;
-    }
-
-    return (float) v;
-}
-
-
-double
-cg_stats_baseline(float avg, uint32_t now, uint32_t created,
-    const cg_anomaly_t *an)
-{
-    double  f;
-
-    if (an->new_clients || created == 0) {
-        return avg;
-    }
-
-    f = 1.0 - cg_stats_pow(cg_stats_decay[CG_STATS_R300],
-                           now > created ? now - created : 0);
-
-    /* at most x100: the first seconds of a record */
-
-    if (f < 0.01) {
-        f = 0.01;
-    }
-
-    return avg / f;
-}
-
-
-double
-cg_stats_ratio(double cur, double base, const cg_anomaly_t *an)
-{
-    if (base < an->min_rate) {
-        base = an->min_rate;
-    }
-
-    if (base <= 0.0) {
-        return 0.0;
-    }
-
-    return cur / base;
-}
-
-
-/*
- * The baseline (a power and a division) and the ratio are worked out only
- * when the current rate alone does not settle it: most clients are quiet.
- */
-
-static uint32_t
-cg_stats_flag(uint32_t since, double cur, float avg, uint32_t now,
-    uint32_t created, const cg_anomaly_t *an)
-{
-    double  ratio;
-
-    if (since == 0) {
-        if (cur < an->min_rate) {
-            return 0;
-        }
-
-        ratio = cg_stats_ratio(cur, cg_stats_baseline(avg, now, created, an),
-                               an);
-
-        return ratio >= an->ratio ? now : 0;
-    }
-
-    /* hysteresis: a flag clears at half its threshold */
-
-    if (cur < an->min_rate / 2) {
-        return 0;
-    }
-
-    ratio = cg_stats_ratio(cur, cg_stats_baseline(avg, now, created, an), an);
-
-    if (ratio < an->ratio / 2) {
-        return 0;
-    }
-
-    return since;
-}
-
-
-void
-cg_stats_tick(cg_stats_t *st, uint32_t now, uint32_t created,
-    const cg_anomaly_t *an)
-{
-    int       i;
-    uint32_t  dt;
-
-    if (st->sec == 0) {
-        st->sec = now;
-        return;
-    }
-
-    if (now <= st->sec) {
-        return;
-    }
-
-    dt = now - st->sec;
-
-    for (i = 0; i < 3; i++) {
-        st->rate[i] = cg_stats_fold(st->rate[i], st->cur, cg_stats_decay[i],
-                                    dt);
-    }
-
-    for (i = 0; i < 2; i++) {
-        st->err[i] = cg_stats_fold(st->err[i], st->cur_err,
-                                   cg_stats_decay[cg_stats_err_tau[i]], dt);
-    }
-
-    st->sec = now;
-    st->cur = 0;
-    st->cur_err = 0;
-
-    if (an == 0 || an->ratio <= 0) {
-        st->surge_since = 0;
-        st->errors_since = 0;
-        return;
-    }
-
-    st->surge_since = cg_stats_flag(st->surge_since, st->rate[CG_STATS_R10],
-                                    st->rate[CG_STATS_R300], now, created,
-                                    an);
-    st->errors_since = cg_stats_flag(st->errors_since, st->err[0],
-                                     st->err[1], now, created, an);
-}
 
 
 int
@@ -219,7 +44,9 @@ cg_stats_code_index(uint32_t status)
 }
 
 
-static void
+/* counts "ms" in its bucket of a recent histogram; returns the bucket */
+
+static int
 cg_stats_hist_add(uint8_t *hist, uint32_t ms)
 {
     int  i, b;
@@ -237,29 +64,28 @@ cg_stats_hist_add(uint8_t *hist, uint32_t ms)
     }
 
     hist[b]++;
+
+    return b;
 }
 
 
 void
-cg_stats_add(cg_stats_t *st, uint32_t now, uint32_t created,
-    const cg_stats_req_t *req, const cg_anomaly_t *an)
+cg_stats_add(cg_stats_t *st, uint64_t now, const cg_stats_req_t *req,
+    const cg_anomaly_t *an)
 {
-    int       i;
-    uint32_t  cls;
-
-    cg_stats_tick(st, now, created, an);
-
-    if (st->cur < UINT32_MAX) {
-        st->cur++;
-    }
-
-    if (req->own) {
-        return;
-    }
+    int       i, b;
+    uint32_t  cls, n[CG_HISTORY_SERIES];
 
     cls = req->status / 100;
 
-    if (cls < 1 || cls > CG_STATS_NCLASSES) {
+    n[CG_HISTORY_OFFERED] = 1;
+    n[CG_HISTORY_REJECTED] = req->own;
+    n[CG_HISTORY_4XX] = (!req->own && cls == 4);
+    n[CG_HISTORY_5XX] = (!req->own && cls == 5);
+
+    cg_history_add(&st->history, (uint32_t) (now / an->step_ms), n, an);
+
+    if (req->own || cls < 1 || cls > CG_STATS_NCLASSES) {
         return;
     }
 
@@ -271,30 +97,25 @@ cg_stats_add(cg_stats_t *st, uint32_t now, uint32_t created,
         st->codes[i]++;
     }
 
-    if (cls == 4 && st->cur_err < UINT32_MAX) {
-        st->cur_err++;
-    }
-
     st->time_ms += req->time_ms;
-    cg_stats_hist_add(st->hist, req->time_ms);
+    b = cg_stats_hist_add(st->hist, req->time_ms);
+
+    if (b < CG_STATS_NBUCKETS - 1) {
+        st->latency[b]++;
+    }
 
     if (req->upstream) {
         st->upstream++;
         st->upstream_ms += req->upstream_ms;
-        cg_stats_hist_add(st->uhist, req->upstream_ms);
+        (void) cg_stats_hist_add(st->uhist, req->upstream_ms);
     }
 }
 
 
 void
-cg_stats_view(cg_stats_t *st, uint32_t now, uint32_t created,
-    const cg_anomaly_t *an)
+cg_stats_view(cg_stats_t *st, uint64_t now, const cg_anomaly_t *an)
 {
-    if (st->sec == 0) {
-        return;
-    }
-
-    cg_stats_tick(st, now + 1, created, an);
+    cg_history_advance(&st->history, (uint32_t) (now / an->step_ms), an);
 }
 
 

@@ -10,7 +10,8 @@
  * decision), or after NGX_HTTP_CG_LOG_DELAY, before a status answer or
  * publication, and when the worker exits.  A request so costs one lock of
  * the zone, not two.  The records stay pinned (rec->refs) until they are
- * counted.
+ * counted.  Also the settings of what is judged unusual
+ * (client_guard_anomaly, for cg_history).
  */
 
 
@@ -43,6 +44,15 @@ void ngx_http_cg_stats_flush(void);
 
 /* at the worker's exit */
 void ngx_http_cg_stats_log_exit(void);
+
+/*
+ * client_guard_anomaly [ratio=N] [min_rate=R] [errors=N%] [min_errors=R]
+ * [step=time] | off, on the cg_anomaly_t at cmd->offset; and the defaults
+ * once the configuration is read
+ */
+char *ngx_http_cg_anomaly_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_cg_anomaly_init(cg_anomaly_t *an);
 
 
 #endif /* _CG_STATS_LOG_H_INCLUDED_ */

@@ -4,7 +4,7 @@
  *
  * cg_status: the status endpoint.
  *
- * Owns: the client_guard_status and client_guard_anomaly directives, the
+ * Owns: the client_guard_status directive, the
  * status handler with its query parsing and its dispatch (the HTML
  * dashboard, a deploy marker by POST, the cluster view, or the report of
  * this node), and the driving of a node's answer in slices: the report
@@ -164,97 +164,6 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-char *
-ngx_http_cg_anomaly_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    cg_anomaly_t  *an = (void *) ((char *) conf + cmd->offset);
-
-    ngx_int_t    n;
-    ngx_str_t   *value, s;
-    ngx_uint_t   i;
-
-    if (an->ratio != 0) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        an->ratio = -1;
-        return NGX_CONF_OK;
-    }
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "ratio=", 6) == 0) {
-            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
-
-            if (n < 2 || n > 1000) {
-                goto invalid;
-            }
-
-            an->ratio = (float) n;
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "new_clients=on") == 0) {
-            an->new_clients = 1;
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "new_clients=off") == 0) {
-            an->new_clients = 0;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "min_rate=", 9) == 0) {
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
-
-            /* requests per second, with up to two decimals */
-
-            n = ngx_atofp(s.data, s.len, 2);
-
-            if (n <= 0) {
-                goto invalid;
-            }
-
-            an->min_rate = (float) n / 100;
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    if (an->ratio == 0) {
-        an->ratio = 5;
-    }
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\" in \"client_guard_anomaly\","
-                       " expected \"ratio=2..1000\", \"min_rate=R\" (R > 0),"
-                       " \"new_clients=on|off\" or \"off\"", &value[i]);
-    return NGX_CONF_ERROR;
-}
-
-
-void
-ngx_http_cg_anomaly_init(cg_anomaly_t *an)
-{
-    if (an->ratio == 0) {
-        an->ratio = 5;
-    }
-
-    if (an->min_rate == 0) {
-        an->min_rate = 1;
-    }
-}
-
-
 /* the handler -------------------------------------------------------------- */
 
 
@@ -396,6 +305,16 @@ ngx_http_cg_status_args(ngx_http_request_t *r, ngx_http_cg_status_conf_t *scf,
 
         q->client.data = p;
         q->client.len = n;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "history", 7, &v) == NGX_OK) {
+
+        if (v.len == 1 && (v.data[0] == '0' || v.data[0] == '1')) {
+            q->history = (v.data[0] == '1');
+
+        } else {
+            return NGX_HTTP_BAD_REQUEST;
+        }
     }
 
     if (ngx_http_arg(r, (u_char *) "scope", 5, &v) == NGX_OK) {

@@ -7,7 +7,7 @@
  *
  * Owns: the configuration of the client_guard_status directive, and the
  * declarations of what the module calls in the status part: the
- * directives (client_guard_status, client_guard_anomaly in cg_status.c,
+ * directives (client_guard_status in cg_status.c,
  * client_guard_status_publish in cg_status_publish.c), the worker's start
  * and exit (cg_status_publish.c).  The
  * rooms of the status part, from the floor up: cg_out and cg_slice, then
@@ -40,18 +40,15 @@ typedef struct {
 /*
  * The directives, each on its configuration at cmd->offset:
  * client_guard_status [zone=name] [limit=N] [deploy_token=secret] (a
- * location's), client_guard_anomaly ratio=N min_rate=R | off and
- * client_guard_status_publish [interval=time] [clients=N] | off (main)
+ * location's) and client_guard_status_publish [interval=time] [clients=N]
+ * | off (main's)
  */
 char *ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* client_guard_anomaly ratio=N min_rate=R | off */
-char *ngx_http_cg_anomaly_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
-/* defaults for what the directive left unset */
-void ngx_http_cg_anomaly_init(cg_anomaly_t *an);
+
 
 /* client_guard_status_publish [interval=time] [clients=N] | off */
 char *ngx_http_cg_publish_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -88,13 +88,137 @@ ngx_http_cg_json_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 }
 
 
+static double
+ngx_http_cg_json_rate(cg_history_t *h, int series, int64_t now, uint32_t ms,
+    const cg_anomaly_t *an)
+{
+    return ngx_http_cg_out_finite(cg_history_rate(h, series, now, ms, an));
+}
+
+
+/*
+ * What the detector makes of a client: young (no baseline yet), watching,
+ * or flagged; and the anomalies under way, with since when.
+ */
+
+static void
+ngx_http_cg_json_anomalies(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row)
+{
+    int                 i, n;
+    cg_history_t       *h;
+    cg_history_view_t  *v;
+
+    static const char  *types[CG_ANOMALY_N] = {
+        "surge", "errors_4xx", "errors_5xx"
+    };
+
+    h = &row->rec->stats.history;
+    v = &row->view;
+
+    for (i = 0, n = 0; i < CG_ANOMALY_N; i++) {
+        n += (h->since[i] != 0);
+    }
+
+    ngx_http_cg_out_printf(o,
+        "\"detector\":{\"state\":\"%s\",\"rate_per_s\":%.3f,"
+        "\"baseline_per_s\":%.3f,\"ratio\":%.2f,"
+        "\"error_share\":{\"4xx\":%.4f,\"5xx\":%.4f},"
+        "\"baseline_error_share\":{\"4xx\":%.4f,\"5xx\":%.4f}},"
+        "\"anomalies\":[",
+        rp->an.off ? "off" : (v->young ? "young"
+                                        : (n ? "flagged" : "watching")),
+        ngx_http_cg_out_finite(v->rate), ngx_http_cg_out_finite(v->base_rate),
+        ngx_http_cg_out_finite(v->ratio), ngx_http_cg_out_finite(v->share[0]),
+        ngx_http_cg_out_finite(v->share[1]),
+        ngx_http_cg_out_finite(v->base_share[0]),
+        ngx_http_cg_out_finite(v->base_share[1]));
+
+    for (i = 0, n = 0; i < CG_ANOMALY_N; i++) {
+        if (h->since[i] == 0) {
+            continue;
+        }
+
+        if (i == CG_ANOMALY_SURGE) {
+            ngx_http_cg_out_printf(o,
+                "%s{\"type\":\"surge\",\"ratio\":%.2f,\"since_s\":%uL,"
+                "\"current_per_s\":%.3f,\"baseline_per_s\":%.3f}",
+                n++ ? "," : "", ngx_http_cg_out_finite(v->ratio),
+                (uint64_t) h->since[i] * rp->an.step_ms / 1000,
+                ngx_http_cg_out_finite(v->rate),
+                ngx_http_cg_out_finite(v->base_rate));
+            continue;
+        }
+
+        ngx_http_cg_out_printf(o,
+            "%s{\"type\":\"%s\",\"share\":%.4f,\"baseline_share\":%.4f,"
+            "\"since_s\":%uL,\"current_per_s\":%.3f}",
+            n++ ? "," : "", types[i],
+            ngx_http_cg_out_finite(v->share[i - 1]),
+            ngx_http_cg_out_finite(v->base_share[i - 1]),
+            (uint64_t) h->since[i] * rp->an.step_ms / 1000,
+            ngx_http_cg_out_finite(v->error_rate[i - 1]));
+    }
+
+    ngx_http_cg_out_printf(o, "]");
+}
+
+
+/*
+ * The client's history: counts per step, oldest first, the current step
+ * (so far) last; the series named as in docs/status.md.
+ */
+
+static void
+ngx_http_cg_json_history(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+    cg_history_t *h)
+{
+    int          s;
+    uint32_t     age, n;
+
+    static const char  *series[CG_HISTORY_SERIES] = {
+        "offered", "rejected", "4xx", "5xx"
+    };
+
+    n = ngx_min(h->slot - h->first, CG_HISTORY_SLOTS);
+
+    ngx_http_cg_out_printf(o,
+        ",\"history\":{\"step_s\":%uD,\"last_step_start_ms\":%uL,"
+        "\"steps\":%uD,\"flagged\":[",
+        rp->an.step_ms / 1000, (uint64_t) h->slot * rp->an.step_ms, n + 1);
+
+    for (age = n; age > 0; age--) {
+        ngx_http_cg_out_printf(o, "%s%d", age == n ? "" : ",",
+                               cg_history_was_flagged(h, age));
+    }
+
+    ngx_http_cg_out_printf(o, "%s%d]", n ? "," : "",
+                           h->since[0] || h->since[1] || h->since[2]);
+
+    for (s = 0; s < CG_HISTORY_SERIES; s++) {
+        ngx_http_cg_out_printf(o, ",\"%s\":[", series[s]);
+
+        for (age = n; age > 0; age--) {
+            ngx_http_cg_out_printf(o, "%uD,", cg_history_at(h, s, age));
+        }
+
+        ngx_http_cg_out_printf(o, "%uD]", cg_history_at(h, s, 0));
+    }
+
+    ngx_http_cg_out_printf(o, "}");
+}
+
+
 static void
 ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     ngx_http_cg_row_t *row)
 {
+    int64_t                    now;
     uint32_t                   i;
     uint64_t                   n;
     cg_stats_t                *st;
+    cg_history_t              *h;
+    const cg_anomaly_t        *an;
     ngx_http_cg_record_t      *rec;
     ngx_http_cg_limit_view_t  *lv;
 
@@ -115,15 +239,25 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
         rec->counters.outcome[NGX_HTTP_CG_REJECTED_DRY_RUN],
         rec->counters.outcome[NGX_HTTP_CG_BYPASSED]);
 
+    h = &st->history;
+    now = rp->query->now_ms;
+    an = &rp->an;
+
     ngx_http_cg_out_printf(o,
         "\"rate_10s_per_s\":%.3f,\"rate_1m_per_s\":%.3f,"
-        "\"rate_5m_per_s\":%.3f,\"error_rate_10s_per_s\":%.3f,"
-        "\"error_rate_5m_per_s\":%.3f,",
-        ngx_http_cg_out_finite(st->rate[0]),
-        ngx_http_cg_out_finite(st->rate[1]),
-        ngx_http_cg_out_finite(st->rate[2]),
-        ngx_http_cg_out_finite(st->err[0]),
-        ngx_http_cg_out_finite(st->err[1]));
+        "\"rate_5m_per_s\":%.3f,\"rejected_rate_10s_per_s\":%.3f,"
+        "\"error_rate_10s_per_s\":%.3f,\"error_rate_5m_per_s\":%.3f,"
+        "\"error_5xx_rate_10s_per_s\":%.3f,"
+        "\"error_5xx_rate_5m_per_s\":%.3f,",
+        ngx_http_cg_out_finite(row->view.rate),
+        ngx_http_cg_json_rate(h, CG_HISTORY_OFFERED, now, 60000, an),
+        ngx_http_cg_json_rate(h, CG_HISTORY_OFFERED, now, 300000, an),
+        ngx_http_cg_json_rate(h, CG_HISTORY_REJECTED, now, 2 * an->step_ms,
+                              an),
+        ngx_http_cg_out_finite(row->view.error_rate[0]),
+        ngx_http_cg_json_rate(h, CG_HISTORY_4XX, now, 300000, an),
+        ngx_http_cg_out_finite(row->view.error_rate[1]),
+        ngx_http_cg_json_rate(h, CG_HISTORY_5XX, now, 300000, an));
 
     ngx_http_cg_out_printf(o,
         "\"responses_total\":%uL,\"responses_by_class_total\":{"
@@ -183,28 +317,14 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
         ngx_http_cg_out_printf(o, "]},");
     }
 
-    ngx_http_cg_out_printf(o, "\"anomalies\":[");
 
-    if (st->surge_since) {
-        ngx_http_cg_out_printf(o,
-            "{\"type\":\"surge\",\"ratio\":%.2f,\"since_s\":%uD,"
-            "\"current_per_s\":%.3f,\"baseline_per_s\":%.3f}",
-            ngx_http_cg_out_finite(row->ratio), st->surge_since,
-            ngx_http_cg_out_finite(st->rate[CG_STATS_R10]),
-            ngx_http_cg_out_finite(row->base));
+    ngx_http_cg_json_anomalies(o, rp, row);
+
+    if (rp->query->history) {
+        ngx_http_cg_json_history(o, rp, h);
     }
 
-    if (st->errors_since) {
-        ngx_http_cg_out_printf(o,
-            "%s{\"type\":\"error_spike\",\"ratio\":%.2f,\"since_s\":%uD,"
-            "\"current_per_s\":%.3f,\"baseline_per_s\":%.3f}",
-            st->surge_since ? "," : "",
-            ngx_http_cg_out_finite(row->err_ratio), st->errors_since,
-            ngx_http_cg_out_finite(st->err[0]),
-            ngx_http_cg_out_finite(row->err_base));
-    }
-
-    ngx_http_cg_out_printf(o, "]}");
+    ngx_http_cg_out_printf(o, "}");
 }
 
 
@@ -243,15 +363,17 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     ngx_http_cg_json_redis(o, rp);
 
     ngx_http_cg_out_printf(o,
-        "\"anomaly\":{\"enabled\":%s,\"ratio\":%.1f,\"min_rate_per_s\":%.2f,"
-        "\"new_clients\":%s},"
-        "\"query\":{\"sort\":\"%s\",\"limit\":%ui,\"client\":\"%V\"},"
+        "\"anomaly\":{\"enabled\":%s,\"ratio\":%.2f,\"min_rate_per_s\":%.2f,"
+        "\"error_share\":%.2f,\"min_error_rate_per_s\":%.2f,"
+        "\"step_s\":%uD},"
+        "\"query\":{\"sort\":\"%s\",\"limit\":%ui,\"client\":\"%V\","
+        "\"history\":%s},"
         "\"clients_total\":%ui,\"clients_shown\":%ui,\"clients\":[",
-        rp->an.ratio > 0 ? "true" : "false",
-        rp->an.ratio > 0 ? (double) rp->an.ratio : 0.0,
-        (double) rp->an.min_rate, rp->an.new_clients ? "true" : "false",
-        ngx_http_cg_sort_names[q->sort], q->limit, &q->client, rp->nrows,
-        rp->shown);
+        rp->an.off ? "false" : "true", (double) rp->an.ratio,
+        (double) rp->an.min_rate, (double) rp->an.error_share,
+        (double) rp->an.error_rate, rp->an.step_ms / 1000,
+        ngx_http_cg_sort_names[q->sort], q->limit, &q->client,
+        q->history ? "true" : "false", rp->nrows, rp->shown);
 }
 
 
@@ -276,9 +398,9 @@ ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         ngx_http_cg_out_printf(o,
             "%s{\"name\":\"%V\",\"ratio\":%.2f,\"rate_10s_per_s\":%.3f,"
             "\"baseline_per_s\":%.3f}",
-            i ? "," : "", &row->name, ngx_http_cg_out_finite(row->ratio),
-            ngx_http_cg_out_finite(row->rec->stats.rate[CG_STATS_R10]),
-            ngx_http_cg_out_finite(row->base));
+            i ? "," : "", &row->name, ngx_http_cg_out_finite(row->view.ratio),
+            ngx_http_cg_out_finite(row->view.rate),
+            ngx_http_cg_out_finite(row->view.base_rate));
     }
 
     local = &rp->area.local;

@@ -55,8 +55,10 @@ static const char  *ngx_http_cg_class_names[] = {
     "1xx", "2xx", "3xx", "4xx", "5xx"
 };
 
-static const char  *ngx_http_cg_err_windows[] = { "10s", "5m" };
-static const char  *ngx_http_cg_anomaly_types[] = { "surge", "error_spike" };
+static const char  *ngx_http_cg_err_classes[] = { "4xx", "5xx" };
+static const char  *ngx_http_cg_anomaly_types[] = {
+    "surge", "errors_4xx", "errors_5xx"
+};
 
 
 static const ngx_http_cg_prom_fam_t  ngx_http_cg_prom_fams[] = {
@@ -76,14 +78,15 @@ static const ngx_http_cg_prom_fam_t  ngx_http_cg_prom_fams[] = {
       "Requests per second, moving average over a window.",
       "window", ngx_http_cg_window_names, 3, 3 },
     { "clientguard_error_rate", "gauge",
-      "4xx answers per second, moving average.",
-      "window", ngx_http_cg_err_windows, 2, 3 },
+      "Error answers per second over the last two steps, by class.",
+      "status_class", ngx_http_cg_err_classes, 2, 3 },
     { "clientguard_anomaly_ratio", "gauge",
-      "Current rate over the client's baseline.",
-      "type", ngx_http_cg_anomaly_types, 2, 2 },
+      "Now over the client's baseline: its rate (surge), its error share "
+      "(errors_4xx, errors_5xx).",
+      "type", ngx_http_cg_anomaly_types, 3, 2 },
     { "clientguard_anomaly_flagged", "gauge",
       "1 while a client is flagged.",
-      "type", ngx_http_cg_anomaly_types, 2, 0 }
+      "type", ngx_http_cg_anomaly_types, 3, 0 }
 };
 
 
@@ -141,16 +144,25 @@ ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
         break;
 
     case NGX_HTTP_CG_PROM_RATE:
-        return ngx_http_cg_out_finite(st->rate[k]);
+        return ngx_http_cg_out_finite(k == 0 ? row->figures.rate_10s
+                                      : (k == 1 ? row->figures.rate_1m
+                                                : row->figures.rate_5m));
 
     case NGX_HTTP_CG_PROM_ERRORS:
-        return ngx_http_cg_out_finite(st->err[k]);
+        return ngx_http_cg_out_finite(k ? row->figures.error5_rate_10s
+                                        : row->figures.error_rate_10s);
 
     case NGX_HTTP_CG_PROM_RATIO:
-        return ngx_http_cg_out_finite(k ? row->err_ratio : row->ratio);
+        if (k == 0) {
+            return ngx_http_cg_out_finite(row->view.ratio);
+        }
+
+        return ngx_http_cg_out_finite(row->view.share[k - 1]
+                                      / ngx_max(row->view.base_share[k - 1],
+                                                0.01));
 
     default: /* NGX_HTTP_CG_PROM_FLAGGED */
-        *count = (k ? st->errors_since : st->surge_since) ? 1 : 0;
+        *count = st->history.since[k] ? 1 : 0;
         break;
     }
 

@@ -44,7 +44,7 @@
  * slices that hold the zone lock), freed when the worker exits.
  */
 
-#define NGX_HTTP_CG_PUB_FIELDS  13
+#define NGX_HTTP_CG_PUB_FIELDS  24
 #define NGX_HTTP_CG_PUB_SLICE   NGX_HTTP_CG_BATCH
 
 #define NGX_HTTP_CG_PUB_WALK    0
@@ -469,8 +469,9 @@ ngx_http_cg_pub_walk(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
             row = &pub->rows[pub->used++];
         }
 
-        cg_stats_view(&rec->stats, pub->now, rec->created, &w->mcf->anomaly);
-        ngx_http_cg_figures(&row->figures, rec);
+        cg_stats_view(&rec->stats, pub->now_ms, &w->mcf->anomaly);
+        ngx_http_cg_figures(&row->figures, rec, pub->now_ms,
+                            &w->mcf->anomaly);
 
         row->item.key = ngx_http_cg_sort_key(&row->figures,
                                              NGX_HTTP_CG_SORT_REQUESTS);

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # A full zone evicts the least recently seen client and keeps serving:
-# thousands of distinct names through a zone that holds a few hundred, and
+# thousands of distinct names through a zone that holds a few dozen, and
 # a client cap (clients=N).  Several workers share the same counters.
 
 use strict;
@@ -12,7 +12,7 @@ use CG;
 my $t = CG->new();
 
 $t->write_conf(<<'EOF', workers => 2);
-    client_guard_zone zone=small:32k;
+    client_guard_zone zone=small:64k;
     client_guard_zone zone=capped:1m clients=10;
     client_guard_zone zone=shared:1m;
 

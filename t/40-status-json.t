@@ -292,7 +292,7 @@ for my $b ('client_guard_status_publish interval=1ms;',
 my ($rc, $out) = $t->nginx_test_conf(<<'EOF2');
 client_guard_zone zone=cg:1m;
 client_guard_status_publish interval=5s clients=200;
-client_guard_anomaly ratio=4 min_rate=0.5 new_clients=on;
+client_guard_anomaly ratio=4 min_rate=0.5 errors=20% min_errors=0.5 step=5s;
 server { listen 127.0.0.1:%%PORT%%; location /s { client_guard_status zone=cg limit=50 deploy_token=12345678; } }
 EOF2
 is($rc, 0, 'nginx -t accepts every status directive') or diag($out);
