@@ -31,7 +31,7 @@
 #include "cg_status_deploy.h"
 
 
-#define NGX_HTTP_CG_SCHEMA_VERSION  1      /* of the JSON answers */
+#define NGX_HTTP_CG_SCHEMA_VERSION  2      /* of the JSON answers */
 
 #define NGX_HTTP_CG_BATCH         256      /* records per zone lock */
 #define NGX_HTTP_CG_LIMIT_MAX     10000    /* rows shown, at most */

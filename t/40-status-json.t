@@ -95,7 +95,7 @@ is_deeply(req('team-dry', '/', 3), { 200 => 3 }, 'team-dry: all pass');
 
 my $j = json();
 
-is($j->{schema_version}, 1, 'schema_version');
+is($j->{schema_version}, 2, 'schema_version');
 is($j->{zone}, 'cg', 'zone');
 is($j->{scope}, 'node', 'scope');
 ok($j->{time_ms} > 1.6e12, 'time_ms');
