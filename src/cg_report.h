@@ -28,7 +28,7 @@
 #include "cg_stats.h"
 #include "cg_topn.h"
 #include "cg_zone.h"
-#include "cg_status_deploy.h"
+#include "cg_status_events.h"
 
 
 #define NGX_HTTP_CG_SCHEMA_VERSION  2      /* of the JSON answers */

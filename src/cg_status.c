@@ -23,7 +23,7 @@
 #include "cg_out.h"
 #include "cg_slice.h"
 #include "cg_report.h"
-#include "cg_status_deploy.h"
+#include "cg_status_events.h"
 #include "cg_status_json.h"
 #include "cg_status_prom.h"
 #include "cg_status_publish.h"
@@ -369,9 +369,9 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
     }
 
     if (r->method == NGX_HTTP_POST) {
-        return ngx_http_cg_deploy_post(r, &scf->token, zone,
+        return ngx_http_cg_events_post(r, &scf->token, zone,
                                        ngx_http_cg_status_redis.link,
-                                       &ngx_http_cg_status_redis.deploys);
+                                       &ngx_http_cg_status_redis.events);
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {

@@ -11,7 +11,7 @@
  * client_guard_status_publish in cg_status_publish.c), the worker's start
  * and exit (cg_status_publish.c).  The
  * rooms of the status part, from the floor up: cg_out and cg_slice, then
- * cg_status_deploy, cg_report, cg_status_json and cg_status_prom,
+ * cg_status_events, cg_report, cg_status_json and cg_status_prom,
  * cg_status_publish, cg_status_cluster, and cg_status.c (the handler).
  * See docs/status.md.
  */

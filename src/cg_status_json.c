@@ -328,6 +328,43 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 }
 
 
+/* ,"incidents_open":N,"incidents":[...]: the area's, oldest first */
+
+void
+ngx_http_cg_json_incidents(ngx_http_cg_out_t *o,
+    ngx_http_cg_status_area_t *area)
+{
+    ngx_uint_t               i, n, open;
+    ngx_http_cg_incident_t  *all[2 * NGX_HTTP_CG_NINCIDENTS], *in;
+
+    n = ngx_http_cg_incidents(area, all);
+
+    for (i = 0, open = 0; i < n; i++) {
+        open += (all[i]->state != NGX_HTTP_CG_INCIDENT_RESOLVED);
+    }
+
+    ngx_http_cg_out_printf(o, ",\"incidents_open\":%ui,\"incidents\":[",
+                           open);
+
+    for (i = 0; i < n; i++) {
+        in = all[i];
+
+        ngx_http_cg_out_printf(o,
+            "%s{\"id\":\"%uL\",\"time_ms\":%uL,\"updated_ms\":%uL,"
+            "\"title\":\"%*s\",\"description\":\"%*s\",\"state\":\"%V\","
+            "\"eta_ms\":%uL,\"source\":\"%s\"}",
+            i ? "," : "", in->id, in->id, in->updated_ms,
+            (size_t) in->title_len, in->title, (size_t) in->text_len,
+            in->text, &ngx_http_cg_incident_states[in->state], in->eta_ms,
+            (in >= area->incidents.list
+             && in < area->incidents.list + NGX_HTTP_CG_NINCIDENTS)
+            ? "local" : "redis");
+    }
+
+    ngx_http_cg_out_printf(o, "]");
+}
+
+
 /* up to the first client */
 
 static void
@@ -462,7 +499,11 @@ ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
                                src[i] ? "redis" : "local");
     }
 
-    ngx_http_cg_out_printf(o, "]}\n");
+    ngx_http_cg_out_printf(o, "]");
+
+    ngx_http_cg_json_incidents(o, &rp->area);
+
+    ngx_http_cg_out_printf(o, "}\n");
 }
 
 

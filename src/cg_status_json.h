@@ -19,6 +19,10 @@
 #include "cg_report.h"
 
 
+/* the incidents of an area, for this answer and the cluster's */
+void ngx_http_cg_json_incidents(ngx_http_cg_out_t *o,
+    ngx_http_cg_status_area_t *area);
+
 /* resumable at (o->step, o->row): NGX_AGAIN while there is more */
 ngx_int_t ngx_http_cg_status_json(ngx_http_cg_out_t *o,
     ngx_http_cg_report_t *rp);

@@ -16,7 +16,7 @@
 #include "cg_slice.h"
 #include "cg_topn.h"
 #include "cg_report.h"
-#include "cg_status_deploy.h"
+#include "cg_status_events.h"
 #include "cg_status_publish.h"
 
 
@@ -28,7 +28,7 @@
  * it (the zone remembers when it was last done).  A node answering
  * "scope=cluster" reads them back and sums the fresh ones: each node's
  * counters are its own, so nothing is counted twice.  The same job reads
- * the deploy markers of the stream {prefix}deploys.
+ * the events of the streams {prefix}deploys and {prefix}incidents.
  *
  * A publication is cooperative (cg_slice): it walks the zone in slices of
  * NGX_HTTP_CG_PUB_SLICE records, one zone lock each, and yields to the
@@ -222,7 +222,11 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
            != NGX_OK
         || ngx_http_cg_link_key(cycle->pool, server, &sr->nodes, "stats-nodes")
            != NGX_OK
-        || ngx_http_cg_link_key(cycle->pool, server, &sr->deploys, "deploys")
+        || ngx_http_cg_link_key(cycle->pool, server, &sr->events.deploys,
+                                "deploys")
+           != NGX_OK
+        || ngx_http_cg_link_key(cycle->pool, server, &sr->events.incidents,
+                                "incidents")
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -347,7 +351,7 @@ ngx_http_cg_publish(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_cg_deploy_fetch(sr->link, &sr->deploys, zone);
+    ngx_http_cg_events_fetch(sr->link, &sr->events, zone);
 
     pub = w->pub ? w->pub : ngx_http_cg_pub_alloc(w, ev->log);
     if (pub == NULL) {

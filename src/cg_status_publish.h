@@ -20,6 +20,7 @@
 #include <ngx_core.h>
 
 #include "cg_link.h"
+#include "cg_status_events.h"
 
 
 typedef struct {
@@ -35,7 +36,7 @@ typedef struct {
     ngx_http_cg_link_t       *link;        /* NULL: no client_guard_redis */
     ngx_str_t                 stats;       /* {prefix}stats: (node follows) */
     ngx_str_t                 nodes;       /* {prefix}stats-nodes */
-    ngx_str_t                 deploys;     /* {prefix}deploys */
+    ngx_http_cg_events_keys_t events;      /* {prefix}deploys, incidents */
 } ngx_http_cg_status_redis_t;
 
 

@@ -1,0 +1,894 @@
+
+/*
+ * Copyright (C) client guard authors
+ *
+ * What ops record: deploy markers and incidents.  See cg_status_events.h.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "cg_parse.h"
+#include "cg_out.h"
+#include "cg_status_events.h"
+
+
+static ngx_uint_t ngx_http_cg_events_auth(ngx_http_request_t *r,
+    ngx_str_t *token);
+static size_t ngx_http_cg_events_text(u_char *dst, ngx_str_t *arg,
+    size_t max);
+static void ngx_http_cg_events_clean(u_char *dst, u_char *src, size_t len);
+static ngx_int_t ngx_http_cg_deploy_post(ngx_http_request_t *r,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link, ngx_str_t *key);
+static ngx_int_t ngx_http_cg_incident_post(ngx_http_request_t *r,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link, ngx_str_t *key);
+static void ngx_http_cg_deploy_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+    ngx_http_cg_deploy_t *d);
+static void ngx_http_cg_incident_xadd(ngx_http_cg_link_t *link,
+    ngx_str_t *key, ngx_http_cg_incident_t *in);
+static void ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link,
+    redisReply *reply, void *data);
+static void ngx_http_cg_incidents_fetched(ngx_http_cg_link_t *link,
+    redisReply *reply, void *data);
+
+
+ngx_str_t  ngx_http_cg_incident_states[] = {
+    ngx_string("investigating"),
+    ngx_string("identified"),
+    ngx_string("monitoring"),
+    ngx_string("resolved"),
+    ngx_null_string
+};
+
+
+ngx_http_cg_status_area_t *
+ngx_http_cg_status_area(ngx_http_cg_zone_t *zone)
+{
+    if (zone->sh->status == NULL) {
+        zone->sh->status = ngx_slab_calloc_locked(zone->shpool,
+                                            sizeof(ngx_http_cg_status_area_t));
+    }
+
+    return zone->sh->status;
+}
+
+
+void
+ngx_http_cg_status_area_copy(ngx_http_cg_zone_t *zone,
+    ngx_http_cg_status_area_t *copy)
+{
+    ngx_http_cg_zone_lock(zone);
+
+    if (zone->sh->status) {
+        ngx_memcpy(copy, zone->sh->status, sizeof(ngx_http_cg_status_area_t));
+
+    } else {
+        ngx_memzero(copy, sizeof(ngx_http_cg_status_area_t));
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+}
+
+
+static ngx_uint_t
+ngx_http_cg_events_auth(ngx_http_request_t *r, ngx_str_t *token)
+{
+    u_char            d;
+    ngx_str_t        *v;
+    ngx_uint_t        i;
+
+    if (r->headers_in.authorization == NULL) {
+        return 0;
+    }
+
+    v = &r->headers_in.authorization->value;
+
+    if (v->len != sizeof("Bearer ") - 1 + token->len
+        || ngx_strncasecmp(v->data, (u_char *) "Bearer ", 7) != 0)
+    {
+        return 0;
+    }
+
+    d = 0;
+
+    for (i = 0; i < token->len; i++) {
+        d |= v->data[7 + i] ^ token->data[i];
+    }
+
+    return d == 0;
+}
+
+
+/* a query argument decoded into dst, up to max bytes, cleaned */
+
+static size_t
+ngx_http_cg_events_text(u_char *dst, ngx_str_t *arg, size_t max)
+{
+    u_char  *p, *s, buf[3 * NGX_HTTP_CG_TEXT_LEN];
+    u_char   tmp[3 * NGX_HTTP_CG_TEXT_LEN];
+    size_t   len, i;
+
+    len = ngx_min(arg->len, sizeof(buf));
+    ngx_memcpy(buf, arg->data, len);
+
+    for (i = 0; i < len; i++) {
+        if (buf[i] == '+') {
+            buf[i] = ' ';
+        }
+    }
+
+    p = tmp;
+    s = buf;
+    ngx_unescape_uri(&p, &s, len, 0);
+    len = ngx_min((size_t) (p - tmp), max);
+
+    ngx_http_cg_events_clean(dst, tmp, len);
+
+    return len;
+}
+
+
+/* printable ASCII, nothing that needs escaping in JSON, HTML or a log */
+
+static void
+ngx_http_cg_events_clean(u_char *dst, u_char *src, size_t len)
+{
+    u_char  c;
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        c = src[i];
+
+        dst[i] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<'
+                  || c == '>' || c == '&' || c == '\'')
+                 ? '_' : c;
+    }
+}
+
+
+ngx_int_t
+ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link,
+    ngx_http_cg_events_keys_t *keys)
+{
+    ngx_int_t  rc;
+    ngx_str_t  v;
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (token->len == 0) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (!ngx_http_cg_events_auth(r, token)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "client guard status: event refused, bad or missing "
+                      "token");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "deploy", 6, &v) == NGX_OK) {
+        return ngx_http_cg_deploy_post(r, zone, link, &keys->deploys);
+    }
+
+    if (ngx_http_arg(r, (u_char *) "incident", 8, &v) == NGX_OK) {
+        return ngx_http_cg_incident_post(r, zone, link, &keys->incidents);
+    }
+
+    return NGX_HTTP_BAD_REQUEST;
+}
+
+
+static ngx_int_t
+ngx_http_cg_deploy_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
+    ngx_http_cg_link_t *link, ngx_str_t *key)
+{
+    int                         n;
+    u_char                      team[CG_NAME_MAX];
+    uint64_t                    total;
+    ngx_str_t                   v;
+    ngx_time_t                 *tp;
+    ngx_http_cg_out_t           o;
+    ngx_http_cg_deploy_t        d, *slot;
+    ngx_http_cg_deploys_t      *ds;
+    ngx_http_cg_status_area_t  *area;
+
+    ngx_memzero(&d, sizeof(ngx_http_cg_deploy_t));
+
+    if (ngx_http_arg(r, (u_char *) "deploy", 6, &v) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    n = cg_name_normalize(team, v.data, v.len, NGX_HTTP_CG_TEAM_LEN);
+
+    if (n < 0) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ngx_memcpy(d.team, team, n);
+    d.team_len = (u_char) n;
+
+    if (ngx_http_arg(r, (u_char *) "note", 4, &v) == NGX_OK) {
+        d.note_len = (u_char) ngx_http_cg_events_text(d.note, &v,
+                                                      NGX_HTTP_CG_NOTE_LEN);
+    }
+
+    tp = ngx_timeofday();
+    d.time_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    ngx_http_cg_zone_lock(zone);
+
+    area = ngx_http_cg_status_area(zone);
+    ds = area ? &area->local : NULL;
+
+    if (ds) {
+        slot = &ds->marks[ds->total % NGX_HTTP_CG_NDEPLOYS];
+        *slot = d;
+        total = ++ds->total;
+
+    } else {
+        total = 0;
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+
+    if (ds == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "client guard status: no memory for deploy markers "
+                      "in zone \"%V\"", &zone->name);
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "client guard: deploy marker \"%*s\" \"%*s\"",
+                  (size_t) d.team_len, d.team, (size_t) d.note_len, d.note);
+
+    /* the other nodes see it through Redis, when there is a link */
+
+    ngx_http_cg_deploy_xadd(link, key, &d);
+
+    ngx_http_cg_out_init(&o, r, NGX_HTTP_CG_FMT_JSON);
+
+    ngx_http_cg_out_printf(&o, "{\"deploy\":{\"time_ms\":%uL,"
+                           "\"team\":\"%*s\",\"note\":\"%*s\"},"
+                           "\"deploys_total\":%uL}\n",
+                           d.time_ms, (size_t) d.team_len, d.team,
+                           (size_t) d.note_len, d.note, total);
+
+    return ngx_http_cg_out_send(&o, NGX_HTTP_CREATED);
+}
+
+
+void
+ngx_http_cg_events_fetch(ngx_http_cg_link_t *link,
+    ngx_http_cg_events_keys_t *keys, ngx_http_cg_zone_t *zone)
+{
+    size_t       lens[6];
+    const char  *argv[6];
+
+    argv[0] = "XREVRANGE";
+    argv[1] = (char *) keys->deploys.data;
+    argv[2] = "+";
+    argv[3] = "-";
+    argv[4] = "COUNT";
+    argv[5] = "32";
+
+    lens[0] = 9;
+    lens[1] = keys->deploys.len;
+    lens[2] = 1;
+    lens[3] = 1;
+    lens[4] = 5;
+    lens[5] = 2;
+
+    (void) ngx_http_cg_link_send(link, 6, argv, lens,
+                                 ngx_http_cg_deploy_fetched, zone);
+
+    /* an incident's events: at most as many as fit in this many */
+
+    argv[1] = (char *) keys->incidents.data;
+    lens[1] = keys->incidents.len;
+    argv[5] = "200";
+    lens[5] = 3;
+
+    (void) ngx_http_cg_link_send(link, 6, argv, lens,
+                                 ngx_http_cg_incidents_fetched, zone);
+}
+
+
+static void
+ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    ngx_http_cg_zone_t  *zone = data;
+
+    int                         len;
+    size_t                      n, i, j, k;
+    u_char                     *p;
+    ngx_str_t                   v;
+    redisReply                 *e, *f;
+    ngx_http_cg_deploy_t        marks[NGX_HTTP_CG_NDEPLOYS], *d;
+    ngx_http_cg_status_area_t  *area;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    /* XREVRANGE: newest first; kept oldest first */
+
+    n = ngx_min(reply->elements, NGX_HTTP_CG_NDEPLOYS);
+    k = 0;
+
+    for (i = n; i-- > 0; /* void */) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+            || e->element[0]->type != REDIS_REPLY_STRING
+            || e->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            continue;
+        }
+
+        d = &marks[k];
+        ngx_memzero(d, sizeof(ngx_http_cg_deploy_t));
+
+        /* the entry ID: "<ms>-<seq>" */
+
+        p = (u_char *) e->element[0]->str;
+
+        for (j = 0; j < e->element[0]->len && p[j] >= '0' && p[j] <= '9';
+             j++)
+        {
+            d->time_ms = d->time_ms * 10 + (p[j] - '0');
+        }
+
+        f = e->element[1];
+
+        for (j = 0; j + 1 < f->elements; j += 2) {
+            if (f->element[j]->type != REDIS_REPLY_STRING
+                || f->element[j + 1]->type != REDIS_REPLY_STRING
+                || f->element[j]->len != 4)
+            {
+                continue;
+            }
+
+            v.data = (u_char *) f->element[j + 1]->str;
+            v.len = f->element[j + 1]->len;
+
+            if (ngx_strncmp(f->element[j]->str, "team", 4) == 0) {
+                len = cg_name_normalize(d->team, v.data, v.len,
+                                        NGX_HTTP_CG_TEAM_LEN);
+                d->team_len = len > 0 ? (u_char) len : 0;
+
+            } else if (ngx_strncmp(f->element[j]->str, "note", 4) == 0) {
+                d->note_len = (u_char) ngx_min(v.len, NGX_HTTP_CG_NOTE_LEN);
+                ngx_http_cg_events_clean(d->note, v.data, d->note_len);
+            }
+        }
+
+        if (d->team_len) {
+            k++;
+        }
+    }
+
+    ngx_http_cg_zone_lock(zone);
+
+    area = ngx_http_cg_status_area(zone);
+
+    if (area) {
+        ngx_memzero(&area->redis, sizeof(ngx_http_cg_deploys_t));
+        ngx_memcpy(area->redis.marks, marks,
+                   k * sizeof(ngx_http_cg_deploy_t));
+        area->redis.total = k;
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+}
+
+
+/* a marker posted here goes to the stream too, with its time as the ID */
+
+static void
+ngx_http_cg_deploy_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+    ngx_http_cg_deploy_t *d)
+{
+    size_t       lens[9];
+    const char  *argv[9];
+    u_char       id[NGX_INT64_LEN + 3];
+
+    if (!ngx_http_cg_link_ready(link)) {
+        return;
+    }
+
+    argv[0] = "XADD";
+    argv[1] = (char *) key->data;
+    argv[2] = "MAXLEN";
+    argv[3] = "~";
+    argv[4] = "1000";
+    argv[5] = (char *) id;
+    argv[6] = "team";
+    argv[7] = (char *) d->team;
+
+    lens[0] = 4;
+    lens[1] = key->len;
+    lens[2] = 6;
+    lens[3] = 1;
+    lens[4] = 4;
+    lens[5] = ngx_sprintf(id, "%uL-*", d->time_ms) - id;
+    lens[6] = 4;
+    lens[7] = d->team_len;
+
+    argv[8] = "note";
+    lens[8] = 4;
+
+    if (d->note_len) {
+        const char  *av[11];
+        size_t       al[11];
+
+        ngx_memcpy(av, argv, sizeof(argv));
+        ngx_memcpy(al, lens, sizeof(lens));
+        av[9] = (char *) d->note;
+        al[9] = d->note_len;
+
+        (void) ngx_http_cg_link_send(link, 10, av, al, NULL, NULL);
+        return;
+    }
+
+    (void) ngx_http_cg_link_send(link, 8, argv, lens, NULL, NULL);
+}
+
+
+/* incidents ---------------------------------------------------------------- */
+
+
+/* the incident "id" of a list, or a place for it (NULL: none to be had) */
+
+static ngx_http_cg_incident_t *
+ngx_http_cg_incident_slot(ngx_http_cg_incidents_t *l, uint64_t id,
+    ngx_uint_t create)
+{
+    ngx_uint_t               i, victim;
+    ngx_http_cg_incident_t  *in;
+
+    for (i = 0; i < l->n; i++) {
+        if (l->list[i].id == id) {
+            return &l->list[i];
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    if (l->n == NGX_HTTP_CG_NINCIDENTS) {
+
+        /* full: the oldest resolved one goes, or else the oldest */
+
+        for (victim = 0; victim < l->n; victim++) {
+            if (l->list[victim].state == NGX_HTTP_CG_INCIDENT_RESOLVED) {
+                break;
+            }
+        }
+
+        if (victim == l->n) {
+            victim = 0;
+        }
+
+        ngx_memmove(&l->list[victim], &l->list[victim + 1],
+                    (l->n - victim - 1) * sizeof(ngx_http_cg_incident_t));
+        l->n--;
+    }
+
+    /* by id: a new one is the newest, mostly */
+
+    for (i = l->n; i > 0 && l->list[i - 1].id > id; i--) {
+        l->list[i] = l->list[i - 1];
+    }
+
+    in = &l->list[i];
+    ngx_memzero(in, sizeof(ngx_http_cg_incident_t));
+    in->id = id;
+    l->n++;
+
+    return in;
+}
+
+
+static ngx_int_t
+ngx_http_cg_incident_state(ngx_str_t *v)
+{
+    ngx_int_t  i;
+
+    for (i = 0; ngx_http_cg_incident_states[i].len; i++) {
+        if (ngx_http_cg_incident_states[i].len == v->len
+            && ngx_strncmp(ngx_http_cg_incident_states[i].data, v->data,
+                           v->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * ?incident=new|id [&title=][&state=][&text=][&eta=time from now | 0]:
+ * what is given replaces what the incident had
+ */
+
+static ngx_int_t
+ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
+    ngx_http_cg_link_t *link, ngx_str_t *key)
+{
+    uint64_t                    now, id;
+    ngx_int_t                   state, created;
+    ngx_str_t                   v, title, text, eta;
+    ngx_msec_t                  ms;
+    ngx_time_t                 *tp;
+    ngx_http_cg_out_t           o;
+    ngx_http_cg_incident_t      in, *slot;
+    ngx_http_cg_status_area_t  *area;
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    (void) ngx_http_arg(r, (u_char *) "incident", 8, &v);
+
+    created = (v.len == 3 && ngx_strncmp(v.data, "new", 3) == 0);
+
+    if (created) {
+        id = now;
+
+    } else {
+        id = (uint64_t) ngx_atoi(v.data, v.len);
+
+        if (id == (uint64_t) NGX_ERROR || id == 0) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    state = -1;
+
+    if (ngx_http_arg(r, (u_char *) "state", 5, &v) == NGX_OK) {
+        state = ngx_http_cg_incident_state(&v);
+
+        if (state == NGX_ERROR) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    ngx_str_null(&title);
+    ngx_str_null(&text);
+    ngx_str_null(&eta);
+
+    (void) ngx_http_arg(r, (u_char *) "title", 5, &title);
+    (void) ngx_http_arg(r, (u_char *) "text", 4, &text);
+    (void) ngx_http_arg(r, (u_char *) "eta", 3, &eta);
+
+    if (created && title.len == 0) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ms = 0;
+
+    if (eta.len && !(eta.len == 1 && eta.data[0] == '0')) {
+        ms = ngx_parse_time(&eta, 0);
+
+        if (ms == (ngx_msec_t) NGX_ERROR) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    ngx_http_cg_zone_lock(zone);
+
+    area = ngx_http_cg_status_area(zone);
+    slot = NULL;
+
+    if (area) {
+
+        /* two opened in the same millisecond: the next one is free */
+
+        while (created
+               && ngx_http_cg_incident_slot(&area->incidents, id, 0))
+        {
+            id++;
+        }
+
+        slot = ngx_http_cg_incident_slot(&area->incidents, id, created);
+
+        if (slot == NULL && !created) {
+
+            /* opened on another node: its state as read from Redis */
+
+            slot = ngx_http_cg_incident_slot(&area->redis_incidents, id, 0);
+
+            if (slot) {
+                in = *slot;
+                slot = ngx_http_cg_incident_slot(&area->incidents, id, 1);
+                *slot = in;
+            }
+        }
+    }
+
+    if (slot) {
+        if (created) {
+            slot->state = NGX_HTTP_CG_INCIDENT_INVESTIGATING;
+        }
+
+        if (state >= 0) {
+            slot->state = (u_char) state;
+        }
+
+        if (title.len) {
+            slot->title_len = (u_char) ngx_http_cg_events_text(slot->title,
+                                             &title, NGX_HTTP_CG_TITLE_LEN);
+        }
+
+        if (text.len) {
+            slot->text_len = (u_char) ngx_http_cg_events_text(slot->text,
+                                             &text, NGX_HTTP_CG_TEXT_LEN);
+        }
+
+        if (eta.len) {
+            slot->eta_ms = ms ? now + ms : 0;
+        }
+
+        slot->updated_ms = now;
+        in = *slot;
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+
+    if (area == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "client guard status: no memory for incidents in "
+                      "zone \"%V\"", &zone->name);
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (slot == NULL) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "client guard: incident %uL \"%*s\" %V", in.id,
+                  (size_t) in.title_len, in.title,
+                  &ngx_http_cg_incident_states[in.state]);
+
+    /* the other nodes see it through Redis, when there is a link */
+
+    ngx_http_cg_incident_xadd(link, key, &in);
+
+    ngx_http_cg_out_init(&o, r, NGX_HTTP_CG_FMT_JSON);
+
+    ngx_http_cg_out_printf(&o, "{\"incident\":{\"id\":\"%uL\","
+                           "\"time_ms\":%uL,\"updated_ms\":%uL,"
+                           "\"title\":\"%*s\",\"text\":\"%*s\","
+                           "\"state\":\"%V\",\"eta_ms\":%uL}}\n",
+                           in.id, in.id, in.updated_ms,
+                           (size_t) in.title_len, in.title,
+                           (size_t) in.text_len, in.text,
+                           &ngx_http_cg_incident_states[in.state],
+                           in.eta_ms);
+
+    return ngx_http_cg_out_send(&o, created ? NGX_HTTP_CREATED : NGX_HTTP_OK);
+}
+
+
+/* an incident's state goes to the stream as an event: all of it */
+
+static void
+ngx_http_cg_incident_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+    ngx_http_cg_incident_t *in)
+{
+    size_t       lens[16];
+    u_char       ev[NGX_INT64_LEN + 3], id[NGX_INT64_LEN], eta[NGX_INT64_LEN];
+    const char  *argv[16];
+
+    if (!ngx_http_cg_link_ready(link)) {
+        return;
+    }
+
+    argv[0] = "XADD";
+    lens[0] = 4;
+    argv[1] = (char *) key->data;
+    lens[1] = key->len;
+    argv[2] = "MAXLEN";
+    lens[2] = 6;
+    argv[3] = "~";
+    lens[3] = 1;
+    argv[4] = "1000";
+    lens[4] = 4;
+    argv[5] = (char *) ev;
+    lens[5] = ngx_sprintf(ev, "%uL-*", in->updated_ms) - ev;
+    argv[6] = "id";
+    lens[6] = 2;
+    argv[7] = (char *) id;
+    lens[7] = ngx_sprintf(id, "%uL", in->id) - id;
+    argv[8] = "state";
+    lens[8] = 5;
+    argv[9] = (char *) ngx_http_cg_incident_states[in->state].data;
+    lens[9] = ngx_http_cg_incident_states[in->state].len;
+    argv[10] = "eta";
+    lens[10] = 3;
+    argv[11] = (char *) eta;
+    lens[11] = ngx_sprintf(eta, "%uL", in->eta_ms) - eta;
+    argv[12] = "title";
+    lens[12] = 5;
+    argv[13] = (char *) in->title;
+    lens[13] = in->title_len;
+    argv[14] = "text";
+    lens[14] = 4;
+    argv[15] = (char *) in->text;
+    lens[15] = in->text_len;
+
+    (void) ngx_http_cg_link_send(link, 16, argv, lens, NULL, NULL);
+}
+
+
+/* the stream's events, newest first, folded into each incident's last state */
+
+static void
+ngx_http_cg_incidents_fetched(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    ngx_http_cg_zone_t  *zone = data;
+
+    size_t                      i, j;
+    uint64_t                    id, updated;
+    ngx_int_t                   n;
+    ngx_str_t                   name, v;
+    redisReply                 *e, *f;
+    ngx_http_cg_incident_t     *in;
+    ngx_http_cg_incidents_t     list;
+    ngx_http_cg_status_area_t  *area;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    list.n = 0;
+
+    for (i = reply->elements; i-- > 0; /* void */) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+            || e->element[0]->type != REDIS_REPLY_STRING
+            || e->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            continue;
+        }
+
+        /* the entry ID, "<ms>-<seq>": when it was said */
+
+        v.data = (u_char *) e->element[0]->str;
+
+        for (v.len = 0; v.len < e->element[0]->len
+                        && v.data[v.len] >= '0' && v.data[v.len] <= '9';
+             v.len++)
+        { /* void */ }
+
+        n = ngx_atoi(v.data, v.len);
+        updated = n == NGX_ERROR ? 0 : (uint64_t) n;
+
+        /* the id first: an event of no incident is left out */
+
+        f = e->element[1];
+        id = 0;
+
+        for (j = 0; j + 1 < f->elements; j += 2) {
+            if (f->element[j]->type == REDIS_REPLY_STRING
+                && f->element[j + 1]->type == REDIS_REPLY_STRING
+                && f->element[j]->len == 2
+                && ngx_strncmp(f->element[j]->str, "id", 2) == 0)
+            {
+                n = ngx_atoi((u_char *) f->element[j + 1]->str,
+                             f->element[j + 1]->len);
+                id = n == NGX_ERROR ? 0 : (uint64_t) n;
+            }
+        }
+
+        if (id == 0) {
+            continue;
+        }
+
+        in = ngx_http_cg_incident_slot(&list, id, 1);
+        in->updated_ms = updated;
+
+        for (j = 0; j + 1 < f->elements; j += 2) {
+            if (f->element[j]->type != REDIS_REPLY_STRING
+                || f->element[j + 1]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            name.data = (u_char *) f->element[j]->str;
+            name.len = f->element[j]->len;
+            v.data = (u_char *) f->element[j + 1]->str;
+            v.len = f->element[j + 1]->len;
+
+            if (name.len == 5 && ngx_strncmp(name.data, "state", 5) == 0) {
+                n = ngx_http_cg_incident_state(&v);
+                in->state = n == NGX_ERROR ? in->state : (u_char) n;
+
+            } else if (name.len == 3 && ngx_strncmp(name.data, "eta", 3) == 0) {
+                n = ngx_atoi(v.data, v.len);
+                in->eta_ms = n == NGX_ERROR ? 0 : (uint64_t) n;
+
+            } else if (name.len == 5
+                       && ngx_strncmp(name.data, "title", 5) == 0)
+            {
+                in->title_len = (u_char) ngx_min(v.len,
+                                                 NGX_HTTP_CG_TITLE_LEN);
+                ngx_http_cg_events_clean(in->title, v.data, in->title_len);
+
+            } else if (name.len == 4 && ngx_strncmp(name.data, "text", 4) == 0)
+            {
+                in->text_len = (u_char) ngx_min(v.len, NGX_HTTP_CG_TEXT_LEN);
+                ngx_http_cg_events_clean(in->text, v.data, in->text_len);
+            }
+        }
+    }
+
+    ngx_http_cg_zone_lock(zone);
+
+    area = ngx_http_cg_status_area(zone);
+
+    if (area) {
+        area->redis_incidents = list;
+    }
+
+    ngx_http_cg_zone_unlock(zone);
+}
+
+
+ngx_uint_t
+ngx_http_cg_incidents(ngx_http_cg_status_area_t *area,
+    ngx_http_cg_incident_t **out)
+{
+    ngx_uint_t               i, j, n;
+    ngx_http_cg_incident_t  *in, *t;
+
+    n = 0;
+
+    for (i = 0; i < area->incidents.n; i++) {
+        out[n++] = &area->incidents.list[i];
+    }
+
+    /* read from Redis: once each, the latest state */
+
+    for (i = 0; i < area->redis_incidents.n; i++) {
+        in = &area->redis_incidents.list[i];
+
+        for (j = 0; j < area->incidents.n; j++) {
+            if (out[j]->id == in->id) {
+                break;
+            }
+        }
+
+        if (j == area->incidents.n) {
+            out[n++] = in;
+
+        } else if (in->updated_ms > out[j]->updated_ms) {
+            out[j] = in;
+        }
+    }
+
+    /* oldest first */
+
+    for (i = 1; i < n; i++) {
+        for (j = i; j > 0 && out[j - 1]->id > out[j]->id; j--) {
+            t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    }
+
+    return n;
+}
