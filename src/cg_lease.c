@@ -71,6 +71,23 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in)
 }
 
 
+/*
+ * A lease that expired with units unspent: Redis counted them, the next
+ * fetch gives them back (the last lease's only: all of it was granted in
+ * one window, as a lease ends with its window).
+ */
+
+static void
+cg_lease_expire(cg_lease_t *l, uint32_t now)
+{
+    if (l->left && (int32_t) (l->expires - now) <= 0) {
+        l->back = l->left;
+        l->back_at = l->granted;
+        l->left = 0;
+    }
+}
+
+
 int
 cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 {
@@ -82,6 +99,8 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     out->want = 0;
     out->owed = 0;
     out->started = 0;
+    out->back = 0;
+    out->back_at = 0;
     out->retry = 0;
     out->remaining = 0;
 
@@ -99,7 +118,10 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         l->binding = 0;
         l->owed = 0;
         l->headroom = 0;
+        l->back = 0;
     }
+
+    cg_lease_expire(l, now);
 
     if (l->since == 0) {
         l->since = now;
@@ -111,7 +133,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
              && (int32_t) (now - l->fetching) < (int32_t) (2 * in->timeout_ms);
     fetch = 0;
 
-    if (l->left && (int32_t) (l->expires - now) > 0) {
+    if (l->left) {
         l->left--;
         l->spent++;
 
@@ -181,8 +203,11 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     out->owed = l->owed;
     out->want = l->owed + est;
     out->started = cg_lease_stamp(now);
+    out->back = l->back;
+    out->back_at = l->back_at;
 
     l->owed = 0;
+    l->back = 0;
     l->want = out->want;
     l->fetching = out->started;
 
@@ -200,6 +225,8 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     out->want = 0;
     out->owed = 0;
     out->started = 0;
+    out->back = 0;
+    out->back_at = 0;
 
     if (l->fetching != a->started || l->qhash != a->qhash) {
         /* taken for another quota, or by another fetch since */
@@ -264,9 +291,7 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     granted -= cover;
 
     if (granted > 0) {
-        if (l->left == 0 || (int32_t) (l->expires - now) <= 0) {
-            l->left = 0;
-        }
+        cg_lease_expire(l, now);
 
         /*
          * small by what it adds (what is left of the last one comes
@@ -294,8 +319,11 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     out->want = l->owed;
     out->owed = l->owed;
     out->started = cg_lease_stamp(now);
+    out->back = l->back;
+    out->back_at = l->back_at;
 
     l->owed = 0;
+    l->back = 0;
     l->want = out->want;
     l->fetching = out->started;
 
@@ -304,11 +332,18 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
 
 
 void
-cg_lease_unsent(cg_lease_t *l, uint32_t owed, uint32_t started)
+cg_lease_unsent(cg_lease_t *l, const cg_lease_out_t *fetch)
 {
-    if (l->fetching == started) {
-        l->fetching = 0;
-        l->owed = (uint16_t) cg_min(l->owed + owed, 0xffff);
+    if (l->fetching != fetch->started) {
+        return;
+    }
+
+    l->fetching = 0;
+    l->owed = (uint16_t) cg_min(l->owed + fetch->owed, 0xffff);
+
+    if (l->back == 0) {
+        l->back = fetch->back;
+        l->back_at = fetch->back_at;
     }
 }
 
@@ -391,9 +426,9 @@ cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
         r = cap;
     }
 
-    if (l->left && (int32_t) (l->expires - now) > 0) {
-        r += l->left;
-    }
+    /* held unspent, or expired and given back by the next fetch */
+
+    r += (uint64_t) l->left + l->back;
 
     *remaining = cg_min(r, cap);
 

@@ -43,7 +43,7 @@
 #define CG_LEASE_WANT_MAX      10000
 
 
-/* a client's lease on this node, in its record: 76 bytes */
+/* a client's lease on this node, in its record: 80 bytes */
 
 typedef struct {
     uint32_t        left;          /* units still to spend */
@@ -64,6 +64,9 @@ typedef struct {
     uint32_t        said;          /* Redis's last answer came then... */
     uint32_t        rest[CG_MAX_LIMITS];   /* ...with what each limit had
                                               left after it */
+    uint32_t        back;          /* a lease's units that expired
+                                      unspent, to give back to Redis... */
+    uint32_t        back_at;       /* ...granted then */
 } cg_lease_t;
 
 
@@ -88,6 +91,8 @@ typedef struct {
     uint32_t        want;          /* 0: no fetch */
     uint32_t        owed;          /* of "want": admitted already */
     uint32_t        started;       /* the fetch's stamp */
+    uint32_t        back;          /* units given back by the fetch... */
+    uint32_t        back_at;       /* ...of a lease granted then */
     uint32_t        binding;       /* 0-based */
     uint64_t        retry;         /* ms, when rejected */
     uint64_t        remaining;     /* the cluster's, as far as known */
@@ -133,9 +138,9 @@ int cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a,
 
 /*
  * A fetch that never went out: nobody fetches any more, what it was to
- * charge is owed again.
+ * charge is owed again, what it was to give back is to give back again.
  */
-void cg_lease_unsent(cg_lease_t *l, uint32_t owed, uint32_t started);
+void cg_lease_unsent(cg_lease_t *l, const cg_lease_out_t *fetch);
 
 /*
  * How many requests of a client a node may admit ahead of a lease: "ahead"
@@ -158,7 +163,8 @@ uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
  * What limit "i" of the client's quota has left in the cluster at "now"
  * (ms, low 32 bits; "now_ms" the wall clock): Redis's last word, refilled
  * since for a rate, full again in a new window, plus what this node holds
- * of it unspent.  0 when Redis has not answered for the client yet.
+ * of it unspent or has to give back.  0 when Redis has not answered for the
+ * client yet.
  */
 int cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
     uint32_t now, int64_t now_ms, uint64_t *remaining);

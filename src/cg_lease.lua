@@ -2,8 +2,10 @@
 --
 -- ARGV[1]: the number of clients; then per client: its number of keys (one
 -- per limit), units wanted, how many of them were admitted already (ahead
--- of a lease), and per limit: "r" or "w", count, period (ms), burst.  KEYS:
--- the keys of every client in turn.  For each client, in order: grants
+-- of a lease), and per limit: "r" or "w", count, period (ms), burst, and
+-- units given back (of a lease that expired unspent on the node: taken off
+-- the limit's count first).  KEYS: the keys of every client in turn.  For
+-- each client, in order: gives back, grants
 -- min(wanted, what every limit still has), fewer near the end of a window
 -- (but not fewer than those admitted), charges every limit, and returns
 -- { granted, ms until a unit is free when none is, the binding limit
@@ -30,14 +32,21 @@ local function lease(k, c, n)
   local st = {}
   local av = { 0, 0, 0, 0 }
   for i = 1, n do
-    local b = c + 3 + (i - 1) * 4
+    local b = c + 3 + (i - 1) * 5
     local count = tonumber(ARGV[b + 1])
     local period = tonumber(ARGV[b + 2]) * 1000
+    local back = tonumber(ARGV[b + 4])
     local a, r
     if ARGV[b] == 'r' then
       local T = period / count
       local tau = tonumber(ARGV[b + 3]) * T
       local tat = tonumber(redis.call('GET', KEYS[k + i]) or now)
+      if back > 0 and tat > now then
+        tat = tat - back * T
+        if tat < now then tat = now end
+        redis.call('SET', KEYS[k + i], string.format('%.0f', tat),
+                   'PX', math.ceil((tat - now) / 1000) + 1000)
+      end
       if tat < now then tat = now end
       local x = now + tau - tat
       if x < 0 then a = 0 else a = math.floor(x / T) + 1 end
@@ -45,6 +54,10 @@ local function lease(k, c, n)
       st[i] = { tat, T }
     else
       local used = tonumber(redis.call('GET', KEYS[k + i]) or 0)
+      if back > used then back = used end
+      if back > 0 then
+        used = redis.call('DECRBY', KEYS[k + i], back)
+      end
       a = count - used
       if a < 0 then a = 0 end
       r = period - (now % period)
@@ -63,7 +76,7 @@ local function lease(k, c, n)
   end
   if grant > 0 then
     for i = 1, n do
-      local b = c + 3 + (i - 1) * 4
+      local b = c + 3 + (i - 1) * 5
       if ARGV[b] == 'r' then
         local tat = st[i][1] + grant * st[i][2]
         redis.call('SET', KEYS[k + i], string.format('%.0f', tat),
@@ -98,6 +111,6 @@ for j = 1, tonumber(ARGV[1]) do
     out[8 * (j - 1) + i] = v[i + 1]
   end
   k = k + n
-  c = c + 3 + 4 * n
+  c = c + 3 + 5 * n
 end
 return out

@@ -23,7 +23,7 @@
      + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
                         + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
                         + NGX_INT64_LEN                                       \
-                        + 2 * NGX_INT64_LEN + NGX_INT32_LEN))
+                        + 2 * NGX_INT64_LEN + 2 * NGX_INT32_LEN))
 
 /* integers per client in the reply of the lease script */
 
@@ -32,7 +32,7 @@
 /* the arguments of a lease call, at most */
 
 #define NGX_HTTP_CG_LEASE_ARGS                                                \
-    (4 + NGX_HTTP_CG_LEASE_BATCH * (3 + 5 * CG_MAX_LIMITS))
+    (4 + NGX_HTTP_CG_LEASE_BATCH * (3 + 6 * CG_MAX_LIMITS))
 
 
 /* a lease request: worker memory, never a request's pool */
@@ -45,9 +45,7 @@ struct ngx_http_cg_fetch_s {
     ngx_http_cg_record_t       *rec;      /* pinned until the reply */
     cg_quota_t                  quota;
     uint32_t                    qhash;
-    uint32_t                    want;
-    uint32_t                    owed;     /* of "want": admitted already */
-    uint32_t                    started;
+    cg_lease_out_t              out;      /* want, owed, back, started */
     size_t                      len;
     u_char                      name[CG_NAME_MAX];
 };
@@ -195,7 +193,7 @@ ngx_http_cg_fetch_unsent(ngx_http_cg_fetch_t *f)
 {
     ngx_http_cg_zone_lock(f->zone);
 
-    cg_lease_unsent(&f->rec->lease, f->owed, f->started);
+    cg_lease_unsent(&f->rec->lease, &f->out);
     f->rec->refs--;
 
     ngx_http_cg_zone_unlock(f->zone);
@@ -240,8 +238,8 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
 
     a.nlimits = f->quota.nlimits;
     a.qhash = f->qhash;
-    a.owed = f->owed;
-    a.started = f->started;
+    a.owed = f->out.owed;
+    a.started = f->out.started;
     a.now = (uint32_t) ngx_current_msec;
     a.ahead = cg_lease_ahead(&f->quota, lb->ahead, NULL);
     a.ttl = cg_lease_ttl(&f->quota, now, lb->lease, 0);
@@ -249,11 +247,11 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     a.ready = ngx_http_cg_link_ready(lb->link)
               && !ngx_http_cg_lease_batch_broken();
 
-    if (granted >= 0 && (int64_t) f->owed > granted) {
+    if (granted >= 0 && (int64_t) f->out.owed > granted) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                        "client guard: \"%*s\": %uD admitted ahead over the "
                        "quota", f->len, f->name,
-                       (uint32_t) (f->owed - granted));
+                       (uint32_t) (f->out.owed - granted));
     }
 
     /* the record was pinned for the fetch: no lookup, not evicted */
@@ -448,6 +446,27 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
 
 
 /*
+ * What a fetch gives back to a limit at "now" (the wall clock, ms): the
+ * units of a lease that expired unspent, to a window only while it is the
+ * one they were granted in (a new window never counted them).
+ */
+
+static uint32_t
+ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim, int64_t now)
+{
+    int64_t  at;
+
+    if (out->back == 0 || lim->type == CG_LIMIT_RATE) {
+        return out->back;
+    }
+
+    at = now - (uint32_t) ((uint32_t) ngx_current_msec - out->back_at);
+
+    return (at / lim->period == now / lim->period) ? out->back : 0;
+}
+
+
+/*
  * One script call for the fetches of a batch: EVALSHA, or EVAL once the
  * script was found missing.  The arguments are built in the worker's
  * buffers (the link copies them into its output at once).  Every key of a
@@ -533,12 +552,12 @@ ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
         argc++;
 
         argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uD", f->want);
+        p = ngx_slprintf(p, last, "%uD", f->out.want);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
 
         argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uD", f->owed);
+        p = ngx_slprintf(p, last, "%uD", f->out.owed);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
 
@@ -560,6 +579,12 @@ ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
 
             argv[argc] = (const char *) p;
             p = ngx_slprintf(p, last, "%uL", lim->burst);
+            len[argc] = p - (u_char *) argv[argc];
+            argc++;
+
+            argv[argc] = (const char *) p;
+            p = ngx_slprintf(p, last, "%uD",
+                             ngx_http_cg_lease_back(&f->out, lim, now));
             len[argc] = p - (u_char *) argv[argc];
             argc++;
         }
@@ -639,7 +664,7 @@ ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *rec,
 
     if (f == NULL) {
         ngx_http_cg_zone_lock(zone);
-        cg_lease_unsent(&rec->lease, out->owed, out->started);
+        cg_lease_unsent(&rec->lease, out);
         rec->refs--;
         ngx_http_cg_zone_unlock(zone);
         return;
@@ -650,9 +675,7 @@ ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *rec,
     f->rec = rec;
     f->quota = *quota;
     f->qhash = qhash;
-    f->want = out->want;
-    f->owed = out->owed;
-    f->started = out->started;
+    f->out = *out;
     f->len = name->len;
     ngx_memcpy(f->name, name->data, name->len);
 

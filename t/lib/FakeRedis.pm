@@ -131,7 +131,7 @@ sub _serve {
             $r = "-NOSCRIPT No matching script. Please use EVAL.\r\n";
         } elsif ($name eq 'EVAL' || $name eq 'EVALSHA') {
             # a batch: ARGV[1] clients, then per client its number of
-            # keys, want, owed and 4 arguments per key; per client
+            # keys, want, owed and 5 arguments per key; per client
             # { granted, retry ms, binding limit, left after the grant,
             # and what each of 4 limits has left }
             my @argv = @$cmd[3 + $cmd->[2] .. $#$cmd];
@@ -139,7 +139,7 @@ sub _serve {
             $r = '*' . (8 * $n) . "\r\n";
             for (1 .. $n) {
                 my ($nk, $want) = splice(@argv, 0, 3);
-                splice(@argv, 0, 4 * $nk);
+                splice(@argv, 0, 5 * $nk);
                 my $g = $want < $grant ? $want : $grant;
                 my $left = $g ? 1000000 : 0;
                 $r .= ":$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n"

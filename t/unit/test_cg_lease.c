@@ -276,11 +276,47 @@ test_expiry(void **state)
     in.now = 1199;
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
 
-    /* expired: the units left are not spent */
+    /*
+     * expired: the units left are not spent, they go back to Redis with
+     * the fetch that goes out now (with the time of their grant)
+     */
 
     in.now = 1200;
     assert_int_not_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
-    assert_int_equal(l.left, 99);
+    assert_int_equal(l.left, 0);
+    assert_true(out.want > 0);
+    assert_int_equal(out.back, 99);
+    assert_int_equal(out.back_at, l.granted);
+    assert_int_equal(l.back, 0);
+
+    /* that fetch never leaves: to give back again, once */
+
+    cg_lease_unsent(&l, &out);
+    assert_int_equal(l.back, 99);
+    cg_lease_unsent(&l, &out);
+    assert_int_equal(l.back, 99);
+
+    /* the next one carries them; an answer with a grant adds to none */
+
+    in.now = 1201;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.back, 99);
+    answer(&l, &q, &out, 1202, 10, 50, 0, &next);
+    assert_int_equal(l.left, 10);
+    assert_int_equal(l.back, 0);
+    assert_int_equal(next.back, 0);
+
+    /* a lease expiring while a fetch is in flight: the answer's refill
+       does not take its units, the next fetch gives them back */
+
+    l.left = 9;
+    l.expires = 1400;
+    l.fetching = 1300;
+    out.started = 1300;
+    out.owed = 0;
+    answer(&l, &q, &out, 1500, 20, 50, 0, &next);
+    assert_int_equal(l.left, 20);
+    assert_int_equal(l.back, 9);
 }
 
 
@@ -430,7 +466,7 @@ test_down(void **state)
 
     /* that charge never leaves: owed again, nobody fetching */
 
-    cg_lease_unsent(&l, next.owed, next.started);
+    cg_lease_unsent(&l, &next);
     assert_int_equal(l.fetching, 0);
     assert_int_equal(l.owed, 3);
 }
@@ -543,10 +579,20 @@ test_remaining(void **state)
     cg_lease_remaining(&l, 0, &q.limits[0], 1050, T0, &r);
     assert_int_equal(r, 20);
 
-    /* the lease expired: Redis's word alone, refilled */
+    /* the lease expired: Redis's word, refilled, and what goes back */
 
     cg_lease_remaining(&l, 0, &q.limits[0], 1200, T0, &r);
     assert_int_equal(r, 20);
+
+    l.rest[0] = 0;
+    cg_lease_remaining(&l, 0, &q.limits[0], 1200, T0, &r);
+    assert_int_equal(r, 20);           /* 5 held + 20 tokens back */
+    l.back = 3;
+    l.left = 0;
+    l.said = 1200;
+    cg_lease_remaining(&l, 0, &q.limits[0], 1200, T0, &r);
+    assert_int_equal(r, 3);
+    l.back = 0;
 
     /* a window: full again once a new one began */
 
