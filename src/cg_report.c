@@ -86,6 +86,8 @@ ngx_http_cg_figures(ngx_http_cg_figures_t *f, ngx_http_cg_record_t *rec,
     f->rate_5m = cg_history_rate(h, CG_HISTORY_OFFERED, now, 300000, an);
     f->error_rate_10s = v.error_rate[0];
     f->error5_rate_10s = v.error_rate[1];
+    f->rejected_rate_10s = cg_history_rate(h, CG_HISTORY_REJECTED, now,
+                                           2 * an->step_ms, an);
     f->base_rate = v.base_rate;
     f->young = v.young;
     f->anomaly = v.ratio;
@@ -152,7 +154,7 @@ ngx_http_cg_figures_print(u_char *p, ngx_http_cg_figures_t *f)
 {
     return ngx_sprintf(p, "%uL %uL %uL %uL %uL %uL %uL %uL "
                        "%.3f %.3f %.3f %.3f %.3f %.3f %.4f %.4f %.4f %.4f "
-                       "%uD %uD %uD %uD %.3f",
+                       "%uD %uD %uD %uD %.3f %.3f",
                        f->requests, f->rejected, f->rejected_dry_run,
                        f->classes[0], f->classes[1], f->classes[2],
                        f->classes[3], f->classes[4],
@@ -167,7 +169,8 @@ ngx_http_cg_figures_print(u_char *p, ngx_http_cg_figures_t *f)
                        ngx_http_cg_out_finite(f->base_share[0]),
                        ngx_http_cg_out_finite(f->base_share[1]),
                        f->since[0], f->since[1], f->since[2], f->young,
-                       ngx_http_cg_out_finite(f->utilisation));
+                       ngx_http_cg_out_finite(f->utilisation),
+                       ngx_http_cg_out_finite(f->rejected_rate_10s));
 }
 
 
@@ -197,7 +200,7 @@ ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p, u_char *last)
 
     ngx_memzero(f, sizeof(ngx_http_cg_figures_t));
 
-    for (k = 0; k < 23 && p < last; k++) {
+    for (k = 0; k < 24 && p < last; k++) {
         for (t = p; t < last && *t != ' '; t++) { /* void */ }
 
         if (k < 8) {
@@ -214,7 +217,8 @@ ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p, u_char *last)
 
         } else {
             n = ngx_atofp(p, t - p, 3);
-            f->utilisation = n == NGX_ERROR ? 0 : (double) n / 1000;
+            *(k == 22 ? &f->utilisation : &f->rejected_rate_10s) =
+                n == NGX_ERROR ? 0 : (double) n / 1000;
         }
 
         p = t < last ? t + 1 : t;
@@ -420,61 +424,61 @@ ngx_http_cg_report_reset(cg_limit_t *lim, uint64_t used, int64_t now)
 }
 
 
-static void
-ngx_http_cg_report_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
-    ngx_http_cg_limit_view_t *views)
+ngx_uint_t
+ngx_http_cg_quota_view(ngx_http_cg_quota_table_t *qt, ngx_uint_t redis,
+    ngx_http_cg_record_t *rec, int64_t now, ngx_http_cg_quota_view_t *qv)
 {
     uint32_t                   i;
-    ngx_uint_t                 redis, lease;
+    ngx_str_t                  name;
+    ngx_uint_t                 lease;
     cg_quota_t                *quota;
     cg_limit_state_t           st;
     cg_limit_result_t          res;
     ngx_http_cg_limit_view_t  *lv;
 
-    row->has_quota = 0;
-    row->redis_quota = 0;
-    row->nlimits = 0;
-    row->util = 0;
+    name.data = rec->name;
+    name.len = rec->len;
 
-    quota = ngx_http_cg_client_quota(rp->quotas, rp->redis, &row->name,
-                                     ngx_crc32_long(row->name.data,
-                                                    row->name.len),
-                                     &redis, NULL);
-    row->redis_quota = redis;
+    qv->util = 0;
+    qv->nlimits = 0;
+
+    quota = ngx_http_cg_client_quota(qt, redis, &name,
+                                     ngx_crc32_long(name.data, name.len),
+                                     &lease, NULL);
+    qv->redis_quota = lease;
 
     if (quota == NULL) {
-        return;
+        return 0;
     }
 
-    row->has_quota = 1;
-    row->mode = quota->mode;
-    row->nlimits = quota->nlimits;
+    qv->mode = quota->mode;
+    qv->nlimits = quota->nlimits;
 
     /* counted cluster-wide: the lease has Redis's word on each limit */
 
-    lease = rp->redis && quota->mode != CG_MODE_OFF
-            && row->rec->lease.qhash == cg_lease_quota_hash(quota);
+    lease = redis && quota->mode != CG_MODE_OFF
+            && rec->lease.qhash == cg_lease_quota_hash(quota);
 
     for (i = 0; i < quota->nlimits && i < CG_MAX_LIMITS; i++) {
-        lv = &views[i];
+        lv = &qv->limits[i];
         lv->lim = quota->limits[i];
         lv->capacity = cg_limit_capacity(&lv->lim);
 
         if (lease
-            && cg_lease_remaining(&row->rec->lease, i, &lv->lim,
-                                  (uint32_t) ngx_current_msec,
-                                  rp->query->now_ms, &lv->remaining))
+            && cg_lease_remaining(&rec->lease, i, &lv->lim,
+                                  (uint32_t) ngx_current_msec, now,
+                                  &lv->remaining))
         {
             lv->reset = ngx_http_cg_report_reset(&lv->lim,
                                                  lv->capacity - lv->remaining,
-                                                 rp->query->now_ms);
+                                                 now);
 
         } else {
 
             /* a check of no cost on a copy: what is left, changing nothing */
 
-            st = row->rec->state[i];
-            cg_limit_check(&lv->lim, &st, rp->query->now_ms, 0, 0, &res);
+            st = rec->state[i];
+            cg_limit_check(&lv->lim, &st, now, 0, 0, &res);
 
             lv->remaining = ngx_min(res.remaining, lv->capacity);
             lv->reset = res.reset;
@@ -483,10 +487,29 @@ ngx_http_cg_report_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
         lv->used = lv->capacity - lv->remaining;
         lv->util = lv->capacity ? (double) lv->used / lv->capacity : 0;
 
-        if (lv->util > row->util) {
-            row->util = lv->util;
+        if (lv->util > qv->util) {
+            qv->util = lv->util;
         }
     }
+
+    return 1;
+}
+
+
+static void
+ngx_http_cg_report_quota(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row,
+    ngx_http_cg_limit_view_t *views)
+{
+    ngx_http_cg_quota_view_t  qv;
+
+    row->has_quota = ngx_http_cg_quota_view(rp->quotas, rp->redis, row->rec,
+                                            rp->query->now_ms, &qv);
+    row->redis_quota = qv.redis_quota;
+    row->mode = qv.mode;
+    row->nlimits = qv.nlimits;
+    row->util = qv.util;
+
+    ngx_memcpy(views, qv.limits, qv.nlimits * sizeof(ngx_http_cg_limit_view_t));
 }
 
 

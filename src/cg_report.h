@@ -80,6 +80,7 @@ typedef struct {
     double                    rate_5m;
     double                    error_rate_10s;      /* 4xx */
     double                    error5_rate_10s;     /* 5xx */
+    double                    rejected_rate_10s;   /* the module's own */
     double                    base_rate;   /* the detector's baseline */
     double                    share[2];    /* 4xx, 5xx of answers now */
     double                    base_share[2];
@@ -99,7 +100,8 @@ double ngx_http_cg_sort_key(ngx_http_cg_figures_t *f, ngx_uint_t sort);
 
 /*
  * As a node publishes them: 8 counters, 6 rates, 4 shares, the 3 flags'
- * times, young, utilisation (what is missing, as from an older node, is 0).
+ * times, young, utilisation, the rejected rate (what is missing, as from
+ * an older node, is 0).
  */
 u_char *ngx_http_cg_figures_print(u_char *p, ngx_http_cg_figures_t *f);
 void ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p,
@@ -116,6 +118,28 @@ typedef struct {
     uint64_t                  reset;
     double                    util;
 } ngx_http_cg_limit_view_t;
+
+
+/* a client's quota, as it stands */
+
+typedef struct {
+    ngx_uint_t                mode;
+    ngx_uint_t                nlimits;
+    unsigned                  redis_quota:1;   /* defined in Redis */
+    double                    util;            /* highest of the limits */
+    ngx_http_cg_limit_view_t  limits[CG_MAX_LIMITS];
+} ngx_http_cg_quota_view_t;
+
+
+/*
+ * The quota view of a record at "now" (ms): the client's quota (Redis's
+ * definitions first when "redis"), each limit's use, from the cluster's
+ * count under Redis (the lease's word from Redis), else from the record's
+ * limiter state.  0 when the client has no quota.
+ */
+ngx_uint_t ngx_http_cg_quota_view(ngx_http_cg_quota_table_t *qt,
+    ngx_uint_t redis, ngx_http_cg_record_t *rec, int64_t now,
+    ngx_http_cg_quota_view_t *qv);
 
 
 /* a client in the report */

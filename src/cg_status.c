@@ -408,7 +408,7 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
     q->now = (uint32_t) tp->sec;
 
     if (cluster) {
-        return ngx_http_cg_status_cluster(r, format, q);
+        return ngx_http_cg_status_cluster(r, zone, &mcf->anomaly, format, q);
     }
 
     return ngx_http_cg_status_node(r, zone, format, q);

@@ -10,9 +10,11 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "cg_cluster.h"
 #include "cg_out.h"
 #include "cg_topn.h"
 #include "cg_report.h"
+#include "cg_status_json.h"
 #include "cg_status_prom.h"
 #include "cg_status_publish.h"
 #include "cg_status_cluster.h"
@@ -26,27 +28,32 @@ typedef struct {
 } ngx_http_cg_cluster_node_t;
 
 
-/* a client as a node published it, then summed over the nodes */
-
-typedef struct {
-    cg_topn_item_t            item;        /* the sort key, the name; first */
-    ngx_str_t                 name;
-    ngx_uint_t                nodes;
-    ngx_http_cg_figures_t     figures;
-} ngx_http_cg_cluster_client_t;
-
-
 typedef struct {
     ngx_http_request_t       *r;           /* NULL once the client left */
     ngx_http_cleanup_t       *cln;
     ngx_http_cg_query_t      *query;
+    ngx_http_cg_zone_t       *zone;        /* its events */
+    const cg_anomaly_t       *an;
     ngx_uint_t                format;
     ngx_uint_t                pending;
-    ngx_uint_t                next;        /* node of the next HGETALL */
+    ngx_uint_t                next;        /* node of the next reply */
     ngx_array_t               nodes;       /* ngx_http_cg_cluster_node_t */
     ngx_array_t               clients;     /* ngx_http_cg_cluster_client_t */
+    ngx_uint_t                merged;      /* clients, once merged */
+    ngx_uint_t                total;       /* those the query asks for */
+    cg_topn_t                 top;         /* the clients shown, ranked */
     ngx_uint_t                failed;
 } ngx_http_cg_cluster_t;
+
+
+/* the clients whose history one HMGET asks for, at most */
+#define NGX_HTTP_CG_CLUSTER_SHOWN  1000
+
+
+static void ngx_http_cg_cluster_answer(ngx_http_cg_cluster_t *cl,
+    ngx_int_t status);
+static void ngx_http_cg_cluster_history_done(ngx_http_cg_link_t *link,
+    redisReply *reply, void *data);
 
 
 static void
@@ -74,13 +81,12 @@ ngx_http_cg_cluster_name_cmp(const void *one, const void *two)
 }
 
 
-/* one entry per client: sorted by name, the nodes' figures summed */
+/* one entry per client: sorted by name, the nodes' figures merged */
 
 static ngx_uint_t
 ngx_http_cg_cluster_merge(ngx_http_cg_cluster_t *cl)
 {
-    ngx_uint_t                     i, k, n, merged;
-    ngx_http_cg_figures_t         *f, *g;
+    ngx_uint_t                     i, n, merged;
     ngx_http_cg_cluster_client_t  *e, *m;
 
     e = cl->clients.elts;
@@ -98,24 +104,7 @@ ngx_http_cg_cluster_merge(ngx_http_cg_cluster_t *cl)
             && ngx_memcmp(m[-1].name.data, e[i].name.data, e[i].name.len)
                == 0)
         {
-            m = &m[-1];
-            f = &m->figures;
-            g = &e[i].figures;
-
-            f->requests += g->requests;
-            f->rejected += g->rejected;
-            f->rejected_dry_run += g->rejected_dry_run;
-
-            for (k = 0; k < CG_STATS_NCLASSES; k++) {
-                f->classes[k] += g->classes[k];
-            }
-
-            f->rate_10s += g->rate_10s;
-            f->rate_1m += g->rate_1m;
-            f->rate_5m += g->rate_5m;
-            f->error_rate_10s += g->error_rate_10s;
-
-            m->nodes++;
+            ngx_http_cg_cluster_add(&m[-1], &e[i]);
             continue;
         }
 
@@ -123,8 +112,13 @@ ngx_http_cg_cluster_merge(ngx_http_cg_cluster_t *cl)
             *m = e[i];
         }
 
-        m->nodes = 1;
+        ngx_http_cg_cluster_start(m);
         merged++;
+    }
+
+    for (i = 0; i < merged; i++) {
+        ngx_http_cg_cluster_judge(&e[i], cl->an,
+                                  (uint32_t) (cl->query->now_ms / 1000));
     }
 
     return merged;
@@ -145,6 +139,10 @@ ngx_http_cg_cluster_prom(ngx_http_cg_out_t *o, cg_topn_t *top,
     ngx_uint_t                     i, k;
     ngx_http_cg_figures_t         *f;
     ngx_http_cg_cluster_client_t  *c;
+
+    static const char  *types[CG_ANOMALY_N] = {
+        "surge", "errors_4xx", "errors_5xx"
+    };
 
     ngx_http_cg_family(o, "clientguard_cluster_nodes", "gauge",
                        "Nodes publishing to Redis, by state.");
@@ -218,6 +216,47 @@ ngx_http_cg_cluster_prom(ngx_http_cg_out_t *o, cg_topn_t *top,
         }
     }
 
+    ngx_http_cg_family(o, "clientguard_cluster_anomaly_flagged", "gauge",
+                       "1 while a client is flagged in the cluster (by a "
+                       "node, or by the nodes' sums).");
+
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+
+        for (k = 0; k < CG_ANOMALY_N; k++) {
+            ngx_http_cg_out_printf(o,
+                "clientguard_cluster_anomaly_flagged{client=\"%V\","
+                "type=\"%s\"} %d\n",
+                &c->name, types[k], c->figures.since[k] ? 1 : 0);
+        }
+    }
+
+    ngx_http_cg_family(o, "clientguard_cluster_anomaly_ratio", "gauge",
+                       "The cluster's rate of a client over the sum of the "
+                       "nodes' baselines.");
+
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+
+        ngx_http_cg_out_printf(o,
+            "clientguard_cluster_anomaly_ratio{client=\"%V\",type=\"surge\"}"
+            " %.2f\n", &c->name, ngx_http_cg_out_finite(c->view.ratio));
+    }
+
+    ngx_http_cg_family(o, "clientguard_cluster_quota_utilisation_ratio",
+                       "gauge", "The highest use of a limit of the client's "
+                       "quota a node reports (the cluster's count under "
+                       "Redis), 0..1.");
+
+    for (i = 0; i < top->n; i++) {
+        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
+
+        ngx_http_cg_out_printf(o,
+            "clientguard_cluster_quota_utilisation_ratio{client=\"%V\"}"
+            " %.3f\n",
+            &c->name, ngx_http_cg_out_finite(c->figures.utilisation));
+    }
+
     if (o->format == NGX_HTTP_CG_FMT_OPENM) {
         ngx_http_cg_out_printf(o, "# EOF\n");
     }
@@ -225,16 +264,77 @@ ngx_http_cg_cluster_prom(ngx_http_cg_out_t *o, cg_topn_t *top,
 
 
 static void
-ngx_http_cg_cluster_json(ngx_http_cg_out_t *o, ngx_http_cg_cluster_t *cl,
-    cg_topn_t *top, ngx_uint_t total, ngx_uint_t fresh, ngx_uint_t stale)
+ngx_http_cg_cluster_client(ngx_http_cg_out_t *o, ngx_http_cg_cluster_t *cl,
+    ngx_http_cg_cluster_client_t *c)
 {
-    ngx_uint_t                     i;
+    ngx_uint_t              k, n;
+    ngx_http_cg_figures_t  *f;
+
+    f = &c->figures;
+
+    ngx_http_cg_out_printf(o,
+        "{\"name\":\"%V\",\"nodes\":%ui,\"requests_total\":%uL,"
+        "\"rejected_total\":%uL,\"rejected_dry_run_total\":%uL,"
+        "\"responses_by_class_total\":{\"1xx\":%uL,\"2xx\":%uL,"
+        "\"3xx\":%uL,\"4xx\":%uL,\"5xx\":%uL},"
+        "\"rate_10s_per_s\":%.3f,\"rate_1m_per_s\":%.3f,"
+        "\"rate_5m_per_s\":%.3f,\"rejected_rate_10s_per_s\":%.3f,"
+        "\"error_rate_10s_per_s\":%.3f,\"error_5xx_rate_10s_per_s\":%.3f,",
+        &c->name, c->nodes, f->requests, f->rejected, f->rejected_dry_run,
+        f->classes[0], f->classes[1], f->classes[2], f->classes[3],
+        f->classes[4], ngx_http_cg_out_finite(f->rate_10s),
+        ngx_http_cg_out_finite(f->rate_1m), ngx_http_cg_out_finite(f->rate_5m),
+        ngx_http_cg_out_finite(f->rejected_rate_10s),
+        ngx_http_cg_out_finite(f->error_rate_10s),
+        ngx_http_cg_out_finite(f->error5_rate_10s));
+
+    ngx_http_cg_out_printf(o,
+        "\"quota\":{\"utilisation\":%.3f,\"near_limit\":%s},"
+        "\"flagged_on_nodes\":{\"surge\":%ui,\"errors_4xx\":%ui,"
+        "\"errors_5xx\":%ui},",
+        ngx_http_cg_out_finite(f->utilisation),
+        f->utilisation >= NGX_HTTP_CG_NEAR_LIMIT ? "true" : "false",
+        c->flagged_on[0], c->flagged_on[1], c->flagged_on[2]);
+
+    ngx_http_cg_json_anomalies(o, cl->an, &c->view, f->since);
+
+    if (c->history) {
+        n = NGX_HTTP_CG_CLUSTER_STEPS;
+
+        /* from the oldest step any node has */
+
+        for (k = 0; k < n - 1; k++) {
+            if (c->history[k * CG_HISTORY_SERIES]
+                || c->history[k * CG_HISTORY_SERIES + 1])
+            {
+                break;
+            }
+        }
+
+        ngx_http_cg_json_steps(o, cl->an->step_ms,
+                               (uint32_t) (cl->query->now_ms
+                                           / cl->an->step_ms),
+                               n - k, &c->history[k * CG_HISTORY_SERIES],
+                               NULL);
+    }
+
+    ngx_http_cg_out_printf(o, "}");
+}
+
+
+static void
+ngx_http_cg_cluster_json(ngx_http_cg_out_t *o, ngx_http_cg_cluster_t *cl,
+    ngx_uint_t fresh, ngx_uint_t stale)
+{
+    ngx_uint_t                     i, j, k, nmovers;
+    cg_topn_t                     *top;
     ngx_http_cg_query_t           *q;
-    ngx_http_cg_figures_t         *f;
+    ngx_http_cg_status_area_t      area;
     ngx_http_cg_cluster_node_t    *nd;
-    ngx_http_cg_cluster_client_t  *c;
+    ngx_http_cg_cluster_client_t  *c, *e, *movers[NGX_HTTP_CG_MOVERS];
 
     q = cl->query;
+    top = &cl->top;
     nd = cl->nodes.elts;
 
     ngx_http_cg_out_printf(o,
@@ -252,53 +352,248 @@ ngx_http_cg_cluster_json(ngx_http_cg_out_t *o, ngx_http_cg_cluster_t *cl,
             nd[i].stale ? "true" : "false", nd[i].clients);
     }
 
+    ngx_http_cg_out_printf(o, "],");
+
+    ngx_http_cg_json_settings(o, cl->an);
+
     ngx_http_cg_out_printf(o,
-        "],\"query\":{\"sort\":\"%s\",\"limit\":%ui,"
-        "\"client\":\"%V\"},\"clients_total\":%ui,"
+        ",\"query\":{\"sort\":\"%s\",\"limit\":%ui,"
+        "\"client\":\"%V\",\"history\":%s},\"clients_total\":%ui,"
         "\"clients_shown\":%ui,\"clients\":[",
-        ngx_http_cg_sort_names[q->sort], q->limit, &q->client, total,
-        top->n);
+        ngx_http_cg_sort_names[q->sort], q->limit, &q->client,
+        q->history ? "true" : "false", cl->total, top->n);
 
     for (i = 0; i < top->n; i++) {
-        c = (ngx_http_cg_cluster_client_t *) top->heap[i];
-        f = &c->figures;
+        if (i) {
+            ngx_http_cg_out_printf(o, ",");
+        }
 
-        ngx_http_cg_out_printf(o,
-            "%s{\"name\":\"%V\",\"nodes\":%ui,\"requests_total\":%uL,"
-            "\"rejected_total\":%uL,\"rejected_dry_run_total\":%uL,"
-            "\"responses_by_class_total\":{\"1xx\":%uL,\"2xx\":%uL,"
-            "\"3xx\":%uL,\"4xx\":%uL,\"5xx\":%uL},"
-            "\"rate_10s_per_s\":%.3f,\"rate_1m_per_s\":%.3f,"
-            "\"rate_5m_per_s\":%.3f,\"error_rate_10s_per_s\":%.3f}",
-            i ? "," : "", &c->name, c->nodes, f->requests, f->rejected,
-            f->rejected_dry_run, f->classes[0], f->classes[1],
-            f->classes[2], f->classes[3], f->classes[4],
-            ngx_http_cg_out_finite(f->rate_10s),
-            ngx_http_cg_out_finite(f->rate_1m),
-            ngx_http_cg_out_finite(f->rate_5m),
-            ngx_http_cg_out_finite(f->error_rate_10s));
+        ngx_http_cg_cluster_client(o, cl,
+                                (ngx_http_cg_cluster_client_t *) top->heap[i]);
     }
 
-    ngx_http_cg_out_printf(o, "]}\n");
+    /* top movers: the highest ratios of the cluster, of all clients */
+
+    e = cl->clients.elts;
+    nmovers = 0;
+
+    for (i = 0; i < cl->merged; i++) {
+        c = &e[i];
+
+        if (cl->an->off || c->view.young || c->view.ratio <= 1.0
+            || c->view.rate < c->view.base_rate + cl->an->min_rate)
+        {
+            continue;
+        }
+
+        for (j = 0; j < nmovers; j++) {
+            if (c->view.ratio > movers[j]->view.ratio) {
+                break;
+            }
+        }
+
+        if (j == NGX_HTTP_CG_MOVERS) {
+            continue;
+        }
+
+        if (nmovers < NGX_HTTP_CG_MOVERS) {
+            nmovers++;
+        }
+
+        for (k = nmovers - 1; k > j; k--) {
+            movers[k] = movers[k - 1];
+        }
+
+        movers[j] = c;
+    }
+
+    ngx_http_cg_out_printf(o, "],\"top_movers\":[");
+
+    for (i = 0; i < nmovers; i++) {
+        ngx_http_cg_out_printf(o,
+            "%s{\"name\":\"%V\",\"ratio\":%.2f,\"rate_10s_per_s\":%.3f,"
+            "\"baseline_per_s\":%.3f}",
+            i ? "," : "", &movers[i]->name,
+            ngx_http_cg_out_finite(movers[i]->view.ratio),
+            ngx_http_cg_out_finite(movers[i]->view.rate),
+            ngx_http_cg_out_finite(movers[i]->view.base_rate));
+    }
+
+    ngx_http_cg_out_printf(o, "]");
+
+    /* the events: every node has them, from Redis */
+
+    ngx_http_cg_status_area_copy(cl->zone, &area);
+    ngx_http_cg_json_events(o, &area);
+
+    ngx_http_cg_out_printf(o, "}\n");
+}
+
+
+/* every publication read: the clients merged and ranked */
+
+static void
+ngx_http_cg_cluster_rank(ngx_http_cg_cluster_t *cl)
+{
+    size_t                         lens[2 + 2 * NGX_HTTP_CG_CLUSTER_SHOWN];
+    u_char                        *key;
+    ngx_uint_t                     i, n, k, argc;
+    const char                    *argv[2 + 2 * NGX_HTTP_CG_CLUSTER_SHOWN];
+    cg_topn_item_t               **slots;
+    ngx_http_cg_query_t           *q;
+    ngx_http_cg_status_redis_t    *sr;
+    ngx_http_cg_cluster_node_t    *nd;
+    ngx_http_cg_cluster_client_t  *e;
+
+    q = cl->query;
+
+    n = ngx_http_cg_cluster_merge(cl);
+    e = cl->clients.elts;
+    cl->merged = n;
+
+    slots = ngx_palloc(cl->r->pool, (ngx_min(q->limit, n) + 1)
+                                    * sizeof(cg_topn_item_t *));
+    if (slots == NULL) {
+        ngx_http_cg_cluster_answer(cl, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cg_topn_init(&cl->top, slots, ngx_min(q->limit, n));
+    cl->total = 0;
+
+    for (i = 0; i < n; i++) {
+
+        if (q->client.len
+            && (e[i].name.len != q->client.len
+                || ngx_memcmp(e[i].name.data, q->client.data, q->client.len)
+                   != 0))
+        {
+            continue;
+        }
+
+        e[i].item.key = ngx_http_cg_sort_key(&e[i].figures, q->sort);
+        e[i].item.name = e[i].name.data;
+        e[i].item.len = e[i].name.len;
+
+        (void) cg_topn_add(&cl->top, &e[i].item);
+        cl->total++;
+    }
+
+    cg_topn_sort(&cl->top);
+
+    if (!q->history || cl->top.n == 0) {
+        ngx_http_cg_cluster_answer(cl, NGX_OK);
+        return;
+    }
+
+    /* the histories of the clients shown: HMGET, one per fresh node */
+
+    sr = &ngx_http_cg_status_redis;
+    nd = cl->nodes.elts;
+    cl->next = 0;
+
+    argc = 2 + ngx_min(cl->top.n, NGX_HTTP_CG_CLUSTER_SHOWN);
+
+    argv[0] = "HMGET";
+    lens[0] = 5;
+
+    for (k = 2; k < argc; k++) {
+        e = (ngx_http_cg_cluster_client_t *) cl->top.heap[k - 2];
+        argv[k] = (const char *) e->name.data;
+        lens[k] = e->name.len;
+    }
+
+    for (i = 0; i < cl->nodes.nelts; i++) {
+        key = ngx_pnalloc(cl->r->pool, sr->history.len + nd[i].name.len);
+        if (key == NULL) {
+            break;
+        }
+
+        ngx_memcpy(ngx_cpymem(key, sr->history.data, sr->history.len),
+                   nd[i].name.data, nd[i].name.len);
+
+        argv[1] = (const char *) key;
+        lens[1] = sr->history.len + nd[i].name.len;
+
+        if (nd[i].stale
+            || ngx_http_cg_link_send(sr->link, argc, argv, lens,
+                                     ngx_http_cg_cluster_history_done, cl)
+               != NGX_OK)
+        {
+            continue;
+        }
+
+        cl->pending++;
+    }
+
+    if (cl->pending == 0) {
+        ngx_http_cg_cluster_answer(cl, NGX_OK);
+    }
 }
 
 
 static void
-ngx_http_cg_cluster_finish(ngx_http_cg_cluster_t *cl, ngx_int_t status)
+ngx_http_cg_cluster_history_done(ngx_http_cg_link_t *link, redisReply *reply,
+    void *data)
+{
+    ngx_http_cg_cluster_t  *cl = data;
+
+    size_t                         i;
+    redisReply                    *v;
+    ngx_http_cg_cluster_client_t  *e;
+
+    cl->pending--;
+
+    if (cl->r == NULL) {
+        if (cl->pending == 0) {
+            ngx_free(cl);
+        }
+
+        return;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+
+        for (i = 0; i < reply->elements && i < cl->top.n; i++) {
+            v = reply->element[i];
+
+            if (v->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            e = (ngx_http_cg_cluster_client_t *) cl->top.heap[i];
+
+            if (ngx_http_cg_cluster_history(e, (u_char *) v->str,
+                                            (u_char *) v->str + v->len,
+                                            (uint32_t) (cl->query->now_ms
+                                                        / cl->an->step_ms),
+                                            cl->r->pool)
+                == NGX_ERROR)
+            {
+                cl->failed = 1;
+            }
+        }
+    }
+
+    if (cl->pending == 0) {
+        ngx_http_cg_cluster_answer(cl, cl->failed
+                                       ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                       : NGX_OK);
+    }
+}
+
+
+static void
+ngx_http_cg_cluster_answer(ngx_http_cg_cluster_t *cl, ngx_int_t status)
 {
     ngx_int_t                      rc;
-    ngx_uint_t                     i, n, sort, total, fresh, stale;
-    cg_topn_t                      top;
-    cg_topn_item_t               **slots;
+    ngx_uint_t                     i, fresh, stale;
     ngx_http_cg_out_t              o;
     ngx_connection_t              *c;
     ngx_http_request_t            *r;
-    ngx_http_cg_query_t           *q;
     ngx_http_cg_cluster_node_t    *nd;
-    ngx_http_cg_cluster_client_t  *e;
 
     r = cl->r;
-    q = cl->query;
     c = r->connection;
 
     /* detach: the request is done with the state */
@@ -313,45 +608,6 @@ ngx_http_cg_cluster_finish(ngx_http_cg_cluster_t *cl, ngx_int_t status)
         rc = status;
         goto done;
     }
-
-    n = ngx_http_cg_cluster_merge(cl);
-    e = cl->clients.elts;
-
-    /* the clients shown, ranked: the cluster has no quota use nor ratios */
-
-    sort = (q->sort == NGX_HTTP_CG_SORT_QUOTA
-            || q->sort == NGX_HTTP_CG_SORT_ANOMALY)
-           ? NGX_HTTP_CG_SORT_REQUESTS : q->sort;
-
-    slots = ngx_palloc(r->pool, (ngx_min(q->limit, n) + 1)
-                                * sizeof(cg_topn_item_t *));
-    if (slots == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-
-    cg_topn_init(&top, slots, ngx_min(q->limit, n));
-    total = 0;
-
-    for (i = 0; i < n; i++) {
-
-        if (q->client.len
-            && (e[i].name.len != q->client.len
-                || ngx_memcmp(e[i].name.data, q->client.data, q->client.len)
-                   != 0))
-        {
-            continue;
-        }
-
-        e[i].item.key = ngx_http_cg_sort_key(&e[i].figures, sort);
-        e[i].item.name = e[i].name.data;
-        e[i].item.len = e[i].name.len;
-
-        (void) cg_topn_add(&top, &e[i].item);
-        total++;
-    }
-
-    cg_topn_sort(&top);
 
     nd = cl->nodes.elts;
     fresh = 0;
@@ -369,10 +625,10 @@ ngx_http_cg_cluster_finish(ngx_http_cg_cluster_t *cl, ngx_int_t status)
     ngx_http_cg_out_init(&o, r, cl->format);
 
     if (cl->format == NGX_HTTP_CG_FMT_JSON) {
-        ngx_http_cg_cluster_json(&o, cl, &top, total, fresh, stale);
+        ngx_http_cg_cluster_json(&o, cl, fresh, stale);
 
     } else {
-        ngx_http_cg_cluster_prom(&o, &top, fresh, stale);
+        ngx_http_cg_cluster_prom(&o, &cl->top, fresh, stale);
     }
 
     rc = ngx_http_cg_out_send(&o, NGX_HTTP_OK);
@@ -504,8 +760,12 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
 next:
 
     if (cl->pending == 0) {
-        ngx_http_cg_cluster_finish(cl, cl->failed ? NGX_HTTP_BAD_GATEWAY
-                                                  : NGX_OK);
+        if (cl->failed) {
+            ngx_http_cg_cluster_answer(cl, NGX_HTTP_BAD_GATEWAY);
+
+        } else {
+            ngx_http_cg_cluster_rank(cl);
+        }
     }
 }
 
@@ -535,7 +795,7 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        ngx_http_cg_cluster_finish(cl, NGX_HTTP_BAD_GATEWAY);
+        ngx_http_cg_cluster_answer(cl, NGX_HTTP_BAD_GATEWAY);
         return;
     }
 
@@ -586,15 +846,19 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
     }
 
     if (cl->pending == 0) {
-        ngx_http_cg_cluster_finish(cl, cl->failed ? NGX_HTTP_BAD_GATEWAY
-                                                  : NGX_OK);
+        if (cl->failed) {
+            ngx_http_cg_cluster_answer(cl, NGX_HTTP_BAD_GATEWAY);
+
+        } else {
+            ngx_http_cg_cluster_rank(cl);
+        }
     }
 }
 
 
 ngx_int_t
-ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_uint_t format,
-    ngx_http_cg_query_t *query)
+ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
+    const cg_anomaly_t *an, ngx_uint_t format, ngx_http_cg_query_t *query)
 {
     size_t                       lens[5];
     const char                  *argv[5];
@@ -630,6 +894,8 @@ ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_uint_t format,
 
     cl->r = r;
     cl->query = query;
+    cl->zone = zone;
+    cl->an = an;
     cl->format = format;
     cl->cln = cln;
 

@@ -22,9 +22,13 @@
 #include "cg_report.h"
 
 
-/* what a content handler returns: NGX_DONE while the replies are due */
+/*
+ * What a content handler returns: NGX_DONE while the replies are due.
+ * "zone" has the events the answer shows, "an" the detector's settings.
+ */
 ngx_int_t ngx_http_cg_status_cluster(ngx_http_request_t *r,
-    ngx_uint_t format, ngx_http_cg_query_t *query);
+    ngx_http_cg_zone_t *zone, const cg_anomaly_t *an, ngx_uint_t format,
+    ngx_http_cg_query_t *query);
 
 
 #endif /* _CG_STATUS_CLUSTER_H_INCLUDED_ */

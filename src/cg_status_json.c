@@ -98,26 +98,21 @@ ngx_http_cg_json_rate(cg_history_t *h, int series, int64_t now, uint32_t ms,
 
 /*
  * What the detector makes of a client: young (no baseline yet), watching,
- * or flagged; and the anomalies under way, with since when.
+ * or flagged; and the anomalies under way, with since when (epoch s).
  */
 
-static void
-ngx_http_cg_json_anomalies(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
-    ngx_http_cg_row_t *row)
+void
+ngx_http_cg_json_anomalies(ngx_http_cg_out_t *o, const cg_anomaly_t *an,
+    cg_history_view_t *v, uint32_t *since)
 {
-    int                 i, n;
-    cg_history_t       *h;
-    cg_history_view_t  *v;
+    int  i, n;
 
     static const char  *types[CG_ANOMALY_N] = {
         "surge", "errors_4xx", "errors_5xx"
     };
 
-    h = &row->rec->stats.history;
-    v = &row->view;
-
     for (i = 0, n = 0; i < CG_ANOMALY_N; i++) {
-        n += (h->since[i] != 0);
+        n += (since[i] != 0);
     }
 
     ngx_http_cg_out_printf(o,
@@ -126,8 +121,7 @@ ngx_http_cg_json_anomalies(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
         "\"error_share\":{\"4xx\":%.4f,\"5xx\":%.4f},"
         "\"baseline_error_share\":{\"4xx\":%.4f,\"5xx\":%.4f}},"
         "\"anomalies\":[",
-        rp->an.off ? "off" : (v->young ? "young"
-                                        : (n ? "flagged" : "watching")),
+        an->off ? "off" : (v->young ? "young" : (n ? "flagged" : "watching")),
         ngx_http_cg_out_finite(v->rate), ngx_http_cg_out_finite(v->base_rate),
         ngx_http_cg_out_finite(v->ratio), ngx_http_cg_out_finite(v->share[0]),
         ngx_http_cg_out_finite(v->share[1]),
@@ -135,16 +129,15 @@ ngx_http_cg_json_anomalies(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
         ngx_http_cg_out_finite(v->base_share[1]));
 
     for (i = 0, n = 0; i < CG_ANOMALY_N; i++) {
-        if (h->since[i] == 0) {
+        if (since[i] == 0) {
             continue;
         }
 
         if (i == CG_ANOMALY_SURGE) {
             ngx_http_cg_out_printf(o,
-                "%s{\"type\":\"surge\",\"ratio\":%.2f,\"since_s\":%uL,"
+                "%s{\"type\":\"surge\",\"ratio\":%.2f,\"since_s\":%uD,"
                 "\"current_per_s\":%.3f,\"baseline_per_s\":%.3f}",
-                n++ ? "," : "", ngx_http_cg_out_finite(v->ratio),
-                (uint64_t) h->since[i] * rp->an.step_ms / 1000,
+                n++ ? "," : "", ngx_http_cg_out_finite(v->ratio), since[i],
                 ngx_http_cg_out_finite(v->rate),
                 ngx_http_cg_out_finite(v->base_rate));
             continue;
@@ -152,15 +145,29 @@ ngx_http_cg_json_anomalies(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 
         ngx_http_cg_out_printf(o,
             "%s{\"type\":\"%s\",\"share\":%.4f,\"baseline_share\":%.4f,"
-            "\"since_s\":%uL,\"current_per_s\":%.3f}",
+            "\"since_s\":%uD,\"current_per_s\":%.3f}",
             n++ ? "," : "", types[i],
             ngx_http_cg_out_finite(v->share[i - 1]),
-            ngx_http_cg_out_finite(v->base_share[i - 1]),
-            (uint64_t) h->since[i] * rp->an.step_ms / 1000,
+            ngx_http_cg_out_finite(v->base_share[i - 1]), since[i],
             ngx_http_cg_out_finite(v->error_rate[i - 1]));
     }
 
     ngx_http_cg_out_printf(o, "]");
+}
+
+
+/* "anomaly":{...}: the detector's settings */
+
+void
+ngx_http_cg_json_settings(ngx_http_cg_out_t *o, const cg_anomaly_t *an)
+{
+    ngx_http_cg_out_printf(o,
+        "\"anomaly\":{\"enabled\":%s,\"ratio\":%.2f,\"min_rate_per_s\":%.2f,"
+        "\"error_share\":%.2f,\"min_error_rate_per_s\":%.2f,"
+        "\"step_s\":%uD}",
+        an->off ? "false" : "true", (double) an->ratio,
+        (double) an->min_rate, (double) an->error_share,
+        (double) an->error_rate, an->step_ms / 1000);
 }
 
 
@@ -173,36 +180,70 @@ static void
 ngx_http_cg_json_history(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     cg_history_t *h)
 {
+    uint32_t  counts[(CG_HISTORY_SLOTS + 1) * CG_HISTORY_SERIES];
+    uint32_t  flagged[CG_HISTORY_SLOTS + 1];
+    uint32_t  i, k, n, age;
+
+    /* oldest first, the current step last */
+
+    n = ngx_min(h->slot - h->first, CG_HISTORY_SLOTS);
+
+    for (i = 0; i <= n; i++) {
+        age = n - i;
+        flagged[i] = age ? (uint32_t) cg_history_was_flagged(h, age)
+                         : (h->since[0] || h->since[1] || h->since[2]);
+
+        for (k = 0; k < CG_HISTORY_SERIES; k++) {
+            counts[i * CG_HISTORY_SERIES + k] = cg_history_at(h, k, age);
+        }
+    }
+
+    ngx_http_cg_json_steps(o, rp->an.step_ms, h->slot, n + 1, counts,
+                           flagged);
+}
+
+
+/*
+ * A history: "steps" counts per step and series, oldest first, the
+ * current step (so far) last, the series named as in docs/status.md;
+ * which steps were recorded while flagged (NULL: not known).
+ */
+
+void
+ngx_http_cg_json_steps(ngx_http_cg_out_t *o, uint32_t step_ms, uint32_t slot,
+    uint32_t steps, uint32_t *counts, uint32_t *flagged)
+{
     int          s;
-    uint32_t     age, n;
+    uint32_t     i;
 
     static const char  *series[CG_HISTORY_SERIES] = {
         "offered", "rejected", "4xx", "5xx"
     };
 
-    n = ngx_min(h->slot - h->first, CG_HISTORY_SLOTS);
-
     ngx_http_cg_out_printf(o,
         ",\"history\":{\"step_s\":%uD,\"last_step_start_ms\":%uL,"
-        "\"steps\":%uD,\"flagged\":[",
-        rp->an.step_ms / 1000, (uint64_t) h->slot * rp->an.step_ms, n + 1);
+        "\"steps\":%uD",
+        step_ms / 1000, (uint64_t) slot * step_ms, steps);
 
-    for (age = n; age > 0; age--) {
-        ngx_http_cg_out_printf(o, "%s%d", age == n ? "" : ",",
-                               cg_history_was_flagged(h, age));
+    if (flagged) {
+        ngx_http_cg_out_printf(o, ",\"flagged\":[");
+
+        for (i = 0; i < steps; i++) {
+            ngx_http_cg_out_printf(o, "%s%uD", i ? "," : "", flagged[i]);
+        }
+
+        ngx_http_cg_out_printf(o, "]");
     }
-
-    ngx_http_cg_out_printf(o, "%s%d]", n ? "," : "",
-                           h->since[0] || h->since[1] || h->since[2]);
 
     for (s = 0; s < CG_HISTORY_SERIES; s++) {
         ngx_http_cg_out_printf(o, ",\"%s\":[", series[s]);
 
-        for (age = n; age > 0; age--) {
-            ngx_http_cg_out_printf(o, "%uD,", cg_history_at(h, s, age));
+        for (i = 0; i < steps; i++) {
+            ngx_http_cg_out_printf(o, "%s%uD", i ? "," : "",
+                                   counts[i * CG_HISTORY_SERIES + s]);
         }
 
-        ngx_http_cg_out_printf(o, "%uD]", cg_history_at(h, s, 0));
+        ngx_http_cg_out_printf(o, "]");
     }
 
     ngx_http_cg_out_printf(o, "}");
@@ -318,7 +359,7 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     }
 
 
-    ngx_http_cg_json_anomalies(o, rp, row);
+    ngx_http_cg_json_anomalies(o, &rp->an, &row->view, row->figures.since);
 
     if (rp->query->history) {
         ngx_http_cg_json_history(o, rp, h);
@@ -330,7 +371,7 @@ ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 
 /* ,"incidents_open":N,"incidents":[...]: the area's, oldest first */
 
-void
+static void
 ngx_http_cg_json_incidents(ngx_http_cg_out_t *o,
     ngx_http_cg_status_area_t *area)
 {
@@ -399,16 +440,12 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 
     ngx_http_cg_json_redis(o, rp);
 
+    ngx_http_cg_json_settings(o, &rp->an);
+
     ngx_http_cg_out_printf(o,
-        "\"anomaly\":{\"enabled\":%s,\"ratio\":%.2f,\"min_rate_per_s\":%.2f,"
-        "\"error_share\":%.2f,\"min_error_rate_per_s\":%.2f,"
-        "\"step_s\":%uD},"
-        "\"query\":{\"sort\":\"%s\",\"limit\":%ui,\"client\":\"%V\","
+        ",\"query\":{\"sort\":\"%s\",\"limit\":%ui,\"client\":\"%V\","
         "\"history\":%s},"
         "\"clients_total\":%ui,\"clients_shown\":%ui,\"clients\":[",
-        rp->an.off ? "false" : "true", (double) rp->an.ratio,
-        (double) rp->an.min_rate, (double) rp->an.error_share,
-        (double) rp->an.error_rate, rp->an.step_ms / 1000,
         ngx_http_cg_sort_names[q->sort], q->limit, &q->client,
         q->history ? "true" : "false", rp->nrows, rp->shown);
 }
@@ -419,13 +456,8 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 static void
 ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
-    uint64_t                first;
-    ngx_uint_t              i, j, k, n, nd;
-    ngx_uint_t              src[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_deploy_t   *all[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_row_t      *row;
-    ngx_http_cg_deploy_t   *d;
-    ngx_http_cg_deploys_t  *local, *redis;
+    ngx_uint_t          i;
+    ngx_http_cg_row_t  *row;
 
     ngx_http_cg_out_printf(o, "],\"top_movers\":[");
 
@@ -440,10 +472,33 @@ ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
             ngx_http_cg_out_finite(row->view.base_rate));
     }
 
-    local = &rp->area.local;
-    redis = &rp->area.redis;
+    ngx_http_cg_out_printf(o, "]");
 
-    ngx_http_cg_out_printf(o, "],\"deploys_total\":%uL,\"deploys\":[",
+    ngx_http_cg_json_events(o, &rp->area);
+
+    ngx_http_cg_out_printf(o, "}\n");
+}
+
+
+/*
+ * ,"deploys_total":N,"deploys":[...],"incidents_open":N,"incidents":[...]
+ * of an area's copy
+ */
+
+void
+ngx_http_cg_json_events(ngx_http_cg_out_t *o, ngx_http_cg_status_area_t *area)
+{
+    uint64_t                first;
+    ngx_uint_t              i, j, k, n, nd;
+    ngx_uint_t              src[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_deploy_t   *all[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_deploy_t   *d;
+    ngx_http_cg_deploys_t  *local, *redis;
+
+    local = &area->local;
+    redis = &area->redis;
+
+    ngx_http_cg_out_printf(o, ",\"deploys_total\":%uL,\"deploys\":[",
                            local->total);
 
     /*
@@ -501,9 +556,7 @@ ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 
     ngx_http_cg_out_printf(o, "]");
 
-    ngx_http_cg_json_incidents(o, &rp->area);
-
-    ngx_http_cg_out_printf(o, "}\n");
+    ngx_http_cg_json_incidents(o, area);
 }
 
 

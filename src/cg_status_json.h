@@ -19,8 +19,18 @@
 #include "cg_report.h"
 
 
-/* the incidents of an area, for this answer and the cluster's */
-void ngx_http_cg_json_incidents(ngx_http_cg_out_t *o,
+/*
+ * Pieces of a node's answer that the cluster's shares: the detector's
+ * settings, a client's detector and anomalies (flags' since in epoch s), a
+ * history (counts per step and series, oldest first; flagged steps or
+ * NULL), and the events of an area's copy.
+ */
+void ngx_http_cg_json_settings(ngx_http_cg_out_t *o, const cg_anomaly_t *an);
+void ngx_http_cg_json_anomalies(ngx_http_cg_out_t *o, const cg_anomaly_t *an,
+    cg_history_view_t *v, uint32_t *since);
+void ngx_http_cg_json_steps(ngx_http_cg_out_t *o, uint32_t step_ms,
+    uint32_t slot, uint32_t steps, uint32_t *counts, uint32_t *flagged);
+void ngx_http_cg_json_events(ngx_http_cg_out_t *o,
     ngx_http_cg_status_area_t *area);
 
 /* resumable at (o->step, o->row): NGX_AGAIN while there is more */

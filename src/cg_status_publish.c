@@ -51,11 +51,19 @@
 #define NGX_HTTP_CG_PUB_FORMAT  1
 
 
-/* one client kept for publication: what its field in Redis says */
+/* the text of a client's history: slot, first, 4 counts, the ring in hex */
+
+#define NGX_HTTP_CG_PUB_HISTORY                                               \
+    (6 * (NGX_INT32_LEN + 1)                                                  \
+     + 2 * CG_HISTORY_SLOTS * CG_HISTORY_SERIES)
+
+
+/* one client kept for publication: what its fields in Redis say */
 
 typedef struct {
     cg_topn_item_t            item;        /* key: requests; must be first */
     ngx_http_cg_figures_t     figures;
+    cg_history_t              history;
     u_char                    name[CG_NAME_MAX];
 } ngx_http_cg_pub_row_t;
 
@@ -79,18 +87,25 @@ typedef struct {
     ngx_uint_t                  used;
     ngx_http_cg_pub_row_t      *spare;
 
-    /* the HSET being written */
+    /* the HSET being written, and the history's, once a step */
     ngx_uint_t                  next;
     const char                **argv;
     size_t                     *lens;
     u_char                     *buf;
     u_char                     *p;
     u_char                      hkey[512];
+    ngx_uint_t                  history;
+    const char                **hargv;
+    size_t                     *hlens;
+    u_char                     *hbuf;
+    u_char                     *hp;
+    u_char                      hhkey[512];
 } ngx_http_cg_pub_t;
 
 
 typedef struct {
     ngx_str_t                   node;
+    uint32_t                    hslot;     /* the step last published */
     ngx_event_t                 timer;
     ngx_http_cg_slice_t         slice;     /* of a publication under way */
     ngx_http_cg_pub_t          *pub;       /* its memory, kept */
@@ -219,6 +234,9 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
     server = mcf->redis->server;
 
     if (ngx_http_cg_link_key(cycle->pool, server, &sr->stats, "stats:")
+           != NGX_OK
+        || ngx_http_cg_link_key(cycle->pool, server, &sr->history,
+                                "history:")
            != NGX_OK
         || ngx_http_cg_link_key(cycle->pool, server, &sr->nodes, "stats-nodes")
            != NGX_OK
@@ -358,6 +376,14 @@ ngx_http_cg_publish(ngx_event_t *ev)
         return;
     }
 
+    /* the history, once a step (its counts change by the step) */
+
+    pub->history = (uint32_t) (now / w->mcf->anomaly.step_ms) != w->hslot;
+
+    if (pub->history) {
+        w->hslot = (uint32_t) (now / w->mcf->anomaly.step_ms);
+    }
+
     pub->zone = zone;
     pub->now_ms = now;
     pub->now = (uint32_t) tp->sec;
@@ -383,7 +409,9 @@ ngx_http_cg_pub_alloc(ngx_http_cg_publish_worker_t *w, ngx_log_t *log)
 
     sr = &ngx_http_cg_status_redis;
 
-    if (sr->stats.len + w->node.len > sizeof(pub->hkey)) {
+    if (sr->stats.len + w->node.len > sizeof(pub->hkey)
+        || sr->history.len + w->node.len > sizeof(pub->hhkey))
+    {
         return NULL;
     }
 
@@ -409,15 +437,21 @@ ngx_http_cg_pub_alloc(ngx_http_cg_publish_worker_t *w, ngx_log_t *log)
     pub->lens = ngx_palloc(pool, (4 + 2 * n) * sizeof(size_t));
     pub->buf = ngx_pnalloc(pool, 64 + n * (NGX_HTTP_CG_PUB_FIELDS
                                            * (NGX_INT64_LEN + 1) + 32));
+    pub->hargv = ngx_palloc(pool, (2 + 2 * n) * sizeof(char *));
+    pub->hlens = ngx_palloc(pool, (2 + 2 * n) * sizeof(size_t));
+    pub->hbuf = ngx_pnalloc(pool, n * NGX_HTTP_CG_PUB_HISTORY);
 
     if (pub->batch == NULL || pub->rows == NULL || pub->top.heap == NULL
-        || pub->argv == NULL || pub->lens == NULL || pub->buf == NULL)
+        || pub->argv == NULL || pub->lens == NULL || pub->buf == NULL
+        || pub->hargv == NULL || pub->hlens == NULL || pub->hbuf == NULL)
     {
         goto failed;
     }
 
     pub->lens[1] = ngx_sprintf(pub->hkey, "%V%V", &sr->stats, &w->node)
                    - pub->hkey;
+    pub->hlens[1] = ngx_sprintf(pub->hhkey, "%V%V", &sr->history, &w->node)
+                    - pub->hhkey;
 
     w->pub = pub;
 
@@ -451,11 +485,12 @@ ngx_http_cg_pub_copy(ngx_http_cg_record_t *rec, void *data)
 static ngx_uint_t
 ngx_http_cg_pub_walk(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
 {
-    ngx_int_t               rc;
-    ngx_uint_t              i;
-    cg_topn_item_t         *out;
-    ngx_http_cg_record_t   *rec;
-    ngx_http_cg_pub_row_t  *row;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    cg_topn_item_t            *out;
+    ngx_http_cg_record_t      *rec;
+    ngx_http_cg_pub_row_t     *row;
+    ngx_http_cg_quota_view_t   qv;
 
     pub->nbatch = 0;
 
@@ -476,6 +511,16 @@ ngx_http_cg_pub_walk(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
         cg_stats_view(&rec->stats, pub->now_ms, &w->mcf->anomaly);
         ngx_http_cg_figures(&row->figures, rec, pub->now_ms,
                             &w->mcf->anomaly);
+
+        /* quota use: the cluster's count under Redis, as the status says */
+
+        if (ngx_http_cg_quota_view(&w->mcf->quotas, 1, rec, pub->now_ms,
+                                   &qv))
+        {
+            row->figures.utilisation = qv.util;
+        }
+
+        row->history = rec->stats.history;
 
         row->item.key = ngx_http_cg_sort_key(&row->figures,
                                              NGX_HTTP_CG_SORT_REQUESTS);
@@ -513,7 +558,28 @@ ngx_http_cg_pub_begin(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
                          w->mcf->publish.interval);
     pub->lens[3] = pub->p - (u_char *) pub->argv[3];
 
+    pub->hargv[0] = "HSET";
+    pub->hlens[0] = 4;
+    pub->hargv[1] = (char *) pub->hhkey;    /* hlens[1] set once */
+    pub->hp = pub->hbuf;
+
     pub->next = 0;
+}
+
+
+/*
+ * A client's history as text: "<step> <first> <4 counts of the current
+ * step>" then the ring, a byte per count in hex, in the ring's own order
+ * (step s in place s % CG_HISTORY_SLOTS)
+ */
+
+static u_char *
+ngx_http_cg_pub_history(u_char *p, cg_history_t *h)
+{
+    p = ngx_sprintf(p, "%uD %uD %uD %uD %uD %uD ", h->slot, h->first,
+                    h->cur[0], h->cur[1], h->cur[2], h->cur[3]);
+
+    return ngx_hex_dump(p, (u_char *) h->ring, sizeof(h->ring));
 }
 
 
@@ -538,6 +604,14 @@ ngx_http_cg_pub_format(ngx_http_cg_pub_t *pub)
         pub->argv[5 + 2 * i] = (char *) p;
         p = ngx_http_cg_figures_print(p, &row->figures);
         pub->lens[5 + 2 * i] = p - (u_char *) pub->argv[5 + 2 * i];
+
+        if (pub->history) {
+            pub->hargv[2 + 2 * i] = (char *) row->name;
+            pub->hlens[2 + 2 * i] = row->item.len;
+            pub->hargv[3 + 2 * i] = (char *) pub->hp;
+            pub->hp = ngx_http_cg_pub_history(pub->hp, &row->history);
+            pub->hlens[3 + 2 * i] = pub->hp - (u_char *) pub->hargv[3 + 2 * i];
+        }
     }
 
     pub->p = p;
@@ -581,6 +655,30 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
               - ttlb;
 
     (void) ngx_http_cg_link_send(sr->link, 3, argv, lens, NULL, NULL);
+
+    if (pub->history && pub->top.n) {
+        argv[0] = "DEL";
+        lens[0] = 3;
+        argv[1] = pub->hargv[1];
+        lens[1] = pub->hlens[1];
+
+        (void) ngx_http_cg_link_send(sr->link, 2, argv, lens, NULL, NULL);
+
+        (void) ngx_http_cg_link_send(sr->link, 2 + 2 * pub->top.n,
+                                     pub->hargv, pub->hlens, NULL, NULL);
+
+        /* while the node publishes: three intervals, two steps */
+
+        argv[0] = "PEXPIRE";
+        lens[0] = 7;
+        argv[2] = (char *) ttlb;
+        lens[2] = ngx_sprintf(ttlb, "%uL",
+                              (uint64_t) w->mcf->publish.interval * 3
+                              + 2 * w->mcf->anomaly.step_ms)
+                  - ttlb;
+
+        (void) ngx_http_cg_link_send(sr->link, 3, argv, lens, NULL, NULL);
+    }
 
     argv[0] = "ZADD";
     lens[0] = 4;

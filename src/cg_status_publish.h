@@ -36,6 +36,7 @@ typedef struct {
     ngx_http_cg_link_t       *link;        /* NULL: no client_guard_redis */
     ngx_str_t                 stats;       /* {prefix}stats: (node follows) */
     ngx_str_t                 nodes;       /* {prefix}stats-nodes */
+    ngx_str_t                 history;     /* {prefix}history: (node) */
     ngx_http_cg_events_keys_t events;      /* {prefix}deploys, incidents */
 } ngx_http_cg_status_redis_t;
 
