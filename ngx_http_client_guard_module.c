@@ -337,7 +337,9 @@ ngx_http_cg_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_cg_zone_check_declared(cf, &mcf->zones) != NGX_OK) {
+    if (ngx_http_cg_zones_done(cf, &mcf->zones, mcf->anomaly.step_ms)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

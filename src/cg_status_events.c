@@ -569,6 +569,10 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
 
     (void) ngx_http_arg(r, (u_char *) "title", 5, &title);
     (void) ngx_http_arg(r, (u_char *) "text", 4, &text);
+
+    if (text.len == 0) {
+        (void) ngx_http_arg(r, (u_char *) "description", 11, &text);
+    }
     (void) ngx_http_arg(r, (u_char *) "eta", 3, &eta);
 
     if (created && title.len == 0) {
@@ -669,7 +673,8 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
 
     ngx_http_cg_out_printf(&o, "{\"incident\":{\"id\":\"%uL\","
                            "\"time_ms\":%uL,\"updated_ms\":%uL,"
-                           "\"title\":\"%*s\",\"text\":\"%*s\","
+                           "\"title\":\"%*s\","
+                           "\"description\":\"%*s\","
                            "\"state\":\"%V\",\"eta_ms\":%uL}}\n",
                            in.id, in.id, in.updated_ms,
                            (size_t) in.title_len, in.title,

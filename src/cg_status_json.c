@@ -214,7 +214,7 @@ ngx_http_cg_json_steps(ngx_http_cg_out_t *o, uint32_t step_ms, uint32_t slot,
     uint32_t steps, uint32_t *counts, uint32_t *flagged)
 {
     int          s;
-    uint32_t     i;
+    uint32_t     i, *c;
 
     static const char  *series[CG_HISTORY_SERIES] = {
         "offered", "rejected", "4xx", "5xx"
@@ -246,7 +246,19 @@ ngx_http_cg_json_steps(ngx_http_cg_out_t *o, uint32_t step_ms, uint32_t slot,
         ngx_http_cg_out_printf(o, "]");
     }
 
-    ngx_http_cg_out_printf(o, "}");
+    /* admitted: offered less rejected (each rounded as stored) */
+
+    ngx_http_cg_out_printf(o, ",\"admitted\":[");
+
+    for (i = 0; i < steps; i++) {
+        c = counts + i * CG_HISTORY_SERIES;
+        ngx_http_cg_out_printf(o, "%s%uD", i ? "," : "",
+                               c[CG_HISTORY_OFFERED] > c[CG_HISTORY_REJECTED]
+                               ? c[CG_HISTORY_OFFERED] - c[CG_HISTORY_REJECTED]
+                               : 0);
+    }
+
+    ngx_http_cg_out_printf(o, "]}");
 }
 
 

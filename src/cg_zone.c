@@ -315,14 +315,14 @@ ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *name)
         return zone;
     }
 
-    /* declared further on, or reported by ngx_http_cg_zone_check_declared */
+    /* declared further on, or reported by ngx_http_cg_zones_done */
 
     return ngx_http_cg_zone_create(cf, zones, name, 0);
 }
 
 
 ngx_int_t
-ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones)
+ngx_http_cg_zones_done(ngx_conf_t *cf, ngx_array_t *zones, ngx_msec_t step)
 {
     ngx_uint_t            i;
     ngx_http_cg_zone_t  **zp;
@@ -337,9 +337,54 @@ ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones)
                           &zp[i]->name, &zp[i]->name);
             return NGX_ERROR;
         }
+
+        zp[i]->step = step;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A zone kept across a reload that changed the history's step: the steps
+ * counted are of another length, every client's history starts again (the
+ * detector would take them for an empty past, and flag every client).
+ */
+
+static void
+ngx_http_cg_zone_restep(ngx_http_cg_zone_t *zone, ngx_log_t *log)
+{
+    ngx_uint_t             n;
+    ngx_queue_t           *q;
+    ngx_http_cg_record_t  *rec;
+
+    if (zone->sh->step == zone->step) {
+        return;
+    }
+
+    n = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_cg_record_t, queue);
+        ngx_memzero(&rec->stats.history, sizeof(cg_history_t));
+        n++;
+    }
+
+    zone->sh->step = zone->step;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "client_guard_zone \"%V\": the history step is now "
+                      "%M ms, the histories of %ui clients start again",
+                      &zone->name, zone->step, n);
+    }
 }
 
 
@@ -367,6 +412,8 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_ERROR;
         }
 
+        ngx_http_cg_zone_restep(zone, shm_zone->shm.log);
+
         return NGX_OK;
     }
 
@@ -384,6 +431,7 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_memzero(zone->sh, sizeof(ngx_http_cg_shctx_t));
     zone->sh->layout = NGX_HTTP_CG_ZONE_LAYOUT;
+    zone->sh->step = zone->step;
 
     zone->shpool->data = zone->sh;
 

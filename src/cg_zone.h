@@ -110,6 +110,7 @@ typedef struct {
     void                     *status;      /* cg_status: deploy marks */
     uint32_t                 *buckets;     /* hash index of the records */
     ngx_uint_t                mask;        /* buckets - 1 */
+    ngx_msec_t                step;        /* the histories are kept at */
 } ngx_http_cg_shctx_t;
 
 
@@ -120,6 +121,7 @@ typedef struct {
     ngx_str_t                 name;
     ngx_uint_t                max_clients;  /* 0: as many as fit */
     ngx_uint_t                declared;     /* client_guard_zone seen */
+    ngx_msec_t                step;         /* of the histories */
 } ngx_http_cg_zone_t;
 
 
@@ -131,8 +133,13 @@ char *ngx_http_cg_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_http_cg_zone_t *ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones,
     ngx_str_t *name);
 
-/* once the configuration is read: every zone used is declared */
-ngx_int_t ngx_http_cg_zone_check_declared(ngx_conf_t *cf, ngx_array_t *zones);
+/*
+ * Once the configuration is read: every zone used is declared, and keeps
+ * its clients' histories at "step" ms (client_guard_anomaly step=); a zone
+ * kept across a reload with another step starts them again.
+ */
+ngx_int_t ngx_http_cg_zones_done(ngx_conf_t *cf, ngx_array_t *zones,
+    ngx_msec_t step);
 
 #define ngx_http_cg_zone_lock(z)    ngx_shmtx_lock(&(z)->shpool->mutex)
 #define ngx_http_cg_zone_unlock(z)  ngx_shmtx_unlock(&(z)->shpool->mutex)

@@ -163,6 +163,24 @@ is(types(client($j, 'surger')), '', 'nothing flagged');
 is(client($j, 'surger')->{detector}{state}, 'off', 'the detector is off');
 is_deeply($j->{top_movers}, [], 'no top movers');
 
+# that reload also changed the step (1 s to the default 10 s): the
+# histories start again rather than being read at the wrong step
+ok($t->wait_for_log(qr/"cg": the history step is now 10000 ms, the /
+                    . qr/histories of \d+ clients start again/),
+   'a new step: the histories start again');
+
+# and back to 1 s: an empty past read at the new step would flag every
+# client against a baseline of nothing; they are young again instead
+$t->write_conf(conf('client_guard_anomaly step=1s;'));
+ok($t->reload(), 'reload back to step=1s');
+ok($t->wait_for_log(qr/the history step is now 1000 ms/),
+   'the histories start again');
+traffic(4, 1, @steady);
+$j = status();
+is(join(',', map { $_->{name} } grep { @{ $_->{anomalies} } }
+                 @{ $j->{clients} }), '', 'nothing flagged after it');
+is(client($j, 'steady')->{detector}{state}, 'young', 'young again');
+
 # bad parameters
 for my $bad ('ratio=1', 'errors=15', 'errors=0%', 'step=100ms', 'min_rate=0',
              'new_clients=on')

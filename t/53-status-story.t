@@ -178,8 +178,12 @@ my $h = $c->{clients}[0]{history};
 ok($h && @{ $h->{offered} } >= 20, 'the cluster history of team-pay')
     or diag(explain $c->{clients}[0]);
 if ($h) {
+    # the steady steps first, the surge's last (a step of the test's
+    # traffic can fall partly into the next one: the median, the highest)
     my @o = @{ $h->{offered} };
-    ok($o[-3] > 3 * $o[-22], 'summed over the nodes: the surge in it')
+    my @steady = sort { $a <=> $b } @o[1 .. 10];
+    my ($top) = sort { $b <=> $a } @o[-12 .. -2];
+    ok($top > 3 * $steady[5], 'summed over the nodes: the surge in it')
         or diag("@o");
 }
 
