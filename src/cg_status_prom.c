@@ -593,11 +593,11 @@ ngx_http_cg_family(ngx_http_cg_out_t *o, const char *name, const char *type,
 
     if (ngx_strcmp(type, "info") == 0) {
 
-        if (o->format == NGX_HTTP_CG_FMT_OPENM) {
-            len -= 5;
-
-        } else {
+        if (o->format != NGX_HTTP_CG_FMT_OPENM) {
             type = "gauge";
+
+        } else if (len > 5 && ngx_strcmp(name + len - 5, "_info") == 0) {
+            len -= 5;
         }
     }
 
