@@ -31,7 +31,8 @@
 #include "cg_dashboard.h"
 
 
-#define NGX_HTTP_CG_LIMIT_DEF     100
+#define NGX_HTTP_CG_LIMIT_DEF     100      /* rows, unless Prometheus */
+#define NGX_HTTP_CG_LIMIT_ALL     NGX_MAX_UINT32_VALUE  /* the zone's */
 
 /*
  * A node's answer is cooperative, as a publication is: the handler starts
@@ -97,8 +98,6 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (scf == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    scf->limit = NGX_HTTP_CG_LIMIT_DEF;
 
     value = cf->args->elts;
 
@@ -240,7 +239,7 @@ ngx_http_cg_status_args(ngx_http_request_t *r, ngx_http_cg_status_conf_t *scf,
     *format = ngx_http_cg_status_accept(r);
     *cluster = 0;
     q->sort = NGX_HTTP_CG_SORT_REQUESTS;
-    q->limit = scf->limit;
+    q->limit = scf->limit ? scf->limit : NGX_CONF_UNSET_UINT;
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &v) == NGX_OK) {
 
@@ -393,6 +392,14 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
 
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    /* no limit said: a node's Prometheus answer shows every client */
+
+    if (q->limit == NGX_CONF_UNSET_UINT) {
+        q->limit = (format == NGX_HTTP_CG_FMT_PROM
+                    || format == NGX_HTTP_CG_FMT_OPENM) && !cluster
+                   ? NGX_HTTP_CG_LIMIT_ALL : NGX_HTTP_CG_LIMIT_DEF;
     }
 
     if (format == NGX_HTTP_CG_FMT_HTML) {

@@ -33,7 +33,7 @@
 typedef struct {
     ngx_http_cg_zone_t       *zone;        /* NULL: the first zone */
     ngx_str_t                 token;       /* deploy markers by POST */
-    ngx_uint_t                limit;       /* rows when "limit=" is absent */
+    ngx_uint_t                limit;       /* 0: 100, Prometheus all */
 } ngx_http_cg_status_conf_t;
 
 

@@ -12,6 +12,7 @@
 
 #include "cg_common.h"
 #include "cg_redis_quota.h"
+#include "cg_status_publish.h"
 #include "cg_status_prom.h"
 
 
@@ -22,8 +23,13 @@ typedef struct {
     const char                *type;
     const char                *help;       /* NULL: the family above */
     const char                *labels;     /* after zone=; NULL: no label */
-    int64_t                    value;
+    int64_t                    value;      /* unless "frac": */
+    ngx_uint_t                 frac;       /* 1: "real", 3 decimals */
+    double                     real;
 } ngx_http_cg_prom_one_t;
+
+#define ngx_http_cg_prom_int(v)   (int64_t) (v), 0, 0
+#define ngx_http_cg_prom_real(v)  0, 1, (double) (v)
 
 
 /* a per-client family: one sample a client, or one a value of its label */
@@ -45,9 +51,12 @@ enum {
     NGX_HTTP_CG_PROM_CLASSES,
     NGX_HTTP_CG_PROM_CODES,
     NGX_HTTP_CG_PROM_RATE,
-    NGX_HTTP_CG_PROM_ERRORS,
+    NGX_HTTP_CG_PROM_FLAGGED,
     NGX_HTTP_CG_PROM_RATIO,
-    NGX_HTTP_CG_PROM_FLAGGED
+    NGX_HTTP_CG_PROM_BASE_RATE,
+    NGX_HTTP_CG_PROM_SHARE,
+    NGX_HTTP_CG_PROM_BASE_SHARE,
+    NGX_HTTP_CG_PROM_YOUNG
 };
 
 
@@ -75,18 +84,33 @@ static const ngx_http_cg_prom_fam_t  ngx_http_cg_prom_fams[] = {
       "Responses with the codes that matter, the module's own rejections "
       "excluded.", "code", NULL, CG_STATS_NCODES, 0 },
     { "clientguard_request_rate", "gauge",
-      "Requests per second, moving average over a window.",
+      "Requests offered (passed and rejected) per second over a window "
+      "of the client's history; 10s: the detector's current rate.",
       "window", ngx_http_cg_window_names, 3, 3 },
-    { "clientguard_error_rate", "gauge",
-      "Error answers per second over the last two steps, by class.",
-      "status_class", ngx_http_cg_err_classes, 2, 3 },
+    { "clientguard_anomaly_flagged", "gauge",
+      "1 while the detector flags the client: a surge of its rate, a "
+      "spike of its 4xx or 5xx share.",
+      "type", ngx_http_cg_anomaly_types, 3, 0 },
     { "clientguard_anomaly_ratio", "gauge",
       "Now over the client's baseline: its rate (surge), its error share "
-      "(errors_4xx, errors_5xx).",
+      "(errors_4xx, errors_5xx; a baseline under 1% counts as 1%); 0 while "
+      "the client is young or the detector is off.",
       "type", ngx_http_cg_anomaly_types, 3, 2 },
-    { "clientguard_anomaly_flagged", "gauge",
-      "1 while a client is flagged.",
-      "type", ngx_http_cg_anomaly_types, 3, 0 }
+    { "clientguard_detector_baseline_rate", "gauge",
+      "The detector's baseline of the client's rate, requests per second "
+      "(median of its one-minute bins, surges left out).",
+      NULL, NULL, 1, 3 },
+    { "clientguard_detector_error_share", "gauge",
+      "Share of the client's answers with this status class now (the "
+      "last two steps), 0..1.",
+      "status_class", ngx_http_cg_err_classes, 2, 4 },
+    { "clientguard_detector_baseline_error_share", "gauge",
+      "The detector's baseline of that share, 0..1.",
+      "status_class", ngx_http_cg_err_classes, 2, 4 },
+    { "clientguard_detector_young", "gauge",
+      "1 while the client has too little history for a baseline: the "
+      "detector flags nothing for it yet.",
+      NULL, NULL, 1, 0 }
 };
 
 
@@ -103,11 +127,18 @@ ngx_http_cg_prom_ones(ngx_http_cg_out_t *o, ngx_str_t *z,
         }
 
         if (s[i].labels) {
-            ngx_http_cg_out_printf(o, "%s{zone=\"%V\"%s} %L\n",
-                                   s[i].name, z, s[i].labels, s[i].value);
+            ngx_http_cg_out_printf(o, "%s{zone=\"%V\"%s} ",
+                                   s[i].name, z, s[i].labels);
 
         } else {
-            ngx_http_cg_out_printf(o, "%s %L\n", s[i].name, s[i].value);
+            ngx_http_cg_out_printf(o, "%s ", s[i].name);
+        }
+
+        if (s[i].frac) {
+            ngx_http_cg_out_printf(o, "%.3f\n", s[i].real);
+
+        } else {
+            ngx_http_cg_out_printf(o, "%L\n", s[i].value);
         }
     }
 }
@@ -116,14 +147,16 @@ ngx_http_cg_prom_ones(ngx_http_cg_out_t *o, ngx_str_t *z,
 /* the value of family f for a client; k: the value of the family's label */
 
 static double
-ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
-    uint64_t *count)
+ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row, ngx_uint_t k, uint64_t *count)
 {
     cg_stats_t            *st;
+    cg_history_view_t     *v;
     ngx_http_cg_record_t  *rec;
 
     rec = row->rec;
     st = &rec->stats;
+    v = &row->view;
 
     switch (f) {
 
@@ -148,21 +181,36 @@ ngx_http_cg_prom_value(ngx_uint_t f, ngx_http_cg_row_t *row, ngx_uint_t k,
                                       : (k == 1 ? row->figures.rate_1m
                                                 : row->figures.rate_5m));
 
-    case NGX_HTTP_CG_PROM_ERRORS:
-        return ngx_http_cg_out_finite(k ? row->figures.error5_rate_10s
-                                        : row->figures.error_rate_10s);
+    case NGX_HTTP_CG_PROM_FLAGGED:
+        *count = st->history.since[k] ? 1 : 0;
+        break;
 
     case NGX_HTTP_CG_PROM_RATIO:
-        if (k == 0) {
-            return ngx_http_cg_out_finite(row->view.ratio);
+
+        /* no baseline to be over: not the 1000 of a division by nothing */
+
+        if (v->young || rp->an.off) {
+            return 0;
         }
 
-        return ngx_http_cg_out_finite(row->view.share[k - 1]
-                                      / ngx_max(row->view.base_share[k - 1],
-                                                0.01));
+        if (k == 0) {
+            return ngx_http_cg_out_finite(v->ratio);
+        }
 
-    default: /* NGX_HTTP_CG_PROM_FLAGGED */
-        *count = st->history.since[k] ? 1 : 0;
+        return ngx_http_cg_out_finite(v->share[k - 1]
+                                      / ngx_max(v->base_share[k - 1], 0.01));
+
+    case NGX_HTTP_CG_PROM_BASE_RATE:
+        return ngx_http_cg_out_finite(v->base_rate);
+
+    case NGX_HTTP_CG_PROM_SHARE:
+        return ngx_http_cg_out_finite(v->share[k]);
+
+    case NGX_HTTP_CG_PROM_BASE_SHARE:
+        return ngx_http_cg_out_finite(v->base_share[k]);
+
+    default: /* NGX_HTTP_CG_PROM_YOUNG */
+        *count = v->young;
         break;
     }
 
@@ -206,7 +254,8 @@ ngx_http_cg_prom_label(ngx_http_cg_out_t *o, ngx_uint_t f, ngx_uint_t k)
 typedef struct ngx_http_cg_prom_step_s  ngx_http_cg_prom_step_t;
 
 typedef void (*ngx_http_cg_prom_row_pt)(ngx_http_cg_out_t *o,
-    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row);
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row);
 
 struct ngx_http_cg_prom_step_s {
     ngx_http_cg_prom_row_pt    row;
@@ -221,7 +270,8 @@ struct ngx_http_cg_prom_step_s {
 
 static void
 ngx_http_cg_prom_fam_row(ngx_http_cg_out_t *o,
-    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row)
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row)
 {
     double                         v;
     uint64_t                       n;
@@ -233,55 +283,148 @@ ngx_http_cg_prom_fam_row(ngx_http_cg_out_t *o,
 
     for (k = 0; k < fam->n; k++) {
         n = 0;
-        v = ngx_http_cg_prom_value(f, row, k, &n);
+        v = ngx_http_cg_prom_value(f, rp, row, k, &n);
 
         ngx_http_cg_out_printf(o, "%s{zone=\"%V\",client=\"%V\"",
                                fam->name, o->zone, &row->name);
 
         ngx_http_cg_prom_label(o, f, k);
 
-        if (fam->frac == 0) {
+        switch (fam->frac) {
+
+        case 0:
             ngx_http_cg_out_printf(o, "} %uL\n", n);
+            break;
 
-        } else if (fam->frac == 2) {
+        case 2:
             ngx_http_cg_out_printf(o, "} %.2f\n", v);
+            break;
 
-        } else {
+        case 3:
             ngx_http_cg_out_printf(o, "} %.3f\n", v);
+            break;
+
+        default:
+            ngx_http_cg_out_printf(o, "} %.4f\n", v);
+            break;
         }
     }
 }
 
 
-/* a client's request (j == 0) or upstream (1) time summary */
+/*
+ * A client's error answers per second by class, over the detector's
+ * window (the last two steps, as clientguard_request_rate{window="10s"})
+ * and over 5 minutes
+ */
 
 static void
-ngx_http_cg_prom_time_row(ngx_http_cg_out_t *o,
-    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row)
+ngx_http_cg_prom_error_row(ngx_http_cg_out_t *o,
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row)
 {
-    double       v;
-    uint64_t     n;
-    ngx_uint_t   j;
+    double      v;
+    ngx_uint_t  k, w;
+
+    for (k = 0; k < 2; k++) {
+        for (w = 0; w < 2; w++) {
+            v = w ? cg_history_rate(&row->rec->stats.history,
+                                    CG_HISTORY_4XX + k, rp->query->now_ms,
+                                    300000, &rp->an)
+                  : row->view.error_rate[k];
+
+            ngx_http_cg_out_printf(o,
+                "clientguard_error_rate{zone=\"%V\",client=\"%V\","
+                "status_class=\"%s\",window=\"%s\"} %.3f\n",
+                o->zone, &row->name, ngx_http_cg_err_classes[k],
+                w ? "5m" : "10s", ngx_http_cg_out_finite(v));
+        }
+    }
+}
+
+
+/* a bound in ms as the "le" of a bucket, in seconds: 0.001, 1.0, 2.5 */
+
+static u_char *
+ngx_http_cg_prom_le(u_char *p, uint32_t ms)
+{
+    u_char  *frac;
+
+    p = ngx_sprintf(p, "%uD.", ms / 1000);
+    frac = p;
+    p = ngx_sprintf(p, "%03uD", ms % 1000);
+
+    /* no trailing zero, but one digit at least */
+
+    while (p > frac + 1 && p[-1] == '0') {
+        p--;
+    }
+
+    return p;
+}
+
+
+/*
+ * A client's request times as a histogram: the buckets are the running
+ * sums of the record's, +Inf is every answer; in seconds.
+ */
+
+static void
+ngx_http_cg_prom_latency_row(ngx_http_cg_out_t *o,
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row)
+{
+    u_char       le[NGX_INT32_LEN + 8], *p;
+    uint64_t     sum;
+    ngx_uint_t   b;
     cg_stats_t  *st;
 
-    j = s->arg;
     st = &row->rec->stats;
-    n = j ? st->upstream : cg_stats_responses(st);
-    v = (double) (j ? st->upstream_ms : st->time_ms) / 1000;
+    sum = 0;
+
+    for (b = 0; b < CG_STATS_NBUCKETS - 1; b++) {
+        sum += st->latency[b];
+        p = ngx_http_cg_prom_le(le, cg_stats_bounds_ms[b]);
+
+        ngx_http_cg_out_printf(o,
+            "clientguard_request_duration_seconds_bucket{zone=\"%V\","
+            "client=\"%V\",le=\"%*s\"} %uL\n",
+            o->zone, &row->name, (size_t) (p - le), le, sum);
+    }
 
     ngx_http_cg_out_printf(o,
-        "clientguard_%s_time_seconds{zone=\"%V\",client=\"%V\","
-        "quantile=\"0.99\"} %.3f\n"
-        "clientguard_%s_time_seconds_sum{zone=\"%V\",client=\"%V\"}"
-        " %.3f\n"
-        "clientguard_%s_time_seconds_count{zone=\"%V\","
+        "clientguard_request_duration_seconds_bucket{zone=\"%V\","
+        "client=\"%V\",le=\"+Inf\"} %uL\n"
+        "clientguard_request_duration_seconds_sum{zone=\"%V\","
+        "client=\"%V\"} %.3f\n"
+        "clientguard_request_duration_seconds_count{zone=\"%V\","
         "client=\"%V\"} %uL\n",
-        j ? "upstream" : "request", o->zone, &row->name,
-        (double) cg_stats_quantile_ms(j ? st->uhist : st->hist, 0.99)
-        / 1000,
-        j ? "upstream" : "request", o->zone, &row->name,
-        ngx_http_cg_out_finite(v),
-        j ? "upstream" : "request", o->zone, &row->name, n);
+        o->zone, &row->name, cg_stats_responses(st),
+        o->zone, &row->name,
+        ngx_http_cg_out_finite((double) st->time_ms / 1000),
+        o->zone, &row->name, cg_stats_responses(st));
+}
+
+
+/* a client's upstream times: their sum and count, no quantile */
+
+static void
+ngx_http_cg_prom_upstream_row(ngx_http_cg_out_t *o,
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row)
+{
+    cg_stats_t  *st;
+
+    st = &row->rec->stats;
+
+    ngx_http_cg_out_printf(o,
+        "clientguard_upstream_duration_seconds_sum{zone=\"%V\","
+        "client=\"%V\"} %.3f\n"
+        "clientguard_upstream_duration_seconds_count{zone=\"%V\","
+        "client=\"%V\"} %uD\n",
+        o->zone, &row->name,
+        ngx_http_cg_out_finite((double) st->upstream_ms / 1000),
+        o->zone, &row->name, st->upstream);
 }
 
 
@@ -289,7 +432,8 @@ ngx_http_cg_prom_time_row(ngx_http_cg_out_t *o,
 
 static void
 ngx_http_cg_prom_quota_row(ngx_http_cg_out_t *o,
-    const ngx_http_cg_prom_step_t *s, ngx_http_cg_row_t *row)
+    const ngx_http_cg_prom_step_t *s, ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row)
 {
     double                     v;
     ngx_uint_t                 j, k;
@@ -340,52 +484,92 @@ static const ngx_http_cg_prom_step_t  ngx_http_cg_prom_steps[] = {
     ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_OUTCOMES),
     ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_CLASSES),
     ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_CODES),
+    { ngx_http_cg_prom_latency_row, 0,
+      "clientguard_request_duration_seconds", "histogram",
+      "Request time ($request_time) of the client's answers, the module's "
+      "own rejections excluded." },
+    { ngx_http_cg_prom_upstream_row, 0,
+      "clientguard_upstream_duration_seconds", "summary",
+      "Upstream response time of the client's answers that went upstream "
+      "(summed over the tries of one request)." },
     ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_RATE),
-    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_ERRORS),
-    { ngx_http_cg_prom_time_row, 0, "clientguard_request_time_seconds",
-      "summary", "Request time (p99 of recent requests)." },
-    { ngx_http_cg_prom_time_row, 1, "clientguard_upstream_time_seconds",
-      "summary", "Upstream response time (p99 of recent requests)." },
+    { ngx_http_cg_prom_error_row, 0, "clientguard_error_rate", "gauge",
+      "Error answers per second by status class over a window (10s: the "
+      "detector's, as clientguard_request_rate); the module's own "
+      "rejections excluded." },
     ngx_http_cg_prom_quota_step(0, "limit_requests",
         "Requests a limit admits (capacity: burst+1 for a rate)."),
     ngx_http_cg_prom_quota_step(1, "used_requests",
-        "Requests of the capacity in use now."),
+        "Requests of the capacity in use now (the cluster's count under "
+        "Redis)."),
     ngx_http_cg_prom_quota_step(2, "remaining_requests",
         "Requests the limit still admits now."),
     ngx_http_cg_prom_quota_step(3, "utilisation_ratio",
         "Used over capacity, 0..1."),
     ngx_http_cg_prom_quota_step(4, "near_limit",
         "1 when utilisation is at least 0.8."),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_FLAGGED),
     ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_RATIO),
-    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_FLAGGED)
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_BASE_RATE),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_SHARE),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_BASE_SHARE),
+    ngx_http_cg_prom_fam_step(NGX_HTTP_CG_PROM_YOUNG)
 };
 
 
-/* the figures of this worker's Redis link, with client_guard_redis */
+/*
+ * The figures of this worker's Redis link, with client_guard_redis; and,
+ * when this zone is the one published, how old this node's publication
+ * for the cluster view is.
+ */
 
 static void
-ngx_http_cg_prom_redis(ngx_http_cg_out_t *o, ngx_array_t *errs,
-    time_t loaded)
+ngx_http_cg_prom_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+    ngx_http_cg_main_conf_t *mcf, ngx_array_t *errs, time_t loaded)
 {
+    ngx_uint_t            n;
+    ngx_http_cg_zone_t  **zp;
+
     ngx_http_cg_prom_one_t  rs[] = {
         { "clientguard_redis_up", "gauge",
-          "1 while this worker's Redis link is ready.", NULL,
-          ngx_http_cg_redis_link_state() == NGX_HTTP_CG_LINK_READY },
+          "1 while this worker's Redis link is ready; 0: its requests are "
+          "decided by the failure policy.", NULL,
+          ngx_http_cg_prom_int(ngx_http_cg_redis_link_state()
+                               == NGX_HTTP_CG_LINK_READY) },
         { "clientguard_redis_nodes", "gauge",
           "Nodes seen alive through Redis heartbeats.", NULL,
-          (int64_t) ngx_http_cg_redis_live_nodes() },
+          ngx_http_cg_prom_int(ngx_http_cg_redis_live_nodes()) },
         { "clientguard_redis_quota_version", "gauge",
           "Version of the quota definitions read from Redis.", NULL,
-          (int64_t) ngx_http_cg_redis_version() },
+          ngx_http_cg_prom_int(ngx_http_cg_redis_version()) },
         { "clientguard_redis_quota_sync_age_seconds", "gauge",
           "Age of the quota definitions read from Redis; -1 before the "
-          "first read.", NULL, loaded ? ngx_time() - loaded : -1 },
+          "first read.", NULL,
+          ngx_http_cg_prom_int(loaded ? ngx_time() - loaded : -1) },
         { "clientguard_redis_quota_errors", "gauge",
           "Bad quota definitions found in Redis.", NULL,
-          errs ? (int64_t) errs->nelts : 0 }
+          ngx_http_cg_prom_int(errs ? errs->nelts : 0) },
+        { "clientguard_status_publish_interval_seconds", "gauge",
+          "How often this node publishes its figures for the cluster view "
+          "(client_guard_status_publish); 0: off.", NULL,
+          ngx_http_cg_prom_real(mcf->publish.interval / 1000.0) },
+        { "clientguard_status_publish_age_seconds", "gauge",
+          "Age of this node's last publication for the cluster view; -1 "
+          "before the first.  Over 3 intervals the view calls it stale.",
+          NULL, -1, rp->area.publish_ms != 0,
+          (rp->query->now_ms - (int64_t) rp->area.publish_ms) / 1000.0 }
     };
 
-    ngx_http_cg_prom_ones(o, NULL, rs, sizeof(rs) / sizeof(rs[0]));
+    zp = mcf->zones.elts;
+    n = sizeof(rs) / sizeof(rs[0]);
+
+    /* the publication is of the first zone; so is its age */
+
+    if (mcf->publish.interval == 0 || zp[0] != rp->zone) {
+        n--;
+    }
+
+    ngx_http_cg_prom_ones(o, NULL, rs, n);
 }
 
 
@@ -405,45 +589,104 @@ ngx_http_cg_family(ngx_http_cg_out_t *o, const char *name, const char *type,
         len -= 6;
     }
 
+    /* an info family: OpenMetrics has the type, without "_info" */
+
+    if (ngx_strcmp(type, "info") == 0) {
+
+        if (o->format != NGX_HTTP_CG_FMT_OPENM) {
+            type = "gauge";
+
+        } else if (len > 5 && ngx_strcmp(name + len - 5, "_info") == 0) {
+            len -= 5;
+        }
+    }
+
     ngx_http_cg_out_printf(o, "# HELP %*s %s\n# TYPE %*s %s\n",
                            len, name, help, len, name, type);
 }
 
 
-/* the zone's figures and this worker's Redis link: the step before all */
+/*
+ * The node, the zone's figures, the detector's settings and this worker's
+ * Redis link: the step before all
+ */
 
 static void
 ngx_http_cg_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
+    ngx_str_t                 node;
     ngx_http_cg_main_conf_t  *mcf;
 
     ngx_http_cg_prom_one_t  zs[] = {
         { "clientguard_zone_size_bytes", "gauge",
-          "Size of the shared memory zone.", "", rp->health.size },
+          "Size of the shared memory zone.", "",
+          ngx_http_cg_prom_int(rp->health.size) },
         { "clientguard_zone_used_bytes", "gauge",
-          "Bytes of the zone in use (whole pages).", "", rp->health.used },
+          "Bytes of the zone in use (whole pages).", "",
+          ngx_http_cg_prom_int(rp->health.used) },
         { "clientguard_clients", "gauge",
-          "Clients tracked in the zone.", "", rp->health.clients },
+          "Clients tracked in the zone.", "",
+          ngx_http_cg_prom_int(rp->health.clients) },
+        { "clientguard_clients_shown", "gauge",
+          "Clients in this answer's per-client series (limit=, client=).",
+          "", ngx_http_cg_prom_int(rp->shown) },
         { "clientguard_evictions_total", "counter",
-          "Client records evicted to make room.", "", rp->health.evictions },
+          "Client records evicted to make room.", "",
+          ngx_http_cg_prom_int(rp->health.evictions) },
         { "clientguard_alloc_failures_total", "counter",
           "Client records that could not be allocated.", "",
-          rp->health.alloc_failures },
+          ngx_http_cg_prom_int(rp->health.alloc_failures) },
         { "clientguard_unidentified_requests_total", "counter",
-          "Requests no rule identified, by reason.",
-          ",reason=\"no_rule\"", rp->health.unidentified[1] },
+          "Requests no rule identified, by reason.", ",reason=\"no_rule\"",
+          ngx_http_cg_prom_int(rp->health.unidentified[1]) },
         { "clientguard_unidentified_requests_total", NULL, NULL,
-          ",reason=\"invalid_name\"", rp->health.unidentified[2] },
+          ",reason=\"invalid_name\"",
+          ngx_http_cg_prom_int(rp->health.unidentified[2]) },
         { "clientguard_deploys_total", "counter",
-          "Deploy markers recorded.", "", rp->area.local.total }
+          "Deploy markers recorded.", "",
+          ngx_http_cg_prom_int(rp->area.local.total) }
     };
 
-    ngx_http_cg_prom_ones(o, o->zone, zs, sizeof(zs) / sizeof(zs[0]));
+    ngx_http_cg_prom_one_t  an[] = {
+        { "clientguard_anomaly_enabled", "gauge",
+          "1 unless client_guard_anomaly is off.", NULL,
+          ngx_http_cg_prom_int(!rp->an.off) },
+        { "clientguard_anomaly_threshold_ratio", "gauge",
+          "A surge is flagged at this many times the baseline rate "
+          "(client_guard_anomaly ratio=).", NULL,
+          ngx_http_cg_prom_real(rp->an.ratio) },
+        { "clientguard_anomaly_min_rate", "gauge",
+          "...and at least this many requests per second over it "
+          "(min_rate=).", NULL, ngx_http_cg_prom_real(rp->an.min_rate) },
+        { "clientguard_anomaly_threshold_error_share", "gauge",
+          "An error spike is flagged at this much over the baseline share "
+          "(errors=).", NULL, ngx_http_cg_prom_real(rp->an.error_share) },
+        { "clientguard_anomaly_min_error_rate", "gauge",
+          "...and at least this many errors per second over it "
+          "(min_errors=).", NULL, ngx_http_cg_prom_real(rp->an.error_rate) },
+        { "clientguard_anomaly_step_seconds", "gauge",
+          "The step of the clients' history (step=).", NULL,
+          ngx_http_cg_prom_real(rp->an.step_ms / 1000.0) }
+    };
 
     mcf = ngx_http_get_module_main_conf(o->r, ngx_http_client_guard_module);
 
+    /* the node's name as the cluster view knows it */
+
+    node = (mcf->redis && mcf->redis->node.len) ? mcf->redis->node
+                                                 : ngx_cycle->hostname;
+
+    ngx_http_cg_family(o, "clientguard_node_info", "info",
+                       "The node's name (client_guard_node, else the host "
+                       "name), always 1.");
+    ngx_http_cg_out_printf(o, "clientguard_node_info{node=\"%V\"} 1\n",
+                           ngx_http_cg_out_escape(o->r->pool, &node));
+
+    ngx_http_cg_prom_ones(o, o->zone, zs, sizeof(zs) / sizeof(zs[0]));
+    ngx_http_cg_prom_ones(o, NULL, an, sizeof(an) / sizeof(an[0]));
+
     if (mcf->redis) {
-        ngx_http_cg_prom_redis(o, ngx_http_cg_redis_errors(),
+        ngx_http_cg_prom_redis(o, rp, mcf, ngx_http_cg_redis_errors(),
                                ngx_http_cg_redis_loaded());
     }
 }
@@ -483,7 +726,7 @@ ngx_http_cg_status_prom(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         }
 
         while (o->row < rp->shown) {
-            s->row(o, s, ngx_http_cg_report_row(rp, o->row++));
+            s->row(o, s, rp, ngx_http_cg_report_row(rp, o->row++));
 
             if (ngx_http_cg_out_full(o, rp->shown)) {
                 return NGX_AGAIN;

@@ -4,9 +4,11 @@
  *
  * cg_status_prom: the status report of one node for Prometheus.
  *
- * Owns: the Prometheus text and OpenMetrics answers of a node, and
+ * Owns: the Prometheus text and OpenMetrics answers of a node (every
+ * family in docs/status.md; every client of the report, in slices), and
  * ngx_http_cg_family(), the HELP and TYPE lines of a metric family in
- * either format (the cluster view uses it too).
+ * either format (the cluster view uses it too): a counter's OpenMetrics
+ * family has no "_total", an "info" family no "_info" (a gauge in 0.0.4).
  */
 
 
@@ -22,7 +24,7 @@
 ngx_int_t ngx_http_cg_status_prom(ngx_http_cg_out_t *o,
     ngx_http_cg_report_t *rp);
 
-/* "# HELP" and "# TYPE" of a family, as o->format names it */
+/* "# HELP" and "# TYPE" of a family, as o->format names it and its type */
 void ngx_http_cg_family(ngx_http_cg_out_t *o, const char *name,
     const char *type, const char *help);
 

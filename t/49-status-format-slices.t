@@ -190,7 +190,7 @@ for my $f ('prometheus', 'openmetrics') {
         if ($l =~ /^# (?:HELP|TYPE) (\w+) /) {
             $fam = $1;
 
-        } elsif ($l =~ /^(\w+?)(?:_sum|_count|_total)?
+        } elsif ($l =~ /^(\w+?)(?:_bucket|_sum|_count|_total)?
                          (?:\{((?:\w+="[^"\\]*",?)*)\})?
                          \x20-?[\d.]+(?:e[+-]?\d+)?$/x) {
             $fam = $1;
@@ -202,7 +202,7 @@ for my $f ('prometheus', 'openmetrics') {
             next;
         }
 
-        $fam =~ s/_(?:sum|count|total)$//;
+        $fam =~ s/_(?:bucket|sum|count|total)$//;
 
         if (!defined $cur || $cur ne $fam) {
             push @split, $fam if $done{$fam}++;
