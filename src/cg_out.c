@@ -163,6 +163,7 @@ ngx_int_t
 ngx_http_cg_out_send(ngx_http_cg_out_t *o, ngx_uint_t status)
 {
     off_t                len;
+    u_char              *p;
     ngx_int_t            rc;
     ngx_chain_t         *cl;
     ngx_http_request_t  *r;
@@ -177,10 +178,15 @@ ngx_http_cg_out_send(ngx_http_cg_out_t *o, ngx_uint_t status)
     r->headers_out.content_type = ngx_http_cg_out_types[o->format];
     r->headers_out.content_type_lowcase = NULL;
 
-    if (o->format == NGX_HTTP_CG_FMT_HTML) {
-        /* as ever, only the dashboard says where its MIME type ends */
-        r->headers_out.content_type_len = sizeof("text/html") - 1;
-    }
+    /* where the MIME type ends, for gzip_types and the like */
+
+    p = ngx_strlchr(r->headers_out.content_type.data,
+                    r->headers_out.content_type.data
+                    + r->headers_out.content_type.len, ';');
+
+    r->headers_out.content_type_len =
+        p ? (size_t) (p - r->headers_out.content_type.data)
+          : r->headers_out.content_type.len;
 
     len = 0;
 
