@@ -209,8 +209,8 @@ ngx_http_cg_json_history(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
 }
 
 
-static void
-ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+void
+ngx_http_cg_status_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     ngx_http_cg_row_t *row)
 {
     int64_t                    now;
@@ -382,13 +382,8 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 static void
 ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
-    uint64_t                first;
-    ngx_uint_t              i, j, k, n, nd;
-    ngx_uint_t              src[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_deploy_t   *all[2 * NGX_HTTP_CG_NDEPLOYS];
-    ngx_http_cg_row_t      *row;
-    ngx_http_cg_deploy_t   *d;
-    ngx_http_cg_deploys_t  *local, *redis;
+    ngx_uint_t          i;
+    ngx_http_cg_row_t  *row;
 
     ngx_http_cg_out_printf(o, "],\"top_movers\":[");
 
@@ -403,11 +398,28 @@ ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
             ngx_http_cg_out_finite(row->view.base_rate));
     }
 
+    ngx_http_cg_out_printf(o, "],\"deploys_total\":%uL,\"deploys\":[",
+                           rp->area.local.total);
+
+    ngx_http_cg_status_json_deploys(o, rp, NULL);
+
+    ngx_http_cg_out_printf(o, "]}\n");
+}
+
+
+void
+ngx_http_cg_status_json_deploys(ngx_http_cg_out_t *o,
+    ngx_http_cg_report_t *rp, ngx_str_t *team)
+{
+    uint64_t                first;
+    ngx_uint_t              i, j, k, n, nd;
+    ngx_uint_t              src[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_deploy_t   *all[2 * NGX_HTTP_CG_NDEPLOYS];
+    ngx_http_cg_deploy_t   *d;
+    ngx_http_cg_deploys_t  *local, *redis;
+
     local = &rp->area.local;
     redis = &rp->area.redis;
-
-    ngx_http_cg_out_printf(o, "],\"deploys_total\":%uL,\"deploys\":[",
-                           local->total);
 
     /*
      * Oldest first: the markers posted here, and those read from Redis
@@ -452,17 +464,23 @@ ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         }
     }
 
-    for (i = 0; i < nd; i++) {
+    for (i = 0, k = 0; i < nd; i++) {
         d = all[i];
+
+        if (team
+            && (d->team_len != team->len
+                || ngx_memcmp(d->team, team->data, team->len) != 0))
+        {
+            continue;
+        }
 
         ngx_http_cg_out_printf(o, "%s{\"time_ms\":%uL,\"team\":\"%*s\","
                                "\"note\":\"%*s\",\"source\":\"%s\"}",
-                               i ? "," : "", d->time_ms, (size_t) d->team_len,
-                               d->team, (size_t) d->note_len, d->note,
+                               k++ ? "," : "", d->time_ms,
+                               (size_t) d->team_len, d->team,
+                               (size_t) d->note_len, d->note,
                                src[i] ? "redis" : "local");
     }
-
-    ngx_http_cg_out_printf(o, "]}\n");
 }
 
 
@@ -482,7 +500,8 @@ ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
             ngx_http_cg_out_printf(o, ",");
         }
 
-        ngx_http_cg_json_client(o, rp, ngx_http_cg_report_row(rp, o->row++));
+        ngx_http_cg_status_json_client(o, rp,
+                                       ngx_http_cg_report_row(rp, o->row++));
 
         if (ngx_http_cg_out_full(o, rp->shown)) {
             return NGX_AGAIN;
