@@ -145,7 +145,7 @@ endef
 # the files the module embeds, compiled in as C strings: the headers are
 # committed, made from their source by bin/gen-c-string; "make
 # check-embedded" fails when one is stale
-EMBEDDED := src/cg_dashboard.h src/cg_lease_lua.h
+EMBEDDED := src/cg_dashboard.h src/cg_self_html.h src/cg_lease_lua.h
 
 module: $(EMBEDDED)
 	$(call ngx_build,$(NGX_DIR),$(NGX_ORIGIN),,,$(NGX_TARGETS),$(SO))
@@ -155,6 +155,9 @@ asan: $(EMBEDDED)
 
 src/cg_dashboard.h: src/cg_dashboard.html bin/gen-c-string
 	bin/gen-c-string src/cg_dashboard.html $@ ngx_http_cg_dashboard
+
+src/cg_self_html.h: src/cg_self.html bin/gen-c-string
+	bin/gen-c-string src/cg_self.html $@ ngx_http_cg_self_page
 
 src/cg_lease_lua.h: src/cg_lease.lua bin/gen-c-string
 	bin/gen-c-string src/cg_lease.lua $@ ngx_http_cg_lease_script

@@ -17,6 +17,7 @@
 #include "cg_decide.h"
 #include "cg_stats_log.h"
 #include "cg_status.h"
+#include "cg_status_self.h"
 
 
 static ngx_int_t ngx_http_cg_add_variables(ngx_conf_t *cf);
@@ -149,6 +150,13 @@ static ngx_command_t  ngx_http_cg_commands[] = {
       ngx_http_cg_status_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, status),
+      NULL },
+
+    { ngx_string("client_guard_status_self"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_cg_self_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cg_loc_conf_t, self),
       NULL },
 
     { ngx_string("client_guard_anomaly"),
@@ -362,6 +370,7 @@ ngx_http_cg_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->rules = NULL;
      *     conf->status = NULL;
+     *     conf->self = NULL;
      */
 
     conf->zone = NGX_CONF_UNSET_PTR;

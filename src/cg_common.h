@@ -38,6 +38,14 @@ ngx_int_t ngx_http_cg_redis_worker_conf(ngx_cycle_t *cycle,
     ngx_http_cg_main_conf_t **mcfp, ngx_str_t *node);
 
 
+/* client_guard_status_self, a team's own view (cg_status_self.c) */
+
+typedef struct {
+    ngx_http_cg_zone_t         *zone;        /* NULL: the location's, or
+                                                the first */
+} ngx_http_cg_self_conf_t;
+
+
 typedef struct {
     ngx_http_cg_zone_t         *zone;        /* NULL: "client_guard off" */
     ngx_array_t                *rules;       /* ngx_http_cg_rule_t */
@@ -49,6 +57,7 @@ typedef struct {
     ngx_uint_t                  log_level;
     ngx_int_t                   name_max_len;
     ngx_http_cg_status_conf_t  *status;      /* client_guard_status */
+    ngx_http_cg_self_conf_t    *self;        /* client_guard_status_self */
 } ngx_http_cg_loc_conf_t;
 
 

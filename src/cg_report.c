@@ -364,6 +364,69 @@ ngx_http_cg_report_free(ngx_http_cg_report_t *rp)
 }
 
 
+ngx_http_cg_row_t *
+ngx_http_cg_report_client(ngx_http_cg_report_t *rp)
+{
+    int64_t                     now;
+    ngx_str_t                  *name;
+    ngx_http_cg_row_t          *row;
+    ngx_http_cg_record_t       *rec;
+    ngx_http_cg_record_copy_t  *copy;
+
+    name = &rp->query->client;
+    now = rp->query->now_ms;
+
+    row = ngx_pcalloc(rp->pool, sizeof(ngx_http_cg_row_t));
+    copy = ngx_pcalloc(rp->pool, sizeof(ngx_http_cg_record_copy_t));
+
+    if (row == NULL || copy == NULL || name->len > CG_NAME_MAX) {
+        return NULL;
+    }
+
+    row->limits = ngx_palloc(rp->pool, CG_MAX_LIMITS
+                                       * sizeof(ngx_http_cg_limit_view_t));
+    if (row->limits == NULL) {
+        return NULL;
+    }
+
+    ngx_http_cg_status_area_copy(rp->zone, &rp->area);
+
+    ngx_http_cg_zone_lock(rp->zone);
+
+    rec = ngx_http_cg_zone_find(rp->zone, name);
+
+    if (rec) {
+        ngx_http_cg_zone_copy(copy, rec);
+    }
+
+    ngx_http_cg_zone_unlock(rp->zone);
+
+    rp->nrows = (rec != NULL);
+
+    if (rec == NULL) {
+        /* not seen by this node, or evicted: its name, nothing counted */
+        copy->rec.len = (u_char) name->len;
+        ngx_memcpy(copy->rec.name, name->data, name->len);
+    }
+
+    /* as ngx_http_cg_report_rank() and _views() make a row shown */
+
+    row->rec = &copy->rec;
+    row->name.data = copy->rec.name;
+    row->name.len = copy->rec.len;
+
+    cg_stats_view(&row->rec->stats, now, &rp->an);
+    cg_history_view(&row->rec->stats.history, now, &rp->an, &row->view);
+
+    ngx_http_cg_report_quota(rp, row, row->limits);
+
+    ngx_http_cg_figures(&row->figures, row->rec, now, &rp->an);
+    row->figures.utilisation = row->util;
+
+    return row;
+}
+
+
 /* under the zone lock: a copy, nothing else */
 
 static void

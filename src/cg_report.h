@@ -11,7 +11,8 @@
  * the copy under the lock), their rows computed outside it and ranked at
  * once into the rows shown (cg_topn), then the sort of those, their quota
  * views, and the top movers.  Made in steps, between which the caller
- * may yield to the event loop (cg_status.c does).
+ * may yield to the event loop (cg_status.c does).  Also the report of one
+ * client alone, at once: a team's own view (cg_status_self.c).
  */
 
 
@@ -167,6 +168,8 @@ typedef struct {
     cg_anomaly_t                an;
     ngx_http_cg_quota_table_t  *quotas;
     ngx_uint_t                  redis;     /* quotas in Redis too */
+    ngx_str_t                   node;      /* client_guard_node, or the
+                                              host name */
     ngx_pool_t                 *pool;
 
     ngx_http_cg_zone_health_t   health;
@@ -208,6 +211,17 @@ ngx_int_t ngx_http_cg_report_step(ngx_http_cg_report_t *rp);
 
 /* gives the report's memory back (the rows and copies are gone then) */
 void ngx_http_cg_report_free(ngx_http_cg_report_t *rp);
+
+/*
+ * The report of one client alone, rp->query->client (a team's own view,
+ * cg_status_self.c): the status area, and the client's record copied under
+ * one zone lock, no walk; its row made as a report's are (figures, quota
+ * view), of zeros but the name when the zone has no record of it (then
+ * rp->nrows is 0, else 1).  The caller has set zone, query, an, quotas,
+ * redis and pool, as for ngx_http_cg_report_start(); nothing to free.
+ * NULL: no memory.
+ */
+ngx_http_cg_row_t *ngx_http_cg_report_client(ngx_http_cg_report_t *rp);
 
 
 #endif /* _CG_REPORT_H_INCLUDED_ */

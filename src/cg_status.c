@@ -451,6 +451,8 @@ ngx_http_cg_status_node(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     rp->query = q;
     rp->an = mcf->anomaly;
     rp->quotas = &mcf->quotas;
+    rp->node = (mcf->redis && mcf->redis->node.len) ? mcf->redis->node
+                                                    : ngx_cycle->hostname;
     rp->redis = (mcf->redis != NULL);
     rp->pool = r->pool;
 

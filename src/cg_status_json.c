@@ -262,8 +262,8 @@ ngx_http_cg_json_steps(ngx_http_cg_out_t *o, uint32_t step_ms, uint32_t slot,
 }
 
 
-static void
-ngx_http_cg_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
+void
+ngx_http_cg_status_json_client(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
     ngx_http_cg_row_t *row)
 {
     int64_t                    now;
@@ -429,7 +429,7 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 
     h = &rp->health;
     q = rp->query;
-    host = ngx_cycle->hostname;
+    host = rp->node;
 
     ngx_http_cg_out_printf(o,
         "{\"schema_version\":%d,\"module\":\"client_guard\","
@@ -500,6 +500,21 @@ ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 void
 ngx_http_cg_json_events(ngx_http_cg_out_t *o, ngx_http_cg_status_area_t *area)
 {
+    ngx_http_cg_out_printf(o, ",\"deploys_total\":%uL,\"deploys\":[",
+                           area->local.total);
+
+    ngx_http_cg_json_deploys(o, area, NULL);
+
+    ngx_http_cg_out_printf(o, "]");
+
+    ngx_http_cg_json_incidents(o, area);
+}
+
+
+void
+ngx_http_cg_json_deploys(ngx_http_cg_out_t *o, ngx_http_cg_status_area_t *area,
+    ngx_str_t *team)
+{
     uint64_t                first;
     ngx_uint_t              i, j, k, n, nd;
     ngx_uint_t              src[2 * NGX_HTTP_CG_NDEPLOYS];
@@ -509,9 +524,6 @@ ngx_http_cg_json_events(ngx_http_cg_out_t *o, ngx_http_cg_status_area_t *area)
 
     local = &area->local;
     redis = &area->redis;
-
-    ngx_http_cg_out_printf(o, ",\"deploys_total\":%uL,\"deploys\":[",
-                           local->total);
 
     /*
      * Oldest first: the markers posted here, and those read from Redis
@@ -556,19 +568,23 @@ ngx_http_cg_json_events(ngx_http_cg_out_t *o, ngx_http_cg_status_area_t *area)
         }
     }
 
-    for (i = 0; i < nd; i++) {
+    for (i = 0, k = 0; i < nd; i++) {
         d = all[i];
+
+        if (team
+            && (d->team_len != team->len
+                || ngx_memcmp(d->team, team->data, team->len) != 0))
+        {
+            continue;
+        }
 
         ngx_http_cg_out_printf(o, "%s{\"time_ms\":%uL,\"team\":\"%*s\","
                                "\"note\":\"%*s\",\"source\":\"%s\"}",
-                               i ? "," : "", d->time_ms, (size_t) d->team_len,
-                               d->team, (size_t) d->note_len, d->note,
+                               k++ ? "," : "", d->time_ms,
+                               (size_t) d->team_len, d->team,
+                               (size_t) d->note_len, d->note,
                                src[i] ? "redis" : "local");
     }
-
-    ngx_http_cg_out_printf(o, "]");
-
-    ngx_http_cg_json_incidents(o, area);
 }
 
 
@@ -588,7 +604,8 @@ ngx_http_cg_status_json(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
             ngx_http_cg_out_printf(o, ",");
         }
 
-        ngx_http_cg_json_client(o, rp, ngx_http_cg_report_row(rp, o->row++));
+        ngx_http_cg_status_json_client(o, rp,
+                                       ngx_http_cg_report_row(rp, o->row++));
 
         if (ngx_http_cg_out_full(o, rp->shown)) {
             return NGX_AGAIN;

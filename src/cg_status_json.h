@@ -6,8 +6,9 @@
  *
  * Owns: the JSON answer of a node (health, the Redis view of this worker,
  * the clients shown with their quota use and anomalies, top movers, deploy
- * markers local and from Redis).  The cluster view has its own JSON, in
- * cg_status_cluster.c.
+ * markers local and from Redis), and its parts a team's own view shows
+ * (cg_status_self.c): one client, the markers of one team.  The cluster
+ * view has its own JSON, in cg_status_cluster.c.
  */
 
 
@@ -36,6 +37,17 @@ void ngx_http_cg_json_events(ngx_http_cg_out_t *o,
 /* resumable at (o->step, o->row): NGX_AGAIN while there is more */
 ngx_int_t ngx_http_cg_status_json(ngx_http_cg_out_t *o,
     ngx_http_cg_report_t *rp);
+
+/* a client's object, as in "clients" of the node's answer */
+void ngx_http_cg_status_json_client(ngx_http_cg_out_t *o,
+    ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row);
+
+/*
+ * The deploy markers of an area's copy, oldest first, separated by commas:
+ * every team's, or those of "team" alone when it is not NULL.
+ */
+void ngx_http_cg_json_deploys(ngx_http_cg_out_t *o,
+    ngx_http_cg_status_area_t *area, ngx_str_t *team);
 
 
 #endif /* _CG_STATUS_JSON_H_INCLUDED_ */

@@ -105,6 +105,7 @@ sub flagged {
 traffic(14, 10, 0);
 
 my $j = status($t1);
+is($j->{node}, 'node-' . $t1->port(0), 'a node names itself as configured');
 is(scalar(keys %{ flagged($j) }), 0, 'steady: nothing flagged on node 1')
     or diag(explain flagged($j));
 is(scalar(keys %{ flagged(status($t2)) }), 0, 'nor on node 2');
