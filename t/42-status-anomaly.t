@@ -144,7 +144,10 @@ like($m, qr/^clientguard_anomaly_flagged\{zone="cg",client="steady",type="surge"
 my $h = client(status('client=surger&history=1'), 'surger')->{history};
 ok($h && $h->{step_s} == 1 && @{ $h->{offered} } == $h->{steps},
    'the history of a client') or diag(explain $h);
-ok($h && $h->{offered}[-2] > 3 * $h->{offered}[5],
+# (the highest of them: a step of the test's traffic can fall partly
+# into the next one while it reads the status)
+my ($top) = $h ? sort { $b <=> $a } @{ $h->{offered} }[-6 .. -2] : (0);
+ok($h && $top > 3 * $h->{offered}[5],
    'its last steps are the surge') or diag(explain $h);
 ok($h && $h->{flagged}[-1], 'recorded as flagged');
 
