@@ -144,6 +144,13 @@ cg_history_add(cg_history_t *h, uint32_t slot, const uint32_t *n,
 
 
 void
+cg_history_trip(cg_history_t *h, const cg_anomaly_t *an)
+{
+    cg_history_judge(h, an, 1);
+}
+
+
+void
 cg_history_advance(cg_history_t *h, uint32_t slot, const cg_anomaly_t *an)
 {
     if (h->slot == 0 || slot < h->slot) {

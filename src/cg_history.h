@@ -88,6 +88,10 @@ typedef struct {
 } cg_history_view_t;
 
 
+/* brings the history to step "slot" with nothing counted (a reader's copy) */
+void cg_history_advance(cg_history_t *h, uint32_t slot,
+    const cg_anomaly_t *an);
+
 /*
  * Counts "n[series]" at step "slot" (the time in ms over the step),
  * completing the steps before it first; a completed step is judged.
@@ -95,9 +99,33 @@ typedef struct {
 void cg_history_add(cg_history_t *h, uint32_t slot, const uint32_t *n,
     const cg_anomaly_t *an);
 
-/* brings the history to step "slot" with nothing counted (a reader's copy) */
-void cg_history_advance(cg_history_t *h, uint32_t slot,
-    const cg_anomaly_t *an);
+/* the current step's count reached the trip: judged at once */
+void cg_history_trip(cg_history_t *h, const cg_anomaly_t *an);
+
+/*
+ * One request at step "slot", as cg_history_add() counts it: offered, and
+ * "rejected", "e4" or "e5" (0 or 1).  Inline: a request's own path.  A
+ * count cannot wrap: 2^32 requests of one client in one step of a minute
+ * would be 70 million a second.
+ */
+static inline void
+cg_history_count(cg_history_t *h, uint32_t slot, uint32_t rejected,
+    uint32_t e4, uint32_t e5, const cg_anomaly_t *an)
+{
+    if (slot != h->slot) {
+        cg_history_advance(h, slot, an);
+    }
+
+    h->cur[CG_HISTORY_OFFERED]++;
+    h->cur[CG_HISTORY_REJECTED] += rejected;
+    h->cur[CG_HISTORY_4XX] += e4;
+    h->cur[CG_HISTORY_5XX] += e5;
+
+    if (h->cur[CG_HISTORY_OFFERED] >= h->trip) {
+        cg_history_trip(h, an);
+    }
+}
+
 
 /*
  * The detector's figures at ms "now" for a history brought to its step,

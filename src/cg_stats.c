@@ -74,18 +74,20 @@ cg_stats_add(cg_stats_t *st, uint64_t now, const cg_stats_req_t *req,
     const cg_anomaly_t *an)
 {
     int       i, b;
-    uint32_t  cls, n[CG_HISTORY_SERIES];
+    uint32_t  cls;
+
+    if (req->own) {
+        cg_history_count(&st->history, (uint32_t) (now / an->step_ms), 1, 0,
+                         0, an);
+        return;
+    }
 
     cls = req->status / 100;
 
-    n[CG_HISTORY_OFFERED] = 1;
-    n[CG_HISTORY_REJECTED] = req->own;
-    n[CG_HISTORY_4XX] = (!req->own && cls == 4);
-    n[CG_HISTORY_5XX] = (!req->own && cls == 5);
+    cg_history_count(&st->history, (uint32_t) (now / an->step_ms), 0,
+                     cls == 4, cls == 5, an);
 
-    cg_history_add(&st->history, (uint32_t) (now / an->step_ms), n, an);
-
-    if (req->own || cls < 1 || cls > CG_STATS_NCLASSES) {
+    if (cls < 1 || cls > CG_STATS_NCLASSES) {
         return;
     }
 

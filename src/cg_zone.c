@@ -626,6 +626,8 @@ ngx_http_cg_zone_same(ngx_http_cg_record_t *cn, ngx_str_t *name)
  * The statistics of a record, which the request's log phase updates: asked
  * for now, they arrive while the request is served instead of being a
  * cache miss then.  With 10,000 clients most records are not in the cache.
+ * Up to the history's ring: a request counts in its current step, the
+ * ring is written once a step.
  */
 
 static ngx_inline void
@@ -634,7 +636,7 @@ ngx_http_cg_zone_prefetch(ngx_http_cg_record_t *cn)
 #if (__GNUC__ || __clang__)
     u_char  *p, *last;
 
-    last = cn->name;
+    last = (u_char *) cn->stats.history.ring;
 
     for (p = (u_char *) &cn->stats; p < last; p += 64) {
         __builtin_prefetch(p, 1, 3);
