@@ -155,9 +155,15 @@ cg_history_advance(cg_history_t *h, uint32_t slot, const cg_anomaly_t *an)
 {
     if (h->slot == 0 || slot < h->slot) {
 
-        /* the first step, or the clock or the step size went back */
+        /*
+         * the first step (the history is all zeros, as its record was
+         * made), or the clock or the step size went back
+         */
 
-        memset(h, 0, sizeof(cg_history_t));
+        if (h->slot) {
+            memset(h, 0, sizeof(cg_history_t));
+        }
+
         h->slot = slot;
         h->first = slot;
         h->trip = UINT32_MAX;
