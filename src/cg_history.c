@@ -56,8 +56,8 @@ cg_history_encode(uint32_t n)
 }
 
 
-uint32_t
-cg_history_decode(uint8_t c)
+static inline uint32_t
+cg_history_count_of(uint8_t c)
 {
     uint32_t  e;
 
@@ -68,6 +68,13 @@ cg_history_decode(uint8_t c)
     e = (c >> 4) - 1;
 
     return ((16u + (c & 15)) << e) + (1u << (e - 1));
+}
+
+
+uint32_t
+cg_history_decode(uint8_t c)
+{
+    return cg_history_count_of(c);
 }
 
 
@@ -254,9 +261,10 @@ cg_history_median(double *v, int n)
 static int
 cg_history_baseline(cg_history_t *h, int all)
 {
-    int       i, k, n, age;
-    double    bins[CG_HISTORY_BINS], answers, err[2];
-    uint32_t  off, rej;
+    int             i, k, n, age;
+    double          bins[CG_HISTORY_BINS], answers, err[2];
+    uint32_t        off, rej;
+    const uint8_t  *r;
 
     n = 0;
     answers = 0;
@@ -282,14 +290,17 @@ cg_history_baseline(cg_history_t *h, int all)
 
         bins[n] = 0;
 
+        /* the bin's steps are kept: the client was there for all of them */
+
         for (i = 0; i < CG_HISTORY_BIN; i++) {
-            off = cg_history_at(h, CG_HISTORY_OFFERED, age + i);
-            rej = cg_history_at(h, CG_HISTORY_REJECTED, age + i);
+            r = h->ring[(h->slot - age - i) % CG_HISTORY_SLOTS];
+            off = cg_history_count_of(r[CG_HISTORY_OFFERED]);
+            rej = cg_history_count_of(r[CG_HISTORY_REJECTED]);
 
             bins[n] += off;
             answers += (off > rej) ? off - rej : 0;
-            err[0] += cg_history_at(h, CG_HISTORY_4XX, age + i);
-            err[1] += cg_history_at(h, CG_HISTORY_5XX, age + i);
+            err[0] += cg_history_count_of(r[CG_HISTORY_4XX]);
+            err[1] += cg_history_count_of(r[CG_HISTORY_5XX]);
         }
 
         n++;
@@ -431,7 +442,7 @@ double
 cg_history_rate(const cg_history_t *h, int series, uint64_t now, uint32_t ms,
     const cg_anomaly_t *an)
 {
-    uint32_t  i, n, step;
+    uint32_t  i, k, n, s, step;
     uint64_t  sum, elapsed;
 
     if (h->slot == 0 || an->step_ms == 0) {
@@ -454,10 +465,16 @@ cg_history_rate(const cg_history_t *h, int series, uint64_t now, uint32_t ms,
     n = n < 2 ? 1 : n - 1;
     n = n > CG_HISTORY_SLOTS ? CG_HISTORY_SLOTS : n;
 
-    sum = h->cur[series];
+    /* the ring from the step before the current one back, as many as kept */
 
-    for (i = 1; i <= n; i++) {
-        sum += cg_history_at(h, series, i);
+    k = (n < h->slot - h->first) ? n : h->slot - h->first;
+
+    sum = h->cur[series];
+    s = (h->slot - 1) % CG_HISTORY_SLOTS;
+
+    for (i = 0; i < k; i++) {
+        sum += cg_history_count_of(h->ring[s][series]);
+        s = s ? s - 1 : CG_HISTORY_SLOTS - 1;
     }
 
     return (double) sum * 1000 / (elapsed + (uint64_t) n * step);

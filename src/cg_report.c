@@ -46,6 +46,8 @@ static void ngx_http_cg_report_quota(ngx_http_cg_report_t *rp,
     ngx_http_cg_row_t *row, ngx_http_cg_limit_view_t *views);
 static void ngx_http_cg_report_rank(ngx_http_cg_report_t *rp,
     ngx_http_cg_row_t *row);
+static void ngx_http_cg_report_keep(ngx_http_cg_report_t *rp,
+    ngx_http_cg_row_t *row);
 static ngx_uint_t ngx_http_cg_report_views(ngx_http_cg_report_t *rp);
 static ngx_http_cg_scratch_t *ngx_http_cg_scratch_get(size_t size);
 static void ngx_http_cg_scratch_put(ngx_http_cg_scratch_t *sc);
@@ -64,7 +66,7 @@ const char  *ngx_http_cg_window_names[] = { "10s", "1m", "5m" };
 
 void
 ngx_http_cg_figures(ngx_http_cg_figures_t *f, ngx_http_cg_record_t *rec,
-    int64_t now, const cg_anomaly_t *an)
+    int64_t now, const cg_anomaly_t *an, const cg_history_view_t *view)
 {
     ngx_uint_t          i;
     cg_stats_t         *st;
@@ -74,7 +76,12 @@ ngx_http_cg_figures(ngx_http_cg_figures_t *f, ngx_http_cg_record_t *rec,
     st = &rec->stats;
     h = &st->history;
 
-    cg_history_view(h, now, an, &v);
+    if (view) {
+        v = *view;
+
+    } else {
+        cg_history_view(h, now, an, &v);
+    }
 
     f->requests = rec->counters.requests;
     f->rejected = rec->counters.outcome[NGX_HTTP_CG_REJECTED];
@@ -232,36 +239,49 @@ ngx_http_cg_figures_parse(ngx_http_cg_figures_t *f, u_char *p, u_char *last)
 ngx_int_t
 ngx_http_cg_report_start(ngx_http_cg_report_t *rp)
 {
-    ngx_uint_t             max, cap;
+    ngx_uint_t             i, max, cap, batch;
     cg_topn_item_t       **slots;
     ngx_http_cg_row_t     *row;
+    ngx_http_cg_kept_t    *kept;
     ngx_http_cg_record_t  *rec;
 
     ngx_http_cg_zone_health(rp->zone, &rp->health);
     ngx_http_cg_status_area_copy(rp->zone, &rp->area);
 
     /*
-     * The report's own memory, for copies of every record and their rows:
-     * bounded by the clients of the zone at the start (records added
-     * meanwhile beyond one more batch are not shown).
+     * The records walked are bounded by the clients of the zone at the
+     * start (records added meanwhile beyond one more batch are not shown).
+     * The report's own memory: the copies and rows of one batch, and the
+     * rows shown with their copies, one more for a row coming in before
+     * the one it pushes out goes.
      */
 
     max = rp->query->client.len ? 1 : rp->health.clients + NGX_HTTP_CG_BATCH;
+    batch = ngx_min(max, NGX_HTTP_CG_BATCH);
+    cap = ngx_min(rp->query->limit, max);
 
     rp->max = max;
-    rp->scratch = ngx_http_cg_scratch_get(max
-                                       * (sizeof(ngx_http_cg_record_copy_t)
-                                          + sizeof(ngx_http_cg_row_t)));
+    rp->scratch = ngx_http_cg_scratch_get(
+                      batch * (sizeof(ngx_http_cg_record_copy_t)
+                               + sizeof(ngx_http_cg_row_t))
+                      + (cap + 1) * (sizeof(ngx_http_cg_kept_t)
+                                     + sizeof(ngx_http_cg_kept_t *)));
     if (rp->scratch == NULL) {
         return NGX_ERROR;
     }
 
-    rp->copies = (ngx_http_cg_record_copy_t *) (rp->scratch + 1);
-    rp->rows = (ngx_http_cg_row_t *) (rp->copies + max);
+    kept = (ngx_http_cg_kept_t *) (rp->scratch + 1);
+    rp->copies = (ngx_http_cg_record_copy_t *) (kept + cap + 1);
+    rp->rows = (ngx_http_cg_row_t *) (rp->copies + batch);
+    rp->free = (ngx_http_cg_kept_t **) (rp->rows + batch);
+
+    for (i = 0; i <= cap; i++) {
+        rp->free[i] = &kept[i];
+    }
+
+    rp->nfree = cap + 1;
 
     /* the rows shown, ranked as they come */
-
-    cap = ngx_min(rp->query->limit, max);
 
     slots = ngx_palloc(rp->pool, (cap + 1) * sizeof(cg_topn_item_t *));
     if (slots == NULL) {
@@ -291,6 +311,7 @@ ngx_http_cg_report_start(ngx_http_cg_report_t *rp)
     if (rec) {
         row->rec = &rp->copies[0].rec;
         ngx_http_cg_report_rank(rp, row);
+        ngx_http_cg_report_keep(rp, row);
         rp->nrows = 1;
     }
 
@@ -420,7 +441,7 @@ ngx_http_cg_report_client(ngx_http_cg_report_t *rp)
 
     ngx_http_cg_report_quota(rp, row, row->limits);
 
-    ngx_http_cg_figures(&row->figures, row->rec, now, &rp->an);
+    ngx_http_cg_figures(&row->figures, row->rec, now, &rp->an, &row->view);
     row->figures.utilisation = row->util;
 
     return row;
@@ -434,7 +455,7 @@ ngx_http_cg_report_copy(ngx_http_cg_record_t *rec, void *data)
 {
     ngx_http_cg_report_t  *rp = data;
 
-    ngx_http_cg_zone_copy(&rp->copies[rp->nrows++], rec);
+    ngx_http_cg_zone_copy(&rp->copies[rp->ncopied++], rec);
 }
 
 
@@ -449,27 +470,30 @@ static ngx_uint_t
 ngx_http_cg_report_walk(ngx_http_cg_report_t *rp)
 {
     ngx_int_t           rc;
-    ngx_uint_t          i, first, room;
+    ngx_uint_t          i, room;
     ngx_http_cg_row_t  *row;
 
-    first = rp->nrows;
-    room = ngx_min(rp->max - first, NGX_HTTP_CG_BATCH);
-    row = &rp->rows[first];
+    room = ngx_min(rp->max - rp->nrows, NGX_HTTP_CG_BATCH);
+    row = rp->rows;
 
-    /* fresh memory: its page faults here rather than under the lock */
+    /* the copies are written whole under the lock, the rows start empty */
 
-    ngx_memzero(&rp->copies[first], room * sizeof(ngx_http_cg_record_copy_t));
     ngx_memzero(row, room * sizeof(ngx_http_cg_row_t));
+
+    rp->ncopied = 0;
 
     rc = ngx_http_cg_zone_walk(rp->zone, &rp->cursor, room,
                                ngx_http_cg_report_copy, rp);
 
-    for (i = 0; i < rp->nrows - first; i++) {
-        row[i].rec = &rp->copies[first + i].rec;
+    for (i = 0; i < rp->ncopied; i++) {
+        row[i].rec = &rp->copies[i].rec;
         ngx_http_cg_report_rank(rp, &row[i]);
+        ngx_http_cg_report_keep(rp, &row[i]);
     }
 
-    return rc == NGX_DONE || rp->nrows == first || rp->nrows >= rp->max;
+    rp->nrows += rp->ncopied;
+
+    return rc == NGX_DONE || rp->ncopied == 0 || rp->nrows >= rp->max;
 }
 
 
@@ -588,6 +612,7 @@ ngx_http_cg_report_rank(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
 {
     int64_t                   now;
     ngx_uint_t                j, k;
+    ngx_http_cg_mover_t      *m;
     ngx_http_cg_record_t     *rec;
     ngx_http_cg_figures_t    *f;
     ngx_http_cg_limit_view_t  lv[CG_MAX_LIMITS];
@@ -607,14 +632,12 @@ ngx_http_cg_report_rank(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
 
     f = &row->figures;
 
-    ngx_http_cg_figures(f, rec, now, &rp->an);
+    ngx_http_cg_figures(f, rec, now, &rp->an, &row->view);
     f->utilisation = row->util;
 
     row->item.key = ngx_http_cg_sort_key(f, rp->query->sort);
     row->item.name = row->name.data;
     row->item.len = row->name.len;
-
-    (void) cg_topn_add(&rp->top, &row->item);
 
     /*
      * top movers: the highest ratios to their baselines, among clients
@@ -628,7 +651,7 @@ ngx_http_cg_report_rank(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
     }
 
     for (j = 0; j < rp->nmovers; j++) {
-        if (row->view.ratio > rp->movers[j]->view.ratio) {
+        if (row->view.ratio > rp->movers[j].ratio) {
             break;
         }
     }
@@ -643,9 +666,53 @@ ngx_http_cg_report_rank(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
 
     for (k = rp->nmovers - 1; k > j; k--) {
         rp->movers[k] = rp->movers[k - 1];
+        rp->movers[k].name.data = rp->movers[k].text;
     }
 
-    rp->movers[j] = row;
+    m = &rp->movers[j];
+    m->ratio = row->view.ratio;
+    m->rate = row->view.rate;
+    m->base_rate = row->view.base_rate;
+    m->name.len = row->name.len;
+    m->name.data = m->text;
+    ngx_memcpy(m->text, row->name.data, row->name.len);
+}
+
+
+/*
+ * A row among those shown for now, if it ranks so: kept with its copy,
+ * in place of the one it pushes out, if any (whose memory is had again).
+ */
+
+static void
+ngx_http_cg_report_keep(ngx_http_cg_report_t *rp, ngx_http_cg_row_t *row)
+{
+    cg_topn_item_t      *out;
+    ngx_http_cg_kept_t  *k;
+
+    if (rp->nfree == 0
+        || !cg_topn_wants(&rp->top, row->item.key, row->item.name,
+                          row->item.len))
+    {
+        return;
+    }
+
+    k = rp->free[--rp->nfree];
+
+    ngx_memcpy(&k->copy, row->rec,
+               offsetof(ngx_http_cg_record_t, name) + row->rec->len);
+
+    k->row = *row;
+    k->row.rec = &k->copy.rec;
+    k->row.name.data = k->copy.rec.name;
+    k->row.item.name = k->copy.rec.name;
+
+    out = cg_topn_add(&rp->top, &k->row.item);
+
+    if (out) {
+        /* the row pushed out (or this one, were it not kept after all) */
+        rp->free[rp->nfree++] = (ngx_http_cg_kept_t *) out;
+    }
 }
 
 
@@ -704,6 +771,14 @@ ngx_http_cg_scratch_get(size_t size)
     if (sc == NULL) {
         return NULL;
     }
+
+    /*
+     * fresh memory: its page faults here, once, rather than under the
+     * zone's lock when the copies are made (a scratch kept for the next
+     * requests has its pages)
+     */
+
+    ngx_memzero(sc + 1, size);
 
     sc->size = size;
 

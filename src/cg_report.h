@@ -9,8 +9,9 @@
  * the cluster view rank by it), and the report of one zone: the records
  * copied in batches of NGX_HTTP_CG_BATCH, one zone lock each (nothing but
  * the copy under the lock), their rows computed outside it and ranked at
- * once into the rows shown (cg_topn), then the sort of those, their quota
- * views, and the top movers.  Made in steps, between which the caller
+ * once into the rows shown (cg_topn), which alone are kept (the memory of
+ * a report is a batch and the rows shown, not the zone), then the sort of
+ * those, their quota views, and the top movers.  Made in steps, between which the caller
  * may yield to the event loop (cg_status.c does).  Also the report of one
  * client alone, at once: a team's own view (cg_status_self.c).
  */
@@ -92,9 +93,13 @@ typedef struct {
 } ngx_http_cg_figures_t;
 
 
-/* the figures of a record whose statistics were brought to "now" (ms) */
+/*
+ * The figures of a record whose statistics were brought to "now" (ms);
+ * "view", the detector's view of its history when made already, or NULL.
+ */
 void ngx_http_cg_figures(ngx_http_cg_figures_t *f,
-    ngx_http_cg_record_t *rec, int64_t now, const cg_anomaly_t *an);
+    ngx_http_cg_record_t *rec, int64_t now, const cg_anomaly_t *an,
+    const cg_history_view_t *view);
 
 /* the key of the sort, the higher first (then the name; "name": all 0) */
 double ngx_http_cg_sort_key(ngx_http_cg_figures_t *f, ngx_uint_t sort);
@@ -162,6 +167,25 @@ typedef struct {
 
 typedef struct ngx_http_cg_scratch_s  ngx_http_cg_scratch_t;
 
+
+/* a row kept among those shown, with its copy */
+
+typedef struct {
+    ngx_http_cg_row_t          row;        /* first: its item is the heap's */
+    ngx_http_cg_record_copy_t  copy;
+} ngx_http_cg_kept_t;
+
+
+/* a top mover: the highest ratios to their baselines */
+
+typedef struct {
+    ngx_str_t                  name;       /* in "text" */
+    double                     ratio;
+    double                     rate;
+    double                     base_rate;
+    u_char                     text[CG_NAME_MAX];
+} ngx_http_cg_mover_t;
+
 typedef struct {
     ngx_http_cg_zone_t         *zone;
     ngx_http_cg_query_t        *query;
@@ -178,7 +202,7 @@ typedef struct {
     ngx_uint_t                  nrows;     /* clients copied */
     ngx_uint_t                  shown;     /* rows shown, in order: */
     cg_topn_t                   top;       /* ngx_http_cg_report_row() */
-    ngx_http_cg_row_t          *movers[NGX_HTTP_CG_MOVERS];
+    ngx_http_cg_mover_t         movers[NGX_HTTP_CG_MOVERS];
     ngx_uint_t                  nmovers;
 
     /* the making of it */
@@ -186,8 +210,11 @@ typedef struct {
     ngx_uint_t                  max;       /* records to copy, at most */
     ngx_uint_t                  viewed;    /* rows with their quota view */
     ngx_http_cg_zone_cursor_t   cursor;
-    ngx_http_cg_record_copy_t  *copies;
-    ngx_http_cg_row_t          *rows;
+    ngx_http_cg_record_copy_t  *copies;    /* of a batch */
+    ngx_http_cg_row_t          *rows;      /* of a batch */
+    ngx_uint_t                  ncopied;   /* in this batch */
+    ngx_http_cg_kept_t        **free;      /* kept rows to be had */
+    ngx_uint_t                  nfree;
     ngx_http_cg_scratch_t      *scratch;
 } ngx_http_cg_report_t;
 

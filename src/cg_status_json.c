@@ -468,20 +468,20 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 static void
 ngx_http_cg_json_tail(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 {
-    ngx_uint_t          i;
-    ngx_http_cg_row_t  *row;
+    ngx_uint_t            i;
+    ngx_http_cg_mover_t  *m;
 
     ngx_http_cg_out_printf(o, "],\"top_movers\":[");
 
     for (i = 0; i < rp->nmovers; i++) {
-        row = rp->movers[i];
+        m = &rp->movers[i];
 
         ngx_http_cg_out_printf(o,
             "%s{\"name\":\"%V\",\"ratio\":%.2f,\"rate_10s_per_s\":%.3f,"
             "\"baseline_per_s\":%.3f}",
-            i ? "," : "", &row->name, ngx_http_cg_out_finite(row->view.ratio),
-            ngx_http_cg_out_finite(row->view.rate),
-            ngx_http_cg_out_finite(row->view.base_rate));
+            i ? "," : "", &m->name, ngx_http_cg_out_finite(m->ratio),
+            ngx_http_cg_out_finite(m->rate),
+            ngx_http_cg_out_finite(m->base_rate));
     }
 
     ngx_http_cg_out_printf(o, "]");

@@ -510,7 +510,7 @@ ngx_http_cg_pub_walk(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
 
         cg_stats_view(&rec->stats, pub->now_ms, &w->mcf->anomaly);
         ngx_http_cg_figures(&row->figures, rec, pub->now_ms,
-                            &w->mcf->anomaly);
+                            &w->mcf->anomaly, NULL);
 
         /* quota use: the cluster's count under Redis, as the status says */
 
