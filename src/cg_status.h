@@ -12,8 +12,8 @@
  * and exit (cg_status_publish.c).  The
  * rooms of the status part, from the floor up: cg_out and cg_slice, then
  * cg_status_events, cg_report, cg_status_json and cg_status_prom,
- * cg_status_publish, cg_status_cluster, and cg_status.c (the handler).
- * See docs/status.md.
+ * cg_status_publish, cg_cluster and cg_status_cluster, cg_status_self (a
+ * team's own view), and cg_status.c (the handler).  See docs/status.md.
  */
 
 
