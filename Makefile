@@ -27,7 +27,14 @@ UPSTREAM_FLAGS ?= --with-compat --with-debug --with-threads \
 	--with-http_stub_status_module --with-http_auth_request_module
 
 PROVE_JOBS ?= 2
-TESTS      ?= t/
+
+# the build check, then the longest (t/56 runs three minutes in real time,
+# mostly asleep), so that the others share the other job meanwhile; then
+# the rest in order
+LONG_TESTS := t/00-build.t t/56-status-default-surge.t t/43-status-dashboard.t \
+	t/53-status-story.t t/42-status-anomaly.t t/39-redis-ahead.t
+TESTS      ?= $(filter $(wildcard t/*.t),$(LONG_TESTS)) \
+	$(filter-out $(LONG_TESTS),$(wildcard t/*.t))
 
 ifeq ($(NGINX_SRC),)
   NGX_DIR     := $(BUILD)/nginx

@@ -11,9 +11,10 @@
  * the copy under the lock), their rows computed outside it and ranked at
  * once into the rows shown (cg_topn), which alone are kept (the memory of
  * a report is a batch and the rows shown, not the zone), then the sort of
- * those, their quota views, and the top movers.  Made in steps, between which the caller
- * may yield to the event loop (cg_status.c does).  Also the report of one
- * client alone, at once: a team's own view (cg_status_self.c).
+ * those, their quota views, and the top movers.  Made in steps, between
+ * which the caller may yield to the event loop (cg_status.c does).  Also
+ * the report of one client alone, at once: a team's own view
+ * (cg_status_self.c).
  */
 
 

@@ -46,12 +46,27 @@ ngx_str_t  ngx_http_cg_incident_states[] = {
 ngx_http_cg_status_area_t *
 ngx_http_cg_status_area(ngx_http_cg_zone_t *zone)
 {
-    if (zone->sh->status == NULL) {
-        zone->sh->status = ngx_slab_calloc_locked(zone->shpool,
-                                            sizeof(ngx_http_cg_status_area_t));
+    ngx_http_cg_status_area_t  *area;
+
+    area = zone->sh->status;
+
+    if (area && area->size != sizeof(ngx_http_cg_status_area_t)) {
+        /* another build's: its markers and incidents are not read */
+        ngx_slab_free_locked(zone->shpool, area);
+        area = NULL;
     }
 
-    return zone->sh->status;
+    if (area == NULL) {
+        area = ngx_slab_calloc_locked(zone->shpool,
+                                      sizeof(ngx_http_cg_status_area_t));
+        if (area) {
+            area->size = sizeof(ngx_http_cg_status_area_t);
+        }
+    }
+
+    zone->sh->status = area;
+
+    return area;
 }
 
 
@@ -59,10 +74,14 @@ void
 ngx_http_cg_status_area_copy(ngx_http_cg_zone_t *zone,
     ngx_http_cg_status_area_t *copy)
 {
+    ngx_http_cg_status_area_t  *area;
+
     ngx_http_cg_zone_lock(zone);
 
-    if (zone->sh->status) {
-        ngx_memcpy(copy, zone->sh->status, sizeof(ngx_http_cg_status_area_t));
+    area = zone->sh->status;
+
+    if (area && area->size == sizeof(ngx_http_cg_status_area_t)) {
+        ngx_memcpy(copy, area, sizeof(ngx_http_cg_status_area_t));
 
     } else {
         ngx_memzero(copy, sizeof(ngx_http_cg_status_area_t));

@@ -82,9 +82,14 @@ typedef struct {
 extern ngx_str_t  ngx_http_cg_incident_states[];
 
 
-/* the status area of the zone (zone->sh->status) */
+/*
+ * The status area of the zone (zone->sh->status).  Its size comes first: an
+ * area made by another build of the module (a reload after an upgrade
+ * keeps the zone) is made again rather than read as this one.
+ */
 
 typedef struct {
+    size_t                    size;        /* sizeof(this) */
     uint64_t                  publish_ms;  /* last publication to Redis */
     ngx_http_cg_deploys_t     local;       /* by POST */
     ngx_http_cg_deploys_t     redis;       /* read from Redis, oldest first */
