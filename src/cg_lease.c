@@ -426,9 +426,13 @@ cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
         r = cap;
     }
 
-    /* held unspent, or expired and given back by the next fetch */
+    /*
+     * held unspent, or expired and given back by the next fetch; less what
+     * was admitted ahead and not charged yet
+     */
 
     r += (uint64_t) l->left + l->back;
+    r = (r > l->owed) ? r - l->owed : 0;
 
     *remaining = cg_min(r, cap);
 

@@ -163,8 +163,9 @@ uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
  * What limit "i" of the client's quota has left in the cluster at "now"
  * (ms, low 32 bits; "now_ms" the wall clock): Redis's last word, refilled
  * since for a rate, full again in a new window, plus what this node holds
- * of it unspent or has to give back.  0 when Redis has not answered for the
- * client yet.
+ * of it unspent or has to give back, less what it admitted ahead and has
+ * not charged yet (a charge in flight is Redis's once it answers).  0 when
+ * Redis has not answered for the client yet.
  */
 int cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
     uint32_t now, int64_t now_ms, uint64_t *remaining);

@@ -592,6 +592,16 @@ test_remaining(void **state)
     l.said = 1200;
     cg_lease_remaining(&l, 0, &q.limits[0], 1200, T0, &r);
     assert_int_equal(r, 3);
+
+    /* admitted ahead, not charged yet: used already */
+
+    l.owed = 2;
+    cg_lease_remaining(&l, 0, &q.limits[0], 1200, T0, &r);
+    assert_int_equal(r, 1);
+    l.owed = 5;
+    cg_lease_remaining(&l, 0, &q.limits[0], 1200, T0, &r);
+    assert_int_equal(r, 0);
+    l.owed = 0;
     l.back = 0;
 
     /* a window: full again once a new one began */
