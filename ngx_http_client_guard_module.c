@@ -345,6 +345,9 @@ ngx_http_cg_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    mcf->node = (mcf->redis && mcf->redis->node.len) ? mcf->redis->node
+                                                     : cf->cycle->hostname;
+
     if (ngx_http_cg_zones_done(cf, &mcf->zones, mcf->anomaly.step_ms)
         != NGX_OK)
     {

@@ -30,6 +30,8 @@ typedef struct {
     cg_anomaly_t                anomaly;
     ngx_http_cg_publish_t       publish;
     ngx_http_cg_redis_conf_t   *redis;       /* NULL: no Redis */
+    ngx_str_t                   node;        /* client_guard_node, or the
+                                                host name */
 } ngx_http_cg_main_conf_t;
 
 

@@ -130,27 +130,6 @@ cg_history_flagged_now(const cg_history_t *h)
 
 
 void
-cg_history_add(cg_history_t *h, uint32_t slot, const uint32_t *n,
-    const cg_anomaly_t *an)
-{
-    int  i;
-
-    cg_history_advance(h, slot, an);
-
-    for (i = 0; i < CG_HISTORY_SERIES; i++) {
-        h->cur[i] = (h->cur[i] > UINT32_MAX - n[i]) ? UINT32_MAX
-                                                    : h->cur[i] + n[i];
-    }
-
-    /* a surge may be plain before the step ends */
-
-    if (h->cur[CG_HISTORY_OFFERED] >= h->trip) {
-        cg_history_judge(h, an, 1);
-    }
-}
-
-
-void
 cg_history_trip(cg_history_t *h, const cg_anomaly_t *an)
 {
     cg_history_judge(h, an, 1);

@@ -92,31 +92,26 @@ typedef struct {
 void cg_history_advance(cg_history_t *h, uint32_t slot,
     const cg_anomaly_t *an);
 
-/*
- * Counts "n[series]" at step "slot" (the time in ms over the step),
- * completing the steps before it first; a completed step is judged.
- */
-void cg_history_add(cg_history_t *h, uint32_t slot, const uint32_t *n,
-    const cg_anomaly_t *an);
-
 /* the current step's count reached the trip: judged at once */
 void cg_history_trip(cg_history_t *h, const cg_anomaly_t *an);
 
 /*
- * One request at step "slot", as cg_history_add() counts it: offered, and
- * "rejected", "e4" or "e5" (0 or 1).  Inline: a request's own path.  A
- * count cannot wrap: 2^32 requests of one client in one step of a minute
- * would be 70 million a second.
+ * Counts requests "offered", of which "rejected", and answers "e4" and
+ * "e5" at step "slot" (the time in ms over the step), completing the steps
+ * before it first; a completed step is judged, and the current one once
+ * its count makes a surge plain.  Inline: a request's own path (one
+ * request is 1 and three 0 or 1).  A count cannot wrap: 2^32 requests of
+ * one client in one step of a minute would be 70 million a second.
  */
 static inline void
-cg_history_count(cg_history_t *h, uint32_t slot, uint32_t rejected,
-    uint32_t e4, uint32_t e5, const cg_anomaly_t *an)
+cg_history_add(cg_history_t *h, uint32_t slot, uint32_t offered,
+    uint32_t rejected, uint32_t e4, uint32_t e5, const cg_anomaly_t *an)
 {
     if (slot != h->slot) {
         cg_history_advance(h, slot, an);
     }
 
-    h->cur[CG_HISTORY_OFFERED]++;
+    h->cur[CG_HISTORY_OFFERED] += offered;
     h->cur[CG_HISTORY_REJECTED] += rejected;
     h->cur[CG_HISTORY_4XX] += e4;
     h->cur[CG_HISTORY_5XX] += e5;

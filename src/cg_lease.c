@@ -88,6 +88,27 @@ cg_lease_expire(cg_lease_t *l, uint32_t now)
 }
 
 
+/*
+ * The fetch that goes out now: what was admitted ahead to charge and "est"
+ * new units, what expired unspent to give back; the lease as fetching.
+ */
+
+static void
+cg_lease_fetch(cg_lease_t *l, uint32_t est, uint32_t now, cg_lease_out_t *out)
+{
+    out->owed = l->owed;
+    out->want = l->owed + est;
+    out->started = cg_lease_stamp(now);
+    out->back = l->back;
+    out->back_at = l->back_at;
+
+    l->owed = 0;
+    l->back = 0;
+    l->want = out->want;
+    l->fetching = out->started;
+}
+
+
 int
 cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 {
@@ -200,16 +221,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 
     est = cg_lease_size(l, in);
 
-    out->owed = l->owed;
-    out->want = l->owed + est;
-    out->started = cg_lease_stamp(now);
-    out->back = l->back;
-    out->back_at = l->back_at;
-
-    l->owed = 0;
-    l->back = 0;
-    l->want = out->want;
-    l->fetching = out->started;
+    cg_lease_fetch(l, est, now, out);
 
     return out->rc;
 }
@@ -316,16 +328,7 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
 
     /* admitted ahead while this fetch was in flight: charge now */
 
-    out->want = l->owed;
-    out->owed = l->owed;
-    out->started = cg_lease_stamp(now);
-    out->back = l->back;
-    out->back_at = l->back_at;
-
-    l->owed = 0;
-    l->back = 0;
-    l->want = out->want;
-    l->fetching = out->started;
+    cg_lease_fetch(l, 0, now, out);
 
     return 1;
 }

@@ -207,3 +207,62 @@ ngx_http_cg_out_send(ngx_http_cg_out_t *o, ngx_uint_t status)
 
     return ngx_http_output_filter(r, o->out);
 }
+
+
+ngx_uint_t
+ngx_http_cg_out_accept(ngx_http_request_t *r)
+{
+    ngx_str_t        *v;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    /* the first of these an Accept header names, in this order */
+
+    static struct {
+        ngx_str_t     type;
+        ngx_uint_t    format;
+    } types[] = {
+        { ngx_string("application/openmetrics-text"),
+          NGX_HTTP_CG_FMT_OPENM },
+        { ngx_string("application/json"), NGX_HTTP_CG_FMT_JSON },
+        { ngx_string("text/html"), NGX_HTTP_CG_FMT_HTML },
+        { ngx_string("text/plain"), NGX_HTTP_CG_FMT_PROM },
+        { ngx_null_string, 0 }
+    }, *t;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != 6
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "accept", 6) != 0)
+        {
+            continue;
+        }
+
+        v = &h[i].value;
+
+        for (t = types; t->type.len; t++) {
+            if (ngx_strlcasestrn(v->data, v->data + v->len, t->type.data,
+                                 t->type.len - 1)
+                != NULL)
+            {
+                return t->format;
+            }
+        }
+    }
+
+    return NGX_HTTP_CG_FMT_JSON;
+}

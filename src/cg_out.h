@@ -57,6 +57,12 @@ void ngx_http_cg_out_init(ngx_http_cg_out_t *o, ngx_http_request_t *r,
 /* ngx_sprintf() formats, up to NGX_HTTP_CG_OUT_RESERVE bytes a call */
 void ngx_http_cg_out_printf(ngx_http_cg_out_t *o, const char *fmt, ...);
 
+/*
+ * The format an Accept header asks for: the first of OpenMetrics, JSON,
+ * HTML and Prometheus text it names, in that order; JSON without one.
+ */
+ngx_uint_t ngx_http_cg_out_accept(ngx_http_request_t *r);
+
 /* memory that outlives the request (the dashboard), not copied */
 void ngx_http_cg_out_memory(ngx_http_cg_out_t *o, u_char *data, size_t len);
 

@@ -374,7 +374,7 @@ ngx_http_cg_redis_worker_conf(ngx_cycle_t *cycle,
         return NGX_DECLINED;
     }
 
-    *node = mcf->redis->node.len ? mcf->redis->node : cycle->hostname;
+    *node = mcf->node;
     *mcfp = mcf;
 
     return NGX_OK;

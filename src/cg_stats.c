@@ -74,18 +74,20 @@ cg_stats_add(cg_stats_t *st, uint64_t now, const cg_stats_req_t *req,
     const cg_anomaly_t *an)
 {
     int       i, b;
-    uint32_t  cls;
+    uint32_t  cls, slot;
+
+    slot = (uint32_t) (now / an->step_ms);
+
+    /* the module's own rejection is no answer of the client's */
 
     if (req->own) {
-        cg_history_count(&st->history, (uint32_t) (now / an->step_ms), 1, 0,
-                         0, an);
+        cg_history_add(&st->history, slot, 1, 1, 0, 0, an);
         return;
     }
 
     cls = req->status / 100;
 
-    cg_history_count(&st->history, (uint32_t) (now / an->step_ms), 0,
-                     cls == 4, cls == 5, an);
+    cg_history_add(&st->history, slot, 1, 0, cls == 4, cls == 5, an);
 
     if (cls < 1 || cls > CG_STATS_NCLASSES) {
         return;

@@ -83,8 +83,8 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_cg_status_conf_t  **scfp = (void *) ((char *) conf + cmd->offset);
 
-    ngx_int_t                   n;
-    ngx_str_t                  *value, name;
+    ngx_int_t                   n, rc;
+    ngx_str_t                  *value;
     ngx_uint_t                  i;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_cg_main_conf_t    *mcf;
@@ -93,6 +93,8 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (*scfp) {
         return "is duplicate";
     }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
 
     scf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_status_conf_t));
     if (scf == NULL) {
@@ -103,18 +105,13 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.data = value[i].data + 5;
-            name.len = value[i].len - 5;
+        rc = ngx_http_cg_zone_arg(cf, &mcf->zones, &value[i], &scf->zone);
 
-            mcf = ngx_http_conf_get_module_main_conf(cf,
-                                               ngx_http_client_guard_module);
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
 
-            scf->zone = ngx_http_cg_zone_get(cf, &mcf->zones, &name);
-            if (scf->zone == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -166,65 +163,6 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* the handler -------------------------------------------------------------- */
 
 
-static ngx_uint_t
-ngx_http_cg_status_accept(ngx_http_request_t *r)
-{
-    ngx_str_t        *v;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    /* the first of these an Accept header names, in this order */
-
-    static struct {
-        ngx_str_t     type;
-        ngx_uint_t    format;
-    } types[] = {
-        { ngx_string("application/openmetrics-text"),
-          NGX_HTTP_CG_FMT_OPENM },
-        { ngx_string("application/json"), NGX_HTTP_CG_FMT_JSON },
-        { ngx_string("text/html"), NGX_HTTP_CG_FMT_HTML },
-        { ngx_string("text/plain"), NGX_HTTP_CG_FMT_PROM },
-        { ngx_null_string, 0 }
-    }, *t;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != 6
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "accept", 6) != 0)
-        {
-            continue;
-        }
-
-        v = &h[i].value;
-
-        for (t = types; t->type.len; t++) {
-            if (ngx_strlcasestrn(v->data, v->data + v->len, t->type.data,
-                                 t->type.len - 1)
-                != NULL)
-            {
-                return t->format;
-            }
-        }
-    }
-
-    return NGX_HTTP_CG_FMT_JSON;
-}
-
-
 /* the query: what to show (q), in which format, of this node or all */
 
 static ngx_int_t
@@ -236,7 +174,7 @@ ngx_http_cg_status_args(ngx_http_request_t *r, ngx_http_cg_status_conf_t *scf,
     ngx_str_t    v;
     ngx_uint_t   i;
 
-    *format = ngx_http_cg_status_accept(r);
+    *format = ngx_http_cg_out_accept(r);
     *cluster = 0;
     q->sort = NGX_HTTP_CG_SORT_REQUESTS;
     q->limit = scf->limit ? scf->limit : NGX_CONF_UNSET_UINT;
@@ -451,8 +389,7 @@ ngx_http_cg_status_node(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     rp->query = q;
     rp->an = mcf->anomaly;
     rp->quotas = &mcf->quotas;
-    rp->node = (mcf->redis && mcf->redis->node.len) ? mcf->redis->node
-                                                    : ngx_cycle->hostname;
+    rp->node = mcf->node;
     rp->redis = (mcf->redis != NULL);
     rp->pool = r->pool;
 

@@ -72,6 +72,28 @@ ngx_http_cg_cluster_cleanup(void *data)
 }
 
 
+/*
+ * A reply has come: 1 when the client left meanwhile (the state is freed
+ * with the last reply due), so that the reply is only dropped.
+ */
+
+static ngx_uint_t
+ngx_http_cg_cluster_gone(ngx_http_cg_cluster_t *cl)
+{
+    cl->pending--;
+
+    if (cl->r) {
+        return 0;
+    }
+
+    if (cl->pending == 0) {
+        ngx_free(cl);
+    }
+
+    return 1;
+}
+
+
 static int ngx_libc_cdecl
 ngx_http_cg_cluster_name_cmp(const void *one, const void *two)
 {
@@ -542,13 +564,7 @@ ngx_http_cg_cluster_history_done(ngx_http_cg_link_t *link, redisReply *reply,
     redisReply                    *v;
     ngx_http_cg_cluster_client_t  *e;
 
-    cl->pending--;
-
-    if (cl->r == NULL) {
-        if (cl->pending == 0) {
-            ngx_free(cl);
-        }
-
+    if (ngx_http_cg_cluster_gone(cl)) {
         return;
     }
 
@@ -658,13 +674,7 @@ ngx_http_cg_cluster_stats_done(ngx_http_cg_link_t *link, redisReply *reply,
     ngx_http_cg_cluster_node_t    *nd;
     ngx_http_cg_cluster_client_t  *e;
 
-    cl->pending--;
-
-    if (cl->r == NULL) {
-        if (cl->pending == 0) {
-            ngx_free(cl);
-        }
-
+    if (ngx_http_cg_cluster_gone(cl)) {
         return;
     }
 
@@ -784,13 +794,7 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
     ngx_http_cg_status_redis_t  *sr;
     ngx_http_cg_cluster_node_t  *nd;
 
-    cl->pending--;
-
-    if (cl->r == NULL) {
-        if (cl->pending == 0) {
-            ngx_free(cl);
-        }
-
+    if (ngx_http_cg_cluster_gone(cl)) {
         return;
     }
 

@@ -673,8 +673,7 @@ ngx_http_cg_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
 
     /* the node's name as the cluster view knows it */
 
-    node = (mcf->redis && mcf->redis->node.len) ? mcf->redis->node
-                                                 : ngx_cycle->hostname;
+    node = mcf->node;
 
     ngx_http_cg_family(o, "clientguard_node_info", "info",
                        "The node's name (client_guard_node, else the host "

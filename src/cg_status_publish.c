@@ -500,6 +500,14 @@ ngx_http_cg_pub_walk(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     for (i = 0; i < pub->nbatch; i++) {
         rec = &pub->batch[i].rec;
 
+        /* ranked by requests: the rest is made only for a row kept */
+
+        if (!cg_topn_wants(&pub->top, (double) rec->counters.requests,
+                           rec->name, rec->len))
+        {
+            continue;
+        }
+
         if (pub->spare) {
             row = pub->spare;
             pub->spare = NULL;

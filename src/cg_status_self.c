@@ -40,7 +40,8 @@ ngx_http_cg_self_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_cg_self_conf_t  **scfp = (void *) ((char *) conf + cmd->offset);
 
-    ngx_str_t                 *value, name;
+    ngx_int_t                  rc;
+    ngx_str_t                 *value;
     ngx_uint_t                 i;
     ngx_http_core_loc_conf_t  *clcf;
     ngx_http_cg_main_conf_t   *mcf;
@@ -49,6 +50,8 @@ ngx_http_cg_self_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (*scfp) {
         return "is duplicate";
     }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
 
     scf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cg_self_conf_t));
     if (scf == NULL) {
@@ -59,18 +62,13 @@ ngx_http_cg_self_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.data = value[i].data + 5;
-            name.len = value[i].len - 5;
+        rc = ngx_http_cg_zone_arg(cf, &mcf->zones, &value[i], &scf->zone);
 
-            mcf = ngx_http_conf_get_module_main_conf(cf,
-                                               ngx_http_client_guard_module);
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
 
-            scf->zone = ngx_http_cg_zone_get(cf, &mcf->zones, &name);
-            if (scf->zone == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -199,8 +197,7 @@ ngx_http_cg_self_handler(ngx_http_request_t *r)
     rp->query = q;
     rp->an = mcf->anomaly;
     rp->quotas = &mcf->quotas;
-    rp->node = (mcf->redis && mcf->redis->node.len) ? mcf->redis->node
-                                                    : ngx_cycle->hostname;
+    rp->node = mcf->node;
     rp->redis = (mcf->redis != NULL);
     rp->pool = r->pool;
 
@@ -223,10 +220,7 @@ ngx_http_cg_self_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_cg_self_format(ngx_http_request_t *r, ngx_uint_t *format)
 {
-    ngx_str_t        *v, arg;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_str_t  arg;
 
     *format = NGX_HTTP_CG_FMT_JSON;
 
@@ -244,36 +238,10 @@ ngx_http_cg_self_format(ngx_http_request_t *r, ngx_uint_t *format)
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    /* a page only for a browser: anything else is answered JSON */
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != 6
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "accept", 6) != 0)
-        {
-            continue;
-        }
-
-        v = &h[i].value;
-
-        if (ngx_strlcasestrn(v->data, v->data + v->len,
-                             (u_char *) "text/html", 9 - 1)
-            != NULL)
-        {
-            *format = NGX_HTTP_CG_FMT_HTML;
-            break;
-        }
+    if (ngx_http_cg_out_accept(r) == NGX_HTTP_CG_FMT_HTML) {
+        *format = NGX_HTTP_CG_FMT_HTML;
     }
 
     return NGX_OK;

@@ -322,6 +322,25 @@ ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *name)
 
 
 ngx_int_t
+ngx_http_cg_zone_arg(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *arg,
+    ngx_http_cg_zone_t **zone)
+{
+    ngx_str_t  name;
+
+    if (arg->len < 5 || ngx_strncmp(arg->data, "zone=", 5) != 0) {
+        return NGX_DECLINED;
+    }
+
+    name.data = arg->data + 5;
+    name.len = arg->len - 5;
+
+    *zone = ngx_http_cg_zone_get(cf, zones, &name);
+
+    return *zone ? NGX_OK : NGX_ERROR;
+}
+
+
+ngx_int_t
 ngx_http_cg_zones_done(ngx_conf_t *cf, ngx_array_t *zones, ngx_msec_t step)
 {
     ngx_uint_t            i;

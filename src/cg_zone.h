@@ -134,6 +134,13 @@ ngx_http_cg_zone_t *ngx_http_cg_zone_get(ngx_conf_t *cf, ngx_array_t *zones,
     ngx_str_t *name);
 
 /*
+ * A directive's parameter "zone=name" into *zone (as ngx_http_cg_zone_get
+ * finds it): NGX_DECLINED when "arg" is another parameter.
+ */
+ngx_int_t ngx_http_cg_zone_arg(ngx_conf_t *cf, ngx_array_t *zones,
+    ngx_str_t *arg, ngx_http_cg_zone_t **zone);
+
+/*
  * Once the configuration is read: every zone used is declared, and keeps
  * its clients' histories at "step" ms (client_guard_anomaly step=); a zone
  * kept across a reload with another step starts them again.

@@ -77,7 +77,8 @@ second(cg_history_t *h, uint64_t now, double rate, double rej, double e4,
     n[CG_HISTORY_4XX] = (uint32_t) (k * e4 + 0.5);
     n[CG_HISTORY_5XX] = (uint32_t) (k * e5 + 0.5);
 
-    cg_history_add(h, (uint32_t) (now / defaults.step_ms), n, &defaults);
+    cg_history_add(h, (uint32_t) (now / defaults.step_ms), n[0], n[1], n[2],
+                   n[3], &defaults);
 }
 
 
@@ -376,10 +377,10 @@ test_ring(void **state)
     memset(&h, 0, sizeof(h));
     slot = 1000;
 
-    cg_history_add(&h, slot, n, &defaults);
+    cg_history_add(&h, slot, n[0], n[1], n[2], n[3], &defaults);
     assert_int_equal(cg_history_at(&h, CG_HISTORY_OFFERED, 0), 7);
 
-    cg_history_add(&h, slot + 1, n, &defaults);
+    cg_history_add(&h, slot + 1, n[0], n[1], n[2], n[3], &defaults);
     assert_int_equal(cg_history_at(&h, CG_HISTORY_OFFERED, 1), 7);
     assert_int_equal(cg_history_at(&h, CG_HISTORY_5XX, 1), 3);
     assert_int_equal(cg_history_at(&h, CG_HISTORY_OFFERED, 2), 0);
@@ -400,7 +401,7 @@ test_ring(void **state)
 
     /* a clock that goes back starts again */
 
-    cg_history_add(&h, slot, n, &defaults);
+    cg_history_add(&h, slot, n[0], n[1], n[2], n[3], &defaults);
     assert_int_equal(h.first, slot);
     assert_int_equal(cg_history_at(&h, CG_HISTORY_OFFERED, 0), 7);
 }
