@@ -81,16 +81,66 @@ ngx_http_cg_link_msec(ngx_conf_t *cf, ngx_str_t *name, u_char *p,
 }
 
 
+static ngx_int_t
+ngx_http_cg_link_server(ngx_conf_t *cf, ngx_http_cg_link_conf_t *conf,
+    ngx_str_t *value)
+{
+    ngx_url_t                   u;
+    ngx_http_cg_link_server_t  *srv;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *value;
+    u.default_port = (conf->mode == NGX_HTTP_CG_LINK_SENTINEL) ? 26379 : 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid address \"%V\" in \"client_guard_redis\""
+                           "%s%s", value, u.err ? ": " : "",
+                           u.err ? u.err : "");
+        return NGX_ERROR;
+    }
+
+    if (u.uri.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid address \"%V\" in \"client_guard_redis\""
+                           ": no path allowed", value);
+        return NGX_ERROR;
+    }
+
+    srv = ngx_array_push(&conf->servers);
+    if (srv == NULL) {
+        return NGX_ERROR;
+    }
+
+    srv->name = *value;
+    srv->host = u.host;
+    srv->port = u.port;
+    srv->addrs = u.addrs;
+    srv->naddrs = u.naddrs;
+    srv->literal = (u.family == AF_UNIX
+                    || ngx_inet_addr(u.host.data, u.host.len) != INADDR_NONE);
+
+#if (NGX_HAVE_INET6)
+    if (u.host.len > 2 && u.host.data[0] == '[') {
+        srv->literal = 1;
+    }
+#endif
+
+    return NGX_OK;
+}
+
+
 char *
 ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
 {
-    u_char                    *p;
-    size_t                     n;
-    ngx_int_t                  db;
-    ngx_str_t                 *value, s, name;
-    ngx_url_t                  u;
-    ngx_uint_t                 i;
-    ngx_http_cg_link_conf_t  *conf;
+    u_char                     *p;
+    size_t                      n;
+    ngx_int_t                   db;
+    ngx_str_t                  *value, s, name;
+    ngx_uint_t                  i, naddrs;
+    ngx_http_cg_link_conf_t    *conf;
+    ngx_http_cg_link_server_t  *srv;
 
     if (*rcf != NULL) {
         return "is duplicate";
@@ -101,34 +151,47 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_array_init(&conf->servers, cf->pool, 3,
+                       sizeof(ngx_http_cg_link_server_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     value = cf->args->elts;
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid address \"%V\" in \"client_guard_redis\""
-                           "%s%s", &value[1], u.err ? ": " : "",
-                           u.err ? u.err : "");
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.uri.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid address \"%V\" in \"client_guard_redis\""
-                           ": no path allowed", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    conf->addr = &u.addrs[0];
     ngx_str_set(&conf->prefix, "cg:");
     conf->connect_timeout = 200;
     conf->timeout = 100;
+    conf->tls_verify = 1;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    /* the addresses come first: every word up to the first parameter */
+
+    for (naddrs = 1; naddrs < cf->args->nelts; naddrs++) {
+        if (ngx_strchr(value[naddrs].data, '=') != NULL
+            || ngx_strcmp(value[naddrs].data, "cluster") == 0
+            || ngx_strcmp(value[naddrs].data, "tls") == 0)
+        {
+            break;
+        }
+    }
+
+    for (i = naddrs; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "cluster") == 0) {
+            if (conf->mode != NGX_HTTP_CG_LINK_SINGLE) {
+                goto invalid;
+            }
+
+            conf->mode = NGX_HTTP_CG_LINK_CLUSTER;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "tls") == 0) {
+            conf->tls = 1;
+            continue;
+        }
+
         p = (u_char *) ngx_strchr(value[i].data, '=');
 
         if (p == NULL) {
@@ -146,6 +209,25 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
             }
 
             conf->password = s;
+            continue;
+        }
+
+        if (name.len == 4 && ngx_strncmp(name.data, "user", 4) == 0) {
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            conf->user = s;
+            continue;
+        }
+
+        if (name.len == 8 && ngx_strncmp(name.data, "sentinel", 8) == 0) {
+            if (s.len == 0 || conf->mode != NGX_HTTP_CG_LINK_SINGLE) {
+                goto invalid;
+            }
+
+            conf->mode = NGX_HTTP_CG_LINK_SENTINEL;
+            conf->master = s;
             continue;
         }
 
@@ -200,8 +282,93 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
             continue;
         }
 
+        if (name.len > 4 && ngx_strncmp(name.data, "tls_", 4) == 0) {
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            if (name.len == 6 && ngx_strncmp(name.data, "tls_ca", 6) == 0) {
+                conf->tls_ca = s;
+
+            } else if (name.len == 8
+                       && ngx_strncmp(name.data, "tls_cert", 8) == 0)
+            {
+                conf->tls_cert = s;
+
+            } else if (name.len == 7
+                       && ngx_strncmp(name.data, "tls_key", 7) == 0)
+            {
+                conf->tls_key = s;
+
+            } else if (name.len == 8
+                       && ngx_strncmp(name.data, "tls_name", 8) == 0)
+            {
+                conf->tls_name = s;
+
+            } else if (name.len == 10
+                       && ngx_strncmp(name.data, "tls_verify", 10) == 0)
+            {
+                if (s.len == 2 && ngx_strncmp(s.data, "on", 2) == 0) {
+                    conf->tls_verify = 1;
+
+                } else if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0)
+                {
+                    conf->tls_verify = 0;
+
+                } else {
+                    goto invalid;
+                }
+
+            } else {
+                goto invalid;
+            }
+
+            conf->tls = 1;
+            continue;
+        }
+
         goto invalid;
     }
+
+    if (naddrs == 1) {
+        return "needs an address";
+    }
+
+    for (i = 1; i < naddrs; i++) {
+        if (ngx_http_cg_link_server(cf, conf, &value[i]) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->servers.nelts > 1 && conf->mode == NGX_HTTP_CG_LINK_SINGLE) {
+        return "has several addresses: a Redis Cluster needs \"cluster\", "
+               "sentinels need \"sentinel=<master name>\"";
+    }
+
+    if (conf->user.len && conf->password.len == 0) {
+        return "has \"user=\" without \"password=\"";
+    }
+
+    if (conf->mode == NGX_HTTP_CG_LINK_CLUSTER && conf->db) {
+        return "has \"db=\" with \"cluster\": a Redis Cluster has only db 0";
+    }
+
+    /* filled in by the parts that make them work */
+
+    if (conf->mode == NGX_HTTP_CG_LINK_CLUSTER) {
+        return "has \"cluster\": Redis Cluster is not supported yet";
+    }
+
+    if (conf->mode == NGX_HTTP_CG_LINK_SENTINEL) {
+        return "has \"sentinel=\": Redis Sentinel is not supported yet";
+    }
+
+    if (conf->tls) {
+        return "has \"tls\": TLS to Redis is not supported yet";
+    }
+
+    srv = conf->servers.elts;
+    conf->addr = &srv[0].addrs[0];
 
     *rcf = conf;
 
@@ -247,6 +414,9 @@ ngx_http_cg_link_create(ngx_cycle_t *cycle, ngx_http_cg_link_conf_t *conf,
 
     link->conf = conf;
     link->log = cycle->log;
+
+    ngx_http_cg_link_set_addr(link, conf->addr->sockaddr,
+                               conf->addr->socklen);
     link->on_state = on_state;
     link->on_push = on_push;
     link->data = data;
@@ -269,6 +439,23 @@ ngx_http_cg_link_create(ngx_cycle_t *cycle, ngx_http_cg_link_conf_t *conf,
     link->flusher.log = cycle->log;
 
     return link;
+}
+
+
+void
+ngx_http_cg_link_set_addr(ngx_http_cg_link_t *link,
+    struct sockaddr *sockaddr, socklen_t socklen)
+{
+    socklen = ngx_min(socklen, (socklen_t) NGX_SOCKADDRLEN);
+
+    ngx_memcpy(link->sockaddr, sockaddr, socklen);
+
+    link->addr.sockaddr = (struct sockaddr *) link->sockaddr;
+    link->addr.socklen = socklen;
+    link->addr.name.data = link->addr_text;
+    link->addr.name.len = ngx_sock_ntop(link->addr.sockaddr, socklen,
+                                        link->addr_text,
+                                        NGX_SOCKADDR_STRLEN, 1);
 }
 
 
@@ -324,7 +511,7 @@ ngx_http_cg_link_connect(ngx_http_cg_link_t *link)
         return;
     }
 
-    addr = link->conf->addr;
+    addr = &link->addr;
 
     ngx_memzero(&link->peer, sizeof(ngx_peer_connection_t));
 
@@ -364,9 +551,10 @@ ngx_http_cg_link_connect(ngx_http_cg_link_t *link)
 static void
 ngx_http_cg_link_connected(ngx_http_cg_link_t *link)
 {
-    size_t       len[2];
+    int          n;
+    size_t       len[3];
     u_char       db[NGX_INT_T_LEN];
-    const char  *argv[2];
+    const char  *argv[3];
 
     if (link->reader) {
         redisReaderFree(link->reader);
@@ -381,12 +569,19 @@ ngx_http_cg_link_connected(ngx_http_cg_link_t *link)
     link->state = NGX_HTTP_CG_LINK_HANDSHAKE;
 
     if (link->conf->password.len) {
-        argv[0] = "AUTH";
-        len[0] = 4;
-        argv[1] = (const char *) link->conf->password.data;
-        len[1] = link->conf->password.len;
+        n = 0;
+        argv[n] = "AUTH";
+        len[n++] = 4;
 
-        if (ngx_http_cg_link_queue(link, 2, argv, len,
+        if (link->conf->user.len) {
+            argv[n] = (const char *) link->conf->user.data;
+            len[n++] = link->conf->user.len;
+        }
+
+        argv[n] = (const char *) link->conf->password.data;
+        len[n++] = link->conf->password.len;
+
+        if (ngx_http_cg_link_queue(link, n, argv, len,
                                     ngx_http_cg_link_handshake, NULL)
             != NGX_OK)
         {
@@ -435,7 +630,7 @@ ngx_http_cg_link_handshake(ngx_http_cg_link_t *link, redisReply *reply,
                         ngx_min(reply->len + 1, sizeof(buf)));
             ngx_log_error(ngx_http_cg_link_log_level(link), link->log, 0,
                           "client guard: redis %V refused the handshake: %s",
-                          &link->conf->addr->name, buf);
+                          &link->addr.name, buf);
         }
 
         ngx_http_cg_link_fail(link, NULL);
@@ -456,7 +651,7 @@ ngx_http_cg_link_handshake(ngx_http_cg_link_t *link, redisReply *reply,
         link->was_ready = 1;
         ngx_log_error(ngx_http_cg_link_log_level(link), link->log, 0,
                       "client guard: redis %V is up",
-                      &link->conf->addr->name);
+                      &link->addr.name);
     }
 
     if (link->on_state) {
@@ -710,7 +905,7 @@ ngx_http_cg_link_drop(ngx_http_cg_link_t *link, const char *why,
         link->was_ready = 0;
         ngx_log_error(ngx_http_cg_link_log_level(link), link->log, 0,
                       "client guard: redis %V is down: %s",
-                      &link->conf->addr->name, why);
+                      &link->addr.name, why);
     }
 
     link->failures++;

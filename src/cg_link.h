@@ -33,15 +33,47 @@
 #define NGX_HTTP_CG_LINK_BACKOFF     4    /* waiting to reconnect */
 
 
+/* how the addresses of client_guard_redis are used */
+#define NGX_HTTP_CG_LINK_SINGLE      0    /* the one Redis */
+#define NGX_HTTP_CG_LINK_SENTINEL    1    /* sentinels; "sentinel=" names
+                                             the master */
+#define NGX_HTTP_CG_LINK_CLUSTER     2    /* seeds of a Redis Cluster */
+
+
+/* an address as written in client_guard_redis, resolved once then */
+
+typedef struct {
+    ngx_str_t                     name;       /* "host:port" as written */
+    ngx_str_t                     host;
+    in_port_t                     port;
+    ngx_addr_t                   *addrs;
+    ngx_uint_t                    naddrs;
+    unsigned                      literal:1;  /* an IP address */
+} ngx_http_cg_link_server_t;
+
+
 /* parsed at configuration time by the client_guard_redis directive */
 
 typedef struct {
-    ngx_addr_t                   *addr;
+    ngx_array_t                   servers;    /* ngx_http_cg_link_server_t */
+    ngx_addr_t                   *addr;       /* the first one's first */
+    ngx_uint_t                    mode;       /* NGX_HTTP_CG_LINK_SINGLE.. */
+    ngx_str_t                     master;     /* sentinel= */
+    ngx_str_t                     user;
     ngx_str_t                     password;
     ngx_uint_t                    db;
     ngx_str_t                     prefix;
     ngx_msec_t                    connect_timeout;
     ngx_msec_t                    timeout;
+
+    /* TLS: "tls", tls_ca=, tls_cert=, tls_key=, tls_verify=, tls_name= */
+    ngx_str_t                     tls_ca;
+    ngx_str_t                     tls_cert;
+    ngx_str_t                     tls_key;
+    ngx_str_t                     tls_name;
+    void                         *ssl;        /* ngx_ssl_t *, when tls */
+    unsigned                      tls:1;
+    unsigned                      tls_verify:1;
 } ngx_http_cg_link_conf_t;
 
 
@@ -59,6 +91,12 @@ typedef void (*ngx_http_cg_link_state_pt)(ngx_http_cg_link_t *link,
 struct ngx_http_cg_link_s {
     ngx_http_cg_link_conf_t     *conf;
     ngx_log_t                    *log;
+
+    /* where the next connection goes: conf->addr, until set otherwise */
+    ngx_addr_t                    addr;
+    u_char                        sockaddr[NGX_SOCKADDRLEN];
+    u_char                        addr_text[NGX_SOCKADDR_STRLEN];
+
     ngx_peer_connection_t         peer;
     ngx_uint_t                    state;
     redisReader                  *reader;
@@ -113,6 +151,14 @@ ngx_int_t ngx_http_cg_link_send(ngx_http_cg_link_t *link, int argc,
 /* "{prefix}name" in "pool": a key of the module in this Redis */
 ngx_int_t ngx_http_cg_link_key(ngx_pool_t *pool, ngx_http_cg_link_conf_t *conf,
     ngx_str_t *key, const char *name);
+
+/*
+ * Where the next connection goes (a Sentinel's answer, a Cluster's master,
+ * a name resolved again); the current one, if any, is kept: call
+ * ngx_http_cg_link_fail() to move at once.
+ */
+void ngx_http_cg_link_set_addr(ngx_http_cg_link_t *link,
+    struct sockaddr *sockaddr, socklen_t socklen);
 
 /* drops the connection (a protocol error seen by a user), reconnects later */
 void ngx_http_cg_link_fail(ngx_http_cg_link_t *link, const char *why);

@@ -28,6 +28,12 @@ my @bad = (
     [ "client_guard_redis 127.0.0.1:6379;\nclient_guard_redis_failure open nodes=2;", qr/invalid parameter "nodes=2" in "client_guard_redis_failure"/ ],
     [ "client_guard_redis 127.0.0.1:6379;\nclient_guard_redis_lease 5ms;", qr/invalid value "5ms" in "client_guard_redis_lease"/ ],
     [ 'client_guard_redis_failure open;', qr/need "client_guard_redis"/ ],
+    [ 'client_guard_redis 127.0.0.1:6379 127.0.0.1:6380;', qr/"client_guard_redis" directive has several addresses: a Redis Cluster needs "cluster"/ ],
+    [ 'client_guard_redis 127.0.0.1:6379 user=app;', qr/"client_guard_redis" directive has "user=" without "password="/ ],
+    [ 'client_guard_redis 127.0.0.1:6379 cluster sentinel=m;', qr/invalid parameter "sentinel=m" in "client_guard_redis"/ ],
+    [ 'client_guard_redis 127.0.0.1:6379 cluster db=1;', qr/a Redis Cluster has only db 0/ ],
+    [ 'client_guard_redis 127.0.0.1:6379 tls_verify=maybe;', qr/invalid parameter "tls_verify=maybe" in "client_guard_redis"/ ],
+    [ 'client_guard_redis password=x;', qr/"client_guard_redis" directive needs an address/ ],
 );
 
 for my $b (@bad) {
@@ -38,7 +44,7 @@ for my $b (@bad) {
 
 my ($rc, $out) = $t->nginx_test_conf(<<'EOF');
 client_guard_zone zone=z:1m;
-client_guard_redis unix:/tmp/cg-none.sock password=secret db=2 prefix=x: connect_timeout=50ms timeout=20ms;
+client_guard_redis unix:/tmp/cg-none.sock user=app password=secret db=2 prefix=x: connect_timeout=50ms timeout=20ms;
 client_guard_redis_failure local nodes=3;
 client_guard_redis_lease 50ms refresh=200ms;
 EOF
