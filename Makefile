@@ -11,6 +11,7 @@
 #   make test-asan       the prove suite against the ASan module
 #   make demo            redis + nginx + example traffic (DEMO_SECONDS=N)
 #   make bench           bench/run, when it exists
+#   make release, install, uninstall, deb   see "install, package" below
 #   make clean
 
 SHELL := /bin/bash
@@ -29,10 +30,11 @@ UPSTREAM_FLAGS ?= --with-compat --with-debug --with-threads \
 PROVE_JOBS ?= 2
 
 # the build check, then the longest (t/56 runs three minutes in real time,
-# mostly asleep), so that the others share the other job meanwhile; then
-# the rest in order
-LONG_TESTS := t/00-build.t t/56-status-default-surge.t t/43-status-dashboard.t \
-	t/53-status-story.t t/42-status-anomaly.t t/39-redis-ahead.t
+# mostly asleep; t/60 builds and installs the package), so that the others
+# share the other job meanwhile; then the rest in order
+LONG_TESTS := t/00-build.t t/56-status-default-surge.t t/60-deb.t \
+	t/43-status-dashboard.t t/53-status-story.t t/42-status-anomaly.t \
+	t/39-redis-ahead.t
 TESTS      ?= $(filter $(wildcard t/*.t),$(LONG_TESTS)) \
 	$(filter-out $(LONG_TESTS),$(wildcard t/*.t))
 
