@@ -66,8 +66,10 @@ ASAN_SO := $(ASAN_BUILD)/$(MODULE).so
 DEPS_BUILD  := gcc make libc6-dev nginx nginx-dev libhiredis-dev \
 	libpcre2-dev libssl-dev zlib1g-dev openssl perl
 DEPS_STATUS := prometheus chromium
+DEPS_DEB    := debhelper dpkg-dev lintian
 DEPS_TEST   := $(DEPS_BUILD) redis-server libcmocka-dev \
-	libio-socket-ssl-perl procps curl libnginx-mod-nchan $(DEPS_STATUS)
+	libio-socket-ssl-perl procps curl libnginx-mod-nchan $(DEPS_STATUS) \
+	$(DEPS_DEB)
 DEPS_DEMO   := $(DEPS_BUILD) redis-server procps curl
 DEPS_BENCH  := $(DEPS_BUILD) redis-server wrk haproxy gnuplot-nox curl libnginx-mod-http-lua linux-perf
 
@@ -259,7 +261,7 @@ bench:
 clean:
 	rm -rf $(BUILD)
 
-# --- install, package ---------------------------------------------------------
+# --- install, package -------------------------------------------------------
 #
 #   make release         the module as shipped: Debian's build flags
 #                        (dpkg-buildflags, hardening=+all), no -Werror
@@ -298,7 +300,10 @@ DEB_DIR     := $(BUILD)/deb
 DEB_FILES   := config $(MODULE).c src bin docs examples debian README.md \
 	CHANGES
 
-.PHONY: release install uninstall deb
+.PHONY: release install uninstall deb deps-deb
+
+deps-deb:
+	$(call apt_install,$(DEPS_DEB))
 
 release: $(EMBEDDED)
 	@set -euo pipefail; \
@@ -316,7 +321,8 @@ release: $(EMBEDDED)
 	      --builddir="$$out"); \
 	want="$$(printf '%q ' "$${args[@]}") $$(md5sum < src/core/nginx.h)"; \
 	stamp="$$out/cg-configure-args"; \
-	if [ ! -f "$$out/Makefile" ] || [ "$$(cat "$$stamp" 2>/dev/null)" != "$$want" ] \
+	if [ ! -f "$$out/Makefile" ] \
+	   || [ "$$(cat "$$stamp" 2>/dev/null)" != "$$want" ] \
 	   || [ '$(CURDIR)/config' -nt "$$stamp" ]; then \
 	    conf=./configure; [ -x "$$conf" ] || conf=auto/configure; \
 	    echo "configuring the release build in $$out"; \

@@ -128,7 +128,7 @@ ok(-f "/usr/share/doc/$PKG/docs/operations.md.gz"
    || -f "/usr/share/doc/$PKG/docs/operations.md", 'the docs');
 ok(-f '/usr/share/man/man1/client-guard-quota.1.gz', 'the manual page');
 
-# --- README.md's configuration, verbatim, in conf.d -----------------------------
+# --- README.md's configuration, verbatim, in conf.d -------------------------
 
 open(my $fh, '<', "$CG::ROOT/README.md") or die "README.md: $!\n";
 my $readme = do { local $/; <$fh> };
@@ -144,7 +144,7 @@ is($rc, 0, 'nginx -t of the system configuration with it in conf.d/')
     or diag($out);
 unlike($out, qr/\[(warn|emerg|alert)\]/, 'and no warning') or diag($out);
 
-# --- serving it -------------------------------------------------------------------
+# --- serving it -------------------------------------------------------------
 
 # the same text, on test ports and paths: the module loaded as the system
 # loads it (modules-enabled/*.conf, relative to nginx's prefix)
@@ -216,7 +216,7 @@ ok(CG::wait_until(sub { waitpid($pid, WNOHANG) == $pid }, 10),
    'nginx stops');
 unlike(`cat $dir/error.log`, qr/\[(alert|emerg)\]/, 'no alert in its log');
 
-# --- remove, purge ------------------------------------------------------------
+# --- remove, purge ----------------------------------------------------------
 
 unlink $SNIPPET;
 ($rc, $out) = dpkg('-r', $PKG);
