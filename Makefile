@@ -303,7 +303,7 @@ DEB_FILES   := config $(MODULE).c src bin docs examples debian README.md \
 .PHONY: release install uninstall deb deps-deb
 
 deps-deb:
-	$(call apt_install,$(DEPS_DEB))
+	$(call apt_install,$(DEPS_BUILD) $(DEPS_DEB))
 
 release: $(EMBEDDED)
 	@set -euo pipefail; \
