@@ -39,7 +39,6 @@ if ($ENV{CG_ASAN} || $ENV{CG_STATIC}) {
 }
 plan skip_all => 'installs a package: root only' if $> != 0;
 
-
 sub sh {
     my ($cmd) = @_;
     my $out = `$cmd 2>&1`;
