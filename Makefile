@@ -11,6 +11,7 @@
 #   make test-asan       the prove suite against the ASan module
 #   make demo            redis + nginx + example traffic (DEMO_SECONDS=N)
 #   make bench           bench/run, when it exists
+#   make release, install, uninstall, deb   see "install, package" below
 #   make clean
 
 SHELL := /bin/bash
@@ -29,10 +30,11 @@ UPSTREAM_FLAGS ?= --with-compat --with-debug --with-threads \
 PROVE_JOBS ?= 2
 
 # the build check, then the longest (t/56 runs three minutes in real time,
-# mostly asleep), so that the others share the other job meanwhile; then
-# the rest in order
-LONG_TESTS := t/00-build.t t/56-status-default-surge.t t/43-status-dashboard.t \
-	t/53-status-story.t t/42-status-anomaly.t t/39-redis-ahead.t
+# mostly asleep; t/60 builds and installs the package), so that the others
+# share the other job meanwhile; then the rest in order
+LONG_TESTS := t/00-build.t t/56-status-default-surge.t t/60-deb.t \
+	t/43-status-dashboard.t t/53-status-story.t t/42-status-anomaly.t \
+	t/39-redis-ahead.t
 TESTS      ?= $(filter $(wildcard t/*.t),$(LONG_TESTS)) \
 	$(filter-out $(LONG_TESTS),$(wildcard t/*.t))
 
@@ -64,8 +66,10 @@ ASAN_SO := $(ASAN_BUILD)/$(MODULE).so
 DEPS_BUILD  := gcc make libc6-dev nginx nginx-dev libhiredis-dev \
 	libpcre2-dev libssl-dev zlib1g-dev openssl perl
 DEPS_STATUS := prometheus chromium
+DEPS_DEB    := debhelper dpkg-dev lintian
 DEPS_TEST   := $(DEPS_BUILD) redis-server libcmocka-dev \
-	libio-socket-ssl-perl procps curl libnginx-mod-nchan $(DEPS_STATUS)
+	libio-socket-ssl-perl procps curl libnginx-mod-nchan $(DEPS_STATUS) \
+	$(DEPS_DEB)
 DEPS_DEMO   := $(DEPS_BUILD) redis-server procps curl
 DEPS_BENCH  := $(DEPS_BUILD) redis-server wrk haproxy gnuplot-nox curl libnginx-mod-http-lua linux-perf
 
@@ -256,3 +260,120 @@ bench:
 
 clean:
 	rm -rf $(BUILD)
+
+# --- install, package -------------------------------------------------------
+#
+#   make release         the module as shipped: Debian's build flags
+#                        (dpkg-buildflags, hardening=+all), no -Werror
+#                        (build/release/); NGINX_SRC=DIR for an upstream tree
+#   make install         release build, load snippet, admin script, manual
+#                        page and docs (DESTDIR, PREFIX=/usr/local)
+#   make uninstall       removes what install put there
+#   make deb             the package libnginx-mod-http-client-guard
+#                        (debian/, dh, dh_nginx), then lintian on it:
+#                        build/deb/*.deb
+#
+# -Werror (CC_WARN) is for development and tests only: a shipped build
+# that stops on the next compiler's new warning helps nobody. nginx's own
+# "-O -Werror" is left out as Debian's packages leave it out: with CFLAGS
+# in configure's environment nginx adds none of its own (auto/cc/conf).
+
+RELEASE_DIR := $(BUILD)/release
+RELEASE_SO  := $(RELEASE_DIR)/$(MODULE).so
+RELEASE_SRC := $(if $(NGINX_SRC),$(abspath $(NGINX_SRC)),$(DEB_SRC))
+BUILDFLAGS  := DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
+
+PREFIX            ?= /usr/local
+BINDIR            ?= $(PREFIX)/bin
+MANDIR            ?= $(PREFIX)/share/man
+DOCDIR            ?= $(PREFIX)/share/doc/client-guard
+NGX_MODULES_DIR   ?= /usr/lib/nginx/modules
+NGX_AVAILABLE_DIR ?= /usr/share/nginx/modules-available
+NGX_ENABLED_DIR   ?= /etc/nginx/modules-enabled
+LOAD_CONF         := mod-http-client-guard.conf
+# the load order Debian's dh_nginx gives an http module
+LOAD_PRIO         := 50
+
+# what the package is made of (copied to build/deb/src: dpkg-buildpackage
+# writes next to its source tree, and the work tree stays clean)
+DEB_DIR     := $(BUILD)/deb
+DEB_FILES   := config $(MODULE).c src bin docs examples debian README.md \
+	CHANGES
+
+.PHONY: release install uninstall deb deps-deb
+
+deps-deb:
+	$(call apt_install,$(DEPS_BUILD) $(DEPS_DEB))
+
+release: $(EMBEDDED)
+	@set -euo pipefail; \
+	src='$(RELEASE_SRC)'; out='$(RELEASE_DIR)'; \
+	cflags="$$($(BUILDFLAGS) CFLAGS) $$($(BUILDFLAGS) CPPFLAGS) -fPIC"; \
+	ldflags="$$($(BUILDFLAGS) LDFLAGS) -fPIC"; \
+	cd "$$src"; \
+	if [ -f conf_flags ]; then \
+	    . ./conf_flags; flags=("$${NGX_CONF_FLAGS[@]}"); \
+	else \
+	    flags=($(UPSTREAM_FLAGS)); \
+	fi; \
+	args=("$${flags[@]}" --with-cc-opt="$$cflags" \
+	      --with-ld-opt="$$ldflags" --add-dynamic-module='$(CURDIR)' \
+	      --builddir="$$out"); \
+	want="$$(printf '%q ' "$${args[@]}") $$(md5sum < src/core/nginx.h)"; \
+	stamp="$$out/cg-configure-args"; \
+	if [ ! -f "$$out/Makefile" ] \
+	   || [ "$$(cat "$$stamp" 2>/dev/null)" != "$$want" ] \
+	   || [ '$(CURDIR)/config' -nt "$$stamp" ]; then \
+	    conf=./configure; [ -x "$$conf" ] || conf=auto/configure; \
+	    echo "configuring the release build in $$out"; \
+	    mkdir -p "$$out"; \
+	    if ! CFLAGS="$$cflags" $$conf "$${args[@]}" > "$$out.log" 2>&1; then \
+	        cat "$$out.log"; exit 1; \
+	    fi; \
+	    printf '%s' "$$want" > "$$stamp"; \
+	fi; \
+	$(MAKE) --no-print-directory -f "$$out/Makefile" modules; \
+	echo "built $(RELEASE_SO)"
+
+install: release
+	install -d '$(DESTDIR)$(NGX_MODULES_DIR)' '$(DESTDIR)$(NGX_AVAILABLE_DIR)' \
+	    '$(DESTDIR)$(NGX_ENABLED_DIR)' '$(DESTDIR)$(BINDIR)' \
+	    '$(DESTDIR)$(MANDIR)/man1' '$(DESTDIR)$(DOCDIR)/docs' \
+	    '$(DESTDIR)$(DOCDIR)/examples/prometheus'
+	install -m 0644 '$(RELEASE_SO)' '$(DESTDIR)$(NGX_MODULES_DIR)/'
+	printf 'load_module %s/%s.so;\n' '$(NGX_MODULES_DIR)' '$(MODULE)' \
+	    > '$(DESTDIR)$(NGX_AVAILABLE_DIR)/$(LOAD_CONF)'
+	chmod 0644 '$(DESTDIR)$(NGX_AVAILABLE_DIR)/$(LOAD_CONF)'
+	ln -sfn '$(NGX_AVAILABLE_DIR)/$(LOAD_CONF)' \
+	    '$(DESTDIR)$(NGX_ENABLED_DIR)/$(LOAD_PRIO)-$(LOAD_CONF)'
+	install -m 0755 bin/client-guard-quota '$(DESTDIR)$(BINDIR)/'
+	pod2man --section=1 --center='client guard' bin/client-guard-quota \
+	    > '$(DESTDIR)$(MANDIR)/man1/client-guard-quota.1'
+	install -m 0644 README.md CHANGES '$(DESTDIR)$(DOCDIR)/'
+	install -m 0644 docs/*.md docs/*.png '$(DESTDIR)$(DOCDIR)/docs/'
+	install -m 0644 examples/prometheus/* \
+	    '$(DESTDIR)$(DOCDIR)/examples/prometheus/'
+	@echo "installed; nginx -t, then reload nginx to load the module"
+
+uninstall:
+	rm -f '$(DESTDIR)$(NGX_ENABLED_DIR)/$(LOAD_PRIO)-$(LOAD_CONF)' \
+	    '$(DESTDIR)$(NGX_AVAILABLE_DIR)/$(LOAD_CONF)' \
+	    '$(DESTDIR)$(NGX_MODULES_DIR)/$(MODULE).so' \
+	    '$(DESTDIR)$(BINDIR)/client-guard-quota' \
+	    '$(DESTDIR)$(MANDIR)/man1/client-guard-quota.1'
+	rm -rf '$(DESTDIR)$(DOCDIR)'
+
+# DEB_BUILD_OPTIONS=parallel=N is passed on; lintian's tags that the
+# package keeps are explained in debian/*.lintian-overrides and
+# docs/operations.md
+deb: $(EMBEDDED)
+	@set -euo pipefail; \
+	rm -rf '$(DEB_DIR)'; mkdir -p '$(DEB_DIR)/src'; \
+	tar -cf - $(DEB_FILES) | tar -xf - -C '$(DEB_DIR)/src'; \
+	cd '$(DEB_DIR)/src'; \
+	if ! dpkg-buildpackage -b -us -uc > ../build.log 2>&1; then \
+	    tail -40 ../build.log; echo "make deb: see $(DEB_DIR)/build.log"; \
+	    exit 1; \
+	fi; \
+	cd ..; ls -1 *.deb; \
+	lintian --fail-on error,warning --info *.changes
