@@ -40,6 +40,7 @@ typedef struct {
     uint64_t                    unknown;      /* logged: a bit a sentinel */
     unsigned                    asking:1;
     unsigned                    unreachable:1;  /* logged */
+    unsigned                    not_master:1;   /* logged */
 } ngx_http_cg_sentinel_t;
 
 
@@ -102,8 +103,14 @@ ngx_http_cg_sentinel_check(ngx_http_cg_link_t *link, redisReply *reply)
         }
     }
 
-    level = link->quiet ? NGX_LOG_DEBUG
-                        : ngx_http_cg_sentinel_log_level(NGX_LOG_WARN);
+    /* once until the master moves: the link tries again after backoff */
+
+    level = NGX_LOG_DEBUG;
+
+    if (!link->quiet && !s->not_master) {
+        level = ngx_http_cg_sentinel_log_level(NGX_LOG_WARN);
+        s->not_master = 1;
+    }
 
     ngx_log_error(level, link->log, 0,
                   "client guard: redis %V is not the master of \"%V\" but "
@@ -127,7 +134,9 @@ ngx_http_cg_sentinel_master(ngx_http_cg_sentinel_t *s, ngx_str_t *who,
     ngx_sockaddr_t    sa;
     socklen_t         len;
     in_addr_t         a;
+    ngx_str_t         was;
     u_char            text[NGX_SOCKADDR_STRLEN];
+    u_char            old[NGX_SOCKADDR_STRLEN];
 
     ngx_memzero(&sa, sizeof(ngx_sockaddr_t));
 
@@ -166,17 +175,26 @@ ngx_http_cg_sentinel_master(ngx_http_cg_sentinel_t *s, ngx_str_t *who,
         return;
     }
 
+    was.len = 0;
+    was.data = old;
+
+    if (s->master_len) {
+        was.len = ngx_sock_ntop(&s->master.sockaddr, s->master_len, old,
+                                NGX_SOCKADDR_STRLEN, 1);
+    }
+
     ngx_memcpy(&s->master, &sa, len);
     s->master_len = len;
     s->unknown = 0;
+    s->not_master = 0;
 
     ngx_log_error(ngx_http_cg_sentinel_log_level(NGX_LOG_WARN),
                   ngx_cycle->log, 0,
-                  "client guard: sentinel %V: master \"%V\" is at %*s",
+                  "client guard: sentinel %V: master \"%V\" is at %*s%s%V",
                   who, &s->conf->master,
                   ngx_sock_ntop(&sa.sockaddr, len, text, NGX_SOCKADDR_STRLEN,
                                 1),
-                  text);
+                  text, was.len ? ", was " : "", &was);
 
     for (i = 0; i < s->nfollowers; i++) {
         ngx_http_cg_link_move(s->followers[i], &s->master.sockaddr,

@@ -190,7 +190,9 @@ for my $n (0 .. $#nodes) {
         while (<$fh>) {
             my ($t0, $took, $st, $word) = split;
             $status{$st}++;
-            $max = $took if !defined $max || $took > $max;
+            # the failover's requests (the start of the load is the
+            # machine's, forking the clients)
+            $max = $took if $t0 > $killed && (!defined $max || $took > $max);
             $down{$n}++ if $word =~ /^DOWN_/ && $t0 > $killed;
             if ($word =~ /^(?:LEASE|WAITED|AHEAD)$/ && $t0 > $switched
                 && (!defined $first[$n] || $t0 < $first[$n]))
@@ -211,8 +213,8 @@ for my $n (0 .. $#nodes) {
        sprintf('node %d: the new master decides %.3f s after '
                . '+switch-master', $n, ($first[$n] // 99) - $switched));
 }
-ok($max <= 0.1 + 0.4 * $SLOW, sprintf('slowest request %.3f s (command '
-   . 'timeout 100 ms)', $max));
+ok($max <= 0.1 + 0.4 * $SLOW, sprintf('slowest request since the kill %.3f s '
+   . '(command timeout 100 ms)', $max));
 
 for my $t (@nodes) {
     like($t->error_log, qr/master "mymaster" is at 127\.0\.0\.1:$rport/,
@@ -267,6 +269,18 @@ ok($f->wait_for_log(qr/redis 127\.0\.0\.1:$rep is not the master of "mymaster" b
    'a replica named as the master: ROLE says so, in the log');
 is(redis_word($f, 'x'), 'DOWN_LOCAL', 'a replica: the failure policy');
 $f->stop();
+
+# a plain Redis named as a sentinel
+
+my $p = CG->new(redis_port => $rport);
+$p->write_conf(CG::http(quotas => ['default quota=10/h'],
+    redis => "127.0.0.1:$rport sentinel=mymaster",
+    location => 'add_header X-Redis $client_guard_redis always; empty_gif;'));
+$p->start();
+ok($p->wait_for_log(qr/127\.0\.0\.1:$rport is no sentinel of master "mymaster": SENTINEL get-master-addr-by-name answered ERR/),
+   'a Redis that is no sentinel: the log says so');
+is(redis_word($p, 'x'), 'DOWN_LOCAL', 'no sentinel: the failure policy');
+$p->stop();
 
 my $c = CG->new();
 my ($rc, $out) = $c->nginx_test_conf(CG::http(

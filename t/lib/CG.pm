@@ -792,13 +792,14 @@ sub redis_stop {
 sub redis_pause { my $r = $_[0]->_redis($_[1]); kill 'STOP', $r->{pid} }
 sub redis_resume { my $r = $_[0]->_redis($_[1]); kill 'CONT', $r->{pid} }
 
-# redis_cli([{ port => P },] @args): runs redis-cli -p PORT @args against
+# redis_cli([{ port => P, host => H },] @args): runs redis-cli -p PORT @args against
 # the first instance (or P); returns stdout without its trailing newlines,
 # or in list context its lines (a nil or empty value is an empty line).
 sub redis_cli {
     my ($self, @args) = @_;
     my $opt = ref $args[0] eq 'HASH' ? shift @args : {};
     my $port = $opt->{port} || $self->redis_port;
+    unshift @args, '-h', $opt->{host} if $opt->{host};
     open(my $fh, '-|', 'redis-cli', '-p', $port, @args)
         or die "CG: redis-cli: $!\n";
     my $out = do { local $/; <$fh> } // '';
