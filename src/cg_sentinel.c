@@ -18,6 +18,7 @@
 #define NGX_HTTP_CG_SENTINEL_ASK        2000   /* ms between questions */
 #define NGX_HTTP_CG_SENTINEL_FOLLOWERS  8
 #define NGX_HTTP_CG_SENTINEL_NAMED      64     /* sentinels logged apart */
+#define NGX_HTTP_CG_SENTINEL_SUBS       8      /* sentinels subscribed to */
 
 
 typedef struct {
@@ -25,10 +26,12 @@ typedef struct {
     ngx_http_cg_link_conf_t     sconf;      /* the same, to the sentinels */
 
     ngx_http_cg_link_t         *ask;        /* questions */
-    ngx_http_cg_link_t         *sub;        /* +switch-master */
-    ngx_uint_t                  ask_next;   /* the sentinel each is on */
-    ngx_uint_t                  sub_next;
+    ngx_uint_t                  ask_next;   /* the sentinel it is on */
     ngx_uint_t                  ask_tries;  /* since the last answer */
+
+    /* +switch-master, one link per sentinel: the first to tell wins */
+    ngx_http_cg_link_t         *subs[NGX_HTTP_CG_SENTINEL_SUBS];
+    ngx_uint_t                  nsubs;
 
     ngx_http_cg_link_t         *followers[NGX_HTTP_CG_SENTINEL_FOLLOWERS];
     ngx_uint_t                  nfollowers;
@@ -225,14 +228,24 @@ ngx_http_cg_sentinel_pick(ngx_http_cg_link_t *link)
     srv = s->conf->servers.elts;
     n = s->conf->servers.nelts;
 
-    next = (link == s->ask) ? &s->ask_next : &s->sub_next;
+    if (link != s->ask) {
+        /* a subscriber keeps to its sentinel, its addresses in turn */
+
+        for (i = 0; i < s->nsubs && s->subs[i] != link; i++) {
+            /* void */
+        }
+
+        return ngx_http_cg_resolve(link, &srv[i % n], link->failures);
+    }
+
+    next = &s->ask_next;
 
     /* the last one failed: the next sentinel */
 
     if (link->failures) {
         (*next)++;
 
-        if (link == s->ask && ++s->ask_tries >= n && !s->unreachable) {
+        if (++s->ask_tries >= n && !s->unreachable) {
             s->unreachable = 1;
             ngx_log_error(ngx_http_cg_sentinel_log_level(NGX_LOG_ERR),
                           link->log, 0,
@@ -292,6 +305,18 @@ ngx_http_cg_sentinel_answer(ngx_http_cg_link_t *link, redisReply *reply,
                           link->log, 0,
                           "client guard: sentinel %V does not know master "
                           "\"%V\"", &link->addr.name, &s->conf->master);
+
+        } else if (reply->type == REDIS_REPLY_ERROR
+                   && ngx_strncmp(reply->str, "ERR unknown command", 19)
+                      != 0)
+        {
+            /* NOAUTH, NOPERM: the sentinel's credentials */
+            ngx_log_error(ngx_http_cg_sentinel_log_level(NGX_LOG_ERR),
+                          link->log, 0,
+                          "client guard: sentinel %V refused "
+                          "SENTINEL get-master-addr-by-name \"%V\": %*s",
+                          &link->addr.name, &s->conf->master,
+                          ngx_min(reply->len, 128), reply->str);
 
         } else {
             ngx_log_error(ngx_http_cg_sentinel_log_level(NGX_LOG_ERR),
@@ -455,6 +480,7 @@ ngx_http_cg_sentinel_on_push(ngx_http_cg_link_t *link, redisReply *reply,
 static ngx_int_t
 ngx_http_cg_sentinel_start(void)
 {
+    ngx_uint_t               i;
     ngx_http_cg_sentinel_t  *s = &ngx_http_cg_sentinel;
 
     /* the sentinels have their own credentials, and no db */
@@ -467,25 +493,41 @@ ngx_http_cg_sentinel_start(void)
     s->ask = ngx_http_cg_link_create((ngx_cycle_t *) ngx_cycle, &s->sconf,
                                      ngx_http_cg_sentinel_on_ask_state, NULL,
                                      s);
-    s->sub = ngx_http_cg_link_create((ngx_cycle_t *) ngx_cycle, &s->sconf,
-                                     ngx_http_cg_sentinel_on_sub_state,
-                                     ngx_http_cg_sentinel_on_push, s);
-
-    if (s->ask == NULL || s->sub == NULL) {
+    if (s->ask == NULL) {
         return NGX_ERROR;
     }
 
-    /* the sentinels' part speaks for them */
+    /*
+     * The questions' link logs its transitions ("redis <sentinel> is up",
+     * a refused handshake: sentinel_password=), the subscribers only at
+     * debug level.
+     */
 
-    s->ask->quiet = 1;
-    s->sub->quiet = 1;
     s->ask->prepare = ngx_http_cg_sentinel_pick;
-    s->sub->prepare = ngx_http_cg_sentinel_pick;
 
     /* workers start on different sentinels */
 
     s->ask_next = ngx_worker;
-    s->sub_next = ngx_worker + 1;
+
+    /*
+     * A sentinel that did not lead the failover learns of it up to a
+     * couple of seconds later: every sentinel is listened to.
+     */
+
+    s->nsubs = ngx_min(s->conf->servers.nelts, NGX_HTTP_CG_SENTINEL_SUBS);
+
+    for (i = 0; i < s->nsubs; i++) {
+        s->subs[i] = ngx_http_cg_link_create((ngx_cycle_t *) ngx_cycle,
+                                             &s->sconf,
+                                             ngx_http_cg_sentinel_on_sub_state,
+                                             ngx_http_cg_sentinel_on_push, s);
+        if (s->subs[i] == NULL) {
+            return NGX_ERROR;
+        }
+
+        s->subs[i]->quiet = 1;
+        s->subs[i]->prepare = ngx_http_cg_sentinel_pick;
+    }
 
     s->timer.handler = ngx_http_cg_sentinel_timer;
     s->timer.data = s;
@@ -495,7 +537,10 @@ ngx_http_cg_sentinel_start(void)
     ngx_add_timer(&s->timer, NGX_HTTP_CG_SENTINEL_ASK);
 
     ngx_http_cg_link_start(s->ask);
-    ngx_http_cg_link_start(s->sub);
+
+    for (i = 0; i < s->nsubs; i++) {
+        ngx_http_cg_link_start(s->subs[i]);
+    }
 
     return NGX_OK;
 }
@@ -561,6 +606,7 @@ ngx_http_cg_sentinel_follow(ngx_http_cg_link_t *link)
 void
 ngx_http_cg_sentinel_exit(void)
 {
+    ngx_uint_t               i;
     ngx_http_cg_sentinel_t  *s = &ngx_http_cg_sentinel;
 
     if (s->conf == NULL) {
@@ -572,7 +618,10 @@ ngx_http_cg_sentinel_exit(void)
         ngx_del_timer(&s->timer);
     }
 
-    ngx_http_cg_link_stop(s->sub);
+    for (i = 0; i < s->nsubs; i++) {
+        ngx_http_cg_link_stop(s->subs[i]);
+    }
+
     ngx_http_cg_link_stop(s->ask);
 
     ngx_memzero(s, sizeof(ngx_http_cg_sentinel_t));

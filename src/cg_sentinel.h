@@ -5,8 +5,8 @@
  * cg_sentinel: where this worker's Redis links go.
  *
  * Owns, with "sentinel=<master name>" in client_guard_redis: this worker's
- * two links to the sentinels (questions; the subscription to
- * +switch-master), each moving to the next sentinel when one fails; the
+ * links to the sentinels (one for questions, moving to the next sentinel
+ * when one fails; one subscribed to +switch-master on each, up to 8); the
  * question SENTINEL get-master-addr-by-name, asked when the worker starts,
  * every 2 s, and when a link to the master fails; the master's address
  * and the links that follow it (moved at once when it changes, checked

@@ -1074,8 +1074,8 @@ END {
 # port (an instance like redis_start's: redis_stop, redis_cli { port },
 # cleanup), monitoring master "mymaster" (name => N) at
 # 127.0.0.1:$master_port with quorum 2 (quorum => Q), down-after-milliseconds
-# 1000 (down_after => ms), failover-timeout 5000 (failover_timeout => ms);
-# it announces and binds 127.0.0.1; its writable config file is in its own
+# 1000 (down_after => ms), failover-timeout 5000 (failover_timeout => ms),
+# requirepass (password => P); it announces and binds 127.0.0.1; its writable config file is in its own
 # directory. Returns the port.
 sub sentinel_start {
     my ($self, $mport, %opt) = @_;
@@ -1093,7 +1093,8 @@ sub sentinel_start {
         "sentinel down-after-milliseconds $name "
             . ($opt{down_after} || 1000),
         "sentinel failover-timeout $name " . ($opt{failover_timeout} || 5000),
-        "sentinel parallel-syncs $name 1", ''), "\n";
+        "sentinel parallel-syncs $name 1",
+        $opt{password} ? "requirepass $opt{password}" : (), ''), "\n";
     close $fh;
     my @args = ("$dir/sentinel.conf", '--sentinel');
     my $pid = _spawn({}, "$dir/stderr.log", 'redis-server', @args);
