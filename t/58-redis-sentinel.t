@@ -236,6 +236,19 @@ for my $t (@nodes) {
 
 quota_over_nodes('after');
 
+# a reload: the new workers find the new master
+
+sub found_new {
+    my @at = ($nodes[0]->error_log // '')
+        =~ /master "mymaster" is at 127\.0\.0\.1:$rport/g;
+    return scalar @at;
+}
+my $found = found_new();
+$nodes[0]->reload();
+ok(CG::wait_until(sub {
+    return found_new() > $found && redis_word($nodes[0], 'probe') eq 'LEASE';
+}, 5 * $SLOW), 'after a reload: the new master, asked again');
+
 # --- misconfigurations ------------------------------------------------------
 
 my $u = CG->new(redis_port => $rport);
