@@ -3,9 +3,10 @@
 # Host names in client_guard_redis resolved again at runtime through
 # nginx's resolver when a link reconnects: a Redis moving from 127.0.0.1 to
 # 127.0.0.2 behind a name (a DNS responder of the test, on loopback) is
-# followed by the node with a "resolver"; every address of the name is
-# tried in turn; a failed resolution keeps the last addresses.  A node
-# without "resolver" keeps the addresses of its configuration.
+# followed by the node with a "resolver" (a sentinel's name too); every
+# address of the name is tried in turn; a failed resolution keeps the last
+# addresses.  A node without "resolver" keeps the address of its
+# configuration.
 
 use strict;
 use warnings;
@@ -100,4 +101,22 @@ ok($with->wait_for_log(qr/could not resolve "localhost" .*keeping /),
    'and says so in the log');
 
 $_->stop() for $with, $without;
+
+# a sentinel by name: resolved again too, each address in turn
+
+my $sp = $t->sentinel_start($pa, quorum => 1);
+$t->dns_set({ localhost => ['127.0.0.3', '127.0.0.1'] });
+my $s = CG->new(redis_port => $pa);
+$s->write_conf(CG::http(
+    quotas => ['default quota=1000000/h'],
+    redis => "localhost:$sp sentinel=mymaster",
+    http => "resolver 127.0.0.1:$dns valid=1s ipv6=off;",
+    location => 'add_header X-Redis $client_guard_redis always; empty_gif;'));
+$s->start();
+ok(CG::wait_until(sub { word($s) eq 'LEASE' }, 5 * $SLOW),
+   'sentinel by name: the master found');
+like($s->error_log, qr/"localhost" resolves to 127\.0\.0\.3:$sp and more/,
+     'the sentinel\'s name resolved at runtime');
+$s->stop();
+
 done_testing();
