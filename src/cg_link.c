@@ -28,6 +28,7 @@ typedef struct {
 
 
 static void ngx_http_cg_link_connect(ngx_http_cg_link_t *link);
+static void ngx_http_cg_link_connect_peer(ngx_http_cg_link_t *link);
 static void ngx_http_cg_link_connected(ngx_http_cg_link_t *link);
 static void ngx_http_cg_link_write_handler(ngx_event_t *wev);
 static void ngx_http_cg_link_read_handler(ngx_event_t *rev);
@@ -221,6 +222,28 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
             continue;
         }
 
+        if (name.len == 17
+            && ngx_strncmp(name.data, "sentinel_password", 17) == 0)
+        {
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            conf->sentinel_password = s;
+            continue;
+        }
+
+        if (name.len == 13
+            && ngx_strncmp(name.data, "sentinel_user", 13) == 0)
+        {
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            conf->sentinel_user = s;
+            continue;
+        }
+
         if (name.len == 8 && ngx_strncmp(name.data, "sentinel", 8) == 0) {
             if (s.len == 0 || conf->mode != NGX_HTTP_CG_LINK_SINGLE) {
                 goto invalid;
@@ -349,6 +372,17 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
         return "has \"user=\" without \"password=\"";
     }
 
+    if ((conf->sentinel_user.len || conf->sentinel_password.len)
+        && conf->mode != NGX_HTTP_CG_LINK_SENTINEL)
+    {
+        return "has \"sentinel_user=\" or \"sentinel_password=\" without "
+               "\"sentinel=\"";
+    }
+
+    if (conf->sentinel_user.len && conf->sentinel_password.len == 0) {
+        return "has \"sentinel_user=\" without \"sentinel_password=\"";
+    }
+
     if (conf->mode == NGX_HTTP_CG_LINK_CLUSTER && conf->db) {
         return "has \"db=\" with \"cluster\": a Redis Cluster has only db 0";
     }
@@ -357,10 +391,6 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
 
     if (conf->mode == NGX_HTTP_CG_LINK_CLUSTER) {
         return "has \"cluster\": Redis Cluster is not supported yet";
-    }
-
-    if (conf->mode == NGX_HTTP_CG_LINK_SENTINEL) {
-        return "has \"sentinel=\": Redis Sentinel is not supported yet";
     }
 
     if (conf->tls) {
@@ -502,14 +532,95 @@ ngx_http_cg_link_stop(ngx_http_cg_link_t *link)
 static void
 ngx_http_cg_link_connect(ngx_http_cg_link_t *link)
 {
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_addr_t          *addr;
+    ngx_int_t  rc;
 
     if (link->stopped || ngx_exiting || ngx_quit || ngx_terminate) {
         link->state = NGX_HTTP_CG_LINK_IDLE;
         return;
     }
+
+    /* where to, decided now: a master, a name resolved again */
+
+    if (link->prepare) {
+        link->state = NGX_HTTP_CG_LINK_CONNECTING;
+        link->preparing = 1;
+
+        rc = link->prepare(link);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        link->preparing = 0;
+
+        if (rc != NGX_OK) {
+            ngx_http_cg_link_drop(link, NULL, 1);
+            return;
+        }
+    }
+
+    ngx_http_cg_link_connect_peer(link);
+}
+
+
+void
+ngx_http_cg_link_prepared(ngx_http_cg_link_t *link, const char *error)
+{
+    if (!link->preparing) {
+        return;
+    }
+
+    link->preparing = 0;
+
+    if (error) {
+        ngx_http_cg_link_drop(link, error, 1);
+        return;
+    }
+
+    if (link->stopped || ngx_exiting || ngx_quit || ngx_terminate) {
+        link->state = NGX_HTTP_CG_LINK_IDLE;
+        return;
+    }
+
+    ngx_http_cg_link_connect_peer(link);
+}
+
+
+void
+ngx_http_cg_link_move(ngx_http_cg_link_t *link, struct sockaddr *sockaddr,
+    socklen_t socklen)
+{
+    if (link->stopped
+        || ngx_cmp_sockaddr(sockaddr, socklen, link->addr.sockaddr,
+                            link->addr.socklen, 1)
+           == NGX_OK)
+    {
+        return;
+    }
+
+    /* a new address is no failure of the old one: no backoff */
+
+    ngx_http_cg_link_drop(link, link->state == NGX_HTTP_CG_LINK_READY
+                                ? "moving to the new master" : NULL, 0);
+    link->failures = 0;
+
+    if (link->retry.timer_set) {
+        ngx_del_timer(&link->retry);
+    }
+
+    ngx_http_cg_link_set_addr(link, sockaddr, socklen);
+    link->backoff = 0;
+
+    ngx_http_cg_link_connect(link);
+}
+
+
+static void
+ngx_http_cg_link_connect_peer(ngx_http_cg_link_t *link)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_addr_t          *addr;
 
     addr = &link->addr;
 
@@ -603,7 +714,9 @@ ngx_http_cg_link_connected(ngx_http_cg_link_t *link)
         }
     }
 
-    argv[0] = "PING";
+    /* the last command: ROLE when the owner checks the role, or PING */
+
+    argv[0] = link->check ? "ROLE" : "PING";
     len[0] = 4;
 
     (void) ngx_http_cg_link_queue(link, 1, argv, len,
@@ -641,7 +754,12 @@ ngx_http_cg_link_handshake(ngx_http_cg_link_t *link, redisReply *reply,
         return;
     }
 
-    /* the PING that closes the handshake */
+    /* the PING (or ROLE) that closes the handshake */
+
+    if (link->check && link->check(link, reply) != NGX_OK) {
+        ngx_http_cg_link_fail(link, NULL);
+        return;
+    }
 
     link->state = NGX_HTTP_CG_LINK_READY;
     link->backoff = 0;
@@ -896,6 +1014,7 @@ ngx_http_cg_link_drop(ngx_http_cg_link_t *link, const char *why,
 
     link->out_len = 0;
     link->state = NGX_HTTP_CG_LINK_IDLE;
+    link->preparing = 0;
 
     if (link->watchdog.timer_set) {
         ngx_del_timer(&link->watchdog);

@@ -59,6 +59,8 @@ typedef struct {
     ngx_addr_t                   *addr;       /* the first one's first */
     ngx_uint_t                    mode;       /* NGX_HTTP_CG_LINK_SINGLE.. */
     ngx_str_t                     master;     /* sentinel= */
+    ngx_str_t                     sentinel_user;      /* to the sentinels */
+    ngx_str_t                     sentinel_password;
     ngx_str_t                     user;
     ngx_str_t                     password;
     ngx_uint_t                    db;
@@ -86,6 +88,22 @@ typedef void (*ngx_http_cg_link_handler_pt)(ngx_http_cg_link_t *link,
 /* state changes: ready or not */
 typedef void (*ngx_http_cg_link_state_pt)(ngx_http_cg_link_t *link,
     ngx_uint_t ready);
+
+/*
+ * Before each connection, when set (cg_sentinel, cg_resolve): NGX_OK:
+ * link->addr is where it goes now; NGX_AGAIN: the owner calls
+ * ngx_http_cg_link_prepared() when it is (a name being resolved);
+ * NGX_DECLINED: nowhere yet, the link tries again after its backoff.
+ */
+typedef ngx_int_t (*ngx_http_cg_link_prepare_pt)(ngx_http_cg_link_t *link);
+
+/*
+ * When set, the handshake ends with ROLE instead of PING and its reply is
+ * judged here: NGX_OK, the link is ready; otherwise it drops (the check
+ * logs why).
+ */
+typedef ngx_int_t (*ngx_http_cg_link_check_pt)(ngx_http_cg_link_t *link,
+    redisReply *reply);
 
 
 struct ngx_http_cg_link_s {
@@ -118,7 +136,12 @@ struct ngx_http_cg_link_s {
     ngx_http_cg_link_handler_pt  on_push;    /* replies nobody asked for */
     void                         *data;
 
+    ngx_http_cg_link_prepare_pt  prepare;
+    void                         *prepare_data;  /* the preparer's */
+    ngx_http_cg_link_check_pt    check;
+
     ngx_uint_t                    failures;   /* consecutive */
+    unsigned                      preparing:1;
     unsigned                      stopped:1;
     unsigned                      was_ready:1;
     unsigned                      quiet:1;    /* transitions: debug only */
@@ -159,6 +182,16 @@ ngx_int_t ngx_http_cg_link_key(ngx_pool_t *pool, ngx_http_cg_link_conf_t *conf,
  */
 void ngx_http_cg_link_set_addr(ngx_http_cg_link_t *link,
     struct sockaddr *sockaddr, socklen_t socklen);
+
+/*
+ * The address changed (a new master): a link elsewhere drops and connects
+ * there at once, without backoff; one already there is left alone.
+ */
+void ngx_http_cg_link_move(ngx_http_cg_link_t *link,
+    struct sockaddr *sockaddr, socklen_t socklen);
+
+/* the end of a prepare that said NGX_AGAIN: NULL, connect; or why not */
+void ngx_http_cg_link_prepared(ngx_http_cg_link_t *link, const char *error);
 
 /* drops the connection (a protocol error seen by a user), reconnects later */
 void ngx_http_cg_link_fail(ngx_http_cg_link_t *link, const char *why);

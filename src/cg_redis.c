@@ -14,6 +14,7 @@
 #include "cg_lease_batch.h"
 #include "cg_redis.h"
 #include "cg_redis_quota.h"
+#include "cg_sentinel.h"
 
 
 #define NGX_HTTP_CG_REDIS_BACKSTOP    5000   /* full reload, ms */
@@ -417,7 +418,10 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
                                      ngx_http_cg_redis_on_sub_state,
                                      ngx_http_cg_redis_on_push, w);
 
-    if (w->link == NULL || w->sub == NULL) {
+    if (w->link == NULL || w->sub == NULL
+        || ngx_http_cg_sentinel_follow(w->link) != NGX_OK
+        || ngx_http_cg_sentinel_follow(w->sub) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -473,6 +477,7 @@ ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_cg_link_stop(w->sub);
     ngx_http_cg_link_stop(w->link);
+    ngx_http_cg_sentinel_exit();
 
     ngx_http_cg_lease_batch_exit();
     ngx_http_cg_redis_quota_exit();

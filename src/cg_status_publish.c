@@ -18,6 +18,7 @@
 #include "cg_report.h"
 #include "cg_status_events.h"
 #include "cg_status_publish.h"
+#include "cg_sentinel.h"
 
 
 /*
@@ -252,7 +253,7 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
 
     sr->link = ngx_http_cg_link_create(cycle, mcf->redis->server, NULL, NULL,
                                        w);
-    if (sr->link == NULL) {
+    if (sr->link == NULL || ngx_http_cg_sentinel_follow(sr->link) != NGX_OK) {
         return NGX_ERROR;
     }
 

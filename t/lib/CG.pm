@@ -38,7 +38,8 @@ package CG;
 # wait_for_log, wait_for_link, access_log, allow_alerts, request, get,
 # get_port, statuses, connect, redis_start, redis_cluster_start, redis_port,
 # redis_stop, redis_restart, redis_pause, redis_resume, redis_cli,
-# fake_server, stop_fake_servers, openssl_ca, make_client_cert, server_cert,
+# fake_server, stop_fake_servers, sentinel_start, dns_start, dns_set,
+# openssl_ca, make_client_cert, server_cert,
 # check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup;
 # functions http, wait_until, slow, promtool, chromium.
 
@@ -671,7 +672,9 @@ sub connect {
 
 # redis_start(%opt): starts redis-server on a free port (no persistence),
 # waits for PING; returns the port. %opt: args => [extra server arguments],
-# cluster => 1 (cluster-enabled; the bus port +10000 is locked too).
+# cluster => 1 (cluster-enabled; the bus port +10000 is locked too),
+# bind => another loopback address (127.0.0.2), port => a given port (the
+# port of an instance on 127.0.0.1, for the same port on 127.0.0.2).
 # Instances are numbered from 0 in start order; the redis_* methods below
 # take an instance index or a port, default the first instance.
 sub redis_start {
@@ -681,7 +684,7 @@ sub redis_start {
     for (1 .. 50) {
         delete $self->{ports}{"redis$i"};
         delete $self->{locks}{"redis$i"};
-        $port = $self->port("redis$i");
+        $port = $opt{port} || $self->port("redis$i");
         last unless $opt{cluster};
         last if $port + 10000 < 65536
             && ($bus_lock = _lock_port($port + 10000));
@@ -689,7 +692,8 @@ sub redis_start {
     my $dir = "$self->{dir}/redis$i";
     mkdir $dir;
 
-    my @args = ('--port', $port, '--bind', '127.0.0.1', '--save', '',
+    my @args = ('--port', $port, '--bind', $opt{bind} || '127.0.0.1',
+        '--save', '',
         '--appendonly', 'no', '--dir', $dir, '--logfile', "$dir/redis.log",
         '--daemonize', 'no', '--protected-mode', 'no');
     push @args, '--cluster-enabled', 'yes',
@@ -698,7 +702,7 @@ sub redis_start {
 
     my $pid = _spawn({}, "$dir/stderr.log", 'redis-server', @args);
     my $r = { port => $port, pid => $pid, dir => $dir, bus => $bus_lock,
-              args => \@args };
+              args => \@args, host => $opt{bind} };
     push @{$self->{redis}}, $r;
     $self->_redis_wait($r);
     return $port;
@@ -711,7 +715,8 @@ sub _redis_wait {
         die "CG: redis-server exited\n" . (_slurp("$dir/redis.log") // '')
             . (_slurp("$dir/stderr.log") // '')
             if waitpid($pid, WNOHANG) == $pid;
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
+        my $s = IO::Socket::INET->new(
+            PeerAddr => ($r->{host} || '127.0.0.1') . ":$port")
             or return 0;
         print $s "PING\r\n";
         my $line = <$s>;
@@ -787,13 +792,14 @@ sub redis_stop {
 sub redis_pause { my $r = $_[0]->_redis($_[1]); kill 'STOP', $r->{pid} }
 sub redis_resume { my $r = $_[0]->_redis($_[1]); kill 'CONT', $r->{pid} }
 
-# redis_cli([{ port => P },] @args): runs redis-cli -p PORT @args against
+# redis_cli([{ port => P, host => H },] @args): runs redis-cli -p PORT @args against
 # the first instance (or P); returns stdout without its trailing newlines,
 # or in list context its lines (a nil or empty value is an empty line).
 sub redis_cli {
     my ($self, @args) = @_;
     my $opt = ref $args[0] eq 'HASH' ? shift @args : {};
     my $port = $opt->{port} || $self->redis_port;
+    unshift @args, '-h', $opt->{host} if $opt->{host};
     open(my $fh, '-|', 'redis-cli', '-p', $port, @args)
         or die "CG: redis-cli: $!\n";
     my $out = do { local $/; <$fh> } // '';
@@ -1060,6 +1066,105 @@ END {
     for my $t (grep { defined } values %LIVE) {
         $t->cleanup;
     }
+}
+
+# --- Sentinel and DNS ---------------------------------------------------------
+
+# sentinel_start($master_port, %opt): a redis-sentinel on a free loopback
+# port (an instance like redis_start's: redis_stop, redis_cli { port },
+# cleanup), monitoring master "mymaster" (name => N) at
+# 127.0.0.1:$master_port with quorum 2 (quorum => Q), down-after-milliseconds
+# 1000 (down_after => ms), failover-timeout 5000 (failover_timeout => ms),
+# requirepass (password => P); it announces and binds 127.0.0.1; its writable config file is in its own
+# directory. Returns the port.
+sub sentinel_start {
+    my ($self, $mport, %opt) = @_;
+    my $i = @{$self->{redis}};
+    my $port = $self->port("redis$i");
+    my $dir = "$self->{dir}/sentinel$i";
+    my $name = $opt{name} || 'mymaster';
+    mkdir $dir;
+    open(my $fh, '>', "$dir/sentinel.conf") or die "CG: sentinel.conf: $!\n";
+    print $fh join("\n", "port $port", 'bind 127.0.0.1',
+        'protected-mode no', 'daemonize no', "dir $dir",
+        "logfile $dir/sentinel.log", 'sentinel announce-ip 127.0.0.1',
+        "sentinel announce-port $port",
+        "sentinel monitor $name 127.0.0.1 $mport " . ($opt{quorum} || 2),
+        "sentinel down-after-milliseconds $name "
+            . ($opt{down_after} || 1000),
+        "sentinel failover-timeout $name " . ($opt{failover_timeout} || 5000),
+        "sentinel parallel-syncs $name 1",
+        $opt{password} ? "requirepass $opt{password}" : (), ''), "\n";
+    close $fh;
+    my @args = ("$dir/sentinel.conf", '--sentinel');
+    my $pid = _spawn({}, "$dir/stderr.log", 'redis-server', @args);
+    my $r = { port => $port, pid => $pid, dir => $dir, args => \@args };
+    push @{$self->{redis}}, $r;
+    $self->_redis_wait($r);
+    return $port;
+}
+
+# dns_start(\%answers): a DNS responder on a free loopback UDP port (for
+# nginx's "resolver 127.0.0.1:PORT"), answering A queries of the names in
+# the file dns_set() writes (TTL 1 s); other names: NXDOMAIN; other types:
+# no answer. Returns the port; stopped with the fake servers.
+sub dns_start {
+    my ($self, $answers) = @_;
+    my $file = "$self->{dir}/dns.txt";
+    $self->dns_set($answers || {});
+    my $sock;
+    for (1 .. 50) {
+        my $p = 20000 + int(rand(30000));
+        $sock = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$p",
+                                      Proto => 'udp') and last;
+    }
+    die "CG: dns_start: no UDP port\n" unless $sock;
+    my $port = $sock->sockport;
+    my $pid = fork;
+    die "CG: fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        while (1) {
+            my $from = $sock->recv(my $q, 512) or next;
+            next if length $q < 17;
+            my ($id, $flags) = unpack('n n', $q);
+            my ($off, @labels) = (12);
+            while ((my $l = ord substr($q, $off, 1)) && $off < length $q) {
+                push @labels, substr($q, $off + 1, $l);
+                $off += $l + 1;
+            }
+            my $qname = lc join('.', @labels);
+            my ($type) = unpack('n', substr($q, $off + 1, 2));
+            my $question = substr($q, 12, $off + 5 - 12);
+            my %map;
+            if (open(my $fh, '<', $file)) {
+                while (<$fh>) {
+                    my ($n, @ips) = split;
+                    $map{lc $n} = \@ips if defined $n;
+                }
+            }
+            my @ips = $type == 1 ? @{$map{$qname} || []} : ();
+            my $rcode = exists $map{$qname} ? 0 : 3;
+            my $r = pack('n n n n n n', $id, 0x8180 | ($flags & 0x0100)
+                             | $rcode, 1, scalar @ips, 0, 0) . $question;
+            $r .= pack('n n n N n C4', 0xc00c, 1, 1, 1, 4, split /\./)
+                for @ips;
+            $sock->send($r, 0, $from);
+        }
+    }
+    close $sock;
+    push @{$self->{daemons}}, $pid;
+    return $port;
+}
+
+# dns_set({ name => [ip, ...], ... }): what the DNS responder answers now
+sub dns_set {
+    my ($self, $answers) = @_;
+    my $file = "$self->{dir}/dns.txt";
+    open(my $fh, '>', "$file.new") or die "CG: dns: $!\n";
+    print $fh "$_ @{$answers->{$_}}\n" for sort keys %$answers;
+    close $fh;
+    rename "$file.new", $file or die "CG: dns: $!\n";
 }
 
 1;
