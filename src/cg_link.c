@@ -355,10 +355,6 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
 
     /* filled in by the parts that make them work */
 
-    if (conf->mode == NGX_HTTP_CG_LINK_CLUSTER) {
-        return "has \"cluster\": Redis Cluster is not supported yet";
-    }
-
     if (conf->mode == NGX_HTTP_CG_LINK_SENTINEL) {
         return "has \"sentinel=\": Redis Sentinel is not supported yet";
     }
@@ -1060,4 +1056,26 @@ ngx_http_cg_link_queue(ngx_http_cg_link_t *link, int argc,
     }
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_cg_link_move(ngx_http_cg_link_t *link, struct sockaddr *sockaddr,
+    socklen_t socklen)
+{
+    ngx_http_cg_link_set_addr(link, sockaddr, socklen);
+
+    ngx_http_cg_link_drop(link, NULL, 0);
+
+    if (link->retry.timer_set) {
+        ngx_del_timer(&link->retry);
+    }
+
+    /* a new place: no backoff earned at the old one */
+
+    link->stopped = 0;
+    link->backoff = 0;
+    link->failures = 0;
+
+    ngx_http_cg_link_connect(link);
 }

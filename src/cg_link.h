@@ -160,6 +160,14 @@ ngx_int_t ngx_http_cg_link_key(ngx_pool_t *pool, ngx_http_cg_link_conf_t *conf,
 void ngx_http_cg_link_set_addr(ngx_http_cg_link_t *link,
     struct sockaddr *sockaddr, socklen_t socklen);
 
+/*
+ * Connects to another address now (a Cluster's new master), also after
+ * ngx_http_cg_link_stop(): the current connection and its pending
+ * operations fail, the backoff starts again.
+ */
+void ngx_http_cg_link_move(ngx_http_cg_link_t *link,
+    struct sockaddr *sockaddr, socklen_t socklen);
+
 /* drops the connection (a protocol error seen by a user), reconnects later */
 void ngx_http_cg_link_fail(ngx_http_cg_link_t *link, const char *why);
 

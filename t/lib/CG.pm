@@ -722,24 +722,48 @@ sub _redis_wait {
         // '') unless $up;
 }
 
-# redis_cluster_start($n): $n cluster nodes (default 3), slots spread by
-# redis-cli --cluster create, waits for cluster_state:ok; returns the ports.
+# redis_cluster_start($masters, %opt): a Redis Cluster of $masters masters
+# (default 3), each with opt replicas => N replicas (default 1), made by
+# redis-cli --cluster create; cluster-node-timeout opt node_timeout (ms,
+# default 1000: failovers within a test's time) and
+# cluster-require-full-coverage no (a master lost stops only its slots);
+# opt args => [more server arguments]. Waits for cluster_state:ok on every
+# node; returns the ports (masters first, as redis-cli assigns them).
 sub redis_cluster_start {
-    my ($self, $n) = @_;
+    my ($self, $n, %opt) = @_;
     $n ||= 3;
-    my @ports = map { $self->redis_start(cluster => 1) } 1 .. $n;
+    my $replicas = $opt{replicas} // 1;
+    my @args = ('--cluster-node-timeout', $opt{node_timeout} || 1000,
+        '--cluster-require-full-coverage', 'no', @{$opt{args} || []});
+    my @ports = map { $self->redis_start(cluster => 1, args => \@args) }
+        1 .. $n * (1 + $replicas);
     my ($rc, $out) = _capture({}, 'redis-cli', '--cluster', 'create',
-        (map { "127.0.0.1:$_" } @ports), '--cluster-replicas', '0',
+        (map { "127.0.0.1:$_" } @ports), '--cluster-replicas', $replicas,
         '--cluster-yes');
     die "CG: redis-cli --cluster create failed:\n$out" if $rc;
     wait_until(sub {
         for my $p (@ports) {
-            return 0 unless $self->redis_cli({ port => $p }, 'cluster',
-                'info') =~ /cluster_state:ok/;
+            my $info = $self->redis_cli({ port => $p }, 'cluster', 'info');
+            return 0 unless $info =~ /cluster_state:ok/
+                && $info =~ /cluster_known_nodes:(\d+)/ && $1 == @ports;
         }
         return 1;
     }, 20 * $SLOW) or die "CG: redis cluster not ok\n";
     return @ports;
+}
+
+# redis_cluster_masters($port): { port of a master => [its slot ranges] },
+# as CLUSTER NODES on $port says (failed masters left out).
+sub redis_cluster_masters {
+    my ($self, $port) = @_;
+    my %m;
+    for my $line ($self->redis_cli({ port => $port }, 'cluster', 'nodes')) {
+        my @f = split ' ', $line;
+        next unless @f >= 8 && $f[2] =~ /\bmaster\b/ && $f[2] !~ /fail/;
+        my ($p) = $f[1] =~ /:(\d+)/;
+        $m{$p} = [ @f[8 .. $#f] ];
+    }
+    return \%m;
 }
 
 sub _redis {
@@ -794,7 +818,9 @@ sub redis_cli {
     my ($self, @args) = @_;
     my $opt = ref $args[0] eq 'HASH' ? shift @args : {};
     my $port = $opt->{port} || $self->redis_port;
-    open(my $fh, '-|', 'redis-cli', '-p', $port, @args)
+    # cluster => 1: redis-cli -c (follows MOVED)
+    open(my $fh, '-|', 'redis-cli', '-p', $port, ($opt->{cluster} ? '-c' : ()),
+        @args)
         or die "CG: redis-cli: $!\n";
     my $out = do { local $/; <$fh> } // '';
     close $fh;

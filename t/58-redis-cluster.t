@@ -1,0 +1,252 @@
+#!/usr/bin/perl
+
+# A Redis Cluster (3 masters + 3 replicas): "cluster" in client_guard_redis
+# with the seeds' addresses.  Quotas defined in Redis hold cluster-wide over
+# 2 nginx nodes for clients whose keys live on different masters, a change
+# made with redis-cli applies within a second, and a master killed under
+# traffic costs only its slots' clients the failure policy (within the
+# timeout, no 5xx), its replica being used within a second of promotion.
+# "cluster" against a Redis that is no Cluster says so in the log.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use CG;
+use Test::More;
+use HTTP::Tiny;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+
+my $redis = CG->new();
+my @ports = $redis->redis_cluster_start(3, replicas => 1);
+my $seed = $ports[0];
+
+sub cli { $redis->redis_cli({ port => $seed, cluster => 1 }, @_) }
+
+cli('HSET', 'cg:quotas', 'default', 'quota=1000000/h');
+cli('INCR', 'cg:version');
+
+my $seeds = join ' ', map { "127.0.0.1:$_" } @ports[0 .. 2];
+
+my @nodes;
+for my $i (0 .. 1) {
+    my $t = CG->new(redis_port => $seed);
+    $t->write_conf(CG::http(
+        quotas => ['default quota=10/h'],
+        redis => "$seeds cluster",
+        location => 'add_header X-Redis $client_guard_redis always; '
+            . 'empty_gif;'), workers => 2);
+    $t->start();
+    push @nodes, $t;
+}
+
+for my $t (@nodes) {
+    ok($t->wait_for_log(qr/redis cluster: \d+ slot ranges on 3 masters/, 5),
+       'the slot map: 3 masters');
+    ok(CG::wait_until(sub {
+        ($t->get('/', { 'X-Client-Id' => 'probe' })->{headers}{'x-redis'} // '')
+            eq 'LEASE' }, 5), 'node uses the Cluster');
+}
+
+# which master holds which client's keys: one request each, then SCAN
+
+my @names = map { sprintf 'team-%02d', $_ } 0 .. 39;
+$nodes[0]->get('/', { 'X-Client-Id' => $_ }) for @names;
+
+my $masters = $redis->redis_cluster_masters($seed);
+my %home;
+for my $m (keys %$masters) {
+    for my $key ($redis->redis_cli({ port => $m }, '--scan', '--pattern',
+                                   'cg:{*}team-*')) {
+        $home{$1} = $m if $key =~ /^cg:\{[^}]+\}(team-\d\d):/;
+    }
+}
+
+my %by;
+push @{$by{$home{$_}}}, $_ for grep { $home{$_} } @names;
+is(scalar(keys %by), 3, 'clients\' keys on the 3 masters')
+    or diag(explain \%home);
+my ($A, $B, $C) = map { $by{$_}[0] } sort keys %by;
+my $mA = $home{$A};
+note("A=$A on $mA, B=$B on $home{$B}, C=$C on $home{$C}");
+
+# a cluster-wide quota over 2 nodes, for clients on different masters
+
+my $QUOTA = 40;
+cli('HSET', 'cg:quotas', $A, "quota=$QUOTA/h", $B, "quota=$QUOTA/h");
+cli('INCR', 'cg:version');
+cli('PUBLISH', 'cg:changes', 'x');
+sleep(0.3);
+
+sub fan_out {
+    my ($work) = @_;
+    my @kids;
+    for my $t (@nodes) {
+        for (1 .. 2) {
+            pipe(my $rd, my $wr);
+            my $pid = fork;
+            if ($pid == 0) {
+                close $rd;
+                my $c = $work->($t);
+                print $wr join(',', map { "$_=$c->{$_}" } keys %$c);
+                close $wr;
+                POSIX::_exit(0);
+            }
+            close $wr;
+            push @kids, [$pid, $rd];
+        }
+    }
+    my %total;
+    for my $k (@kids) {
+        my $line = do { local $/; readline $k->[1] } // '';
+        waitpid($k->[0], 0);
+        $total{$1} += $2 while $line =~ /(\d+)=(\d+)/g;
+    }
+    return \%total;
+}
+
+for my $client ($A, $B) {
+    my $total = fan_out(sub {
+        $_[0]->statuses(30, '/', { 'X-Client-Id' => $client });
+    });
+    my $ok = ($total->{200} // 0);
+    ok($ok >= $QUOTA && $ok <= $QUOTA + 4,
+       "$client (keys on $home{$client}), 2 nodes at 3x the quota: "
+       . "$QUOTA admitted (+ at most 1 ahead a worker): $ok")
+        or diag(explain $total);
+    is(($total->{200} // 0) + ($total->{429} // 0), 120, 'the rest rejected');
+}
+
+# a change through redis-cli applies within a second
+
+cli('HSET', 'cg:quotas', $C, 'quota=2/h');
+cli('INCR', 'cg:version');
+cli('PUBLISH', 'cg:changes', $C);
+ok(CG::wait_until(sub {
+    $_->get('/', { 'X-Client-Id' => $C }) for @nodes;
+    $nodes[0]->get('/', { 'X-Client-Id' => $C })->{status} == 429
+        && $nodes[1]->get('/', { 'X-Client-Id' => $C })->{status} == 429
+}, 5), "$C held at 2/h");
+
+my $t0 = time;
+cli('HSET', 'cg:quotas', $C, 'quota=1000000/h');
+cli('INCR', 'cg:version');
+cli('PUBLISH', 'cg:changes', $C);
+my $applied = CG::wait_until(sub {
+    $nodes[0]->get('/', { 'X-Client-Id' => $C })->{status} == 200
+        && $nodes[1]->get('/', { 'X-Client-Id' => $C })->{status} == 200
+}, 5);
+my $took = time - $t0;
+ok($applied && $took < 1, sprintf('the change applied on both nodes in '
+   . '%.0f ms', 1000 * $took));
+
+# a master killed under traffic
+
+cli('HSET', 'cg:quotas', $A, 'quota=1000000/h', $B, 'quota=1000000/h');
+cli('INCR', 'cg:version');
+cli('PUBLISH', 'cg:changes', 'x');
+sleep(0.3);
+
+my $log = $redis->dir . '/traffic';
+my $stop = $redis->dir . '/traffic.stop';
+my @kids;
+for my $ti (0 .. $#nodes) {
+    my $t = $nodes[$ti];
+    for my $client ($A, $B, $C) {
+        my $pid = fork;
+        if ($pid == 0) {
+            my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
+            my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
+            open(my $fh, '>', "$log.$ti.$client") or die;
+            while (!-e $stop) {
+                my $s = time;
+                my $r = $http->get($url,
+                                   { headers => { 'X-Client-Id' => $client } });
+                printf $fh "%.4f %s %d %s %.1f\n", $s, $client, $r->{status},
+                    $r->{headers}{'x-redis'} // '-', 1000 * (time - $s);
+                sleep(0.002);
+            }
+            close $fh;
+            POSIX::_exit(0);
+        }
+        push @kids, $pid;
+    }
+}
+
+sleep(1.5);
+
+my ($victim) = grep { $_->{port} == $mA } @{$redis->{redis}};
+my $killed = time;
+kill 'KILL', $victim->{pid};
+waitpid($victim->{pid}, 0);
+delete $victim->{pid};
+
+my $promoted;
+my ($other) = grep { $_ != $mA } keys %$masters;
+CG::wait_until(sub {
+    my $m = $redis->redis_cluster_masters($other);
+    my @new = grep { !$masters->{$_} } keys %$m;
+    $promoted = time if @new;
+    return @new;
+}, 15);
+ok($promoted, sprintf('a replica promoted %.1f s after the kill',
+                      ($promoted // time) - $killed));
+
+sleep(2.5);
+open(my $fh, '>', $stop);
+close $fh;
+waitpid($_, 0) for @kids;
+
+my (%n, %worst, %down, @fivexx, $last_down);
+for my $file (glob("$log.*")) {
+    open(my $in, '<', $file) or die;
+    while (<$in>) {
+        my ($at, $client, $status, $how, $ms) = split;
+        $n{$client}++;
+        push @fivexx, $_ if $status >= 500;
+        next if $at < $killed;
+        if ($how ne 'LEASE') {
+            $down{$client}++;
+            $last_down = $at if $client eq $A
+                && (!defined $last_down || $at > $last_down);
+        }
+        $worst{$client} = $ms if !defined $worst{$client}
+            || $ms > $worst{$client};
+    }
+}
+
+is(scalar(@fivexx), 0, 'no 5xx through the failover')
+    or diag(join '', @fivexx[0 .. ($#fivexx > 9 ? 9 : $#fivexx)]);
+ok($down{$A}, "$A (its master killed): the failure policy "
+   . ($down{$A} // 0) . " times");
+ok(($worst{$A} // 1e9) < 100 + 150 * CG::slow(), "$A: decided within the "
+   . "timeout (100 ms): slowest $worst{$A} ms");
+ok(!$down{$B} && !$down{$C}, "$B and $C untouched: always a lease")
+    or diag(explain \%down);
+ok($n{$_} > 100, "$_: $n{$_} requests") for $A, $B, $C;
+ok(defined $promoted && defined $last_down
+   && $last_down - $promoted < 1.0,
+   sprintf("$A: the new master used %.0f ms after its promotion "
+           . '(last decision by the policy)',
+           1000 * (($last_down // 0) - ($promoted // 0))));
+
+$_->stop() for @nodes;
+$_->check_logs() for @nodes;
+
+# "cluster" given, but the server is no Cluster
+
+my $plain = CG->new();
+$plain->redis_start();
+$plain->write_conf(CG::http(
+    redis => '127.0.0.1:%%REDIS_PORT%% cluster',
+    location => 'empty_gif;'));
+$plain->start();
+ok($plain->wait_for_log(qr/redis 127\.0\.0\.1:\d+ is not a Redis Cluster, but "client_guard_redis" has "cluster"/, 5),
+   'a plain Redis with "cluster": the log says so');
+is($plain->get('/', { 'X-Client-Id' => 'x' })->{status}, 200,
+   'requests decided by the failure policy');
+$plain->stop();
+$plain->check_logs();
+
+done_testing();
