@@ -746,6 +746,10 @@ sub redis_cluster_start {
             my $info = $self->redis_cli({ port => $p }, 'cluster', 'info');
             return 0 unless $info =~ /cluster_state:ok/
                 && $info =~ /cluster_known_nodes:(\d+)/ && $1 == @ports;
+            # a replica that never synced is no candidate for a failover
+            $info = $self->redis_cli({ port => $p }, 'info', 'replication');
+            return 0 if $info =~ /role:slave/
+                && $info !~ /master_link_status:up/;
         }
         return 1;
     }, 20 * $SLOW) or die "CG: redis cluster not ok\n";
