@@ -151,38 +151,114 @@ my $took = time - $t0;
 ok($applied && $took < 1, sprintf('the change applied on both nodes in '
    . '%.0f ms', 1000 * $took));
 
-# a master killed under traffic
+# traffic: a process per node and client, each request logged as
+# "time client status $client_guard_redis ms"
+
+my ($log, $stop, @kids);
+my $round = 0;
+
+sub traffic_start {
+    my @clients = @_;
+    $round++;
+    $log = $redis->dir . "/traffic$round";
+    $stop = "$log.stop";
+    @kids = ();
+    for my $ti (0 .. $#nodes) {
+        my $t = $nodes[$ti];
+        for my $client (@clients) {
+            my $pid = fork;
+            if ($pid == 0) {
+                my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
+                my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
+                open(my $fh, '>', "$log.$ti.$client") or die;
+                while (!-e $stop) {
+                    my $s = time;
+                    my $r = $http->get($url,
+                        { headers => { 'X-Client-Id' => $client } });
+                    printf $fh "%.4f %s %d %s %.1f\n", $s, $client,
+                        $r->{status}, $r->{headers}{'x-redis'} // '-',
+                        1000 * (time - $s);
+                    sleep(0.002);
+                }
+                close $fh;
+                POSIX::_exit(0);
+            }
+            push @kids, $pid;
+        }
+    }
+}
+
+sub traffic_stop {
+    open(my $fh, '>', $stop);
+    close $fh;
+    waitpid($_, 0) for @kids;
+    my @rows;
+    for my $file (glob("$log.*")) {
+        open(my $in, '<', $file) or die;
+        push @rows, [ split ] while <$in>;
+    }
+    return sort { $a->[0] <=> $b->[0] } @rows;
+}
 
 cli('HSET', 'cg:quotas', $A, 'quota=1000000/h', $B, 'quota=1000000/h');
 cli('INCR', 'cg:version');
 cli('PUBLISH', 'cg:changes', 'x');
 sleep(0.3);
 
-my $log = $redis->dir . '/traffic';
-my $stop = $redis->dir . '/traffic.stop';
-my @kids;
-for my $ti (0 .. $#nodes) {
-    my $t = $nodes[$ti];
-    for my $client ($A, $B, $C) {
-        my $pid = fork;
-        if ($pid == 0) {
-            my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
-            my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
-            open(my $fh, '>', "$log.$ti.$client") or die;
-            while (!-e $stop) {
-                my $s = time;
-                my $r = $http->get($url,
-                                   { headers => { 'X-Client-Id' => $client } });
-                printf $fh "%.4f %s %d %s %.1f\n", $s, $client, $r->{status},
-                    $r->{headers}{'x-redis'} // '-', 1000 * (time - $s);
-                sleep(0.002);
-            }
-            close $fh;
-            POSIX::_exit(0);
-        }
-        push @kids, $pid;
+# a slot moved under traffic (resharding): ASK while it migrates, then
+# MOVED; B's leases follow it to the other master
+
+{
+    # to C's master: A's is killed below, and B must stay untouched then
+    my ($src, $dst) = ($home{$B}, $home{$C});
+    my $slot = 0 + $redis->redis_cli({ port => $src }, 'cluster', 'keyslot',
+        (grep { /\}\Q$B\E:/ } $redis->redis_cli({ port => $src }, '--scan',
+            '--pattern', "cg:{*}$B:*"))[0] // 'none');
+    my $src_id = $redis->redis_cli({ port => $src }, 'cluster', 'myid');
+    my $dst_id = $redis->redis_cli({ port => $dst }, 'cluster', 'myid');
+
+    my ($wkey) = grep { /:w:/ } $redis->redis_cli({ port => $src }, '--scan',
+        '--pattern', "cg:{*}$B:*");
+    my $before = $redis->redis_cli({ port => $src }, 'get', $wkey) || 0;
+
+    traffic_start($B);
+    sleep(1);
+    $redis->redis_cli({ port => $dst }, 'cluster', 'setslot', $slot,
+                      'importing', $src_id);
+    $redis->redis_cli({ port => $src }, 'cluster', 'setslot', $slot,
+                      'migrating', $dst_id);
+    sleep(0.3);
+    my @keys = $redis->redis_cli({ port => $src }, 'cluster',
+                                 'getkeysinslot', $slot, 1000);
+    $redis->redis_cli({ port => $src }, 'migrate', '127.0.0.1', $dst, '',
+                      0, 5000, 'keys', @keys) if @keys;
+    sleep(0.3);
+    my $moved = time;
+    for my $p (@ports) {
+        $redis->redis_cli({ port => $p }, 'cluster', 'setslot', $slot,
+                          'node', $dst_id);
     }
+    sleep(1);
+    my @rows = traffic_stop();
+
+    my @after = grep { $_->[0] > $moved + 0.3 } @rows;
+    is(scalar(grep { $_->[2] >= 500 } @rows), 0, 'resharding: no 5xx');
+    ok(@after > 50 && !grep({ $_->[3] =~ /^DOWN/ } @after),
+       'resharding: leases again once the slot moved ('
+       . scalar(@after) . ' requests)');
+    my $count = ($redis->redis_cli({ port => $dst }, 'get', $wkey) || 0)
+        - $before;
+    my $admitted = grep { $_->[2] == 200 } @rows;
+    ok($count >= $admitted - 20 && $count <= $admitted + 64,
+       "resharding: the window count on the new master ($count) follows "
+       . "what was admitted ($admitted)");
+    note(sprintf('resharding: %d of %d requests by the failure policy',
+                 scalar(grep { $_->[3] =~ /^DOWN/ } @rows), scalar(@rows)));
 }
+
+# a master killed under traffic
+
+traffic_start($A, $B, $C);
 
 sleep(1.5);
 
@@ -212,26 +288,20 @@ ok($promoted, sprintf('a replica promoted %.1f s after the kill',
                       ($promoted // time) - $killed));
 
 sleep(2.5);
-open(my $fh, '>', $stop);
-close $fh;
-waitpid($_, 0) for @kids;
 
 my (%n, %worst, %down, @fivexx, $last_down);
-for my $file (glob("$log.*")) {
-    open(my $in, '<', $file) or die;
-    while (<$in>) {
-        my ($at, $client, $status, $how, $ms) = split;
-        $n{$client}++;
-        push @fivexx, $_ if $status >= 500;
-        next if $at < $killed;
-        if ($how =~ /^DOWN/) {
-            $down{$client}++;
-            $last_down = $at if $client eq $A
-                && (!defined $last_down || $at > $last_down);
-        }
-        $worst{$client} = $ms if !defined $worst{$client}
-            || $ms > $worst{$client};
+for my $row (traffic_stop()) {
+    my ($at, $client, $status, $how, $ms) = @$row;
+    $n{$client}++;
+    push @fivexx, "@$row\n" if $status >= 500;
+    next if $at < $killed;
+    if ($how =~ /^DOWN/) {
+        $down{$client}++;
+        $last_down = $at if $client eq $A
+            && (!defined $last_down || $at > $last_down);
     }
+    $worst{$client} = $ms if !defined $worst{$client}
+        || $ms > $worst{$client};
 }
 
 is(scalar(@fivexx), 0, 'no 5xx through the failover')
