@@ -317,31 +317,58 @@ ngx_http_cg_route_node_t *
 ngx_http_cg_route_node(ngx_http_cg_route_t *route, ngx_http_cg_link_t *from,
     u_char *host, size_t host_len, in_port_t port)
 {
+    in_addr_t                  in;
     ngx_addr_t                 addr;
     ngx_uint_t                 i;
     ngx_sockaddr_t             sa;
     ngx_http_cg_route_node_t  *node, *spare;
 
+    /* no allocation: the map is read again and again */
+
+    addr.sockaddr = &sa.sockaddr;
+
+    if (host_len > 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+
     if (host_len == 0) {
         /* "the node that answered", on the port given */
 
         ngx_memcpy(&sa, from->addr.sockaddr, from->addr.socklen);
-        addr.sockaddr = &sa.sockaddr;
         addr.socklen = from->addr.socklen;
 
     } else {
-        if (ngx_parse_addr(ngx_cycle->pool, &addr, host, host_len)
-            != NGX_OK)
+        ngx_memzero(&sa, sizeof(ngx_sockaddr_t));
+
+        in = ngx_inet_addr(host, host_len);
+
+        if (in != INADDR_NONE) {
+            sa.sockaddr_in.sin_family = AF_INET;
+            sa.sockaddr_in.sin_addr.s_addr = in;
+            addr.socklen = sizeof(struct sockaddr_in);
+
+#if (NGX_HAVE_INET6)
+        } else if (ngx_inet6_addr(host, host_len,
+                                  sa.sockaddr_in6.sin6_addr.s6_addr)
+                   == NGX_OK)
         {
-            ngx_log_error(NGX_LOG_ERR, route->log, 0,
-                          "client guard: redis cluster node \"%*s\" is not "
-                          "an IP address (cluster-preferred-endpoint-type "
-                          "ip is needed)", host_len, host);
+            sa.sockaddr_in6.sin6_family = AF_INET6;
+            addr.socklen = sizeof(struct sockaddr_in6);
+#endif
+
+        } else {
+            if (!route->logged_name) {
+                route->logged_name = 1;
+                ngx_log_error(NGX_LOG_ERR, route->log, 0,
+                              "client guard: redis cluster node \"%*s\" is "
+                              "not an IP address (the module needs "
+                              "cluster-preferred-endpoint-type ip): its "
+                              "slots fail", host_len, host);
+            }
+
             return NULL;
         }
-
-        ngx_memcpy(&sa, addr.sockaddr, addr.socklen);
-        addr.sockaddr = &sa.sockaddr;
     }
 
     ngx_inet_set_port(addr.sockaddr, port);
@@ -596,13 +623,18 @@ ngx_http_cg_route_follow_tick(ngx_http_cg_route_t *route)
 
     link = route->link;
 
+    if (ngx_http_cg_link_ready(link)) {
+        /* its loss starts the tick again */
+        return;
+    }
+
+    ngx_add_timer(&route->tick, NGX_HTTP_CG_ROUTE_FAST);
+
     if (link->state != NGX_HTTP_CG_LINK_BACKOFF
         && link->state != NGX_HTTP_CG_LINK_IDLE)
     {
         return;
     }
-
-    ngx_add_timer(&route->tick, NGX_HTTP_CG_ROUTE_FAST);
 
     for (i = 0; i < route->leader->nnodes; i++) {
         to = route->leader->nodes[i].link;
