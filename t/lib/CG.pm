@@ -671,33 +671,30 @@ sub connect {
 
 # redis_start(%opt): starts redis-server on a free port (no persistence),
 # waits for PING; returns the port. %opt: args => [extra server arguments],
-# cluster => 1 (cluster-enabled; the bus port +10000 is locked too).
+# cluster => 1 (cluster-enabled, the bus on a port of its own).
 # Instances are numbered from 0 in start order; the redis_* methods below
 # take an instance index or a port, default the first instance.
 sub redis_start {
     my ($self, %opt) = @_;
     my $i = @{$self->{redis}};
-    my ($port, $bus_lock);
-    for (1 .. 50) {
-        delete $self->{ports}{"redis$i"};
-        delete $self->{locks}{"redis$i"};
-        $port = $self->port("redis$i");
-        last unless $opt{cluster};
-        last if $port + 10000 < 65536
-            && ($bus_lock = _lock_port($port + 10000));
-    }
+    my ($port, $bus);
+    $port = $self->port("redis$i");
+    # the cluster bus on a port of its own (cluster-port, Redis 7), picked
+    # as the others are: port + 10000 may be in the ephemeral range, where
+    # any outgoing connection may hold it
+    $bus = $self->port("redis${i}bus") if $opt{cluster};
     my $dir = "$self->{dir}/redis$i";
     mkdir $dir;
 
     my @args = ('--port', $port, '--bind', '127.0.0.1', '--save', '',
         '--appendonly', 'no', '--dir', $dir, '--logfile', "$dir/redis.log",
         '--daemonize', 'no', '--protected-mode', 'no');
-    push @args, '--cluster-enabled', 'yes',
+    push @args, '--cluster-enabled', 'yes', '--cluster-port', $bus,
         '--cluster-config-file', "nodes-$port.conf" if $opt{cluster};
     push @args, @{$opt{args} || []};
 
     my $pid = _spawn({}, "$dir/stderr.log", 'redis-server', @args);
-    my $r = { port => $port, pid => $pid, dir => $dir, bus => $bus_lock,
+    my $r = { port => $port, pid => $pid, dir => $dir, bus => $bus,
               args => \@args };
     push @{$self->{redis}}, $r;
     $self->_redis_wait($r);
