@@ -16,6 +16,7 @@ use CG;
 use Test::More;
 use HTTP::Tiny;
 use Compress::Zlib ();
+use JSON::PP ();
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
@@ -36,6 +37,7 @@ for my $i (0 .. 1) {
     $t->write_conf(CG::http(
         quotas => ['default quota=10/h'],
         redis => "$seeds cluster",
+        http => 'client_guard_status_publish interval=300ms;', status => 1,
         location => 'add_header X-Redis $client_guard_redis always; '
             . 'empty_gif;'), workers => 2);
     $t->start();
@@ -80,6 +82,21 @@ is(scalar(keys %by), 3, 'clients on the 3 masters')
 my ($A, $B, $C) = map { $by{$_} } sort keys %by;
 my $mA = $home{$A};
 note("A=$A on $mA, B=$B on $home{$B}, C=$C on $home{$C}");
+
+# the status part's keys, each on its master: the cluster view on node 1
+# has node 0's figures
+
+my $view;
+ok(CG::wait_until(sub {
+    my $r = $nodes[1]->get('/status?scope=cluster&limit=1000');
+    return 0 unless $r->{status} == 200;
+    $view = JSON::PP::decode_json($r->{content});
+    my %seen = map { $_->{name} => $_->{requests_total} }
+        @{ $view->{clients} };
+    return $view->{nodes_reporting} == 2
+        && 64 == grep { ($seen{$_} // 0) >= 1 } @probes;
+}, 10), 'the cluster view: 2 nodes reporting, node 0\'s 64 probes')
+    or diag(explain $view);
 
 # a cluster-wide quota over 2 nodes, for clients on different masters
 
