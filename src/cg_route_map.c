@@ -126,6 +126,11 @@ ngx_http_cg_route_create(ngx_cycle_t *cycle, ngx_http_cg_link_conf_t *conf,
     }
 
     if (route->cluster) {
+        route->slots = ngx_pcalloc(cycle->pool, CG_SLOTS);
+        if (route->slots == NULL) {
+            return NULL;
+        }
+
         route->link->on_state = ngx_http_cg_route_node_state;
         route->link->data = &route->nodes[0];
         route->nodes[0].route = route;
@@ -490,7 +495,7 @@ ngx_http_cg_route_slots(ngx_http_cg_link_t *link, redisReply *reply,
         route->nodes[i].used = 0;
     }
 
-    ngx_memzero(route->slots, sizeof(route->slots));
+    ngx_memzero(route->slots, CG_SLOTS);
 
     for (i = 0; i < n; i++) {
         node = ngx_http_cg_route_node(route, link, rg[i].host,
@@ -586,7 +591,7 @@ ngx_http_cg_route_ask(ngx_http_cg_route_t *route)
             if (route->nodes[0].used) {
                 /* the first master becomes the seed link again */
                 route->nodes[0].used = 0;
-                ngx_memzero(route->slots, sizeof(route->slots));
+                ngx_memzero(route->slots, CG_SLOTS);
                 route->mapped = 0;
                 ngx_http_cg_route_update(route);
             }

@@ -84,7 +84,7 @@ struct ngx_http_cg_route_s {
     unsigned                      quiet:1;
     unsigned                      logged_full:1;
     unsigned                      logged_name:1;
-    uint8_t                       slots[CG_SLOTS]; /* node + 1; 0: none */
+    uint8_t                      *slots;    /* CG_SLOTS: node + 1, 0: none */
 };
 
 
