@@ -22,6 +22,7 @@
     (3 * NGX_INT32_LEN                                                        \
      + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
                         + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
+                        + CG_SLOT_TAG_MAX                                     \
                         + NGX_INT64_LEN                                       \
                         + 2 * NGX_INT64_LEN + 2 * NGX_INT32_LEN))
 
@@ -47,6 +48,7 @@ struct ngx_http_cg_fetch_s {
     uint32_t                    qhash;
     cg_lease_out_t              out;      /* want, owed, back, started */
     size_t                      len;
+    ngx_uint_t                  bucket;   /* a Cluster's, else 0 */
     u_char                      name[CG_NAME_MAX];
 };
 
@@ -59,12 +61,18 @@ struct ngx_http_cg_batch_s {
     ngx_http_cg_batch_t        *next;     /* free list */
     ngx_http_cg_fetch_t        *fetches;
     ngx_uint_t                  n;
+    ngx_uint_t                  bucket;
     ngx_uint_t                  retried;  /* sent again with EVAL */
 };
 
 
 typedef struct {
-    ngx_http_cg_link_t         *link;     /* NULL: not started */
+    ngx_http_cg_route_t        *link;     /* NULL: not started */
+    ngx_uint_t                  buckets;  /* a Cluster: the hash tags */
+    uint16_t                    slot[NGX_HTTP_CG_LEASE_BUCKETS];
+    size_t                      tag_len[NGX_HTTP_CG_LEASE_BUCKETS];
+    u_char                      tag[NGX_HTTP_CG_LEASE_BUCKETS]
+                                   [CG_SLOT_TAG_MAX];
     ngx_str_t                   prefix;
     ngx_msec_t                  lease;
     ngx_uint_t                  ahead;
@@ -91,14 +99,24 @@ static ngx_http_cg_lease_batch_t  ngx_http_cg_lb;
 
 
 ngx_int_t
-ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
+ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     ngx_str_t *prefix, ngx_msec_t lease, ngx_uint_t ahead,
     ngx_http_cg_lease_done_pt done)
 {
     u_char                      md[SHA_DIGEST_LENGTH];
+    ngx_uint_t                  i;
     ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
 
     ngx_memzero(lb, sizeof(ngx_http_cg_lease_batch_t));
+
+    if (link->conf->mode == NGX_HTTP_CG_LINK_CLUSTER) {
+        lb->buckets = NGX_HTTP_CG_LEASE_BUCKETS;
+
+        for (i = 0; i < lb->buckets; i++) {
+            lb->tag_len[i] = cg_slot_bucket_tag(lb->tag[i], i, lb->buckets);
+            lb->slot[i] = cg_slot(lb->tag[i], lb->tag_len[i]);
+        }
+    }
 
     lb->link = link;
     lb->prefix = *prefix;
@@ -147,8 +165,44 @@ ngx_http_cg_lease_batch_ready(void)
     argv[2] = ngx_http_cg_lease_script;
     len[2] = sizeof(ngx_http_cg_lease_script) - 1;
 
-    (void) ngx_http_cg_link_send(ngx_http_cg_lb.link, 3, argv, len, NULL,
-                                 NULL);
+    (void) ngx_http_cg_route_send(ngx_http_cg_lb.link, 3, argv, len, NULL,
+                                  NULL);
+}
+
+
+static ngx_uint_t
+ngx_http_cg_lease_bucket_up(ngx_uint_t bucket)
+{
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    if (lb->buckets == 0) {
+        return ngx_http_cg_route_ready(lb->link);
+    }
+
+    return ngx_http_cg_route_slot_ready(lb->link, lb->slot[bucket]);
+}
+
+
+static ngx_uint_t
+ngx_http_cg_lease_bucket(u_char *name, size_t len)
+{
+    if (ngx_http_cg_lb.buckets == 0) {
+        return 0;
+    }
+
+    return ngx_crc32_short(name, len) % ngx_http_cg_lb.buckets;
+}
+
+
+ngx_uint_t
+ngx_http_cg_lease_batch_up(ngx_str_t *name)
+{
+    if (ngx_http_cg_lb.link == NULL) {
+        return 0;
+    }
+
+    return ngx_http_cg_lease_bucket_up(
+               ngx_http_cg_lease_bucket(name->data, name->len));
 }
 
 
@@ -244,7 +298,7 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     a.ahead = cg_lease_ahead(&f->quota, lb->ahead, NULL);
     a.ttl = cg_lease_ttl(&f->quota, now, lb->lease, 0);
     a.ttl_small = cg_lease_ttl(&f->quota, now, lb->lease, 1);
-    a.ready = ngx_http_cg_link_ready(lb->link)
+    a.ready = ngx_http_cg_lease_bucket_up(f->bucket)
               && !ngx_http_cg_lease_batch_broken();
 
     if (granted >= 0 && (int64_t) f->out.owed > granted) {
@@ -330,6 +384,17 @@ ngx_http_cg_batch_client_error(ngx_http_cg_fetch_t *f, redisReply *err)
     }
 
     logged = ngx_current_msec ? ngx_current_msec : 1;
+
+    if (ngx_http_cg_lb.buckets) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "client guard: lease script failed for \"%*s\": %*s "
+                      "(its keys in Redis: \"%V{%*s}%*s:*\")",
+                      f->len, f->name, (size_t) ngx_min(err->len, 512),
+                      err->str, &ngx_http_cg_lb.prefix,
+                      ngx_http_cg_lb.tag_len[f->bucket],
+                      ngx_http_cg_lb.tag[f->bucket], f->len, f->name);
+        return;
+    }
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "client guard: lease script failed for \"%*s\": %*s "
@@ -470,7 +535,8 @@ ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim, int64_t now)
  * One script call for the fetches of a batch: EVALSHA, or EVAL once the
  * script was found missing.  The arguments are built in the worker's
  * buffers (the link copies them into its output at once).  Every key of a
- * client shares its hash tag: one Cluster slot.
+ * client shares its hash tag, its name (or in a Cluster, its bucket's, as
+ * every client of the batch): one slot.
  */
 
 static ngx_int_t
@@ -519,7 +585,18 @@ ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
 
             argv[argc] = (const char *) p;
 
-            if (lim->type == CG_LIMIT_RATE) {
+            if (lb->buckets) {
+                p = ngx_slprintf(p, last, "%V{%*s}%*s:%s:%uD", &lb->prefix,
+                                 lb->tag_len[b->bucket], lb->tag[b->bucket],
+                                 f->len, f->name,
+                                 lim->type == CG_LIMIT_RATE ? "r" : "w",
+                                 lim->period);
+
+                if (lim->type != CG_LIMIT_RATE) {
+                    p = ngx_slprintf(p, last, ":%L", now / lim->period);
+                }
+
+            } else if (lim->type == CG_LIMIT_RATE) {
                 p = ngx_slprintf(p, last, "%V{%*s}:r:%uD", &lb->prefix,
                                  f->len, f->name, lim->period);
 
@@ -594,8 +671,8 @@ ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
         return NGX_ERROR;
     }
 
-    return ngx_http_cg_link_send(lb->link, argc, argv, len,
-                                 ngx_http_cg_batch_reply, b);
+    return ngx_http_cg_route_send_any(lb->link, argc, argv, len,
+                                      ngx_http_cg_batch_reply, b);
 }
 
 
@@ -609,45 +686,66 @@ ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
 static void
 ngx_http_cg_lease_batch_handler(ngx_event_t *ev)
 {
-    ngx_uint_t                  n;
+    ngx_uint_t                  n, k;
     ngx_http_cg_batch_t        *b;
     ngx_http_cg_fetch_t        *f, *head, *tail, *next;
+    ngx_http_cg_fetch_t        *list[NGX_HTTP_CG_LEASE_BUCKETS];
+    ngx_http_cg_fetch_t       **last[NGX_HTTP_CG_LEASE_BUCKETS];
     ngx_http_cg_lease_batch_t  *lb = ev->data;
 
-    while (lb->pending) {
-        head = lb->pending;
-        tail = head;
+    /* a Cluster's fetches by bucket (one slot a script call), in order */
 
-        for (n = 1; n < NGX_HTTP_CG_LEASE_BATCH && tail->next; n++) {
-            tail = tail->next;
-        }
+    list[0] = lb->pending;
 
-        lb->pending = tail->next;
-        tail->next = NULL;
+    for (k = 0; k < lb->buckets; k++) {
+        list[k] = NULL;
+        last[k] = &list[k];
+    }
 
-        if (lb->pending == NULL) {
-            lb->last = &lb->pending;
-        }
+    for (f = lb->pending; lb->buckets && f; f = next) {
+        next = f->next;
+        f->next = NULL;
+        *last[f->bucket] = f;
+        last[f->bucket] = &f->next;
+    }
 
-        b = ngx_http_cg_batch_alloc();
+    lb->pending = NULL;
+    lb->last = &lb->pending;
 
-        if (b) {
-            b->fetches = head;
-            b->n = n;
-            b->retried = 0;
+    for (k = 0; k < ngx_max(lb->buckets, 1); k++) {
 
-            if (ngx_http_cg_lease_batch_send(b) == NGX_OK) {
-                continue;
+        while (list[k]) {
+            head = list[k];
+            tail = head;
+
+            for (n = 1; n < NGX_HTTP_CG_LEASE_BATCH && tail->next; n++) {
+                tail = tail->next;
             }
 
-            ngx_http_cg_batch_free(b);
-        }
+            list[k] = tail->next;
+            tail->next = NULL;
 
-        /* not sent (the link is not ready): each fetch as if never made */
+            b = ngx_http_cg_batch_alloc();
 
-        for (f = head; f; f = next) {
-            next = f->next;
-            ngx_http_cg_fetch_unsent(f);
+            if (b) {
+                b->fetches = head;
+                b->n = n;
+                b->bucket = k;
+                b->retried = 0;
+
+                if (ngx_http_cg_lease_batch_send(b) == NGX_OK) {
+                    continue;
+                }
+
+                ngx_http_cg_batch_free(b);
+            }
+
+            /* not sent (the link is not ready): as if never made */
+
+            for (f = head; f; f = next) {
+                next = f->next;
+                ngx_http_cg_fetch_unsent(f);
+            }
         }
     }
 }
@@ -677,9 +775,10 @@ ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *rec,
     f->qhash = qhash;
     f->out = *out;
     f->len = name->len;
+    f->bucket = ngx_http_cg_lease_bucket(name->data, name->len);
     ngx_memcpy(f->name, name->data, name->len);
 
-    if (!ngx_http_cg_link_ready(lb->link)) {
+    if (!ngx_http_cg_lease_bucket_up(f->bucket)) {
         ngx_http_cg_fetch_unsent(f);
         return;
     }

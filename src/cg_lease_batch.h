@@ -22,12 +22,21 @@
 #include <ngx_core.h>
 
 #include "cg_lease.h"
-#include "cg_link.h"
+#include "cg_route.h"
 #include "cg_zone.h"
 
 
 /* clients in one call of the lease script, at most */
 #define NGX_HTTP_CG_LEASE_BATCH  64
+
+/*
+ * In a Redis Cluster, a client's keys carry the hash tag of one of so many
+ * buckets (by the CRC32 of its name) instead of its name, so that one
+ * script call serves the clients of a bucket: at most so many calls a turn
+ * of the event loop (and more only past NGX_HTTP_CG_LEASE_BATCH clients a
+ * bucket).  The buckets' tags spread over the slots evenly (cg_slot.h).
+ */
+#define NGX_HTTP_CG_LEASE_BUCKETS  16
 
 
 /* run after each reply, once its leases are in the records */
@@ -39,7 +48,7 @@ typedef void (*ngx_http_cg_lease_done_pt)(void);
  * traffic a lease covers and the "ahead" units (for the lease's life).
  */
 ngx_int_t ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle,
-    ngx_http_cg_link_t *link, ngx_str_t *prefix, ngx_msec_t lease,
+    ngx_http_cg_route_t *link, ngx_str_t *prefix, ngx_msec_t lease,
     ngx_uint_t ahead, ngx_http_cg_lease_done_pt done);
 
 /* the link is ready: the script is loaded ahead of the first EVALSHA */
@@ -50,6 +59,9 @@ void ngx_http_cg_lease_batch_abort(void);
 
 /* at the worker's exit: that, and the memory of init */
 void ngx_http_cg_lease_batch_exit(void);
+
+/* 1 when the master of the keys of client "name" is up (one Redis: up) */
+ngx_uint_t ngx_http_cg_lease_batch_up(ngx_str_t *name);
 
 /* 1 while the breaker is open: leases are not asked for */
 ngx_uint_t ngx_http_cg_lease_batch_broken(void);

@@ -20,7 +20,7 @@
 
 
 typedef struct {
-    ngx_http_cg_link_t         *link;     /* NULL: no Redis in this worker */
+    ngx_http_cg_route_t        *link;     /* NULL: no Redis in this worker */
     ngx_http_cg_lease_conf_t   *conf;
     ngx_msec_t                  timeout;
     ngx_uint_t                  nodes;    /* live, from heartbeats */
@@ -51,7 +51,7 @@ ngx_http_cg_lease_wake_handler(ngx_event_t *ev)
 
 
 void
-ngx_http_cg_lease_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
+ngx_http_cg_lease_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     ngx_http_cg_lease_conf_t *conf, ngx_msec_t timeout)
 {
     ngx_http_cg_lease_worker_t  *lw = &ngx_http_cg_lw;
@@ -149,7 +149,7 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
     in.ahead = cg_lease_ahead(lr->quota, lw->conf->ahead, &in.reserve);
     in.lease_ms = lw->conf->lease;
     in.timeout_ms = lw->timeout;
-    in.ready = ngx_http_cg_link_ready(lw->link);
+    in.ready = lw->link && ngx_http_cg_lease_batch_up(&lr->name);
     in.broken = ngx_http_cg_lease_batch_broken();
 
     cg_lease_take(&lr->rec->lease, &in, &lr->out);

@@ -21,7 +21,7 @@
 #include <ngx_http.h>
 
 #include "cg_lease.h"
-#include "cg_link.h"
+#include "cg_route.h"
 #include "cg_zone.h"
 
 
@@ -78,7 +78,7 @@ typedef struct {
  * At the worker's start: the link leases come from, the settings, and the
  * link's command timeout (how long a request waits at most).
  */
-void ngx_http_cg_lease_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
+void ngx_http_cg_lease_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     ngx_http_cg_lease_conf_t *conf, ngx_msec_t timeout);
 
 /* at its exit: requests still waiting are never resumed */

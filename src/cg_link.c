@@ -389,10 +389,6 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
 
     /* filled in by the parts that make them work */
 
-    if (conf->mode == NGX_HTTP_CG_LINK_CLUSTER) {
-        return "has \"cluster\": Redis Cluster is not supported yet";
-    }
-
     if (conf->tls) {
         return "has \"tls\": TLS to Redis is not supported yet";
     }
@@ -590,8 +586,9 @@ void
 ngx_http_cg_link_move(ngx_http_cg_link_t *link, struct sockaddr *sockaddr,
     socklen_t socklen)
 {
-    if (link->stopped
-        || ngx_cmp_sockaddr(sockaddr, socklen, link->addr.sockaddr,
+    if (!link->stopped
+        && link->state != NGX_HTTP_CG_LINK_IDLE
+        && ngx_cmp_sockaddr(sockaddr, socklen, link->addr.sockaddr,
                             link->addr.socklen, 1)
            == NGX_OK)
     {
@@ -602,14 +599,16 @@ ngx_http_cg_link_move(ngx_http_cg_link_t *link, struct sockaddr *sockaddr,
 
     ngx_http_cg_link_drop(link, link->state == NGX_HTTP_CG_LINK_READY
                                 ? "moving to the new master" : NULL, 0);
-    link->failures = 0;
 
     if (link->retry.timer_set) {
         ngx_del_timer(&link->retry);
     }
 
     ngx_http_cg_link_set_addr(link, sockaddr, socklen);
+
+    link->stopped = 0;
     link->backoff = 0;
+    link->failures = 0;
 
     ngx_http_cg_link_connect(link);
 }

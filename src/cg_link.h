@@ -184,8 +184,9 @@ void ngx_http_cg_link_set_addr(ngx_http_cg_link_t *link,
     struct sockaddr *sockaddr, socklen_t socklen);
 
 /*
- * The address changed (a new master): a link elsewhere drops and connects
- * there at once, without backoff; one already there is left alone.
+ * Connects to another address at once (a new master), without backoff, also
+ * after ngx_http_cg_link_stop(): the current connection and its pending
+ * operations fail.  A live link already there is left alone.
  */
 void ngx_http_cg_link_move(ngx_http_cg_link_t *link,
     struct sockaddr *sockaddr, socklen_t socklen);

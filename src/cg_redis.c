@@ -24,8 +24,8 @@
 
 typedef struct {
     ngx_http_cg_redis_conf_t   *conf;     /* NULL: no Redis in this worker */
-    ngx_http_cg_link_t         *link;
-    ngx_http_cg_link_t         *sub;
+    ngx_http_cg_route_t        *link;
+    ngx_http_cg_route_t        *sub;
     ngx_event_t                 poll;
     ngx_uint_t                  nodes;    /* live, from heartbeats */
     ngx_uint_t                  outages;
@@ -39,9 +39,9 @@ typedef struct {
 static ngx_http_cg_redis_worker_t  ngx_http_cg_redis_w;
 
 
-static void ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link,
+static void ngx_http_cg_redis_on_state(ngx_http_cg_route_t *link,
     ngx_uint_t ready);
-static void ngx_http_cg_redis_on_sub_state(ngx_http_cg_link_t *link,
+static void ngx_http_cg_redis_on_sub_state(ngx_http_cg_route_t *link,
     ngx_uint_t ready);
 static void ngx_http_cg_redis_on_push(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
@@ -412,21 +412,24 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    w->link = ngx_http_cg_link_create(cycle, rcf->server,
-                                      ngx_http_cg_redis_on_state, NULL, w);
-    w->sub = ngx_http_cg_link_create(cycle, rcf->server,
-                                     ngx_http_cg_redis_on_sub_state,
-                                     ngx_http_cg_redis_on_push, w);
+    w->link = ngx_http_cg_route_create(cycle, rcf->server,
+                                       ngx_http_cg_redis_on_state, NULL, w);
+    w->sub = ngx_http_cg_route_create(cycle, rcf->server,
+                                      ngx_http_cg_redis_on_sub_state,
+                                      ngx_http_cg_redis_on_push, w);
 
     if (w->link == NULL || w->sub == NULL
-        || ngx_http_cg_sentinel_follow(w->link) != NGX_OK
-        || ngx_http_cg_sentinel_follow(w->sub) != NGX_OK)
+        || ngx_http_cg_sentinel_follow(w->link->link) != NGX_OK
+        || ngx_http_cg_sentinel_follow(w->sub->link) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     /* the subscriber only logs at debug level: the main link speaks */
-    w->sub->quiet = 1;
+    ngx_http_cg_route_quiet(w->sub);
+
+    /* a Cluster's notices reach every node: any master of the map */
+    ngx_http_cg_route_follow(w->sub, w->link);
 
     /* the parts that use the link, from the bottom up */
 
@@ -447,8 +450,8 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
     w->poll.log = cycle->log;
     w->poll.cancelable = 1;
 
-    ngx_http_cg_link_start(w->link);
-    ngx_http_cg_link_start(w->sub);
+    ngx_http_cg_route_start(w->link);
+    ngx_http_cg_route_start(w->sub);
 
     ngx_add_timer(&w->poll, rcf->refresh);
 
@@ -475,8 +478,8 @@ ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_cg_lease_exit();
 
-    ngx_http_cg_link_stop(w->sub);
-    ngx_http_cg_link_stop(w->link);
+    ngx_http_cg_route_stop(w->sub);
+    ngx_http_cg_route_stop(w->link);
     ngx_http_cg_sentinel_exit();
 
     ngx_http_cg_lease_batch_exit();
@@ -489,7 +492,7 @@ ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
 /* link events */
 
 static void
-ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
+ngx_http_cg_redis_on_state(ngx_http_cg_route_t *link, ngx_uint_t ready)
 {
     ngx_http_cg_redis_worker_t  *w = link->data;
 
@@ -524,7 +527,7 @@ ngx_http_cg_redis_subscribed(ngx_http_cg_link_t *link, redisReply *reply,
 
 
 static void
-ngx_http_cg_redis_on_sub_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
+ngx_http_cg_redis_on_sub_state(ngx_http_cg_route_t *link, ngx_uint_t ready)
 {
     const char                 *argv[2];
     size_t                      len[2];
@@ -539,7 +542,7 @@ ngx_http_cg_redis_on_sub_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
     argv[1] = (const char *) w->k_channel.data;
     len[1] = w->k_channel.len;
 
-    (void) ngx_http_cg_link_send(link, 2, argv, len,
+    (void) ngx_http_cg_route_send(link, 2, argv, len,
                                   ngx_http_cg_redis_subscribed, w);
 
     /* a change may have been published while we were away */
@@ -594,7 +597,7 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
         ngx_add_timer(ev, w->conf->refresh);
     }
 
-    if (!ngx_http_cg_link_ready(w->link)) {
+    if (!ngx_http_cg_route_ready(w->link)) {
         return;
     }
 
@@ -620,7 +623,7 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
     argv[3] = (const char *) w->node_id.data;
     len[3] = w->node_id.len;
 
-    (void) ngx_http_cg_link_send(w->link, 4, argv, len, NULL, NULL);
+    (void) ngx_http_cg_route_send(w->link, 4, argv, len, NULL, NULL);
 
     argv[0] = "ZREMRANGEBYSCORE";
     len[0] = 16;
@@ -629,12 +632,12 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
     argv[3] = (const char *) old;
     len[3] = ngx_sprintf(old, "(%L", ms - NGX_HTTP_CG_REDIS_NODE_TTL) - old;
 
-    (void) ngx_http_cg_link_send(w->link, 4, argv, len, NULL, NULL);
+    (void) ngx_http_cg_route_send(w->link, 4, argv, len, NULL, NULL);
 
     argv[0] = "ZCARD";
     len[0] = 5;
 
-    (void) ngx_http_cg_link_send(w->link, 2, argv, len,
+    (void) ngx_http_cg_route_send(w->link, 2, argv, len,
                                  ngx_http_cg_redis_beat_done, w);
 }
 
@@ -644,8 +647,9 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
 ngx_uint_t
 ngx_http_cg_redis_link_state(void)
 {
-    return ngx_http_cg_redis_w.link ? ngx_http_cg_redis_w.link->state
-                                   : NGX_HTTP_CG_LINK_IDLE;
+    return ngx_http_cg_redis_w.link
+           ? ngx_http_cg_route_state(ngx_http_cg_redis_w.link)
+           : NGX_HTTP_CG_LINK_IDLE;
 }
 
 

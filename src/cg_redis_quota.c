@@ -46,7 +46,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_cg_link_t         *link;     /* NULL: no Redis */
+    ngx_http_cg_route_t        *link;     /* NULL: no Redis */
     ngx_http_cg_snap_t         *snap;     /* in force */
     ngx_http_cg_snap_t         *building; /* a load under way */
     ngx_uint_t                  reload;   /* a change seen meanwhile */
@@ -690,7 +690,7 @@ ngx_http_cg_redis_quota_load(void)
     const char          *argv[2];
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
-    if (!ngx_http_cg_link_ready(w->link)) {
+    if (!ngx_http_cg_route_ready(w->link)) {
         return;
     }
 
@@ -711,7 +711,7 @@ ngx_http_cg_redis_quota_load(void)
     argv[1] = (const char *) w->k_version.data;
     len[1] = w->k_version.len;
 
-    if (ngx_http_cg_link_send(w->link, 2, argv, len,
+    if (ngx_http_cg_route_send(w->link, 2, argv, len,
                                ngx_http_cg_redis_load_version, w)
         != NGX_OK)
     {
@@ -723,7 +723,7 @@ ngx_http_cg_redis_quota_load(void)
     argv[1] = (const char *) w->k_quotas.data;
     len[1] = w->k_quotas.len;
 
-    if (ngx_http_cg_link_send(w->link, 2, argv, len,
+    if (ngx_http_cg_route_send(w->link, 2, argv, len,
                                ngx_http_cg_redis_quotas_done, w)
         != NGX_OK)
     {
@@ -733,7 +733,7 @@ ngx_http_cg_redis_quota_load(void)
     argv[1] = (const char *) w->k_keys.data;
     len[1] = w->k_keys.len;
 
-    if (ngx_http_cg_link_send(w->link, 2, argv, len,
+    if (ngx_http_cg_route_send(w->link, 2, argv, len,
                                ngx_http_cg_redis_keys_done, w)
         != NGX_OK)
     {
@@ -837,7 +837,7 @@ ngx_http_cg_redis_loaded(void)
 /* worker start and exit, and the version poll */
 
 ngx_int_t
-ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
+ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     ngx_http_cg_link_conf_t *conf)
 {
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
@@ -911,7 +911,7 @@ ngx_http_cg_redis_quota_poll(ngx_msec_t backstop)
     const char          *argv[2];
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
-    if (!ngx_http_cg_link_ready(w->link)) {
+    if (!ngx_http_cg_route_ready(w->link)) {
         return;
     }
 
@@ -925,6 +925,6 @@ ngx_http_cg_redis_quota_poll(ngx_msec_t backstop)
     argv[1] = (const char *) w->k_version.data;
     len[1] = w->k_version.len;
 
-    (void) ngx_http_cg_link_send(w->link, 2, argv, len,
+    (void) ngx_http_cg_route_send(w->link, 2, argv, len,
                                  ngx_http_cg_redis_version_done, w);
 }

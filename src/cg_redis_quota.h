@@ -21,7 +21,7 @@
 #include <ngx_core.h>
 
 #include "cg_limiter.h"
-#include "cg_link.h"
+#include "cg_route.h"
 
 
 /* a bad value found in Redis, as the status output shows it */
@@ -36,7 +36,7 @@ typedef struct {
 
 /* at the worker's start: the link, and its configuration (the keys) */
 ngx_int_t ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle,
-    ngx_http_cg_link_t *link, ngx_http_cg_link_conf_t *conf);
+    ngx_http_cg_route_t *link, ngx_http_cg_link_conf_t *conf);
 void ngx_http_cg_redis_quota_exit(void);
 
 /* reads the definitions again (a change notice, the link ready again) */

@@ -538,7 +538,7 @@ ngx_http_cg_cluster_rank(ngx_http_cg_cluster_t *cl)
         lens[1] = sr->history.len + nd[i].name.len;
 
         if (nd[i].stale
-            || ngx_http_cg_link_send(sr->link, argc, argv, lens,
+            || ngx_http_cg_route_send(sr->link, argc, argv, lens,
                                      ngx_http_cg_cluster_history_done, cl)
                != NGX_OK)
         {
@@ -837,7 +837,7 @@ ngx_http_cg_cluster_nodes_done(ngx_http_cg_link_t *link, redisReply *reply,
         argv[1] = (char *) key;
         lens[1] = sr->stats.len + m->len;
 
-        if (ngx_http_cg_link_send(sr->link, 2, argv, lens,
+        if (ngx_http_cg_route_send(sr->link, 2, argv, lens,
                                    ngx_http_cg_cluster_stats_done, cl)
             != NGX_OK)
         {
@@ -872,7 +872,7 @@ ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
 
     sr = &ngx_http_cg_status_redis;
 
-    if (!ngx_http_cg_link_ready(sr->link)) {
+    if (!ngx_http_cg_route_ready(sr->link)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "client guard status: \"scope=cluster\" needs a "
                       "ready Redis link (client_guard_redis)");
@@ -915,7 +915,7 @@ ngx_http_cg_status_cluster(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     lens[3] = 2;
     lens[4] = 10;
 
-    if (ngx_http_cg_link_send(sr->link, 5, argv, lens,
+    if (ngx_http_cg_route_send(sr->link, 5, argv, lens,
                                ngx_http_cg_cluster_nodes_done, cl)
         != NGX_OK)
     {

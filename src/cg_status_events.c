@@ -21,12 +21,12 @@ static size_t ngx_http_cg_events_text(u_char *dst, ngx_str_t *arg,
     size_t max);
 static void ngx_http_cg_events_clean(u_char *dst, u_char *src, size_t len);
 static ngx_int_t ngx_http_cg_deploy_post(ngx_http_request_t *r,
-    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link, ngx_str_t *key);
+    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link, ngx_str_t *key);
 static ngx_int_t ngx_http_cg_incident_post(ngx_http_request_t *r,
-    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link, ngx_str_t *key);
-static void ngx_http_cg_deploy_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link, ngx_str_t *key);
+static void ngx_http_cg_deploy_xadd(ngx_http_cg_route_t *link, ngx_str_t *key,
     ngx_http_cg_deploy_t *d);
-static void ngx_http_cg_incident_xadd(ngx_http_cg_link_t *link,
+static void ngx_http_cg_incident_xadd(ngx_http_cg_route_t *link,
     ngx_str_t *key, ngx_http_cg_incident_t *in);
 static void ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
@@ -169,7 +169,7 @@ ngx_http_cg_events_clean(u_char *dst, u_char *src, size_t len)
 
 ngx_int_t
 ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
-    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link,
     ngx_http_cg_events_keys_t *keys)
 {
     ngx_int_t  rc;
@@ -206,7 +206,7 @@ ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
 
 static ngx_int_t
 ngx_http_cg_deploy_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_link_t *link, ngx_str_t *key)
+    ngx_http_cg_route_t *link, ngx_str_t *key)
 {
     int                         n;
     u_char                      team[CG_NAME_MAX];
@@ -285,7 +285,7 @@ ngx_http_cg_deploy_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
 
 
 void
-ngx_http_cg_events_fetch(ngx_http_cg_link_t *link,
+ngx_http_cg_events_fetch(ngx_http_cg_route_t *link,
     ngx_http_cg_events_keys_t *keys, ngx_http_cg_zone_t *zone)
 {
     size_t       lens[6];
@@ -305,7 +305,7 @@ ngx_http_cg_events_fetch(ngx_http_cg_link_t *link,
     lens[4] = 5;
     lens[5] = 2;
 
-    (void) ngx_http_cg_link_send(link, 6, argv, lens,
+    (void) ngx_http_cg_route_send(link, 6, argv, lens,
                                  ngx_http_cg_deploy_fetched, zone);
 
     /* an incident's events: at most as many as fit in this many */
@@ -315,7 +315,7 @@ ngx_http_cg_events_fetch(ngx_http_cg_link_t *link,
     argv[5] = "200";
     lens[5] = 3;
 
-    (void) ngx_http_cg_link_send(link, 6, argv, lens,
+    (void) ngx_http_cg_route_send(link, 6, argv, lens,
                                  ngx_http_cg_incidents_fetched, zone);
 }
 
@@ -413,14 +413,14 @@ ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link, redisReply *reply,
 /* a marker posted here goes to the stream too, with its time as the ID */
 
 static void
-ngx_http_cg_deploy_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+ngx_http_cg_deploy_xadd(ngx_http_cg_route_t *link, ngx_str_t *key,
     ngx_http_cg_deploy_t *d)
 {
     size_t       lens[9];
     const char  *argv[9];
     u_char       id[NGX_INT64_LEN + 3];
 
-    if (!ngx_http_cg_link_ready(link)) {
+    if (!ngx_http_cg_route_ready(link)) {
         return;
     }
 
@@ -454,11 +454,11 @@ ngx_http_cg_deploy_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
         av[9] = (char *) d->note;
         al[9] = d->note_len;
 
-        (void) ngx_http_cg_link_send(link, 10, av, al, NULL, NULL);
+        (void) ngx_http_cg_route_send(link, 10, av, al, NULL, NULL);
         return;
     }
 
-    (void) ngx_http_cg_link_send(link, 8, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_route_send(link, 8, argv, lens, NULL, NULL);
 }
 
 
@@ -543,7 +543,7 @@ ngx_http_cg_incident_state(ngx_str_t *v)
 
 static ngx_int_t
 ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_link_t *link, ngx_str_t *key)
+    ngx_http_cg_route_t *link, ngx_str_t *key)
 {
     uint64_t                    now, id;
     ngx_int_t                   state, created;
@@ -708,14 +708,14 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
 /* an incident's state goes to the stream as an event: all of it */
 
 static void
-ngx_http_cg_incident_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
+ngx_http_cg_incident_xadd(ngx_http_cg_route_t *link, ngx_str_t *key,
     ngx_http_cg_incident_t *in)
 {
     size_t       lens[16];
     u_char       ev[NGX_INT64_LEN + 3], id[NGX_INT64_LEN], eta[NGX_INT64_LEN];
     const char  *argv[16];
 
-    if (!ngx_http_cg_link_ready(link)) {
+    if (!ngx_http_cg_route_ready(link)) {
         return;
     }
 
@@ -752,7 +752,7 @@ ngx_http_cg_incident_xadd(ngx_http_cg_link_t *link, ngx_str_t *key,
     argv[15] = (char *) in->text;
     lens[15] = in->text_len;
 
-    (void) ngx_http_cg_link_send(link, 16, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_route_send(link, 16, argv, lens, NULL, NULL);
 }
 
 

@@ -21,7 +21,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "cg_link.h"
+#include "cg_route.h"
 #include "cg_parse.h"
 #include "cg_zone.h"
 
@@ -120,11 +120,11 @@ void ngx_http_cg_status_area_copy(ngx_http_cg_zone_t *zone,
  * updates one.  In the zone, and in the streams when "link" is ready.
  */
 ngx_int_t ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
-    ngx_http_cg_zone_t *zone, ngx_http_cg_link_t *link,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link,
     ngx_http_cg_events_keys_t *keys);
 
 /* reads the last events of the streams into the zone's area */
-void ngx_http_cg_events_fetch(ngx_http_cg_link_t *link,
+void ngx_http_cg_events_fetch(ngx_http_cg_route_t *link,
     ngx_http_cg_events_keys_t *keys, ngx_http_cg_zone_t *zone);
 
 /*

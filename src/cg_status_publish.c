@@ -251,16 +251,18 @@ ngx_http_cg_status_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    sr->link = ngx_http_cg_link_create(cycle, mcf->redis->server, NULL, NULL,
+    sr->link = ngx_http_cg_route_create(cycle, mcf->redis->server, NULL, NULL,
                                        w);
-    if (sr->link == NULL || ngx_http_cg_sentinel_follow(sr->link) != NGX_OK) {
+    if (sr->link == NULL
+        || ngx_http_cg_sentinel_follow(sr->link->link) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
     /* cg_redis's link reports the state of Redis: this one stays quiet */
-    sr->link->quiet = 1;
+    ngx_http_cg_route_quiet(sr->link);
 
-    ngx_http_cg_link_start(sr->link);
+    ngx_http_cg_route_start(sr->link);
 
     if (mcf->publish.interval) {
         ngx_http_cg_slice_init(&w->slice, ngx_http_cg_pub_step, w,
@@ -302,7 +304,7 @@ ngx_http_cg_status_exit_process(ngx_cycle_t *cycle)
         w->pub = NULL;
     }
 
-    ngx_http_cg_link_stop(sr->link);
+    ngx_http_cg_route_stop(sr->link);
     sr->link = NULL;
 }
 
@@ -336,7 +338,7 @@ ngx_http_cg_publish(ngx_event_t *ev)
         return;
     }
 
-    if (!ngx_http_cg_link_ready(sr->link)) {
+    if (!ngx_http_cg_route_ready(sr->link)) {
         return;
     }
 
@@ -643,7 +645,7 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     /* Redis went away meanwhile: this publication is lost, the next one
      * comes an interval later */
 
-    if (!ngx_http_cg_link_ready(sr->link)) {
+    if (!ngx_http_cg_route_ready(sr->link)) {
         return;
     }
 
@@ -652,9 +654,9 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[1] = pub->argv[1];
     lens[1] = pub->lens[1];
 
-    (void) ngx_http_cg_link_send(sr->link, 2, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_route_send(sr->link, 2, argv, lens, NULL, NULL);
 
-    (void) ngx_http_cg_link_send(sr->link, 4 + 2 * pub->top.n,
+    (void) ngx_http_cg_route_send(sr->link, 4 + 2 * pub->top.n,
                                  pub->argv, pub->lens, NULL, NULL);
 
     argv[0] = "PEXPIRE";
@@ -663,7 +665,7 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     lens[2] = ngx_sprintf(ttlb, "%uL", (uint64_t) w->mcf->publish.interval * 3)
               - ttlb;
 
-    (void) ngx_http_cg_link_send(sr->link, 3, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_route_send(sr->link, 3, argv, lens, NULL, NULL);
 
     if (pub->history && pub->top.n) {
         argv[0] = "DEL";
@@ -671,9 +673,9 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
         argv[1] = pub->hargv[1];
         lens[1] = pub->hlens[1];
 
-        (void) ngx_http_cg_link_send(sr->link, 2, argv, lens, NULL, NULL);
+        (void) ngx_http_cg_route_send(sr->link, 2, argv, lens, NULL, NULL);
 
-        (void) ngx_http_cg_link_send(sr->link, 2 + 2 * pub->top.n,
+        (void) ngx_http_cg_route_send(sr->link, 2 + 2 * pub->top.n,
                                      pub->hargv, pub->hlens, NULL, NULL);
 
         /* while the node publishes: three intervals, two steps */
@@ -686,7 +688,7 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
                               + 2 * w->mcf->anomaly.step_ms)
                   - ttlb;
 
-        (void) ngx_http_cg_link_send(sr->link, 3, argv, lens, NULL, NULL);
+        (void) ngx_http_cg_route_send(sr->link, 3, argv, lens, NULL, NULL);
     }
 
     argv[0] = "ZADD";
@@ -698,7 +700,7 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[3] = (char *) w->node.data;
     lens[3] = w->node.len;
 
-    (void) ngx_http_cg_link_send(sr->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_route_send(sr->link, 4, argv, lens, NULL, NULL);
 
     /* nodes gone for an hour leave the list */
 
@@ -709,7 +711,7 @@ ngx_http_cg_pub_send(ngx_http_cg_publish_worker_t *w, ngx_http_cg_pub_t *pub)
     argv[3] = (char *) ttlb;
     lens[3] = ngx_sprintf(ttlb, "%L", pub->now_ms - 3600 * 1000) - ttlb;
 
-    (void) ngx_http_cg_link_send(sr->link, 4, argv, lens, NULL, NULL);
+    (void) ngx_http_cg_route_send(sr->link, 4, argv, lens, NULL, NULL);
 }
 
 

@@ -19,7 +19,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "cg_link.h"
+#include "cg_route.h"
 #include "cg_status_events.h"
 
 
@@ -33,7 +33,7 @@ typedef struct {
 /* this worker's link, and the keys of the status part */
 
 typedef struct {
-    ngx_http_cg_link_t       *link;        /* NULL: no client_guard_redis */
+    ngx_http_cg_route_t      *link;        /* NULL: no client_guard_redis */
     ngx_str_t                 stats;       /* {prefix}stats: (node follows) */
     ngx_str_t                 nodes;       /* {prefix}stats-nodes */
     ngx_str_t                 history;     /* {prefix}history: (node) */

@@ -672,7 +672,7 @@ sub connect {
 
 # redis_start(%opt): starts redis-server on a free port (no persistence),
 # waits for PING; returns the port. %opt: args => [extra server arguments],
-# cluster => 1 (cluster-enabled; the bus port +10000 is locked too),
+# cluster => 1 (cluster-enabled, the bus on a port of its own),
 # bind => another loopback address (127.0.0.2), port => a given port (the
 # port of an instance on 127.0.0.1, for the same port on 127.0.0.2).
 # Instances are numbered from 0 in start order; the redis_* methods below
@@ -680,15 +680,12 @@ sub connect {
 sub redis_start {
     my ($self, %opt) = @_;
     my $i = @{$self->{redis}};
-    my ($port, $bus_lock);
-    for (1 .. 50) {
-        delete $self->{ports}{"redis$i"};
-        delete $self->{locks}{"redis$i"};
-        $port = $opt{port} || $self->port("redis$i");
-        last unless $opt{cluster};
-        last if $port + 10000 < 65536
-            && ($bus_lock = _lock_port($port + 10000));
-    }
+    my ($port, $bus);
+    $port = $opt{port} || $self->port("redis$i");
+    # the cluster bus on a port of its own (cluster-port, Redis 7), picked
+    # as the others are: port + 10000 may be in the ephemeral range, where
+    # any outgoing connection may hold it
+    $bus = $self->port("redis${i}bus") if $opt{cluster};
     my $dir = "$self->{dir}/redis$i";
     mkdir $dir;
 
@@ -696,12 +693,12 @@ sub redis_start {
         '--save', '',
         '--appendonly', 'no', '--dir', $dir, '--logfile', "$dir/redis.log",
         '--daemonize', 'no', '--protected-mode', 'no');
-    push @args, '--cluster-enabled', 'yes',
+    push @args, '--cluster-enabled', 'yes', '--cluster-port', $bus,
         '--cluster-config-file', "nodes-$port.conf" if $opt{cluster};
     push @args, @{$opt{args} || []};
 
     my $pid = _spawn({}, "$dir/stderr.log", 'redis-server', @args);
-    my $r = { port => $port, pid => $pid, dir => $dir, bus => $bus_lock,
+    my $r = { port => $port, pid => $pid, dir => $dir, bus => $bus,
               args => \@args, host => $opt{bind} };
     push @{$self->{redis}}, $r;
     $self->_redis_wait($r);
@@ -727,24 +724,52 @@ sub _redis_wait {
         // '') unless $up;
 }
 
-# redis_cluster_start($n): $n cluster nodes (default 3), slots spread by
-# redis-cli --cluster create, waits for cluster_state:ok; returns the ports.
+# redis_cluster_start($masters, %opt): a Redis Cluster of $masters masters
+# (default 3), each with opt replicas => N replicas (default 1), made by
+# redis-cli --cluster create; cluster-node-timeout opt node_timeout (ms,
+# default 1000: failovers within a test's time) and
+# cluster-require-full-coverage no (a master lost stops only its slots);
+# opt args => [more server arguments]. Waits for cluster_state:ok on every
+# node; returns the ports (masters first, as redis-cli assigns them).
 sub redis_cluster_start {
-    my ($self, $n) = @_;
+    my ($self, $n, %opt) = @_;
     $n ||= 3;
-    my @ports = map { $self->redis_start(cluster => 1) } 1 .. $n;
+    my $replicas = $opt{replicas} // 1;
+    my @args = ('--cluster-node-timeout', $opt{node_timeout} || 1000,
+        '--cluster-require-full-coverage', 'no', @{$opt{args} || []});
+    my @ports = map { $self->redis_start(cluster => 1, args => \@args) }
+        1 .. $n * (1 + $replicas);
     my ($rc, $out) = _capture({}, 'redis-cli', '--cluster', 'create',
-        (map { "127.0.0.1:$_" } @ports), '--cluster-replicas', '0',
+        (map { "127.0.0.1:$_" } @ports), '--cluster-replicas', $replicas,
         '--cluster-yes');
     die "CG: redis-cli --cluster create failed:\n$out" if $rc;
     wait_until(sub {
         for my $p (@ports) {
-            return 0 unless $self->redis_cli({ port => $p }, 'cluster',
-                'info') =~ /cluster_state:ok/;
+            my $info = $self->redis_cli({ port => $p }, 'cluster', 'info');
+            return 0 unless $info =~ /cluster_state:ok/
+                && $info =~ /cluster_known_nodes:(\d+)/ && $1 == @ports;
+            # a replica that never synced is no candidate for a failover
+            $info = $self->redis_cli({ port => $p }, 'info', 'replication');
+            return 0 if $info =~ /role:slave/
+                && $info !~ /master_link_status:up/;
         }
         return 1;
     }, 20 * $SLOW) or die "CG: redis cluster not ok\n";
     return @ports;
+}
+
+# redis_cluster_masters($port): { port of a master => [its slot ranges] },
+# as CLUSTER NODES on $port says (failed masters left out).
+sub redis_cluster_masters {
+    my ($self, $port) = @_;
+    my %m;
+    for my $line ($self->redis_cli({ port => $port }, 'cluster', 'nodes')) {
+        my @f = split ' ', $line;
+        next unless @f >= 8 && $f[2] =~ /\bmaster\b/ && $f[2] !~ /fail/;
+        my ($p) = $f[1] =~ /:(\d+)/;
+        $m{$p} = [ @f[8 .. $#f] ];
+    }
+    return \%m;
 }
 
 sub _redis {
@@ -800,7 +825,9 @@ sub redis_cli {
     my $opt = ref $args[0] eq 'HASH' ? shift @args : {};
     my $port = $opt->{port} || $self->redis_port;
     unshift @args, '-h', $opt->{host} if $opt->{host};
-    open(my $fh, '-|', 'redis-cli', '-p', $port, @args)
+    # cluster => 1: redis-cli -c (follows MOVED)
+    open(my $fh, '-|', 'redis-cli', '-p', $port, ($opt->{cluster} ? '-c' : ()),
+        @args)
         or die "CG: redis-cli: $!\n";
     my $out = do { local $/; <$fh> } // '';
     close $fh;
