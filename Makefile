@@ -175,9 +175,11 @@ check-embedded:
 # --- unit tests ---------------------------------------------------------------
 
 # t/unit/test_X.c is linked with src/X.c when it exists, plus any sources
-# listed in UNIT_SRCS_test_X (e.g. make UNIT_SRCS_test_cg_quota=src/a.c).
+# listed in UNIT_SRCS_test_X (e.g. make UNIT_SRCS_test_cg_quota=src/a.c)
+# and the libraries in UNIT_LIBS_test_X.
 UNIT_TESTS  := $(wildcard t/unit/test_*.c)
 UNIT_SRCS_test_cg_stats := src/cg_history.c
+UNIT_LIBS_test_cg_reply := -l:libhiredis.a
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -g -O1 $(CC_WARN) -Isrc $(ASAN_FLAGS) \
 	-fsanitize=undefined -fno-sanitize-recover=all
@@ -187,7 +189,7 @@ $(BUILD)/unit/test_%: t/unit/test_%.c $$(wildcard src/$$*.c) \
 		$$(UNIT_SRCS_test_$$*) $$(wildcard src/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(wildcard src/$*.c) \
-		$(UNIT_SRCS_test_$*) -lcmocka -lm
+		$(UNIT_SRCS_test_$*) -lcmocka -lm $(UNIT_LIBS_test_$*)
 
 unit: $(UNIT_BINS)
 	@set -e; for b in $(UNIT_BINS); do echo "== $$b"; $$b; done
