@@ -8,11 +8,11 @@
  * "walk", then freed; a protocol error ends the input, as it drops the
  * link.
  *
- * hiredis 0.14 allocates an array's pointers for whatever count a reply
- * announces; a count no allocator can give fails there, and the link
- * drops the connection ("out of memory").  So that this is what happens
- * under the fuzzer too, ASan returns NULL rather than stop for an
- * allocation over 1 GB (libFuzzer's own limit is 2 GB).
+ * hiredis 0.14 allocates an array's pointers as soon as a reply announces
+ * its count (up to 2^31 - 1); a count no allocator can give fails there,
+ * and the link drops the connection ("out of memory").  So that this is
+ * what happens under the fuzzer too, ASan returns NULL rather than stop
+ * for an allocation over 1 GB (libFuzzer's own limit is 2 GB).
  */
 
 

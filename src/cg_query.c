@@ -54,6 +54,23 @@ cg_query_is(const unsigned char *p, size_t len, const char *s)
 }
 
 
+/* the index of "p" (len bytes) in a list of names (NULL last), or -1 */
+
+static int
+cg_query_name(const char **names, const unsigned char *p, size_t len)
+{
+    int  i;
+
+    for (i = 0; names[i]; i++) {
+        if (cg_query_is(p, len, names[i])) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
 /* a decimal number, 0 .. INT64_MAX; 0 on success, -1 on error */
 
 static int
@@ -118,7 +135,6 @@ cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len)
 {
     int                   n;
     size_t                vlen;
-    unsigned              i;
     const unsigned char  *v;
 
     static const char  *formats[] = {
@@ -134,33 +150,21 @@ cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len)
     q->client_len = 0;
 
     if (cg_query_arg(args, len, "format", &v, &vlen) == 0) {
+        q->format = cg_query_name(formats, v, vlen);
 
-        for (i = 0; formats[i]; i++) {
-            if (cg_query_is(v, vlen, formats[i])) {
-                break;
-            }
-        }
-
-        if (formats[i] == NULL) {
+        if (q->format < 0) {
             return -1;
         }
-
-        q->format = (int) i;
     }
 
     if (cg_query_arg(args, len, "sort", &v, &vlen) == 0) {
+        n = cg_query_name(cg_query_sorts, v, vlen);
 
-        for (i = 0; cg_query_sorts[i]; i++) {
-            if (cg_query_is(v, vlen, cg_query_sorts[i])) {
-                break;
-            }
-        }
-
-        if (cg_query_sorts[i] == NULL) {
+        if (n < 0) {
             return -1;
         }
 
-        q->sort = i;
+        q->sort = (unsigned) n;
     }
 
     if (cg_query_arg(args, len, "limit", &v, &vlen) == 0
@@ -336,15 +340,7 @@ cg_event_clean(unsigned char *dst, const unsigned char *src, size_t len)
 int
 cg_event_state(const unsigned char *p, size_t len)
 {
-    int  i;
-
-    for (i = 0; cg_event_states[i]; i++) {
-        if (cg_query_is(p, len, cg_event_states[i])) {
-            return i;
-        }
-    }
-
-    return -1;
+    return cg_query_name(cg_event_states, p, len);
 }
 
 
