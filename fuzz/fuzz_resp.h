@@ -2,17 +2,11 @@
 /*
  * Copyright (C) client guard authors
  *
- * The RESP reply path of the fuzz targets, as cg_link.c has it: hiredis's
- * reader (built as the link builds it) fed the bytes in chunks of a size
- * the input says (as reads return them), every complete reply handed to
- * "walk", then freed; a protocol error ends the input, as it drops the
- * link.
- *
- * hiredis 0.14 allocates an array's pointers as soon as a reply announces
- * its count (up to 2^31 - 1); a count no allocator can give fails there,
- * and the link drops the connection ("out of memory").  So that this is
- * what happens under the fuzzer too, ASan returns NULL rather than stop
- * for an allocation over 1 GB (libFuzzer's own limit is 2 GB).
+ * The RESP reply path of the fuzz targets, as cg_link.c has it: the
+ * module's reader (cg_reply.c cg_reply_reader: hiredis's, its arrays
+ * bounded) fed the bytes in chunks of a size the input says (as reads
+ * return them), every complete reply handed to "walk", then freed; an
+ * error of the reader ends the input, as it drops the link.
  */
 
 
@@ -20,18 +14,8 @@
 #define _CG_FUZZ_RESP_H_INCLUDED_
 
 
-#include <hiredis/hiredis.h>
-
 #include "fuzz.h"
-
-
-const char *__asan_default_options(void);
-
-const char *
-__asan_default_options(void)
-{
-    return "allocator_may_return_null=1:max_allocation_size_mb=1024";
-}
+#include "cg_reply.h"
 
 
 typedef void (*cg_fuzz_walk_pt)(redisReply *r, void *data);
@@ -49,7 +33,7 @@ cg_fuzz_resp(uint8_t chunk, const uint8_t *data, size_t size,
 
     max = chunk ? chunk : 4096;
 
-    rd = redisReaderCreate();
+    rd = cg_reply_reader();
     cg_fuzz_check(rd != NULL);
 
     while (size) {

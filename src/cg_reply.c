@@ -9,6 +9,49 @@
 #include "cg_reply.h"
 
 
+typedef void *(*cg_reply_array_pt)(const redisReadTask *task, int elements);
+
+
+/* hiredis's functions that build a reply, but for an array's */
+
+static redisReplyObjectFunctions  cg_reply_fns;
+static cg_reply_array_pt          cg_reply_array;
+
+
+static void *
+cg_reply_bounded_array(const redisReadTask *task, int elements)
+{
+    if (elements > CG_REPLY_ARRAY_MAX) {
+        return NULL;
+    }
+
+    return cg_reply_array(task, elements);
+}
+
+
+redisReader *
+cg_reply_reader(void)
+{
+    redisReader  *rd;
+
+    rd = redisReaderCreate();
+
+    if (rd == NULL || rd->fn == NULL) {
+        return rd;
+    }
+
+    if (cg_reply_array == NULL) {
+        cg_reply_fns = *rd->fn;
+        cg_reply_array = cg_reply_fns.createArray;
+        cg_reply_fns.createArray = cg_reply_bounded_array;
+    }
+
+    rd->fn = &cg_reply_fns;
+
+    return rd;
+}
+
+
 int
 cg_reply_pair(const redisReply *r, size_t i, const unsigned char **field,
     size_t *field_len, const unsigned char **value, size_t *value_len)

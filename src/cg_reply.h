@@ -5,14 +5,15 @@
  * cg_reply: the shapes of the Redis replies the module walks, as
  * hiredis's reader builds them (redisReply), and nothing else.
  *
- * Owns: a pair of a hash reply (HGETALL of the quota definitions and of
- * the API keys, cg_redis_quota.c); the lease script's reply (cg_lease.lua:
- * CG_REPLY_LEASE integers per client, a client's first one possibly an
- * error text) checked as a whole, and a client's part of it taken into
- * cg_lease.h's answer (cg_lease_batch.c).  Pure: hiredis's types only, no
- * hiredis or nginx calls; unit tested in t/unit/test_cg_reply.c, fuzzed
- * with hiredis's reader in front by fuzz/fuzz_resp_lease.c and
- * fuzz/fuzz_resp_hash.c.
+ * Owns: the reader a link parses replies with (hiredis's, its arrays
+ * bounded: cg_link.c); a pair of a hash reply (HGETALL of the quota
+ * definitions and of the API keys, cg_redis_quota.c); the lease script's
+ * reply (cg_lease.lua: CG_REPLY_LEASE integers per client, a client's
+ * first one possibly an error text) checked as a whole, and a client's
+ * part of it taken into cg_lease.h's answer (cg_lease_batch.c).  Pure:
+ * hiredis's reader and types only, no nginx calls; unit tested in
+ * t/unit/test_cg_reply.c, fuzzed with the reader in front by
+ * fuzz/fuzz_resp_lease.c and fuzz/fuzz_resp_hash.c.
  */
 
 
@@ -29,6 +30,21 @@
 
 /* integers per client in the reply of the lease script */
 #define CG_REPLY_LEASE      (4 + CG_MAX_LIMITS)
+
+/*
+ * The most elements an array of a reply may announce: hiredis allocates
+ * their pointers as soon as it reads the count (up to 2^31 - 1: 16 GB),
+ * and frees them one by one.  This is 2 million pairs of a hash, 32 MB.
+ */
+#define CG_REPLY_ARRAY_MAX  (1 << 22)
+
+
+/*
+ * hiredis's reader, but for an array of more than CG_REPLY_ARRAY_MAX
+ * elements: that is an error of the reader ("Out of memory"), as for a
+ * reply that breaks the protocol.  NULL without memory.
+ */
+redisReader *cg_reply_reader(void);
 
 
 /*

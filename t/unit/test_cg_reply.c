@@ -1,11 +1,12 @@
 /*
- * Unit tests for src/cg_reply.c: the Redis replies the module walks, made
- * from their RESP text by hiredis's reader as the link makes them.
+ * Unit tests for src/cg_reply.c: the reader of a link, and the Redis
+ * replies the module walks, made from their RESP text by that reader.
  */
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -20,7 +21,7 @@ reply(const char *resp)
     void         *r;
     redisReader  *rd;
 
-    rd = redisReaderCreate();
+    rd = cg_reply_reader();
     assert_non_null(rd);
     assert_int_equal(redisReaderFeed(rd, resp, strlen(resp)), REDIS_OK);
 
@@ -147,10 +148,79 @@ test_lease(void **state)
 }
 
 
+/* the text's first reply: REDIS_OK (NULL while incomplete), or the error */
+
+static int
+first(const char *resp, size_t len, redisReply **r)
+{
+    int           rc;
+    redisReader  *rd;
+
+    rd = cg_reply_reader();
+    assert_non_null(rd);
+    assert_int_equal(redisReaderFeed(rd, resp, len), REDIS_OK);
+
+    *r = NULL;
+    rc = redisReaderGetReply(rd, (void **) r);
+
+    redisReaderFree(rd);
+
+    return rc;
+}
+
+
+/*
+ * An array of more elements than CG_REPLY_ARRAY_MAX is an error as soon
+ * as its count is read (found by fuzz/fuzz_resp_lease.c: "*84967296" made
+ * hiredis allocate 680 MB and spend seconds freeing them), at any depth;
+ * up to that it is read, and replies are as hiredis makes them
+ */
+
+static void
+test_reader(void **state)
+{
+    char         text[64];
+    redisReply  *r;
+
+    snprintf(text, sizeof(text), "*%d\r\n", CG_REPLY_ARRAY_MAX + 1);
+    assert_int_equal(first(text, strlen(text), &r), REDIS_ERR);
+
+    snprintf(text, sizeof(text), "*2\r\n:1\r\n*%d\r\n",
+             CG_REPLY_ARRAY_MAX + 1);
+    assert_int_equal(first(text, strlen(text), &r), REDIS_ERR);
+
+    assert_int_equal(first("*2147483647\r\n", 13, &r), REDIS_ERR);
+
+    snprintf(text, sizeof(text), "*%d\r\n:1\r\n", CG_REPLY_ARRAY_MAX);
+    assert_int_equal(first(text, strlen(text), &r), REDIS_OK);
+    assert_null(r);
+
+    /* every kind of reply */
+
+    snprintf(text, sizeof(text), "*5\r\n:-3\r\n$2\r\nab\r\n+OK\r\n"
+             "-ERR x\r\n$-1\r\n");
+    assert_int_equal(first(text, strlen(text), &r), REDIS_OK);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 5);
+    assert_int_equal(r->element[0]->integer, -3);
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_STRING);
+    assert_int_equal(r->element[2]->type, REDIS_REPLY_STATUS);
+    assert_int_equal(r->element[3]->type, REDIS_REPLY_ERROR);
+    assert_int_equal(r->element[4]->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+
+    /* a protocol error is one */
+
+    assert_int_equal(first("?\r\n", 3, &r), REDIS_ERR);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reader),
         cmocka_unit_test(test_pairs),
         cmocka_unit_test(test_lease),
     };
