@@ -4,7 +4,13 @@
 #   make NGINX_SRC=DIR   module and nginx binary in an upstream source tree
 #   make deps            install what the tests need (apt-get, once)
 #   make unit            C unit tests t/unit/test_*.c (cmocka, ASan+UBSan)
-#   make test            deps, module, unit, prove, then prove under ASan
+#   make fuzz            libFuzzer targets fuzz/fuzz_*.c (clang, ASan+UBSan),
+#                        each FUZZ_SECONDS (60) on a copy of its seed corpus
+#                        fuzz/corpus/<name>/ (in build/fuzz/); fails on any
+#                        crash (FUZZ_TARGETS="query event" to pick some)
+#   make fuzz-smoke      the same, FUZZ_SMOKE_SECONDS (3) each: part of test
+#   make test            deps, module, unit, fuzz-smoke, prove, then prove
+#                        under ASan
 #                        (TESTS=t/ PROVE_JOBS=2 TEST_ASAN=1)
 #   make asan            module built with AddressSanitizer (build/asan/)
 #   make test-static NGINX_SRC=DIR   the module built into nginx, and the suite
@@ -67,7 +73,8 @@ DEPS_BUILD  := gcc make libc6-dev nginx nginx-dev libhiredis-dev \
 	libpcre2-dev libssl-dev zlib1g-dev openssl perl
 DEPS_STATUS := prometheus chromium
 DEPS_DEB    := debhelper dpkg-dev lintian
-DEPS_TEST   := $(DEPS_BUILD) redis-server libcmocka-dev \
+DEPS_FUZZ   := clang libclang-rt-14-dev libhiredis-dev
+DEPS_TEST   := $(DEPS_BUILD) redis-server libcmocka-dev $(DEPS_FUZZ) \
 	libio-socket-ssl-perl procps curl libnginx-mod-nchan $(DEPS_STATUS) \
 	$(DEPS_DEB)
 DEPS_DEMO   := $(DEPS_BUILD) redis-server procps curl
@@ -90,7 +97,8 @@ define apt_install
 endef
 
 .PHONY: all module deps deps-test deps-demo deps-bench deps-status deps-all \
-	unit test prove asan test-asan prove-asan test-static demo bench clean check-embedded
+	unit fuzz fuzz-build fuzz-smoke test prove asan test-asan prove-asan \
+	test-static demo bench clean check-embedded
 
 all: module
 
@@ -179,9 +187,11 @@ check-embedded:
 # --- unit tests ---------------------------------------------------------------
 
 # t/unit/test_X.c is linked with src/X.c when it exists, plus any sources
-# listed in UNIT_SRCS_test_X (e.g. make UNIT_SRCS_test_cg_quota=src/a.c).
+# listed in UNIT_SRCS_test_X (e.g. make UNIT_SRCS_test_cg_quota=src/a.c)
+# and the libraries in UNIT_LIBS_test_X.
 UNIT_TESTS  := $(wildcard t/unit/test_*.c)
 UNIT_SRCS_test_cg_stats := src/cg_history.c
+UNIT_LIBS_test_cg_reply := -l:libhiredis.a
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -g -O1 $(CC_WARN) -Isrc $(ASAN_FLAGS) \
 	-fsanitize=undefined -fno-sanitize-recover=all
@@ -191,10 +201,72 @@ $(BUILD)/unit/test_%: t/unit/test_%.c $$(wildcard src/$$*.c) \
 		$$(UNIT_SRCS_test_$$*) $$(wildcard src/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(wildcard src/$*.c) \
-		$(UNIT_SRCS_test_$*) -lcmocka -lm
+		$(UNIT_SRCS_test_$*) -lcmocka -lm $(UNIT_LIBS_test_$*)
 
 unit: $(UNIT_BINS)
 	@set -e; for b in $(UNIT_BINS); do echo "== $$b"; $$b; done
+
+# --- fuzzing ------------------------------------------------------------------
+
+# fuzz/fuzz_X.c is built with the pure sources in FUZZ_SRCS_X into
+# build/fuzz/fuzz_X, and runs on a copy of fuzz/corpus/X/ (what it finds
+# stays in build/fuzz/corpus/X/; a crash is written as
+# build/fuzz/crash-X-*, and replays with build/fuzz/fuzz_X FILE); the
+# dictionary fuzz/X.dict when there is one.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_ALL     := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_ALL))
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(CC_WARN) -Isrc -Ifuzz \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_SRCS_quota_arg   := src/cg_parse.c
+FUZZ_SRCS_redis_quota := src/cg_parse.c src/cg_limiter.c src/cg_lease.c
+FUZZ_SRCS_api_key     := src/cg_parse.c
+FUZZ_SRCS_query       := src/cg_query.c
+FUZZ_SRCS_accept      := src/cg_query.c
+FUZZ_SRCS_event       := src/cg_query.c
+FUZZ_SRCS_resp_lease  := src/cg_reply.c src/cg_lease.c
+FUZZ_SRCS_resp_hash   := src/cg_reply.c src/cg_parse.c
+FUZZ_LIBS_resp_lease  := -l:libhiredis.a
+FUZZ_LIBS_resp_hash   := -l:libhiredis.a
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard src/*.h) \
+		$$(wildcard fuzz/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*) -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+# $(call fuzz_run,seconds): every target of FUZZ_TARGETS that long, all of
+# them run; fails when any found a crash (or a leak, a timeout, an OOM)
+define fuzz_run
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	    c='$(FUZZ_DIR)/corpus/'$$t; \
+	    rm -rf "$$c"; mkdir -p "$$c"; cp fuzz/corpus/$$t/* "$$c"/; \
+	    dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	    echo "== fuzz_$$t, $(1) s"; \
+	    if ! '$(FUZZ_DIR)'/fuzz_$$t -max_total_time=$(1) -timeout=10 \
+	            -print_final_stats=1 $$dict \
+	            -artifact_prefix='$(FUZZ_DIR)'/crash-$$t- "$$c" \
+	            > '$(FUZZ_DIR)'/fuzz_$$t.log 2>&1; then \
+	        tail -40 '$(FUZZ_DIR)'/fuzz_$$t.log; failed="$$failed $$t"; \
+	    fi; \
+	    grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units)' \
+	        '$(FUZZ_DIR)'/fuzz_$$t.log | tail -1; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed"; exit 1; fi
+endef
+
+fuzz: fuzz-build
+	$(call fuzz_run,$(FUZZ_SECONDS))
+
+fuzz-smoke: fuzz-build
+	$(call fuzz_run,$(FUZZ_SMOKE_SECONDS))
 
 # --- tests ----------------------------------------------------------------------
 
@@ -206,6 +278,7 @@ test:
 	$(MAKE) --no-print-directory deps
 	$(MAKE) --no-print-directory module
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory prove
 	@if [ '$(TEST_ASAN)' = 1 ]; then \
 	    $(MAKE) --no-print-directory asan && \

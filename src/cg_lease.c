@@ -257,11 +257,8 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
         headroom = 1;    /* not said: neither plenty nor nothing */
 
     } else {
-        binding = a->binding - 1;
-
-        if (binding < 0 || binding >= (int64_t) a->nlimits) {
-            binding = 0;
-        }
+        binding = (a->binding >= 1 && a->binding <= (int64_t) a->nlimits)
+                  ? a->binding - 1 : 0;
 
         headroom = cg_max(a->headroom, 0);
         headroom = cg_min(headroom, (int64_t) UINT32_MAX);

@@ -14,6 +14,7 @@
 
 #include "cg_lease_batch.h"
 #include "cg_lease_lua.h"
+#include "cg_reply.h"
 
 
 /* the text of one client's part of a lease call, at most */
@@ -28,7 +29,7 @@
 
 /* integers per client in the reply of the lease script */
 
-#define NGX_HTTP_CG_LEASE_REPLY  (4 + CG_MAX_LIMITS)
+#define NGX_HTTP_CG_LEASE_REPLY  CG_REPLY_LEASE
 
 /* the arguments of a lease call, at most */
 
@@ -268,7 +269,7 @@ static void
 ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     int64_t granted)
 {
-    int                         i, charge;
+    int                         charge;
     int64_t                     now;
     ngx_str_t                   name;
     ngx_time_t                 *tp;
@@ -281,14 +282,7 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
 
     /* the client's part of the reply, or none */
 
-    a.granted = granted;
-    a.retry = e ? e[1]->integer : 0;
-    a.binding = e ? e[2]->integer : 0;
-    a.headroom = e ? e[3]->integer : 0;
-
-    for (i = 0; i < CG_MAX_LIMITS; i++) {
-        a.rest[i] = e ? e[4 + i]->integer : 0;
-    }
+    cg_reply_lease_part(e, granted, &a);
 
     a.nlimits = f->quota.nlimits;
     a.qhash = f->qhash;
@@ -442,7 +436,6 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
 {
     ngx_http_cg_batch_t  *b = data;
 
-    size_t                i;
     redisReply          **e;
     ngx_http_cg_fetch_t  *f, *next;
 
@@ -460,23 +453,7 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
         reply = NULL;
     }
 
-    e = NULL;
-
-    if (reply && reply->type == REDIS_REPLY_ARRAY
-        && reply->elements == NGX_HTTP_CG_LEASE_REPLY * b->n)
-    {
-        e = reply->element;
-
-        for (i = 0; i < reply->elements; i++) {
-            if (e[i]->type != REDIS_REPLY_INTEGER
-                && !(i % NGX_HTTP_CG_LEASE_REPLY == 0
-                     && e[i]->type == REDIS_REPLY_STRING))
-            {
-                e = NULL;
-                break;
-            }
-        }
-    }
+    e = (reply && cg_reply_lease(reply, b->n)) ? reply->element : NULL;
 
     if (reply && e == NULL) {
 

@@ -21,6 +21,14 @@
 
 #define CG_NS_PER_MS  1000000LL
 
+/*
+ * The longest tolerance, in ns: 146 years.  A burst that covers more (at
+ * 1r/d, a burst over 53,000; any limit's burst may be up to 10^12) admits
+ * no more than this one does, and the sums of times below stay within
+ * 64 bits until the year 2116.
+ */
+#define CG_TAU_MAX    ((int64_t) 1 << 62)
+
 
 static int64_t
 cg_limit_interval(const cg_limit_t *lim)
@@ -57,7 +65,8 @@ cg_limit_rate(const cg_limit_t *lim, cg_limit_state_t *st, int64_t now,
 
     t = cg_limit_interval(lim);
     cap = cg_limit_capacity(lim);
-    tau = (int64_t) lim->burst * t;
+    tau = (lim->burst > (uint64_t) (CG_TAU_MAX / t))
+          ? CG_TAU_MAX : (int64_t) lim->burst * t;
     nowns = now * CG_NS_PER_MS;
 
     /*
@@ -73,6 +82,10 @@ cg_limit_rate(const cg_limit_t *lim, cg_limit_state_t *st, int64_t now,
 
     if (cost > cap) {
         cost = cap + 1;   /* can never pass */
+    }
+
+    if (cost > (uint64_t) (CG_TAU_MAX / t)) {
+        cost = CG_TAU_MAX / t + 2;   /* more than tau + t: never passes */
     }
 
     new_tat = tat + (int64_t) cost * t;

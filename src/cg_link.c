@@ -12,6 +12,7 @@
 #include <ngx_event_connect.h>
 
 #include "cg_link.h"
+#include "cg_reply.h"
 
 
 #define NGX_HTTP_CG_LINK_BACKOFF_MIN   100
@@ -670,7 +671,7 @@ ngx_http_cg_link_connected(ngx_http_cg_link_t *link)
         redisReaderFree(link->reader);
     }
 
-    link->reader = redisReaderCreate();
+    link->reader = cg_reply_reader();
     if (link->reader == NULL) {
         ngx_http_cg_link_drop(link, "out of memory", 1);
         return;

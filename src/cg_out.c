@@ -212,24 +212,10 @@ ngx_http_cg_out_send(ngx_http_cg_out_t *o, ngx_uint_t status)
 ngx_uint_t
 ngx_http_cg_out_accept(ngx_http_request_t *r)
 {
-    ngx_str_t        *v;
+    int               format;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
-
-    /* the first of these an Accept header names, in this order */
-
-    static struct {
-        ngx_str_t     type;
-        ngx_uint_t    format;
-    } types[] = {
-        { ngx_string("application/openmetrics-text"),
-          NGX_HTTP_CG_FMT_OPENM },
-        { ngx_string("application/json"), NGX_HTTP_CG_FMT_JSON },
-        { ngx_string("text/html"), NGX_HTTP_CG_FMT_HTML },
-        { ngx_string("text/plain"), NGX_HTTP_CG_FMT_PROM },
-        { ngx_null_string, 0 }
-    }, *t;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -252,15 +238,10 @@ ngx_http_cg_out_accept(ngx_http_request_t *r)
             continue;
         }
 
-        v = &h[i].value;
+        format = cg_query_accept(h[i].value.data, h[i].value.len);
 
-        for (t = types; t->type.len; t++) {
-            if (ngx_strlcasestrn(v->data, v->data + v->len, t->type.data,
-                                 t->type.len - 1)
-                != NULL)
-            {
-                return t->format;
-            }
+        if (format >= 0) {
+            return (ngx_uint_t) format;
         }
     }
 

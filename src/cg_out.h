@@ -20,11 +20,13 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "cg_query.h"
 
-#define NGX_HTTP_CG_FMT_JSON      0
-#define NGX_HTTP_CG_FMT_PROM      1
-#define NGX_HTTP_CG_FMT_OPENM     2
-#define NGX_HTTP_CG_FMT_HTML      3
+
+#define NGX_HTTP_CG_FMT_JSON      CG_FMT_JSON
+#define NGX_HTTP_CG_FMT_PROM      CG_FMT_PROM
+#define NGX_HTTP_CG_FMT_OPENM     CG_FMT_OPENM
+#define NGX_HTTP_CG_FMT_HTML      CG_FMT_HTML
 
 /* the most one ngx_http_cg_out_printf() writes */
 #define NGX_HTTP_CG_OUT_RESERVE   1024
@@ -58,8 +60,8 @@ void ngx_http_cg_out_init(ngx_http_cg_out_t *o, ngx_http_request_t *r,
 void ngx_http_cg_out_printf(ngx_http_cg_out_t *o, const char *fmt, ...);
 
 /*
- * The format an Accept header asks for: the first of OpenMetrics, JSON,
- * HTML and Prometheus text it names, in that order; JSON without one.
+ * The format the request's Accept header asks for (cg_query_accept() of
+ * each, the first that names one); JSON without one.
  */
 ngx_uint_t ngx_http_cg_out_accept(ngx_http_request_t *r);
 

@@ -197,3 +197,61 @@ cg_quota_validate(const cg_quota_t *q)
 
     return NULL;
 }
+
+
+const char *
+cg_parse_quota(cg_quota_t *q, const unsigned char *p, size_t len)
+{
+    const char           *err;
+    const unsigned char  *last, *start;
+
+    memset(q, 0, sizeof(cg_quota_t));
+
+    if (len > CG_QUOTA_VALUE_MAX) {
+        return "value too long";
+    }
+
+    last = p + len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ' ' && *p != '\t') {
+            p++;
+        }
+
+        if (p == start) {
+            break;
+        }
+
+        err = cg_parse_quota_arg(q, start, p - start);
+        if (err) {
+            return err;
+        }
+    }
+
+    return cg_quota_validate(q);
+}
+
+
+int
+cg_parse_api_key(const unsigned char *p, size_t len)
+{
+    size_t  i;
+
+    if (len != CG_API_KEY_HEX) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return -1;
+        }
+    }
+
+    return 0;
+}

@@ -4,8 +4,11 @@
  *
  * cg_parse: pure parsers for text that comes from the configuration or from
  * Redis: quota parameters ("rate=100r/s", "burst=20", "quota=5000/d",
- * "mode=dry_run").  Client names are cg_name.h's.  No nginx runtime calls:
- * unit tested in t/unit/test_cg_parse.c.
+ * "mode=dry_run"), a quota definition as Redis holds it (the parameters
+ * in one value), an API key's entry (the hex SHA-256 of the key).  Client
+ * names are cg_name.h's.  No nginx runtime calls: unit tested in
+ * t/unit/test_cg_parse.c, fuzzed by fuzz/fuzz_quota_arg.c,
+ * fuzz_redis_quota.c and fuzz_api_key.c.
  */
 
 
@@ -20,6 +23,8 @@
 
 
 #define CG_MAX_COUNT        1000000000000ULL   /* 10^12 per period */
+#define CG_QUOTA_VALUE_MAX  1024               /* a definition in Redis */
+#define CG_API_KEY_HEX      64                 /* a SHA-256, in hex */
 
 
 /* a decimal number, 0 .. CG_MAX_COUNT; 0 on success, -1 on error */
@@ -37,6 +42,19 @@ const char *cg_parse_quota_arg(cg_quota_t *q, const unsigned char *p,
 
 /* a quota as a whole, after its parameters; NULL or an error text */
 const char *cg_quota_validate(const cg_quota_t *q);
+
+/*
+ * A quota definition as a Redis value: parameters separated by spaces or
+ * tabs, up to CG_QUOTA_VALUE_MAX bytes, into q (zeroed first), validated.
+ * NULL on success, or a static text that says what is wrong.
+ */
+const char *cg_parse_quota(cg_quota_t *q, const unsigned char *p, size_t len);
+
+/*
+ * The field of an API key's entry in Redis: the SHA-256 of the key, in
+ * lowercase hex (CG_API_KEY_HEX characters); 0 when it is one, else -1.
+ */
+int cg_parse_api_key(const unsigned char *p, size_t len);
 
 
 #endif /* _CG_PARSE_H_INCLUDED_ */

@@ -14,9 +14,9 @@
 #include "cg_name.h"
 #include "cg_parse.h"
 #include "cg_redis_quota.h"
+#include "cg_reply.h"
 
 
-#define NGX_HTTP_CG_REDIS_VALUE_MAX   1024
 #define NGX_HTTP_CG_REDIS_ERRORS_MAX  64
 
 
@@ -241,45 +241,6 @@ ngx_http_cg_snap_name(ngx_http_cg_snap_t *snap, ngx_str_t *key,
 }
 
 
-static const char *
-ngx_http_cg_redis_parse_quota(cg_quota_t *q, u_char *p, size_t len)
-{
-    u_char      *last, *start;
-    const char  *err;
-
-    ngx_memzero(q, sizeof(cg_quota_t));
-
-    if (len > NGX_HTTP_CG_REDIS_VALUE_MAX) {
-        return "value too long";
-    }
-
-    last = p + len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ' ' && *p != '\t') {
-            p++;
-        }
-
-        if (p == start) {
-            break;
-        }
-
-        err = cg_parse_quota_arg(q, start, p - start);
-        if (err) {
-            return err;
-        }
-    }
-
-    return cg_quota_validate(q);
-}
-
-
 static ngx_http_cg_snap_t *
 ngx_http_cg_snap_create(void)
 {
@@ -373,19 +334,14 @@ static ngx_int_t
 ngx_http_cg_hash_pair(redisReply *reply, ngx_uint_t i, ngx_str_t *field,
     ngx_str_t *value)
 {
-    redisReply  *f, *v;
+    const u_char  *f, *v;
 
-    f = reply->element[i];
-    v = reply->element[i + 1];
-
-    if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+    if (cg_reply_pair(reply, i, &f, &field->len, &v, &value->len) != 1) {
         return NGX_DECLINED;
     }
 
-    field->data = (u_char *) f->str;
-    field->len = f->len;
-    value->data = (u_char *) v->str;
-    value->len = v->len;
+    field->data = (u_char *) f;
+    value->data = (u_char *) v;
 
     return NGX_OK;
 }
@@ -497,7 +453,7 @@ ngx_http_cg_redis_quotas_done(ngx_http_cg_link_t *link, redisReply *reply,
             goto failed;
         }
 
-        err = ngx_http_cg_redis_parse_quota(&q, value.data, value.len);
+        err = cg_parse_quota(&q, value.data, value.len);
 
         if (err) {
             if (ngx_http_cg_snap_error(snap, &w->k_quotas, &field, &value,
@@ -552,7 +508,7 @@ ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
     u_char               name[CG_NAME_MAX];
     ngx_int_t            rc;
     ngx_str_t            field, value, nm;
-    ngx_uint_t           i, j, n, ok;
+    ngx_uint_t           i, n;
     ngx_http_cg_snap_t  *snap;
     ngx_http_cg_defs_t  *w = &ngx_http_cg_defs;
 
@@ -578,14 +534,7 @@ ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
             continue;
         }
 
-        ok = (field.len == 2 * SHA256_DIGEST_LENGTH);
-
-        for (j = 0; ok && j < field.len; j++) {
-            ok = (field.data[j] >= '0' && field.data[j] <= '9')
-                 || (field.data[j] >= 'a' && field.data[j] <= 'f');
-        }
-
-        if (!ok) {
+        if (cg_parse_api_key(field.data, field.len) != 0) {
             if (ngx_http_cg_snap_error(snap, &w->k_keys, &field, &value,
                                        "not a lowercase hex SHA-256")
                 != NGX_OK)

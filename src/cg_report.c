@@ -53,11 +53,6 @@ static ngx_http_cg_scratch_t *ngx_http_cg_scratch_get(size_t size);
 static void ngx_http_cg_scratch_put(ngx_http_cg_scratch_t *sc);
 
 
-const char  *ngx_http_cg_sort_names[] = {
-    "requests", "rate", "rate_1m", "rate_5m", "rejected", "errors",
-    "quota", "anomaly", "name", NULL
-};
-
 const char  *ngx_http_cg_window_names[] = { "10s", "1m", "5m" };
 
 

@@ -27,6 +27,7 @@
 
 #include "cg_limiter.h"
 #include "cg_parse.h"
+#include "cg_query.h"
 #include "cg_quota.h"
 #include "cg_stats.h"
 #include "cg_topn.h"
@@ -41,7 +42,7 @@
 #define NGX_HTTP_CG_MOVERS        5
 #define NGX_HTTP_CG_NEAR_LIMIT    0.8
 
-#define NGX_HTTP_CG_SORT_REQUESTS 0        /* ngx_http_cg_sort_names[] */
+#define NGX_HTTP_CG_SORT_REQUESTS 0        /* cg_query_sorts[] */
 #define NGX_HTTP_CG_SORT_RATE     1
 #define NGX_HTTP_CG_SORT_RATE_1M  2
 #define NGX_HTTP_CG_SORT_RATE_5M  3
@@ -52,7 +53,6 @@
 #define NGX_HTTP_CG_SORT_NAME     8
 
 
-extern const char  *ngx_http_cg_sort_names[];     /* NULL last */
 extern const char  *ngx_http_cg_window_names[];   /* of the rates */
 
 

@@ -163,109 +163,38 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* the handler -------------------------------------------------------------- */
 
 
-/* the query: what to show (q), in which format, of this node or all */
+/* the query (cg_query.c): what to show (q), in which format, of which nodes */
 
 static ngx_int_t
 ngx_http_cg_status_args(ngx_http_request_t *r, ngx_http_cg_status_conf_t *scf,
     ngx_uint_t *format, ngx_uint_t *cluster, ngx_http_cg_query_t *q)
 {
-    u_char      *p;
-    ngx_int_t    n;
-    ngx_str_t    v;
-    ngx_uint_t   i;
+    cg_query_t  cq;
 
-    *format = ngx_http_cg_out_accept(r);
-    *cluster = 0;
-    q->sort = NGX_HTTP_CG_SORT_REQUESTS;
-    q->limit = scf->limit ? scf->limit : NGX_CONF_UNSET_UINT;
-
-    if (ngx_http_arg(r, (u_char *) "format", 6, &v) == NGX_OK) {
-
-        if (v.len == 4 && ngx_strncmp(v.data, "json", 4) == 0) {
-            *format = NGX_HTTP_CG_FMT_JSON;
-
-        } else if (v.len == 10 && ngx_strncmp(v.data, "prometheus", 10) == 0)
-        {
-            *format = NGX_HTTP_CG_FMT_PROM;
-
-        } else if (v.len == 11
-                   && ngx_strncmp(v.data, "openmetrics", 11) == 0)
-        {
-            *format = NGX_HTTP_CG_FMT_OPENM;
-
-        } else if (v.len == 4 && ngx_strncmp(v.data, "html", 4) == 0) {
-            *format = NGX_HTTP_CG_FMT_HTML;
-
-        } else {
-            return NGX_HTTP_BAD_REQUEST;
-        }
+    if (cg_query_parse(&cq, r->args.data, r->args.len) != 0) {
+        return NGX_HTTP_BAD_REQUEST;
     }
 
-    if (ngx_http_arg(r, (u_char *) "sort", 4, &v) == NGX_OK) {
+    *format = cq.format >= 0 ? (ngx_uint_t) cq.format
+                             : ngx_http_cg_out_accept(r);
+    *cluster = cq.cluster;
+    q->sort = cq.sort;
+    q->limit = cq.limit >= 0
+               ? ngx_min((ngx_uint_t) cq.limit, NGX_HTTP_CG_LIMIT_MAX)
+               : (scf->limit ? scf->limit : NGX_CONF_UNSET_UINT);
 
-        for (i = 0; ngx_http_cg_sort_names[i]; i++) {
-            if (ngx_strlen(ngx_http_cg_sort_names[i]) == v.len
-                && ngx_strncmp(ngx_http_cg_sort_names[i], v.data, v.len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (ngx_http_cg_sort_names[i] == NULL) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        q->sort = i;
-    }
-
-    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK) {
-        n = ngx_atoi(v.data, v.len);
-
-        if (n < 0) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        q->limit = ngx_min((ngx_uint_t) n, NGX_HTTP_CG_LIMIT_MAX);
-    }
-
-    if (ngx_http_arg(r, (u_char *) "client", 6, &v) == NGX_OK) {
-        p = ngx_pnalloc(r->pool, CG_NAME_MAX);
-        if (p == NULL) {
+    if (cq.client_len) {
+        q->client.data = ngx_pnalloc(r->pool, cq.client_len);
+        if (q->client.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        n = cg_name_normalize(p, v.data, v.len, CG_NAME_MAX);
-
-        if (n < 0) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        q->client.data = p;
-        q->client.len = n;
+        ngx_memcpy(q->client.data, cq.client, cq.client_len);
+        q->client.len = cq.client_len;
     }
 
-    if (ngx_http_arg(r, (u_char *) "history", 7, &v) == NGX_OK) {
-
-        if (v.len == 1 && (v.data[0] == '0' || v.data[0] == '1')) {
-            q->history = (v.data[0] == '1');
-
-        } else {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-    }
-
-    if (ngx_http_arg(r, (u_char *) "scope", 5, &v) == NGX_OK) {
-
-        if (v.len == 4 && ngx_strncmp(v.data, "node", 4) == 0) {
-            return NGX_OK;
-        }
-
-        if (v.len == 7 && ngx_strncmp(v.data, "cluster", 7) == 0) {
-            *cluster = 1;
-            return NGX_OK;
-        }
-
-        return NGX_HTTP_BAD_REQUEST;
+    if (cq.history >= 0) {
+        q->history = cq.history;
     }
 
     return NGX_OK;

@@ -382,7 +382,7 @@ ngx_http_cg_cluster_json(ngx_http_cg_out_t *o, ngx_http_cg_cluster_t *cl,
         ",\"query\":{\"sort\":\"%s\",\"limit\":%ui,"
         "\"client\":\"%V\",\"history\":%s},\"clients_total\":%ui,"
         "\"clients_shown\":%ui,\"clients\":[",
-        ngx_http_cg_sort_names[q->sort], q->limit, &q->client,
+        cg_query_sorts[q->sort], q->limit, &q->client,
         q->history ? "true" : "false", cl->total, top->n);
 
     for (i = 0; i < top->n; i++) {

@@ -17,13 +17,12 @@
 
 static ngx_uint_t ngx_http_cg_events_auth(ngx_http_request_t *r,
     ngx_str_t *token);
-static size_t ngx_http_cg_events_text(u_char *dst, ngx_str_t *arg,
-    size_t max);
-static void ngx_http_cg_events_clean(u_char *dst, u_char *src, size_t len);
 static ngx_int_t ngx_http_cg_deploy_post(ngx_http_request_t *r,
-    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link, ngx_str_t *key);
+    cg_event_t *ev, ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link,
+    ngx_str_t *key);
 static ngx_int_t ngx_http_cg_incident_post(ngx_http_request_t *r,
-    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link, ngx_str_t *key);
+    cg_event_t *ev, ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link,
+    ngx_str_t *key);
 static void ngx_http_cg_deploy_xadd(ngx_http_cg_route_t *link, ngx_str_t *key,
     ngx_http_cg_deploy_t *d);
 static void ngx_http_cg_incident_xadd(ngx_http_cg_route_t *link,
@@ -32,15 +31,6 @@ static void ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
 static void ngx_http_cg_incidents_fetched(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
-
-
-ngx_str_t  ngx_http_cg_incident_states[] = {
-    ngx_string("investigating"),
-    ngx_string("identified"),
-    ngx_string("monitoring"),
-    ngx_string("resolved"),
-    ngx_null_string
-};
 
 
 ngx_http_cg_status_area_t *
@@ -120,60 +110,13 @@ ngx_http_cg_events_auth(ngx_http_request_t *r, ngx_str_t *token)
 }
 
 
-/* a query argument decoded into dst, up to max bytes, cleaned */
-
-static size_t
-ngx_http_cg_events_text(u_char *dst, ngx_str_t *arg, size_t max)
-{
-    u_char  *p, *s, buf[3 * NGX_HTTP_CG_TEXT_LEN];
-    u_char   tmp[3 * NGX_HTTP_CG_TEXT_LEN];
-    size_t   len, i;
-
-    len = ngx_min(arg->len, sizeof(buf));
-    ngx_memcpy(buf, arg->data, len);
-
-    for (i = 0; i < len; i++) {
-        if (buf[i] == '+') {
-            buf[i] = ' ';
-        }
-    }
-
-    p = tmp;
-    s = buf;
-    ngx_unescape_uri(&p, &s, len, 0);
-    len = ngx_min((size_t) (p - tmp), max);
-
-    ngx_http_cg_events_clean(dst, tmp, len);
-
-    return len;
-}
-
-
-/* printable ASCII, nothing that needs escaping in JSON, HTML or a log */
-
-static void
-ngx_http_cg_events_clean(u_char *dst, u_char *src, size_t len)
-{
-    u_char  c;
-    size_t  i;
-
-    for (i = 0; i < len; i++) {
-        c = src[i];
-
-        dst[i] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<'
-                  || c == '>' || c == '&' || c == '\'')
-                 ? '_' : c;
-    }
-}
-
-
 ngx_int_t
 ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
     ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link,
     ngx_http_cg_events_keys_t *keys)
 {
-    ngx_int_t  rc;
-    ngx_str_t  v;
+    ngx_int_t    rc;
+    cg_event_t  *ev;
 
     rc = ngx_http_discard_request_body(r);
 
@@ -192,26 +135,28 @@ ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
         return NGX_HTTP_FORBIDDEN;
     }
 
-    if (ngx_http_arg(r, (u_char *) "deploy", 6, &v) == NGX_OK) {
-        return ngx_http_cg_deploy_post(r, zone, link, &keys->deploys);
+    ev = ngx_palloc(r->pool, sizeof(cg_event_t));
+    if (ev == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_arg(r, (u_char *) "incident", 8, &v) == NGX_OK) {
-        return ngx_http_cg_incident_post(r, zone, link, &keys->incidents);
+    if (cg_event_parse(ev, r->args.data, r->args.len) != 0) {
+        return NGX_HTTP_BAD_REQUEST;
     }
 
-    return NGX_HTTP_BAD_REQUEST;
+    if (ev->kind == CG_EVENT_DEPLOY) {
+        return ngx_http_cg_deploy_post(r, ev, zone, link, &keys->deploys);
+    }
+
+    return ngx_http_cg_incident_post(r, ev, zone, link, &keys->incidents);
 }
 
 
 static ngx_int_t
-ngx_http_cg_deploy_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_route_t *link, ngx_str_t *key)
+ngx_http_cg_deploy_post(ngx_http_request_t *r, cg_event_t *ev,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link, ngx_str_t *key)
 {
-    int                         n;
-    u_char                      team[CG_NAME_MAX];
     uint64_t                    total;
-    ngx_str_t                   v;
     ngx_time_t                 *tp;
     ngx_http_cg_out_t           o;
     ngx_http_cg_deploy_t        d, *slot;
@@ -220,23 +165,10 @@ ngx_http_cg_deploy_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
 
     ngx_memzero(&d, sizeof(ngx_http_cg_deploy_t));
 
-    if (ngx_http_arg(r, (u_char *) "deploy", 6, &v) != NGX_OK) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    n = cg_name_normalize(team, v.data, v.len, NGX_HTTP_CG_TEAM_LEN);
-
-    if (n < 0) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    ngx_memcpy(d.team, team, n);
-    d.team_len = (u_char) n;
-
-    if (ngx_http_arg(r, (u_char *) "note", 4, &v) == NGX_OK) {
-        d.note_len = (u_char) ngx_http_cg_events_text(d.note, &v,
-                                                      NGX_HTTP_CG_NOTE_LEN);
-    }
+    ngx_memcpy(d.team, ev->team, ev->team_len);
+    d.team_len = (u_char) ev->team_len;
+    ngx_memcpy(d.note, ev->note, ev->note_len);
+    d.note_len = (u_char) ev->note_len;
 
     tp = ngx_timeofday();
     d.time_ms = (uint64_t) tp->sec * 1000 + tp->msec;
@@ -386,7 +318,7 @@ ngx_http_cg_deploy_fetched(ngx_http_cg_link_t *link, redisReply *reply,
 
             } else if (ngx_strncmp(f->element[j]->str, "note", 4) == 0) {
                 d->note_len = (u_char) ngx_min(v.len, NGX_HTTP_CG_NOTE_LEN);
-                ngx_http_cg_events_clean(d->note, v.data, d->note_len);
+                cg_event_clean(d->note, v.data, d->note_len);
             }
         }
 
@@ -518,36 +450,18 @@ ngx_http_cg_incident_slot(ngx_http_cg_incidents_t *l, uint64_t id,
 }
 
 
-static ngx_int_t
-ngx_http_cg_incident_state(ngx_str_t *v)
-{
-    ngx_int_t  i;
-
-    for (i = 0; ngx_http_cg_incident_states[i].len; i++) {
-        if (ngx_http_cg_incident_states[i].len == v->len
-            && ngx_strncmp(ngx_http_cg_incident_states[i].data, v->data,
-                           v->len) == 0)
-        {
-            return i;
-        }
-    }
-
-    return NGX_ERROR;
-}
-
-
 /*
  * ?incident=new|id [&title=][&state=][&text=][&eta=time from now | 0]:
  * what is given replaces what the incident had
  */
 
 static ngx_int_t
-ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
-    ngx_http_cg_route_t *link, ngx_str_t *key)
+ngx_http_cg_incident_post(ngx_http_request_t *r, cg_event_t *ev,
+    ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link, ngx_str_t *key)
 {
     uint64_t                    now, id;
-    ngx_int_t                   state, created;
-    ngx_str_t                   v, title, text, eta;
+    ngx_str_t                   eta;
+    ngx_uint_t                  created;
     ngx_msec_t                  ms;
     ngx_time_t                 *tp;
     ngx_http_cg_out_t           o;
@@ -557,46 +471,11 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     tp = ngx_timeofday();
     now = (uint64_t) tp->sec * 1000 + tp->msec;
 
-    (void) ngx_http_arg(r, (u_char *) "incident", 8, &v);
+    created = (ev->id == 0);
+    id = created ? now : ev->id;
 
-    created = (v.len == 3 && ngx_strncmp(v.data, "new", 3) == 0);
-
-    if (created) {
-        id = now;
-
-    } else {
-        id = (uint64_t) ngx_atoi(v.data, v.len);
-
-        if (id == (uint64_t) NGX_ERROR || id == 0) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-    }
-
-    state = -1;
-
-    if (ngx_http_arg(r, (u_char *) "state", 5, &v) == NGX_OK) {
-        state = ngx_http_cg_incident_state(&v);
-
-        if (state == NGX_ERROR) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-    }
-
-    ngx_str_null(&title);
-    ngx_str_null(&text);
-    ngx_str_null(&eta);
-
-    (void) ngx_http_arg(r, (u_char *) "title", 5, &title);
-    (void) ngx_http_arg(r, (u_char *) "text", 4, &text);
-
-    if (text.len == 0) {
-        (void) ngx_http_arg(r, (u_char *) "description", 11, &text);
-    }
-    (void) ngx_http_arg(r, (u_char *) "eta", 3, &eta);
-
-    if (created && title.len == 0) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
+    eta.data = (u_char *) ev->eta;
+    eta.len = ev->eta_len;
 
     ms = 0;
 
@@ -644,18 +523,18 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
             slot->state = NGX_HTTP_CG_INCIDENT_INVESTIGATING;
         }
 
-        if (state >= 0) {
-            slot->state = (u_char) state;
+        if (ev->state >= 0) {
+            slot->state = (u_char) ev->state;
         }
 
-        if (title.len) {
-            slot->title_len = (u_char) ngx_http_cg_events_text(slot->title,
-                                             &title, NGX_HTTP_CG_TITLE_LEN);
+        if (ev->title) {
+            ngx_memcpy(slot->title, ev->title_text, ev->title_len);
+            slot->title_len = (u_char) ev->title_len;
         }
 
-        if (text.len) {
-            slot->text_len = (u_char) ngx_http_cg_events_text(slot->text,
-                                             &text, NGX_HTTP_CG_TEXT_LEN);
+        if (ev->text) {
+            ngx_memcpy(slot->text, ev->text_text, ev->text_len);
+            slot->text_len = (u_char) ev->text_len;
         }
 
         if (eta.len) {
@@ -680,9 +559,9 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     }
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "client guard: incident %uL \"%*s\" %V", in.id,
+                  "client guard: incident %uL \"%*s\" %s", in.id,
                   (size_t) in.title_len, in.title,
-                  &ngx_http_cg_incident_states[in.state]);
+                  cg_event_states[in.state]);
 
     /* the other nodes see it through Redis, when there is a link */
 
@@ -694,11 +573,11 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
                            "\"time_ms\":%uL,\"updated_ms\":%uL,"
                            "\"title\":\"%*s\","
                            "\"description\":\"%*s\","
-                           "\"state\":\"%V\",\"eta_ms\":%uL}}\n",
+                           "\"state\":\"%s\",\"eta_ms\":%uL}}\n",
                            in.id, in.id, in.updated_ms,
                            (size_t) in.title_len, in.title,
                            (size_t) in.text_len, in.text,
-                           &ngx_http_cg_incident_states[in.state],
+                           cg_event_states[in.state],
                            in.eta_ms);
 
     return ngx_http_cg_out_send(&o, created ? NGX_HTTP_CREATED : NGX_HTTP_OK);
@@ -737,8 +616,8 @@ ngx_http_cg_incident_xadd(ngx_http_cg_route_t *link, ngx_str_t *key,
     lens[7] = ngx_sprintf(id, "%uL", in->id) - id;
     argv[8] = "state";
     lens[8] = 5;
-    argv[9] = (char *) ngx_http_cg_incident_states[in->state].data;
-    lens[9] = ngx_http_cg_incident_states[in->state].len;
+    argv[9] = cg_event_states[in->state];
+    lens[9] = ngx_strlen(cg_event_states[in->state]);
     argv[10] = "eta";
     lens[10] = 3;
     argv[11] = (char *) eta;
@@ -838,8 +717,8 @@ ngx_http_cg_incidents_fetched(ngx_http_cg_link_t *link, redisReply *reply,
             v.len = f->element[j + 1]->len;
 
             if (name.len == 5 && ngx_strncmp(name.data, "state", 5) == 0) {
-                n = ngx_http_cg_incident_state(&v);
-                in->state = n == NGX_ERROR ? in->state : (u_char) n;
+                n = cg_event_state(v.data, v.len);
+                in->state = n < 0 ? in->state : (u_char) n;
 
             } else if (name.len == 3 && ngx_strncmp(name.data, "eta", 3) == 0) {
                 n = ngx_atoi(v.data, v.len);
@@ -850,12 +729,12 @@ ngx_http_cg_incidents_fetched(ngx_http_cg_link_t *link, redisReply *reply,
             {
                 in->title_len = (u_char) ngx_min(v.len,
                                                  NGX_HTTP_CG_TITLE_LEN);
-                ngx_http_cg_events_clean(in->title, v.data, in->title_len);
+                cg_event_clean(in->title, v.data, in->title_len);
 
             } else if (name.len == 4 && ngx_strncmp(name.data, "text", 4) == 0)
             {
                 in->text_len = (u_char) ngx_min(v.len, NGX_HTTP_CG_TEXT_LEN);
-                ngx_http_cg_events_clean(in->text, v.data, in->text_len);
+                cg_event_clean(in->text, v.data, in->text_len);
             }
         }
     }

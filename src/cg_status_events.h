@@ -23,17 +23,19 @@
 
 #include "cg_route.h"
 #include "cg_parse.h"
+#include "cg_query.h"
 #include "cg_zone.h"
 
 
 #define NGX_HTTP_CG_NDEPLOYS      32
-#define NGX_HTTP_CG_TEAM_LEN      32
-#define NGX_HTTP_CG_NOTE_LEN      80
+#define NGX_HTTP_CG_TEAM_LEN      CG_EVENT_TEAM_LEN
+#define NGX_HTTP_CG_NOTE_LEN      CG_EVENT_NOTE_LEN
 
 #define NGX_HTTP_CG_NINCIDENTS    16
-#define NGX_HTTP_CG_TITLE_LEN     80
-#define NGX_HTTP_CG_TEXT_LEN      240
+#define NGX_HTTP_CG_TITLE_LEN     CG_EVENT_TITLE_LEN
+#define NGX_HTTP_CG_TEXT_LEN      CG_EVENT_TEXT_LEN
 
+/* of cg_event_states[] */
 #define NGX_HTTP_CG_INCIDENT_INVESTIGATING  0
 #define NGX_HTTP_CG_INCIDENT_IDENTIFIED     1
 #define NGX_HTTP_CG_INCIDENT_MONITORING     2
@@ -79,9 +81,6 @@ typedef struct {
 } ngx_http_cg_incidents_t;
 
 
-extern ngx_str_t  ngx_http_cg_incident_states[];
-
-
 /*
  * The status area of the zone (zone->sh->status).  Its size comes first: an
  * area made by another build of the module (a reload after an upgrade
@@ -117,7 +116,8 @@ void ngx_http_cg_status_area_copy(ngx_http_cg_zone_t *zone,
  * A POST with "Authorization: Bearer token": ?deploy=team[&note=text], a
  * marker; ?incident=new&title=text[&state=s][&text=text][&eta=time] opens
  * an incident, ?incident=id[&state=s][&title=..][&text=..][&eta=time|0]
- * updates one.  In the zone, and in the streams when "link" is ready.
+ * updates one (the query read by cg_query.c).  In the zone, and in the
+ * streams when "link" is ready.
  */
 ngx_int_t ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
     ngx_http_cg_zone_t *zone, ngx_http_cg_route_t *link,

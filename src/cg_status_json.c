@@ -404,11 +404,11 @@ ngx_http_cg_json_incidents(ngx_http_cg_out_t *o,
 
         ngx_http_cg_out_printf(o,
             "%s{\"id\":\"%uL\",\"time_ms\":%uL,\"updated_ms\":%uL,"
-            "\"title\":\"%*s\",\"description\":\"%*s\",\"state\":\"%V\","
+            "\"title\":\"%*s\",\"description\":\"%*s\",\"state\":\"%s\","
             "\"eta_ms\":%uL,\"source\":\"%s\"}",
             i ? "," : "", in->id, in->id, in->updated_ms,
             (size_t) in->title_len, in->title, (size_t) in->text_len,
-            in->text, &ngx_http_cg_incident_states[in->state], in->eta_ms,
+            in->text, cg_event_states[in->state], in->eta_ms,
             (in >= area->incidents.list
              && in < area->incidents.list + NGX_HTTP_CG_NINCIDENTS)
             ? "local" : "redis");
@@ -458,7 +458,7 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         ",\"query\":{\"sort\":\"%s\",\"limit\":%ui,\"client\":\"%V\","
         "\"history\":%s},"
         "\"clients_total\":%ui,\"clients_shown\":%ui,\"clients\":[",
-        ngx_http_cg_sort_names[q->sort], q->limit, &q->client,
+        cg_query_sorts[q->sort], q->limit, &q->client,
         q->history ? "true" : "false", rp->nrows, rp->shown);
 }
 

@@ -618,6 +618,53 @@ test_remaining(void **state)
 }
 
 
+/*
+ * What Redis says is taken as it comes, but no integer of its answer may
+ * overflow (found by fuzz/fuzz_resp_lease.c: a binding of -2^63)
+ */
+
+static void
+test_answer_extremes(void **state)
+{
+    int                i;
+    cg_quota_t         q = quota1(CG_LIMIT_RATE, 100, 1000, 10);
+    cg_lease_t         l;
+    cg_lease_in_t      in;
+    cg_lease_out_t     out, next;
+    cg_lease_answer_t  a;
+
+    static const int64_t  v[] = { INT64_MIN, INT64_MIN + 1, -1, 0, 1, 2,
+                                  INT64_MAX - 1, INT64_MAX };
+
+    for (i = 0; i < (int) (sizeof(v) / sizeof(v[0])); i++) {
+        memset(&l, 0, sizeof(l));
+        in = in_for(&q, 1000);
+        cg_lease_take(&l, &in, &out);
+
+        memset(&a, 0, sizeof(a));
+        a.granted = 5;
+        a.retry = v[i];
+        a.binding = v[i];
+        a.headroom = v[i];
+        a.rest[0] = v[i];
+        a.nlimits = q.nlimits;
+        a.qhash = cg_lease_quota_hash(&q);
+        a.started = out.started;
+        a.now = 1001;
+        a.ttl = 200;
+        a.ttl_small = 1000;
+
+        cg_lease_answer(&l, &a, &next);
+
+        assert_int_equal(l.binding, 0);
+        assert_int_equal(l.left, 5);
+        assert_int_equal(l.fetching, 0);
+        assert_int_equal(l.headroom, v[i] < 0 ? 0 : v[i] > UINT32_MAX
+                                                    ? UINT32_MAX : v[i]);
+    }
+}
+
+
 int
 main(void)
 {
@@ -634,6 +681,7 @@ main(void)
         cmocka_unit_test(test_quota_change),
         cmocka_unit_test(test_clock_wrap),
         cmocka_unit_test(test_remaining),
+        cmocka_unit_test(test_answer_extremes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

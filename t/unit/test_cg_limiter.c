@@ -122,6 +122,49 @@ test_rate_per_minute(void **state)
 }
 
 
+/*
+ * A burst that covers centuries (found by fuzz/fuzz_redis_quota.c: the
+ * tolerance overflowed 64 bits): as good as none, and no overflow
+ */
+
+static void
+test_rate_huge_burst(void **state)
+{
+    int                i;
+    cg_limit_t         l[3];
+    cg_limit_state_t   st;
+    cg_limit_result_t  r;
+
+    l[0] = rate(1, 86400000, 1000000000000ULL);         /* 1r/d */
+    l[1] = rate(100, 1000, 1000000000000ULL);           /* 100r/s */
+    l[2] = rate(10000000, 86400000, 999999999999ULL);   /* 10^7 r/d */
+
+    for (i = 0; i < 3; i++) {
+        memset(&st, 0, sizeof(st));
+
+        cg_limit_check(&l[i], &st, T0, 1, 1, &r);
+        assert_true(r.allowed);
+        assert_true(r.remaining > 1000);
+        assert_true(r.remaining <= cg_limit_capacity(&l[i]));
+
+        cg_limit_check(&l[i], &st, T0 + 1, 1, 1, &r);
+        assert_true(r.allowed);
+
+        /* more than it may ever take, and nothing */
+
+        cg_limit_check(&l[i], &st, T0 + 2, UINT64_MAX, 1, &r);
+        assert_false(r.allowed);
+        cg_limit_check(&l[i], &st, T0 + 2, 0, 0, &r);
+        assert_true(r.allowed);
+
+        /* in the year 2100 */
+
+        cg_limit_check(&l[i], &st, 4102444800000LL, 1, 1, &r);
+        assert_true(r.allowed);
+    }
+}
+
+
 static void
 test_no_commit_changes_nothing(void **state)
 {
@@ -399,6 +442,7 @@ main(void)
         cmocka_unit_test(test_quota_all_limits),
         cmocka_unit_test(test_quota_empty),
         cmocka_unit_test(test_quota_same_as_two_passes),
+        cmocka_unit_test(test_rate_huge_burst),
         cmocka_unit_test(test_uint),
         cmocka_unit_test(test_header_text),
     };

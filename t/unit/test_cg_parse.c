@@ -1,5 +1,6 @@
 /*
- * Unit tests for src/cg_parse.c: quota parameters.
+ * Unit tests for src/cg_parse.c: quota parameters, a quota definition as
+ * Redis holds it, an API key's entry.
  */
 
 #include <stdarg.h>
@@ -103,6 +104,101 @@ test_counts(void **state)
 }
 
 
+static const char *
+value(cg_quota_t *q, const char *s)
+{
+    return cg_parse_quota(q, (const unsigned char *) s, strlen(s));
+}
+
+
+/* a definition in Redis: the parameters in one value (t/30's among them) */
+
+static void
+test_redis_quota(void **state)
+{
+    char        big[CG_QUOTA_VALUE_MAX + 2];
+    cg_quota_t  q;
+
+    static const char  *bad[] = {
+        "", " ", "\t", "quota=abc/h", "quota=5/h bogus=1", "quota=-5/h",
+        "quota=99999999999999999/h", "burst=1 rate=2r/s", "quota=5/h\n",
+        "quota=5/h,rate=1r/s", "mode=dry_run", "quota=1/s quota=1/m "
+        "quota=1/h quota=1/d quota=2/d"
+    };
+
+    size_t  i;
+
+    assert_null(value(&q, "quota=5/h"));
+    assert_int_equal(q.nlimits, 1);
+    assert_int_equal(q.limits[0].count, 5);
+    assert_int_equal(q.limits[0].period, 3600 * 1000);
+
+    assert_null(value(&q, "  rate=2r/s\tburst=1  quota=100/d "));
+    assert_int_equal(q.nlimits, 2);
+    assert_int_equal(q.limits[0].type, CG_LIMIT_RATE);
+    assert_int_equal(q.limits[0].burst, 1);
+    assert_int_equal(q.limits[1].type, CG_LIMIT_WINDOW);
+    assert_int_equal(q.mode, CG_MODE_ENFORCE);
+
+    assert_null(value(&q, "mode=off"));
+    assert_int_equal(q.nlimits, 0);
+    assert_int_equal(q.mode, CG_MODE_OFF);
+
+    /* zeroed first: nothing of the last value stays */
+
+    assert_null(value(&q, "quota=1/m mode=dry_run"));
+    assert_null(value(&q, "quota=1/m"));
+    assert_int_equal(q.mode, CG_MODE_ENFORCE);
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_non_null(value(&q, bad[i]));
+    }
+
+    /* at most CG_QUOTA_VALUE_MAX bytes, spaces and all */
+
+    memset(big, ' ', sizeof(big));
+    memcpy(big, "quota=1/m", 9);
+    big[CG_QUOTA_VALUE_MAX] = '\0';
+    assert_null(value(&q, big));
+    big[CG_QUOTA_VALUE_MAX] = ' ';
+    big[CG_QUOTA_VALUE_MAX + 1] = '\0';
+    assert_string_equal(value(&q, big), "value too long");
+}
+
+
+static int
+key(const char *s)
+{
+    return cg_parse_api_key((const unsigned char *) s, strlen(s));
+}
+
+
+static void
+test_api_key(void **state)
+{
+    /* sha256_hex("k-123"), as t/31 stores it */
+
+    assert_int_equal(key("3605a9e4358da4302f8acea41f0f52ce"
+                         "f85d0e3f727c7b020fc7305aec8d56b4"), 0);
+    assert_int_equal(key("0000000000000000000000000000000000000000000000000"
+                         "000000000000000"), 0);
+
+    assert_int_equal(key("not-a-hash"), -1);
+    assert_int_equal(key(""), -1);
+    assert_int_equal(key("3605A9E4358DA4302F8ACEA41F0F52CE"
+                         "F85D0E3F727C7B020FC7305AEC8D56B4"), -1);
+    assert_int_equal(key("3605a9e4358da4302f8acea41f0f52ce"
+                         "f85d0e3f727c7b020fc7305aec8d56b"), -1);
+    assert_int_equal(key("3605a9e4358da4302f8acea41f0f52ce"
+                         "f85d0e3f727c7b020fc7305aec8d56b40"), -1);
+    assert_int_equal(key("3605a9e4358da4302f8acea41f0f52ce"
+                         "f85d0e3f727c7b020fc7305aec8d56bg"), -1);
+    assert_int_equal(cg_parse_api_key((const unsigned char *)
+                     "3605a9e4358da4302f8acea41f0f52ce"
+                     "f85d0e3f727c7b020fc7305aec8d56\0" "4", 64), -1);
+}
+
+
 int
 main(void)
 {
@@ -110,6 +206,8 @@ main(void)
         cmocka_unit_test(test_quota_args),
         cmocka_unit_test(test_quota_bad_args),
         cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_redis_quota),
+        cmocka_unit_test(test_api_key),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
