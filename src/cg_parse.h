@@ -4,7 +4,8 @@
  *
  * cg_parse: pure parsers for text that comes from the configuration or from
  * Redis: quota parameters ("rate=100r/s", "burst=20", "quota=5000/d",
- * "mode=dry_run").  Client names are cg_name.h's.  No nginx runtime calls:
+ * "mode=dry_run"), and the escaping of such text for a log line.  Client
+ * names are cg_name.h's.  No nginx runtime calls:
  * unit tested in t/unit/test_cg_parse.c.
  */
 
@@ -37,6 +38,18 @@ const char *cg_parse_quota_arg(cg_quota_t *q, const unsigned char *p,
 
 /* a quota as a whole, after its parameters; NULL or an error text */
 const char *cg_quota_validate(const cg_quota_t *q);
+
+/*
+ * An untrusted value (a request's, Redis's) for a log line: printable ASCII
+ * but '"' and '\\' as it is, any other byte as "\\xNN" (no newline, no
+ * control or non-ASCII byte reaches the log), cut with "..." where "size"
+ * bytes of dst run out (size >= CG_ESCAPE_MIN).  Returns the end in dst.
+ */
+
+#define CG_ESCAPE_MIN       8
+
+unsigned char *cg_escape(unsigned char *dst, size_t size,
+    const unsigned char *src, size_t len);
 
 
 #endif /* _CG_PARSE_H_INCLUDED_ */
