@@ -142,7 +142,9 @@ test_escape(void **state)
 
     for (i = CG_ESCAPE_MIN; i < sizeof(big); i++) {
         memset(big, 'Z', sizeof(big));
-        n = esc(big, i, src, sizeof(src));
+        n = (size_t) (cg_escape((unsigned char *) big, i,
+                                (const unsigned char *) src, sizeof(src))
+                      - (unsigned char *) big);
         assert_true(n <= i);
         assert_memory_equal(big + n - 3, "...", 3);
         assert_int_equal(big[i], 'Z');
