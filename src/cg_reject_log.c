@@ -70,12 +70,11 @@ ngx_http_cg_reject_log(ngx_uint_t kind, ngx_str_t *name, ngx_str_t *zone,
             continue;
         }
 
-        if (e->kind == kind && e->len == name->len
+        if (e->kind == kind && e->len == name->len && e->level == level
             && e->zone.data == zone->data
             && ngx_memcmp(e->name, name->data, name->len) == 0)
         {
             e->count++;
-            e->level = level;
             return NGX_DECLINED;
         }
     }

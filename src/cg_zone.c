@@ -478,6 +478,18 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_memzero(zone->sh->buckets, n * sizeof(uint32_t));
     zone->sh->mask = n - 1;
 
+    /* the names last evicted while new: a 4-byte hash per 128 bytes */
+
+    for (n = 1; 2 * n <= shm_zone->shm.size / 128; n <<= 1) { /* void */ }
+
+    zone->sh->ghosts = ngx_slab_alloc(zone->shpool, n * sizeof(uint32_t));
+    if (zone->sh->ghosts == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(zone->sh->ghosts, n * sizeof(uint32_t));
+    zone->sh->ghost_mask = n - 1;
+
     len = sizeof(" in client_guard_zone \"\"") + shm_zone->shm.name.len;
 
     zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
@@ -540,7 +552,7 @@ ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, ngx_msec_t now, ngx_uint_t create)
 {
     size_t               size;
-    uint32_t            *bucket, off;
+    uint32_t            *bucket, *ghost, off;
     ngx_uint_t           tries;
     ngx_msec_int_t       lag;
     ngx_rbtree_node_t   *node;
@@ -562,11 +574,12 @@ ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 
             lag = (lag > 0 ? lag : 0) + cn->lag;
 
-            if (lag < NGX_HTTP_CG_LRU_LAG) {
+            if (lag < NGX_HTTP_CG_LRU_LAG && cn->tier != NGX_HTTP_CG_TIER_NEW)
+            {
                 cn->lag = (u_short) lag;
 
             } else {
-                /* found again a second or more after: no passing name */
+                /* found again: no name that passes once */
 
                 if (cn->tier == NGX_HTTP_CG_TIER_NEW) {
                     cn->tier = NGX_HTTP_CG_TIER_RETURNING;
@@ -626,8 +639,17 @@ ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     ngx_memcpy(cn->head, name->data,
                ngx_min(name->len, NGX_HTTP_CG_NAME_HEAD));
 
+    /* a name evicted while new, and back: it was no passing name either */
+
+    ghost = &zone->sh->ghosts[hash & zone->sh->ghost_mask];
+
+    if (*ghost == hash) {
+        *ghost = 0;
+        cn->tier = NGX_HTTP_CG_TIER_RETURNING;
+    }
+
     ngx_rbtree_insert(&zone->sh->rbtree, node);
-    ngx_queue_insert_head(&zone->sh->queue[NGX_HTTP_CG_TIER_NEW], &cn->queue);
+    ngx_queue_insert_head(&zone->sh->queue[cn->tier], &cn->queue);
 
     cn->hnext = *bucket;
     *bucket = ngx_http_cg_zone_off(zone, node);
@@ -772,6 +794,11 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 
         ngx_rbtree_delete(&zone->sh->rbtree, node);
         ngx_slab_free_locked(zone->shpool, node);
+
+        if (victim->tier == NGX_HTTP_CG_TIER_NEW) {
+            zone->sh->ghosts[node->key & zone->sh->ghost_mask] =
+                                                         (uint32_t) node->key;
+        }
 
         zone->sh->clients--;
         zone->sh->evictions++;

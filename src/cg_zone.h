@@ -61,10 +61,11 @@ typedef struct {
  * What eviction spares longest: a record is in one LRU queue per tier, and
  * the least recently seen record of the lowest tier that has one goes
  * first.  A name seen once (a flood of random names) stays NEW and makes
- * room only at the cost of other such names; a client found again a second
- * or more after its last move is RETURNING; one rejected (or near its
- * limit) under a quota it shares with others (the default) is LIMITED,
- * whose counters a flood must not reset; one with its own quota (in the
+ * room only at the cost of other such names; a client found again (or
+ * back soon after its record was evicted while NEW: the zone remembers the
+ * hashes of such names) is RETURNING; one rejected (or near its limit)
+ * under a quota it shares with others (the default) is LIMITED, whose
+ * counters a flood must not reset; one with its own quota (in the
  * configuration or in Redis) is OWN.  See docs/internals.md "The zone".
  */
 
@@ -132,6 +133,9 @@ typedef struct {
     void                     *status;      /* cg_status: deploy marks */
     uint32_t                 *buckets;     /* hash index of the records */
     ngx_uint_t                mask;        /* buckets - 1 */
+    uint32_t                 *ghosts;      /* hashes of names evicted while
+                                              NEW, by hash: see cg_zone.c */
+    ngx_uint_t                ghost_mask;
     ngx_msec_t                step;        /* the histories are kept at */
 } ngx_http_cg_shctx_t;
 
