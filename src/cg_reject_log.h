@@ -5,10 +5,11 @@
  * cg_reject_log: rejections in error.log as a bounded summary.
  *
  * Owns: this worker's table of the clients it is rejecting (and of the
- * reasons it rejects unidentified requests), by zone and log level.  A client's first rejection
- * after a quiet second is logged with its request, as it happens; the
- * rejections after it are counted, and a timer writes one line a second
- * per client with their count, until a second passes without any.  At
+ * reasons it rejects unidentified requests), by zone and log level.  A
+ * client's first rejection after a quiet second is logged with its
+ * request, as it happens; the rejections after it are counted, and a timer
+ * writes one line a second per client with their count, until a second
+ * passes without any.  At
  * most NGX_HTTP_CG_REJECT_LOG_MAX clients at once; the rejections of the
  * others are counted together, in one line a second.  A flood of
  * rejections so costs the log a few lines a second, not one a request.

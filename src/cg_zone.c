@@ -792,13 +792,15 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 
         *next = victim->hnext;
 
-        ngx_rbtree_delete(&zone->sh->rbtree, node);
-        ngx_slab_free_locked(zone->shpool, node);
+        /* remembered while new (ngx_rbtree_delete clears the key) */
 
         if (victim->tier == NGX_HTTP_CG_TIER_NEW) {
             zone->sh->ghosts[node->key & zone->sh->ghost_mask] =
                                                          (uint32_t) node->key;
         }
+
+        ngx_rbtree_delete(&zone->sh->rbtree, node);
+        ngx_slab_free_locked(zone->shpool, node);
 
         zone->sh->clients--;
         zone->sh->evictions++;
