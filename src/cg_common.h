@@ -80,8 +80,8 @@ typedef struct {
     ngx_http_cg_zone_t         *zone;        /* where it was counted */
     ngx_http_cg_record_t       *rec;         /* pinned until the log phase */
     ngx_uint_t                  outcome;     /* NGX_HTTP_CG_PASSED ... */
-    ngx_uint_t                  reason;      /* NGX_HTTP_CG_ID_OK ... */
-    ngx_int_t                   status;      /* unidentified: rejected
+    uint32_t                    reason;      /* NGX_HTTP_CG_ID_OK ... */
+    uint32_t                    status;      /* unidentified: rejected
                                                 with, without a fallback */
     ngx_http_cg_lease_req_t    *lease;       /* under Redis */
     unsigned                    identified:1;

@@ -138,7 +138,7 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     ngx_str_t                *policy;
     ngx_uint_t                outcome, dry_run, take, local, own;
     ngx_time_t               *tp;
-    cg_quota_t                copy, *quota;
+    cg_quota_t                copy, *quota, *asked;
     cg_limit_result_t         res;
     ngx_http_cg_zone_t       *zone;
     ngx_http_cg_record_t     *rec;
@@ -179,10 +179,11 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
                           "client guard: rejecting unidentified request "
                           "(%V: \"%*s%s\") with %i",
                           &ngx_http_cg_reasons[ctx->reason], p - buf, buf,
-                          ctx->raw.len > 64 ? "..." : "", ctx->status);
+                          ctx->raw.len > 64 ? "..." : "",
+                          (ngx_int_t) ctx->status);
         }
 
-        return ctx->status;
+        return (ngx_int_t) ctx->status;
     }
 
     /* 2. its quota */
@@ -198,11 +199,7 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
         quota = &none;
     }
 
-    /* a quota of its own, rather than the default: evicted last */
-
-    own = quota != &none
-          && (mcf->quotas.dflt == NULL || quota != &mcf->quotas.dflt->quota)
-          && (mcf->redis == NULL || quota != ngx_http_cg_redis_default());
+    asked = quota;
 
     dry_run = lcf->dry_run || quota->mode == CG_MODE_DRY_RUN;
 
@@ -288,9 +285,25 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
         rec->counters.requests++;
         rec->counters.outcome[outcome]++;
 
-        ngx_http_cg_zone_retier(zone, rec,
-                                ngx_http_cg_tier(rec, own, outcome, quota,
-                                                 binding, &res));
+        /*
+         * its tier for eviction: when it was just created or moved in the
+         * LRU (at most once a second), or is rejected
+         */
+
+        if (rec->lag == 0 || !res.allowed) {
+
+            /* a quota of its own, rather than the default: evicted last */
+
+            own = asked != &none
+                  && (mcf->quotas.dflt == NULL
+                      || asked != &mcf->quotas.dflt->quota)
+                  && (mcf->redis == NULL
+                      || asked != ngx_http_cg_redis_default());
+
+            ngx_http_cg_zone_retier(zone, rec,
+                                    ngx_http_cg_tier(rec, own, outcome, quota,
+                                                     binding, &res));
+        }
     }
 
     /* pinned until the log phase: no second lookup, no eviction */
@@ -344,6 +357,8 @@ ngx_http_cg_identify_request(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    status = 0;
+
     rc = ngx_http_cg_identify(r, lcf->rules, lcf->name_max_len, &ctx->client,
                               &ctx->raw, &status);
 
@@ -353,16 +368,17 @@ ngx_http_cg_identify_request(ngx_http_request_t *r,
 
     ctx->identified = 1;
     ctx->reason = rc;
-    ctx->status = status ? status : lcf->unidentified_status;
 
     if (rc != NGX_HTTP_CG_ID_OK) {
 
         /* an unknown API key with its own status has no fallback */
 
-        if (status) {
+        if (rc == NGX_HTTP_CG_ID_UNKNOWN_KEY && status) {
+            ctx->status = (uint32_t) status;
             ngx_str_null(&ctx->client);
 
         } else {
+            ctx->status = (uint32_t) lcf->unidentified_status;
             ctx->client = lcf->fallback;
         }
     }

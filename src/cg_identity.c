@@ -710,7 +710,6 @@ ngx_http_cg_identify(ngx_http_request_t *r, ngx_array_t *rules,
     ngx_http_cg_rule_t  *rule;
 
     raw->len = 0;
-    *status = 0;
 
     if (rules == NULL) {
         return NGX_HTTP_CG_ID_MISSING;

@@ -78,7 +78,7 @@ char *ngx_http_cg_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
  * API key is never: it stays empty).  An API key that is present but
  * unknown ends the rules (NGX_HTTP_CG_ID_UNKNOWN_KEY): no later rule may
  * claim the request; "*status" is then the rule's status for it (0: the
- * fallback).  Returns a reason, or NGX_ERROR.
+ * fallback), and is left alone otherwise.  Returns a reason, or NGX_ERROR.
  */
 ngx_int_t ngx_http_cg_identify(ngx_http_request_t *r, ngx_array_t *rules,
     size_t max_len, ngx_str_t *name, ngx_str_t *raw, ngx_int_t *status);

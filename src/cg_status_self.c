@@ -133,6 +133,8 @@ ngx_http_cg_self_handler(ngx_http_request_t *r)
 
     /* 1. who is calling */
 
+    status = 0;
+
     rc = ngx_http_cg_identify(r, lcf->rules, lcf->name_max_len, &name, &raw,
                               &status);
 
@@ -142,7 +144,7 @@ ngx_http_cg_self_handler(ngx_http_request_t *r)
 
     if (rc != NGX_HTTP_CG_ID_OK) {
 
-        if (status) {
+        if (rc == NGX_HTTP_CG_ID_UNKNOWN_KEY && status) {
             return status;
         }
 

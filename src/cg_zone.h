@@ -83,21 +83,21 @@ typedef struct {
  * read to find a record.  The rest is in the order a request uses it.
  */
 
-#define NGX_HTTP_CG_NAME_HEAD  12
+#define NGX_HTTP_CG_NAME_HEAD  11
 
 typedef struct {
     u_char                    color;
     u_char                    len;
-    u_short                   lag:14;      /* ms from the last LRU move to
+    u_short                   lag;         /* ms from the last LRU move to
                                               "last", under a second */
-    u_short                   tier:2;      /* NGX_HTTP_CG_TIER_*: its LRU
-                                              queue */
     uint32_t                  created;     /* seconds since the epoch */
     uint32_t                  hnext;       /* the next record of its hash
                                               bucket, see cg_zone.c */
     uint32_t                  refs;        /* requests between preaccess
                                               and log: not evicted */
     uint32_t                  last;        /* ngx_current_msec, low bits */
+    u_char                    tier;        /* NGX_HTTP_CG_TIER_*: its LRU
+                                              queue */
     u_char                    head[NGX_HTTP_CG_NAME_HEAD];  /* of "name" */
     ngx_queue_t               queue;
     cg_limit_state_t          state[CG_MAX_LIMITS];
