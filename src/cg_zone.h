@@ -6,8 +6,9 @@
  *
  * Owns: the zone (client_guard_zone), its per-client records in an rbtree
  * keyed by a hash of the name (the order the status pages through), a hash
- * index for lookups, and an LRU queue, allocation with eviction of
- * the least recently seen client when memory or the client cap runs out, and
+ * index for lookups, and an LRU queue per tier (see below), allocation with
+ * eviction of the least recently seen client of the lowest tier when memory
+ * or the client cap runs out, the hashes of names evicted while new, and
  * reuse of the zone across reloads.  Every function but the lock helpers
  * expects the caller to hold the zone lock, and to hold it briefly.
  */
