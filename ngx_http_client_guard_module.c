@@ -15,6 +15,7 @@
 
 #include "cg_common.h"
 #include "cg_decide.h"
+#include "cg_reject_log.h"
 #include "cg_stats_log.h"
 #include "cg_status.h"
 #include "cg_status_self.h"
@@ -31,6 +32,14 @@ static ngx_int_t ngx_http_cg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cg_exit_process(ngx_cycle_t *cycle);
 
 static char *ngx_http_cg_bounds(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_http_cg_api_key_where(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cg_status_where(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cg_self_where(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_cg_check_main_conf(ngx_conf_t *cf,
+    ngx_http_cg_main_conf_t *mcf);
 
 
 static ngx_conf_enum_t  ngx_http_cg_log_levels[] = {
@@ -90,8 +99,8 @@ static ngx_command_t  ngx_http_cg_commands[] = {
       NULL },
 
     { ngx_string("client_guard_identify_api_key"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_cg_identify_api_key_directive,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_cg_api_key_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, rules),
       NULL },
@@ -147,14 +156,14 @@ static ngx_command_t  ngx_http_cg_commands[] = {
 
     { ngx_string("client_guard_status"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
-      ngx_http_cg_status_directive,
+      ngx_http_cg_status_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, status),
       NULL },
 
     { ngx_string("client_guard_status_self"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
-      ngx_http_cg_self_directive,
+      ngx_http_cg_self_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, self),
       NULL },
@@ -354,7 +363,88 @@ ngx_http_cg_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_cg_check_main_conf(cf, mcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Directives that only make sense with another one, which may come later
+ * in the file: where each was met is kept, and checked once all is read.
+ */
+
+static void
+ngx_http_cg_where(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_http_cg_conf_where_t *w)
+{
+    if (w->line == 0) {
+        w->name = cmd->name;
+        w->file = cf->conf_file->file.name;
+        w->line = cf->conf_file->line;
+    }
+}
+
+
+static char *
+ngx_http_cg_api_key_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cg_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
+    ngx_http_cg_where(cf, cmd, &mcf->api_key);
+
+    return ngx_http_cg_identify_api_key_directive(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_cg_status_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cg_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
+    ngx_http_cg_where(cf, cmd, &mcf->status);
+
+    return ngx_http_cg_status_directive(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_cg_self_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cg_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
+    ngx_http_cg_where(cf, cmd, &mcf->status);
+
+    return ngx_http_cg_self_directive(cf, cmd, conf);
+}
+
+
+static ngx_int_t
+ngx_http_cg_check_main_conf(ngx_conf_t *cf, ngx_http_cg_main_conf_t *mcf)
+{
+    if (mcf->api_key.line && mcf->redis == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"client_guard_identify_api_key\" needs "
+                      "\"client_guard_redis\": the API keys are read from "
+                      "Redis, in %V:%ui", &mcf->api_key.file,
+                      mcf->api_key.line);
+        return NGX_ERROR;
+    }
+
+    if (mcf->status.line && mcf->zones.nelts == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%V\" needs a zone: no \"client_guard_zone\" is "
+                      "declared, in %V:%ui", &mcf->status.name,
+                      &mcf->status.file, mcf->status.line);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -464,6 +554,7 @@ ngx_http_cg_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_cg_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cg_reject_log_exit();
     ngx_http_cg_stats_log_exit();
     ngx_http_cg_status_exit_process(cycle);
     ngx_http_cg_redis_exit_process(cycle);

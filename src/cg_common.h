@@ -24,6 +24,15 @@
 #include "cg_zone.h"
 
 
+/* where a directive was first met, for a check made once all is read */
+
+typedef struct {
+    ngx_str_t                   name;        /* the directive's */
+    ngx_str_t                   file;
+    ngx_uint_t                  line;        /* 0: not met */
+} ngx_http_cg_conf_where_t;
+
+
 typedef struct {
     ngx_array_t                 zones;       /* ngx_http_cg_zone_t * */
     ngx_http_cg_quota_table_t   quotas;
@@ -32,6 +41,8 @@ typedef struct {
     ngx_http_cg_redis_conf_t   *redis;       /* NULL: no Redis */
     ngx_str_t                   node;        /* client_guard_node, or the
                                                 host name */
+    ngx_http_cg_conf_where_t    api_key;     /* _identify_api_key */
+    ngx_http_cg_conf_where_t    status;      /* _status, _status_self */
 } ngx_http_cg_main_conf_t;
 
 
@@ -69,7 +80,9 @@ typedef struct {
     ngx_http_cg_zone_t         *zone;        /* where it was counted */
     ngx_http_cg_record_t       *rec;         /* pinned until the log phase */
     ngx_uint_t                  outcome;     /* NGX_HTTP_CG_PASSED ... */
-    ngx_uint_t                  reason;      /* NGX_HTTP_CG_ID_OK ... */
+    uint32_t                    reason;      /* NGX_HTTP_CG_ID_OK ... */
+    uint32_t                    status;      /* unidentified: rejected
+                                                with, without a fallback */
     ngx_http_cg_lease_req_t    *lease;       /* under Redis */
     unsigned                    identified:1;
     unsigned                    done:1;

@@ -11,7 +11,9 @@
 #include <ngx_http.h>
 
 #include "cg_decide.h"
+#include "cg_parse.h"
 #include "cg_redis_quota.h"
+#include "cg_reject_log.h"
 #include "cg_stats_log.h"
 
 
@@ -30,8 +32,11 @@ static ngx_http_cg_ctx_t *ngx_http_cg_get_ctx(ngx_http_request_t *r,
 static void ngx_http_cg_cleanup(void *data);
 
 
-static const char  *ngx_http_cg_reasons[NGX_HTTP_CG_ID_NREASONS] = {
-    "", "no rule matched", "invalid name"
+static ngx_str_t  ngx_http_cg_reasons[NGX_HTTP_CG_ID_NREASONS] = {
+    ngx_null_string,
+    ngx_string("no rule matched"),
+    ngx_string("invalid name"),
+    ngx_string("unknown API key")
 };
 
 
@@ -80,33 +85,45 @@ ngx_http_cg_decide_handler(ngx_http_request_t *r)
 }
 
 
-/* up to 64 bytes of an untrusted value, printable ASCII only */
+/*
+ * The tier of a record just decided (cg_zone.h): OWN with a quota of its
+ * own; LIMITED when rejected, or with less than an eighth of its capacity
+ * left, until half of it is back (a flood must not give it a fresh
+ * counter); else RETURNING once found again after a second, or NEW.
+ */
 
-static u_char *
-ngx_http_cg_log_escape(u_char *buf, size_t size, ngx_str_t *s)
+static ngx_inline ngx_uint_t
+ngx_http_cg_tier(ngx_http_cg_record_t *rec, ngx_uint_t own,
+    ngx_uint_t outcome, const cg_quota_t *q, ngx_int_t binding,
+    cg_limit_result_t *res)
 {
-    u_char      *p, *last, c;
-    ngx_uint_t   i;
+    uint64_t           cap;
+    const cg_limit_t  *lim;
 
-    p = buf;
-    last = buf + size - sizeof("\\xff...");
+    if (own) {
+        return NGX_HTTP_CG_TIER_OWN;
+    }
 
-    for (i = 0; i < s->len && i < 64 && p < last; i++) {
-        c = s->data[i];
+    if (outcome == NGX_HTTP_CG_REJECTED
+        || outcome == NGX_HTTP_CG_REJECTED_DRY_RUN)
+    {
+        return NGX_HTTP_CG_TIER_LIMITED;
+    }
 
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            *p++ = c;
+    if (binding >= 0) {
+        lim = &q->limits[binding];
+        cap = (lim->type == CG_LIMIT_RATE) ? lim->burst + 1 : lim->count;
 
-        } else {
-            p = ngx_sprintf(p, "\\x%02xd", c);
+        if (res->remaining < cap / 8
+            || (rec->tier == NGX_HTTP_CG_TIER_LIMITED
+                && res->remaining < cap / 2))
+        {
+            return NGX_HTTP_CG_TIER_LIMITED;
         }
     }
 
-    if (i < s->len) {
-        p = ngx_cpymem(p, "...", 3);
-    }
-
-    return p;
+    return (rec->tier == NGX_HTTP_CG_TIER_NEW) ? NGX_HTTP_CG_TIER_NEW
+                                               : NGX_HTTP_CG_TIER_RETURNING;
 }
 
 
@@ -114,14 +131,14 @@ static ngx_int_t
 ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     ngx_http_cg_ctx_t *ctx)
 {
-    u_char                   *p, buf[96];
+    u_char                   *p, buf[4 * 64 + CG_ESCAPE_MIN];
     int64_t                   now;
     uint32_t                  hash;
     ngx_int_t                 binding;
     ngx_str_t                *policy;
-    ngx_uint_t                outcome, dry_run, take, local;
+    ngx_uint_t                outcome, dry_run, take, local, own;
     ngx_time_t               *tp;
-    cg_quota_t                copy, *quota;
+    cg_quota_t                copy, *quota, *asked;
     cg_limit_result_t         res;
     ngx_http_cg_zone_t       *zone;
     ngx_http_cg_record_t     *rec;
@@ -150,15 +167,23 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     if (ctx->reason != NGX_HTTP_CG_ID_OK && ctx->client.len == 0) {
         ctx->outcome = NGX_HTTP_CG_UNIDENTIFIED;
 
-        p = ngx_http_cg_log_escape(buf, sizeof(buf), &ctx->raw);
+        if (ngx_http_cg_reject_log(NGX_HTTP_CG_REJECT_UNKNOWN,
+                                   &ngx_http_cg_reasons[ctx->reason],
+                                   &zone->name, lcf->log_level)
+            == NGX_OK)
+        {
+            p = cg_escape(buf, sizeof(buf), ctx->raw.data,
+                          ngx_min(ctx->raw.len, 64));
 
-        ngx_log_error(lcf->log_level, r->connection->log, 0,
-                      "client guard: rejecting unidentified request "
-                      "(%s: \"%*s\") with %i",
-                      ngx_http_cg_reasons[ctx->reason], p - buf, buf,
-                      lcf->unidentified_status);
+            ngx_log_error(lcf->log_level, r->connection->log, 0,
+                          "client guard: rejecting unidentified request "
+                          "(%V: \"%*s%s\") with %i",
+                          &ngx_http_cg_reasons[ctx->reason], p - buf, buf,
+                          ctx->raw.len > 64 ? "..." : "",
+                          (ngx_int_t) ctx->status);
+        }
 
-        return lcf->unidentified_status;
+        return (ngx_int_t) ctx->status;
     }
 
     /* 2. its quota */
@@ -173,6 +198,8 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     if (quota == NULL) {
         quota = &none;
     }
+
+    asked = quota;
 
     dry_run = lcf->dry_run || quota->mode == CG_MODE_DRY_RUN;
 
@@ -257,6 +284,26 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     if (rec && take != CG_LEASE_WAIT) {
         rec->counters.requests++;
         rec->counters.outcome[outcome]++;
+
+        /*
+         * its tier for eviction: when it was just created or moved in the
+         * LRU (at most once a second), or is rejected
+         */
+
+        if (rec->lag == 0 || !res.allowed) {
+
+            /* a quota of its own, rather than the default: evicted last */
+
+            own = asked != &none
+                  && (mcf->quotas.dflt == NULL
+                      || asked != &mcf->quotas.dflt->quota)
+                  && (mcf->redis == NULL
+                      || asked != ngx_http_cg_redis_default());
+
+            ngx_http_cg_zone_retier(zone, rec,
+                                    ngx_http_cg_tier(rec, own, outcome, quota,
+                                                     binding, &res));
+        }
     }
 
     /* pinned until the log phase: no second lookup, no eviction */
@@ -304,14 +351,16 @@ static ngx_int_t
 ngx_http_cg_identify_request(ngx_http_request_t *r,
     ngx_http_cg_loc_conf_t *lcf, ngx_http_cg_ctx_t *ctx)
 {
-    ngx_int_t  rc;
+    ngx_int_t  rc, status;
 
     if (ctx->identified) {
         return NGX_OK;
     }
 
+    status = 0;
+
     rc = ngx_http_cg_identify(r, lcf->rules, lcf->name_max_len, &ctx->client,
-                              &ctx->raw);
+                              &ctx->raw, &status);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -321,7 +370,17 @@ ngx_http_cg_identify_request(ngx_http_request_t *r,
     ctx->reason = rc;
 
     if (rc != NGX_HTTP_CG_ID_OK) {
-        ctx->client = lcf->fallback;
+
+        /* an unknown API key with its own status has no fallback */
+
+        if (rc == NGX_HTTP_CG_ID_UNKNOWN_KEY && status) {
+            ctx->status = (uint32_t) status;
+            ngx_str_null(&ctx->client);
+
+        } else {
+            ctx->status = (uint32_t) lcf->unidentified_status;
+            ctx->client = lcf->fallback;
+        }
     }
 
     return NGX_OK;
@@ -497,6 +556,17 @@ ngx_http_cg_log_reject(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
     cg_limit_result_t *res)
 {
     u_char  *p, buf[CG_LIMIT_PRINT_LEN];
+
+    if (ngx_http_cg_reject_log(ctx->outcome == NGX_HTTP_CG_REJECTED_DRY_RUN
+                               ? NGX_HTTP_CG_REJECT_DRY_RUN
+                               : NGX_HTTP_CG_REJECT_LIMITED,
+                               &ctx->client, &lcf->zone->name,
+                               lcf->log_level)
+        != NGX_OK)
+    {
+        /* counted: one line a second says how many */
+        return;
+    }
 
     p = buf;
 

@@ -459,9 +459,10 @@ ngx_http_cg_identify_address_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 /*
- * client_guard_identify_api_key source: the client the key belongs to in
- * the API key table that Redis holds (cg_redis_quota); an unknown key
- * yields nothing and the next rule is tried
+ * client_guard_identify_api_key source [unknown=fallback|status]: the client
+ * the key belongs to in the API key table that Redis holds
+ * (cg_redis_quota); a key present but unknown ends the rules: the fallback
+ * name, or the status given
  */
 
 char *
@@ -470,7 +471,8 @@ ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_array_t  **rules = (void *) ((char *) conf + cmd->offset);
 
-    ngx_str_t           *value;
+    ngx_int_t            status;
+    ngx_str_t           *value, s;
     ngx_http_cg_rule_t  *rule;
 
     value = cf->args->elts;
@@ -482,14 +484,46 @@ ngx_http_cg_identify_api_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    status = 0;
+
+    if (cf->args->nelts == 3) {
+
+        if (value[2].len <= 8
+            || ngx_strncmp(value[2].data, "unknown=", 8) != 0)
+        {
+            goto invalid;
+        }
+
+        s.data = value[2].data + 8;
+        s.len = value[2].len - 8;
+
+        if (s.len != 8 || ngx_strncmp(s.data, "fallback", 8) != 0) {
+            status = ngx_atoi(s.data, s.len);
+
+            if (status < 400 || status > 499) {
+                goto invalid;
+            }
+        }
+    }
+
     rule = ngx_http_cg_rule_add(cf, rules);
     if (rule == NULL) {
         return NGX_CONF_ERROR;
     }
 
     rule->type = NGX_HTTP_CG_RULE_API_KEY;
+    rule->unknown = status;
 
     return ngx_http_cg_source(cf, &value[1], rule);
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in "
+                       "\"client_guard_identify_api_key\", expected "
+                       "\"unknown=fallback\" or \"unknown=\" and a status "
+                       "from 400 to 499", &value[2]);
+    return NGX_CONF_ERROR;
 }
 
 
@@ -602,7 +636,13 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
     }
 
     if (rule->type == NGX_HTTP_CG_RULE_API_KEY) {
-        return ngx_http_cg_redis_api_key(&source, value);
+        if (ngx_http_cg_redis_api_key(&source, value) == NGX_OK) {
+            return NGX_OK;
+        }
+
+        /* a key given is a claim made: it is not another rule's to judge */
+
+        return NGX_ABORT;
     }
 
 #if (NGX_PCRE)
@@ -660,7 +700,7 @@ ngx_http_cg_rule_value(ngx_http_request_t *r, ngx_http_cg_rule_t *rule,
 
 ngx_int_t
 ngx_http_cg_identify(ngx_http_request_t *r, ngx_array_t *rules,
-    size_t max_len, ngx_str_t *name, ngx_str_t *raw)
+    size_t max_len, ngx_str_t *name, ngx_str_t *raw, ngx_int_t *status)
 {
     int                  len;
     u_char              *p;
@@ -683,6 +723,11 @@ ngx_http_cg_identify(ngx_http_request_t *r, ngx_array_t *rules,
 
         if (rc == NGX_DECLINED) {
             continue;
+        }
+
+        if (rc == NGX_ABORT) {
+            *status = rule[i].unknown;
+            return NGX_HTTP_CG_ID_UNKNOWN_KEY;
         }
 
         if (rc != NGX_OK) {

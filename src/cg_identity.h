@@ -7,8 +7,9 @@
  * Owns: the identification rules (client_guard_identify,
  * client_guard_identify_address, client_guard_identify_api_key) and the
  * fallback name, their parsing at configuration time, and their evaluation
- * for a request: rules in order, the first that yields a value decides,
- * and the value is normalised by cg_name_normalize (cg_name.h).
+ * for a request: rules in order, the first that yields a value decides
+ * (or an API key present but unknown: then no rule after it), and the
+ * value is normalised by cg_name_normalize (cg_name.h).
  */
 
 
@@ -32,7 +33,8 @@
 #define NGX_HTTP_CG_ID_OK          0
 #define NGX_HTTP_CG_ID_MISSING     1    /* no rule yielded a value */
 #define NGX_HTTP_CG_ID_INVALID     2    /* a value that is no valid name */
-#define NGX_HTTP_CG_ID_NREASONS    3
+#define NGX_HTTP_CG_ID_UNKNOWN_KEY 3    /* an API key the table lacks */
+#define NGX_HTTP_CG_ID_NREASONS    4
 
 
 typedef struct {
@@ -50,6 +52,8 @@ typedef struct {
     ngx_http_regex_t           *regex;
 #endif
     ngx_array_t                *cidrs;     /* ngx_cidr_t */
+    ngx_int_t                   unknown;   /* API_KEY: the status of an
+                                              unknown key, 0: fallback */
 } ngx_http_cg_rule_t;
 
 
@@ -70,11 +74,14 @@ char *ngx_http_cg_fallback_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * Runs the rules; on NGX_HTTP_CG_ID_OK "name" holds the normalised name in
- * r->pool.  The value that was rejected is left in "raw" for the log.
- * Returns a reason, or NGX_ERROR.
+ * r->pool.  The value that was rejected is left in "raw" for the log (an
+ * API key is never: it stays empty).  An API key that is present but
+ * unknown ends the rules (NGX_HTTP_CG_ID_UNKNOWN_KEY): no later rule may
+ * claim the request; "*status" is then the rule's status for it (0: the
+ * fallback), and is left alone otherwise.  Returns a reason, or NGX_ERROR.
  */
 ngx_int_t ngx_http_cg_identify(ngx_http_request_t *r, ngx_array_t *rules,
-    size_t max_len, ngx_str_t *name, ngx_str_t *raw);
+    size_t max_len, ngx_str_t *name, ngx_str_t *raw, ngx_int_t *status);
 
 
 #endif /* _CG_IDENTITY_H_INCLUDED_ */

@@ -155,6 +155,13 @@ cg_parse_quota_arg(cg_quota_t *q, const unsigned char *p, size_t len)
             return "invalid quota, expected a value such as \"5000/d\"";
         }
 
+        /* as rate=0r/s: a limit that admits nothing is taken for a typo */
+
+        if (lim->count == 0) {
+            return "invalid quota, a quota of 0 admits no request: "
+                   "expected a value such as \"5000/d\"";
+        }
+
         lim->type = CG_LIMIT_WINDOW;
         lim->burst = 0;
         q->nlimits++;
@@ -254,4 +261,40 @@ cg_parse_api_key(const unsigned char *p, size_t len)
     }
 
     return 0;
+}
+
+
+unsigned char *
+cg_escape(unsigned char *dst, size_t size, const unsigned char *src,
+    size_t len)
+{
+    size_t          i;
+    unsigned char  *p, *last, c;
+
+    static const char  hex[] = "0123456789abcdef";
+
+    p = dst;
+    last = dst + size - (sizeof("\\xff...") - 1);
+
+    for (i = 0; i < len && p <= last; i++) {
+        c = src[i];
+
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *p++ = c;
+            continue;
+        }
+
+        *p++ = '\\';
+        *p++ = 'x';
+        *p++ = hex[c >> 4];
+        *p++ = hex[c & 0xf];
+    }
+
+    if (i < len) {
+        *p++ = '.';
+        *p++ = '.';
+        *p++ = '.';
+    }
+
+    return p;
 }

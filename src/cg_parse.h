@@ -5,10 +5,10 @@
  * cg_parse: pure parsers for text that comes from the configuration or from
  * Redis: quota parameters ("rate=100r/s", "burst=20", "quota=5000/d",
  * "mode=dry_run"), a quota definition as Redis holds it (the parameters
- * in one value), an API key's entry (the hex SHA-256 of the key).  Client
- * names are cg_name.h's.  No nginx runtime calls: unit tested in
- * t/unit/test_cg_parse.c, fuzzed by fuzz/fuzz_quota_arg.c,
- * fuzz_redis_quota.c and fuzz_api_key.c.
+ * in one value), an API key's entry (the hex SHA-256 of the key), and the
+ * escaping of such text for a log line.  Client names are cg_name.h's.  No
+ * nginx runtime calls: unit tested in t/unit/test_cg_parse.c, fuzzed by
+ * fuzz/fuzz_quota_arg.c, fuzz_redis_quota.c and fuzz_api_key.c.
  */
 
 
@@ -55,6 +55,18 @@ const char *cg_parse_quota(cg_quota_t *q, const unsigned char *p, size_t len);
  * lowercase hex (CG_API_KEY_HEX characters); 0 when it is one, else -1.
  */
 int cg_parse_api_key(const unsigned char *p, size_t len);
+
+/*
+ * An untrusted value (a request's, Redis's) for a log line: printable ASCII
+ * but '"' and '\\' as it is, any other byte as "\\xNN" (no newline, no
+ * control or non-ASCII byte reaches the log), cut with "..." where "size"
+ * bytes of dst run out (size >= CG_ESCAPE_MIN).  Returns the end in dst.
+ */
+
+#define CG_ESCAPE_MIN       8
+
+unsigned char *cg_escape(unsigned char *dst, size_t size,
+    const unsigned char *src, size_t len);
 
 
 #endif /* _CG_PARSE_H_INCLUDED_ */

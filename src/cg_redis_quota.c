@@ -16,8 +16,10 @@
 #include "cg_redis_quota.h"
 #include "cg_reply.h"
 
+#include <stdlib.h>
 
-#define NGX_HTTP_CG_REDIS_ERRORS_MAX  64
+
+#define NGX_HTTP_CG_REDIS_LOG_MAX     32     /* bad values logged a load */
 
 
 typedef struct ngx_http_cg_snap_entry_s  ngx_http_cg_snap_entry_t;
@@ -41,6 +43,8 @@ typedef struct {
     ngx_uint_t                  nkeys;
     ngx_http_cg_snap_entry_t   *dflt;
     ngx_array_t                 errors;   /* ngx_http_cg_redis_error_t */
+    ngx_array_t                 bad;      /* every bad value's hash */
+    ngx_uint_t                  logged;   /* new bad values this load */
     uint64_t                    version;
 } ngx_http_cg_snap_t;
 
@@ -133,49 +137,103 @@ ngx_http_cg_snap_size(ngx_uint_t n)
 }
 
 
+/*
+ * A bad value is logged once, not again while it stays: the snapshot keeps
+ * a hash of every bad (key, field, value) it met, however many, and a
+ * load logs those the snapshot in force lacks, up to
+ * NGX_HTTP_CG_REDIS_LOG_MAX lines, and then one line with how many more.
+ */
+
+static uint32_t
+ngx_http_cg_snap_bad_hash(ngx_str_t *key, ngx_str_t *field, ngx_str_t *value)
+{
+    uint32_t  crc;
+
+    ngx_crc32_init(crc);
+    ngx_crc32_update(&crc, key->data, key->len);
+    ngx_crc32_update(&crc, (u_char *) "", 1);
+    ngx_crc32_update(&crc, field->data, field->len);
+    ngx_crc32_update(&crc, (u_char *) "", 1);
+    ngx_crc32_update(&crc, value->data, value->len);
+    ngx_crc32_final(crc);
+
+    return crc;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_cg_snap_bad_cmp(const void *a, const void *b)
+{
+    uint32_t  x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+    return (x > y) - (x < y);
+}
+
+
+static ngx_uint_t
+ngx_http_cg_snap_bad_known(ngx_http_cg_snap_t *old, uint32_t hash)
+{
+    uint32_t  *h;
+
+    if (old == NULL || old->bad.nelts == 0) {
+        return 0;
+    }
+
+    h = old->bad.elts;
+
+    return bsearch(&hash, h, old->bad.nelts, sizeof(uint32_t),
+                   ngx_http_cg_snap_bad_cmp)
+           != NULL;
+}
+
+
 static ngx_int_t
 ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
     ngx_str_t *field, ngx_str_t *value, const char *error)
 {
-    u_char                    *p;
-    ngx_uint_t                 i, known;
-    ngx_str_t                  v;
-    ngx_http_cg_snap_t        *old;
-    ngx_http_cg_redis_error_t  *e, *oe;
+    u_char                     *p, k[4 * 64 + CG_ESCAPE_MIN],
+                                f[4 * 64 + CG_ESCAPE_MIN],
+                                v[4 * 64 + CG_ESCAPE_MIN], *ke, *fe, *ve;
+    uint32_t                   *h, hash;
+    ngx_str_t                   cut;
+    ngx_http_cg_redis_error_t  *e;
 
-    v = *value;
-    if (v.len > 128) {
-        v.len = 128;
+    cut = *value;
+    if (cut.len > 128) {
+        cut.len = 128;
     }
+
+    hash = ngx_http_cg_snap_bad_hash(key, field, &cut);
+
+    h = ngx_array_push(&snap->bad);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = hash;
 
     /* logged once: not again while the same bad value stays */
 
-    known = 0;
-    old = ngx_http_cg_defs.snap;
+    if (ngx_worker == 0 && !ngx_http_cg_snap_bad_known(ngx_http_cg_defs.snap,
+                                                       hash))
+    {
+        if (snap->logged < NGX_HTTP_CG_REDIS_LOG_MAX) {
 
-    if (old) {
-        oe = old->errors.elts;
+            /* Redis's text is anybody's: nothing in it forges a line */
 
-        for (i = 0; i < old->errors.nelts; i++) {
-            if (oe[i].key.len == key->len
-                && oe[i].field.len == field->len
-                && oe[i].value.len == v.len
-                && ngx_memcmp(oe[i].key.data, key->data, key->len) == 0
-                && ngx_memcmp(oe[i].field.data, field->data, field->len)
-                   == 0
-                && ngx_memcmp(oe[i].value.data, v.data, v.len) == 0)
-            {
-                known = 1;
-                break;
-            }
+            ke = cg_escape(k, sizeof(k), key->data, key->len);
+            fe = cg_escape(f, sizeof(f), field->data, field->len);
+            ve = cg_escape(v, sizeof(v), cut.data, cut.len);
+
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "client guard: bad data in redis key \"%*s\" "
+                          "field \"%*s\" value \"%*s\": %s; the last good "
+                          "definition stays", ke - k, k, fe - f, f, ve - v, v,
+                          error);
+
         }
-    }
 
-    if (!known && ngx_worker == 0) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "client guard: bad data in redis key \"%V\" field "
-                      "\"%V\" value \"%V\": %s; the last good definition "
-                      "stays", key, field, &v, error);
+        snap->logged++;
     }
 
     if (snap->errors.nelts >= NGX_HTTP_CG_REDIS_ERRORS_MAX) {
@@ -189,23 +247,44 @@ ngx_http_cg_snap_error(ngx_http_cg_snap_t *snap, ngx_str_t *key,
 
     e->key.data = ngx_pstrdup(snap->pool, key);
     e->field.data = ngx_pstrdup(snap->pool, field);
-    e->value.data = ngx_pstrdup(snap->pool, &v);
+    e->value.data = ngx_pstrdup(snap->pool, &cut);
 
     p = ngx_pnalloc(snap->pool, ngx_strlen(error));
     if (e->key.data == NULL || e->field.data == NULL || p == NULL
-        || (v.len && e->value.data == NULL))
+        || (cut.len && e->value.data == NULL))
     {
         return NGX_ERROR;
     }
 
     e->key.len = key->len;
     e->field.len = field->len;
-    e->value.len = v.len;
+    e->value.len = cut.len;
     e->error.len = ngx_strlen(error);
     e->error.data = p;
     ngx_memcpy(p, error, e->error.len);
 
     return NGX_OK;
+}
+
+
+/* a complete snapshot: its bad values sorted for the next load's lookups */
+
+static void
+ngx_http_cg_snap_bad_done(ngx_http_cg_snap_t *snap)
+{
+    if (snap->bad.nelts > 1) {
+        qsort(snap->bad.elts, snap->bad.nelts, sizeof(uint32_t),
+              ngx_http_cg_snap_bad_cmp);
+    }
+
+    if (snap->logged > NGX_HTTP_CG_REDIS_LOG_MAX) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "client guard: %ui more bad values in redis, not "
+                      "logged one by one (%ui bad in all; the status's "
+                      "\"quota_errors\" lists the first %d)",
+                      snap->logged - NGX_HTTP_CG_REDIS_LOG_MAX,
+                      snap->bad.nelts, NGX_HTTP_CG_REDIS_ERRORS_MAX);
+    }
 }
 
 
@@ -256,7 +335,8 @@ ngx_http_cg_snap_create(void)
     if (snap == NULL
         || ngx_array_init(&snap->errors, pool, 4,
                           sizeof(ngx_http_cg_redis_error_t))
-           != NGX_OK)
+           != NGX_OK
+        || ngx_array_init(&snap->bad, pool, 16, sizeof(uint32_t)) != NGX_OK)
     {
         ngx_destroy_pool(pool);
         return NULL;
@@ -573,6 +653,8 @@ swap:
         goto failed;
     }
 
+    ngx_http_cg_snap_bad_done(snap);
+
     if (w->snap) {
         ngx_destroy_pool(w->snap->pool);
     }
@@ -612,13 +694,14 @@ ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
         return;
     }
 
+    ngx_str_null(&empty);
+
     if (reply->type == REDIS_REPLY_STRING) {
         n = ngx_atoi((u_char *) reply->str, reply->len);
 
         if (n == NGX_ERROR) {
             value.data = (u_char *) reply->str;
             value.len = reply->len;
-            ngx_str_null(&empty);
 
             (void) ngx_http_cg_snap_error(snap, &w->k_version, &empty,
                                           &value, "not a number");
@@ -628,6 +711,20 @@ ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
         } else {
             snap->version = n;
         }
+
+    } else if (reply->type != REDIS_REPLY_NIL) {
+
+        /* a hash or a list where the version should be (WRONGTYPE) */
+
+        value.data = (u_char *) (reply->type == REDIS_REPLY_ERROR
+                                 ? reply->str : "");
+        value.len = (reply->type == REDIS_REPLY_ERROR) ? reply->len : 0;
+
+        (void) ngx_http_cg_snap_error(snap, &w->k_version, &empty, &value,
+                                      "not a string (a number of the "
+                                      "quotas' version is expected)");
+
+        snap->version = (uint64_t) -1;
     }
 }
 
@@ -845,6 +942,9 @@ ngx_http_cg_redis_version_done(ngx_http_cg_link_t *link, redisReply *reply,
     if (reply->type == REDIS_REPLY_STRING) {
         n = ngx_atoi((u_char *) reply->str, reply->len);
         v = n == NGX_ERROR ? (uint64_t) -1 : (uint64_t) n;
+
+    } else if (reply->type != REDIS_REPLY_NIL) {
+        v = (uint64_t) -1;   /* as the load took it */
     }
 
     if (w->snap == NULL || w->snap->version != v) {

@@ -24,6 +24,10 @@
 #include "cg_route.h"
 
 
+/* the bad values kept for the status output (quota_errors), at most */
+#define NGX_HTTP_CG_REDIS_ERRORS_MAX  64
+
+
 /* a bad value found in Redis, as the status output shows it */
 
 typedef struct {

@@ -72,7 +72,8 @@ ngx_http_cg_json_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     if (errs) {
         e = errs->elts;
 
-        for (i = 0; i < errs->nelts && i < 32; i++) {
+        for (i = 0; i < errs->nelts && i < NGX_HTTP_CG_REDIS_ERRORS_MAX; i++)
+        {
             ngx_http_cg_out_printf(o,
                 "%s{\"key\":\"%V\",\"field\":\"%V\","
                 "\"value\":\"%V\",\"error\":\"%V\"}",
@@ -443,12 +444,21 @@ ngx_http_cg_json_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         "\"health\":{\"zone_size_bytes\":%uL,\"zone_used_bytes\":%uL,"
         "\"zone_pages_total\":%ui,\"zone_pages_free\":%ui,"
         "\"clients_tracked\":%ui,\"clients_max\":%ui,"
-        "\"evictions_total\":%uL,\"alloc_failures_total\":%uL,"
-        "\"unidentified_total\":{\"no_rule\":%uL,\"invalid_name\":%uL},"
+        "\"evictions_total\":%uL,\"evictions_by_tier\":{\"new\":%uL,"
+        "\"returning\":%uL,\"limited\":%uL,\"own\":%uL},"
+        "\"alloc_failures_total\":%uL,"
+        "\"unidentified_total\":{\"no_rule\":%uL,\"invalid_name\":%uL,"
+        "\"unknown_api_key\":%uL},"
         "\"record_bytes\":%uz,",
         h->size, h->used, h->pages, h->pages_free, h->clients,
-        rp->zone->max_clients, h->evictions, h->alloc_failures,
-        h->unidentified[1], h->unidentified[2], ngx_http_cg_record_size);
+        rp->zone->max_clients, h->evictions,
+        h->evicted[NGX_HTTP_CG_TIER_NEW],
+        h->evicted[NGX_HTTP_CG_TIER_RETURNING],
+        h->evicted[NGX_HTTP_CG_TIER_LIMITED],
+        h->evicted[NGX_HTTP_CG_TIER_OWN],
+        h->alloc_failures,
+        h->unidentified[1], h->unidentified[2], h->unidentified[3],
+        ngx_http_cg_record_size);
 
     ngx_http_cg_json_redis(o, rp);
 

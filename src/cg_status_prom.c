@@ -642,6 +642,9 @@ ngx_http_cg_prom_head(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         { "clientguard_unidentified_requests_total", NULL, NULL,
           ",reason=\"invalid_name\"",
           ngx_http_cg_prom_int(rp->health.unidentified[2]) },
+        { "clientguard_unidentified_requests_total", NULL, NULL,
+          ",reason=\"unknown_api_key\"",
+          ngx_http_cg_prom_int(rp->health.unidentified[3]) },
         { "clientguard_deploys_total", "counter",
           "Deploy markers recorded.", "",
           ngx_http_cg_prom_int(rp->area.local.total) }

@@ -28,7 +28,7 @@ static ngx_int_t ngx_http_cg_self_send(ngx_http_cg_out_t *o);
 
 
 static const char  *ngx_http_cg_self_reasons[NGX_HTTP_CG_ID_NREASONS] = {
-    "", "no_rule", "invalid_name"
+    "", "no_rule", "invalid_name", "unknown_api_key"
 };
 
 
@@ -100,7 +100,7 @@ ngx_http_cg_self_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_cg_self_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
+    ngx_int_t                 rc, status;
     ngx_str_t                 name, raw;
     ngx_uint_t                format;
     ngx_time_t               *tp;
@@ -133,13 +133,20 @@ ngx_http_cg_self_handler(ngx_http_request_t *r)
 
     /* 1. who is calling */
 
-    rc = ngx_http_cg_identify(r, lcf->rules, lcf->name_max_len, &name, &raw);
+    status = 0;
+
+    rc = ngx_http_cg_identify(r, lcf->rules, lcf->name_max_len, &name, &raw,
+                              &status);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (rc != NGX_HTTP_CG_ID_OK) {
+
+        if (rc == NGX_HTTP_CG_ID_UNKNOWN_KEY && status) {
+            return status;
+        }
 
         if (lcf->fallback.len == 0) {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,

@@ -58,6 +58,8 @@ static ngx_inline ngx_uint_t ngx_http_cg_zone_same(ngx_http_cg_record_t *cn,
     ngx_str_t *name);
 static void ngx_http_cg_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_cg_record_t *ngx_http_cg_zone_victim(ngx_queue_t *queue,
+    ngx_uint_t *skipped);
 static void ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n);
 static ngx_int_t ngx_http_cg_zone_check_resize(ngx_conf_t *cf,
     ngx_str_t *name, size_t size);
@@ -234,6 +236,8 @@ ngx_http_cg_zone_create(ngx_conf_t *cf, ngx_array_t *zones, ngx_str_t *name,
 
     zone->name = shm_zone->shm.name;
     zone->shm_zone = shm_zone;
+    zone->file = cf->conf_file->file.name;
+    zone->line = cf->conf_file->line;
 
     shm_zone->init = ngx_http_cg_zone_init;
     shm_zone->data = zone;
@@ -352,8 +356,9 @@ ngx_http_cg_zones_done(ngx_conf_t *cf, ngx_array_t *zones, ngx_msec_t step)
         if (!zp[i]->declared) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "unknown client_guard_zone \"%V\": declare it "
-                          "with \"client_guard_zone zone=%V:size\"",
-                          &zp[i]->name, &zp[i]->name);
+                          "with \"client_guard_zone zone=%V:size\", "
+                          "in %V:%ui", &zp[i]->name, &zp[i]->name,
+                          &zp[i]->file, zp[i]->line);
             return NGX_ERROR;
         }
 
@@ -373,7 +378,7 @@ ngx_http_cg_zones_done(ngx_conf_t *cf, ngx_array_t *zones, ngx_msec_t step)
 static void
 ngx_http_cg_zone_restep(ngx_http_cg_zone_t *zone, ngx_log_t *log)
 {
-    ngx_uint_t             n;
+    ngx_uint_t             n, t;
     ngx_queue_t           *q;
     ngx_http_cg_record_t  *rec;
 
@@ -385,13 +390,15 @@ ngx_http_cg_zone_restep(ngx_http_cg_zone_t *zone, ngx_log_t *log)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_next(q))
-    {
-        rec = ngx_queue_data(q, ngx_http_cg_record_t, queue);
-        ngx_memzero(&rec->stats.history, sizeof(cg_history_t));
-        n++;
+    for (t = 0; t < NGX_HTTP_CG_NTIERS; t++) {
+        for (q = ngx_queue_head(&zone->sh->queue[t]);
+             q != ngx_queue_sentinel(&zone->sh->queue[t]);
+             q = ngx_queue_next(q))
+        {
+            rec = ngx_queue_data(q, ngx_http_cg_record_t, queue);
+            ngx_memzero(&rec->stats.history, sizeof(cg_history_t));
+            n++;
+        }
     }
 
     zone->sh->step = zone->step;
@@ -457,7 +464,9 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
                     ngx_http_cg_rbtree_insert_value);
 
-    ngx_queue_init(&zone->sh->queue);
+    for (n = 0; n < NGX_HTTP_CG_NTIERS; n++) {
+        ngx_queue_init(&zone->sh->queue[n]);
+    }
 
     for (n = 1; n < shm_zone->shm.size / 512; n <<= 1) { /* void */ }
 
@@ -468,6 +477,18 @@ ngx_http_cg_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_memzero(zone->sh->buckets, n * sizeof(uint32_t));
     zone->sh->mask = n - 1;
+
+    /* the names last evicted while new: a 4-byte hash per 128 bytes */
+
+    for (n = 1; 2 * n <= shm_zone->shm.size / 128; n <<= 1) { /* void */ }
+
+    zone->sh->ghosts = ngx_slab_alloc(zone->shpool, n * sizeof(uint32_t));
+    if (zone->sh->ghosts == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(zone->sh->ghosts, n * sizeof(uint32_t));
+    zone->sh->ghost_mask = n - 1;
 
     len = sizeof(" in client_guard_zone \"\"") + shm_zone->shm.name.len;
 
@@ -531,7 +552,7 @@ ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     uint32_t hash, ngx_msec_t now, ngx_uint_t create)
 {
     size_t               size;
-    uint32_t            *bucket, off;
+    uint32_t            *bucket, *ghost, off;
     ngx_uint_t           tries;
     ngx_msec_int_t       lag;
     ngx_rbtree_node_t   *node;
@@ -553,12 +574,20 @@ ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone, ngx_str_t *name,
 
             lag = (lag > 0 ? lag : 0) + cn->lag;
 
-            if (lag < NGX_HTTP_CG_LRU_LAG) {
+            if (lag < NGX_HTTP_CG_LRU_LAG && cn->tier != NGX_HTTP_CG_TIER_NEW)
+            {
                 cn->lag = (u_short) lag;
 
             } else {
+                /* found again: no name that passes once */
+
+                if (cn->tier == NGX_HTTP_CG_TIER_NEW) {
+                    cn->tier = NGX_HTTP_CG_TIER_RETURNING;
+                }
+
                 ngx_queue_remove(&cn->queue);
-                ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+                ngx_queue_insert_head(&zone->sh->queue[cn->tier],
+                                      &cn->queue);
                 cn->lag = 0;
             }
 
@@ -610,8 +639,17 @@ ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone, ngx_str_t *name,
     ngx_memcpy(cn->head, name->data,
                ngx_min(name->len, NGX_HTTP_CG_NAME_HEAD));
 
+    /* a name evicted while new, and back: it was no passing name either */
+
+    ghost = &zone->sh->ghosts[hash & zone->sh->ghost_mask];
+
+    if (*ghost == hash) {
+        *ghost = 0;
+        cn->tier = NGX_HTTP_CG_TIER_RETURNING;
+    }
+
     ngx_rbtree_insert(&zone->sh->rbtree, node);
-    ngx_queue_insert_head(&zone->sh->queue, &cn->queue);
+    ngx_queue_insert_head(&zone->sh->queue[cn->tier], &cn->queue);
 
     cn->hnext = *bucket;
     *bucket = ngx_http_cg_zone_off(zone, node);
@@ -664,58 +702,72 @@ ngx_http_cg_zone_prefetch(ngx_http_cg_record_t *cn)
 }
 
 
+/*
+ * The victim in one LRU queue: the least recently seen of the records at
+ * its tail; a record pinned by a request still under way is passed over
+ * (at most 64 of them over all queues: then nothing is freed, and the new
+ * client goes uncounted rather than the lock held long).
+ */
+
+static ngx_http_cg_record_t *
+ngx_http_cg_zone_victim(ngx_queue_t *queue, ngx_uint_t *skipped)
+{
+    ngx_uint_t             looked;
+    ngx_queue_t           *q;
+    ngx_http_cg_record_t  *cn, *victim;
+
+    victim = NULL;
+    looked = 0;
+
+    for (q = ngx_queue_last(queue);
+         q != ngx_queue_sentinel(queue)
+         && *skipped < 64 && looked < NGX_HTTP_CG_EVICT_LOOK;
+         q = ngx_queue_prev(q))
+    {
+        cn = ngx_queue_data(q, ngx_http_cg_record_t, queue);
+
+        /*
+         * moved to the head after the victim was last seen: so was
+         * every record nearer the head, none was seen before it
+         */
+
+        if (victim && (int32_t) (cn->last - cn->lag - victim->last) >= 0) {
+            break;
+        }
+
+        if (cn->refs) {
+            (*skipped)++;
+            continue;
+        }
+
+        looked++;
+
+        if (victim == NULL || (int32_t) (cn->last - victim->last) < 0) {
+            victim = cn;
+        }
+    }
+
+    return victim;
+}
+
+
+/* n records out, each from the lowest tier that gives one */
+
 static void
 ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 {
-    uint32_t             off, *next;
-    ngx_uint_t           skipped, looked;
-    ngx_queue_t         *q;
-    ngx_rbtree_node_t   *node;
+    uint32_t               off, *next;
+    ngx_uint_t             skipped, t;
+    ngx_rbtree_node_t     *node;
     ngx_http_cg_record_t  *cn, *victim;
 
     for ( /* void */ ; n; n--) {
 
-        /*
-         * the least recently seen of the records at the tail; a record
-         * pinned by a request still under way is passed over (at most 64
-         * of them: then nothing is freed, and the new client goes uncounted
-         * rather than the lock held long)
-         */
-
         victim = NULL;
         skipped = 0;
-        looked = 0;
 
-        for (q = ngx_queue_last(&zone->sh->queue);
-             q != ngx_queue_sentinel(&zone->sh->queue)
-             && skipped < 64 && looked < NGX_HTTP_CG_EVICT_LOOK;
-             q = ngx_queue_prev(q))
-        {
-            cn = ngx_queue_data(q, ngx_http_cg_record_t, queue);
-
-            /*
-             * moved to the head after the victim was last seen: so was
-             * every record nearer the head, none was seen before it
-             */
-
-            if (victim
-                && (int32_t) (cn->last - cn->lag - victim->last) >= 0)
-            {
-                break;
-            }
-
-            if (cn->refs) {
-                skipped++;
-                continue;
-            }
-
-            looked++;
-
-            if (victim == NULL
-                || (int32_t) (cn->last - victim->last) < 0)
-            {
-                victim = cn;
-            }
+        for (t = 0; victim == NULL && t < NGX_HTTP_CG_NTIERS; t++) {
+            victim = ngx_http_cg_zone_victim(&zone->sh->queue[t], &skipped);
         }
 
         if (victim == NULL) {
@@ -740,11 +792,19 @@ ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n)
 
         *next = victim->hnext;
 
+        /* remembered while new (ngx_rbtree_delete clears the key) */
+
+        if (victim->tier == NGX_HTTP_CG_TIER_NEW) {
+            zone->sh->ghosts[node->key & zone->sh->ghost_mask] =
+                                                         (uint32_t) node->key;
+        }
+
         ngx_rbtree_delete(&zone->sh->rbtree, node);
         ngx_slab_free_locked(zone->shpool, node);
 
         zone->sh->clients--;
         zone->sh->evictions++;
+        zone->sh->evicted[victim->tier]++;
     }
 }
 
@@ -870,6 +930,10 @@ ngx_http_cg_zone_health(ngx_http_cg_zone_t *zone,
     h->pages_free = pool->pfree;
     h->clients = sh->clients;
     h->evictions = sh->evictions;
+
+    for (i = 0; i < NGX_HTTP_CG_NTIERS; i++) {
+        h->evicted[i] = sh->evicted[i];
+    }
     h->alloc_failures = sh->alloc_failures;
 
     ngx_http_cg_zone_unlock(zone);

@@ -6,8 +6,9 @@
  *
  * Owns: the zone (client_guard_zone), its per-client records in an rbtree
  * keyed by a hash of the name (the order the status pages through), a hash
- * index for lookups, and an LRU queue, allocation with eviction of
- * the least recently seen client when memory or the client cap runs out, and
+ * index for lookups, and an LRU queue per tier (see below), allocation with
+ * eviction of the least recently seen client of the lowest tier when memory
+ * or the client cap runs out, the hashes of names evicted while new, and
  * reuse of the zone across reloads.  Every function but the lock helpers
  * expects the caller to hold the zone lock, and to hold it briefly.
  */
@@ -58,13 +59,32 @@ typedef struct {
 
 
 /*
+ * What eviction spares longest: a record is in one LRU queue per tier, and
+ * the least recently seen record of the lowest tier that has one goes
+ * first.  A name seen once (a flood of random names) stays NEW and makes
+ * room only at the cost of other such names; a client found again (or
+ * back soon after its record was evicted while NEW: the zone remembers the
+ * hashes of such names) is RETURNING; one rejected (or near its limit)
+ * under a quota it shares with others (the default) is LIMITED, whose
+ * counters a flood must not reset; one with its own quota (in the
+ * configuration or in Redis) is OWN.  See docs/internals.md "The zone".
+ */
+
+#define NGX_HTTP_CG_TIER_NEW        0
+#define NGX_HTTP_CG_TIER_RETURNING  1
+#define NGX_HTTP_CG_TIER_LIMITED    2
+#define NGX_HTTP_CG_TIER_OWN        3
+#define NGX_HTTP_CG_NTIERS          4
+
+
+/*
  * The rbtree node's "data" field is where this record starts.  What a
  * lookup reads (the rbtree key, "len", "hnext", the name's first bytes)
  * shares the rbtree node's cache line: with most names no other line is
  * read to find a record.  The rest is in the order a request uses it.
  */
 
-#define NGX_HTTP_CG_NAME_HEAD  12
+#define NGX_HTTP_CG_NAME_HEAD  11
 
 typedef struct {
     u_char                    color;
@@ -77,6 +97,8 @@ typedef struct {
     uint32_t                  refs;        /* requests between preaccess
                                               and log: not evicted */
     uint32_t                  last;        /* ngx_current_msec, low bits */
+    u_char                    tier;        /* NGX_HTTP_CG_TIER_*: its LRU
+                                              queue */
     u_char                    head[NGX_HTTP_CG_NAME_HEAD];  /* of "name" */
     ngx_queue_t               queue;
     cg_limit_state_t          state[CG_MAX_LIMITS];
@@ -101,15 +123,20 @@ typedef struct {
     uint32_t                  layout;      /* NGX_HTTP_CG_ZONE_LAYOUT */
     ngx_rbtree_t              rbtree;
     ngx_rbtree_node_t         sentinel;
-    ngx_queue_t               queue;       /* LRU, most recent first */
+    ngx_queue_t               queue[NGX_HTTP_CG_NTIERS];
+                                           /* LRUs, most recent first */
     ngx_uint_t                clients;
     uint64_t                  evictions;
+    uint64_t                  evicted[NGX_HTTP_CG_NTIERS];  /* by tier */
     uint64_t                  alloc_failures;
     ngx_atomic_t              unidentified[NGX_HTTP_CG_ID_NREASONS];
                                            /* by reason, atomics */
     void                     *status;      /* cg_status: deploy marks */
     uint32_t                 *buckets;     /* hash index of the records */
     ngx_uint_t                mask;        /* buckets - 1 */
+    uint32_t                 *ghosts;      /* hashes of names evicted while
+                                              NEW, by hash: see cg_zone.c */
+    ngx_uint_t                ghost_mask;
     ngx_msec_t                step;        /* the histories are kept at */
 } ngx_http_cg_shctx_t;
 
@@ -122,6 +149,8 @@ typedef struct {
     ngx_uint_t                max_clients;  /* 0: as many as fit */
     ngx_uint_t                declared;     /* client_guard_zone seen */
     ngx_msec_t                step;         /* of the histories */
+    ngx_str_t                 file;         /* where first named */
+    ngx_uint_t                line;
 } ngx_http_cg_zone_t;
 
 
@@ -163,6 +192,24 @@ ngx_int_t ngx_http_cg_zones_done(ngx_conf_t *cf, ngx_array_t *zones,
  */
 ngx_http_cg_record_t *ngx_http_cg_zone_record(ngx_http_cg_zone_t *zone,
     ngx_str_t *name, uint32_t hash, ngx_msec_t now, ngx_uint_t create);
+
+
+/*
+ * The record, just decided, into the LRU queue of "tier" (its place there
+ * most recent) when it is in another one.  Lock held.
+ */
+
+static ngx_inline void
+ngx_http_cg_zone_retier(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *rec,
+    ngx_uint_t tier)
+{
+    if (rec->tier != tier) {
+        ngx_queue_remove(&rec->queue);
+        ngx_queue_insert_head(&zone->sh->queue[tier], &rec->queue);
+        rec->tier = tier;
+        rec->lag = 0;
+    }
+}
 
 
 /*
@@ -220,6 +267,7 @@ typedef struct {
     ngx_uint_t                pages_free;
     ngx_uint_t                clients;
     uint64_t                  evictions;
+    uint64_t                  evicted[NGX_HTTP_CG_NTIERS];  /* by tier */
     uint64_t                  alloc_failures;
     uint64_t                  unidentified[NGX_HTTP_CG_ID_NREASONS];
 } ngx_http_cg_zone_health_t;

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 
 # API keys from Redis: a hash of SHA-256(key) hex -> client name, used by
-# client_guard_identify_api_key; unknown keys fall through to the next rule.
+# client_guard_identify_api_key; an unknown key is no claim another rule
+# may make good: the fallback (t/60-identity-trust.t for the rest).
 
 use strict;
 use warnings;
@@ -37,7 +38,8 @@ is_deeply($c, { 200 => 1, 429 => 2 },
           'the key\'s client has its Redis quota (2/h, one spent above)');
 
 my $r = $t->get('/', { 'X-Api-Key' => 'wrong', 'X-Client-Id' => 'other' });
-is($r->{headers}{'x-client'}, 'other', 'unknown key: the next rule decides');
+is($r->{headers}{'x-client'}, 'unknown',
+   'unknown key: no later rule identifies the request, the fallback does');
 
 $r = $t->get('/', { 'X-Api-Key' => 'wrong' });
 is($r->{headers}{'x-client'}, 'unknown', 'unknown key, no other rule: fallback');

@@ -1,6 +1,6 @@
 /*
  * Unit tests for src/cg_parse.c: quota parameters, a quota definition as
- * Redis holds it, an API key's entry.
+ * Redis holds it, an API key's entry, the log's escaping.
  */
 
 #include <stdarg.h>
@@ -58,7 +58,8 @@ test_quota_bad_args(void **state)
         "rate=-1r/s", "rate=10r/w", "rate=10r/ss", "rate=1.5r/s",
         "rate=99999999999999r/s", "burst=5", "quota=", "quota=10",
         "quota=10/x", "quota=-1/d", "quota=1e3/d", "mode=", "mode=on",
-        "mode=enforced", "speed=1", "rate", "", "quota=10/d\n"
+        "mode=enforced", "speed=1", "rate", "", "quota=10/d\n",
+        "quota=0/m", "quota=0/d", "quota=00/s"
     };
 
     size_t      i;
@@ -199,6 +200,57 @@ test_api_key(void **state)
 }
 
 
+static size_t
+esc(char *buf, size_t size, const char *s, size_t len)
+{
+    unsigned char  *p;
+
+    p = cg_escape((unsigned char *) buf, size, (const unsigned char *) s,
+                  len);
+    *p = '\0';
+
+    return (size_t) (p - (unsigned char *) buf);
+}
+
+
+static void
+test_escape(void **state)
+{
+    size_t  i, n;
+    char    buf[64], big[300], src[256];
+
+    esc(buf, sizeof(buf) - 1, "team-a", 6);
+    assert_string_equal(buf, "team-a");
+
+    /* a forged line: the newline and the quote never reach the log */
+
+    esc(buf, sizeof(buf) - 1, "x\n2026/01/01 [emerg] \"y\\", 24);
+    assert_string_equal(buf, "x\\x0a2026/01/01 [emerg] \\x22y\\x5c");
+
+    esc(buf, sizeof(buf) - 1, "\r\t\x7f\xc3\xa9", 5);
+    assert_string_equal(buf, "\\x0d\\x09\\x7f\\xc3\\xa9");
+
+    /* cut where the room ends, "..." said, never beyond "size" */
+
+    for (i = 0; i < sizeof(src); i++) {
+        src[i] = (char) i;
+    }
+
+    for (i = CG_ESCAPE_MIN; i < sizeof(big); i++) {
+        memset(big, 'Z', sizeof(big));
+        n = (size_t) (cg_escape((unsigned char *) big, i,
+                                (const unsigned char *) src, sizeof(src))
+                      - (unsigned char *) big);
+        assert_true(n <= i);
+        assert_memory_equal(big + n - 3, "...", 3);
+        assert_int_equal(big[i], 'Z');
+    }
+
+    n = esc(big, sizeof(big), "abc", 3);
+    assert_int_equal(n, 3);
+}
+
+
 int
 main(void)
 {
@@ -208,6 +260,7 @@ main(void)
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_redis_quota),
         cmocka_unit_test(test_api_key),
+        cmocka_unit_test(test_escape),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
