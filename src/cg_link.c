@@ -826,6 +826,7 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
 {
     void                    *r;
     ssize_t                  n;
+    const char              *why;
     ngx_connection_t        *c;
     ngx_http_cg_link_t     *link;
     u_char                   buf[NGX_HTTP_CG_LINK_RECV];
@@ -874,11 +875,18 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
             r = NULL;
 
             if (redisReaderGetReply(link->reader, &r) != REDIS_OK) {
-                ngx_http_cg_link_down(link, 0,
-                    (link->state == NGX_HTTP_CG_LINK_HANDSHAKE
-                     && !link->conf->tls && (buf[0] == 0x15 || buf[0] == 0x16))
-                    ? "the server answers in TLS: add \"tls\" (and tls_ca=)"
-                    : "protocol error");
+                why = "protocol error";
+
+                if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE) {
+                    why = (!link->conf->tls && (buf[0] == 0x15
+                                                || buf[0] == 0x16))
+                          ? "the server answers in TLS: add \"tls\" "
+                            "(and tls_ca=)"
+                          : "protocol error during the handshake: is it a "
+                            "Redis port?";
+                }
+
+                ngx_http_cg_link_down(link, 0, why);
                 return;
             }
 
@@ -931,6 +939,14 @@ ngx_http_cg_link_watchdog(ngx_event_t *ev)
 
     if (left > 0) {
         ngx_add_timer(ev, left);
+        return;
+    }
+
+    if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE) {
+        (void) ngx_snprintf(link->error, sizeof(link->error) - 1,
+                            "no reply to the handshake in %M ms (timeout=): "
+                            "is it a Redis port?%Z", link->conf->timeout);
+        ngx_http_cg_link_drop(link, (char *) link->error, 1);
         return;
     }
 

@@ -31,8 +31,8 @@ sub case {
     my $t = CG->new(redis_port => $port);
     $t->write_conf(CG::http(quotas => ['default quota=1000/h'],
         location => $MARK,
-        redis => "127.0.0.1:$port $params timeout=300ms "
-            . 'connect_timeout=300ms'), workers => 2);
+        redis => "127.0.0.1:$port $params timeout=" . ($opt{timeout} || '300ms')
+            . ' connect_timeout=300ms'), workers => 2);
     $t->start();
     ok(CG::wait_until(sub { said($t, $re) }, 5), "$name: said at error")
         or diag($t->error_log);
@@ -128,6 +128,40 @@ SKIP: {
          qr/is down: the server is a Redis Sentinel: with the sentinels' addresses, client_guard_redis needs sentinel=<master name>/);
     kill 'TERM', $pid;
     waitpid($pid, 0);
+}
+
+# not Redis: an HTTP server, and a TLS server's alert to plain text
+
+{
+    my $f = CG->new();
+    my $http = $f->port('http');
+    $f->fake_server($http, sub {
+        my ($c) = @_;
+        sysread($c, my $b, 1000);
+        print $c "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n";
+        sleep 1;
+    });
+    case('an HTTP server', $http, '',
+         qr/is down: protocol error during the handshake: is it a Redis port\?/,
+         timeout => '3s');
+
+    my $tls = $f->port('tls');
+    $f->fake_server($tls, sub {
+        my ($c) = @_;
+        sysread($c, my $b, 1000);
+        # a fatal alert record: protocol_version (70)
+        print $c "\x15\x03\x03\x00\x02\x02\x46";
+        sleep 1;
+    });
+    case('a TLS server answering plain text with an alert', $tls, '',
+         qr/is down: the server answers in TLS: add "tls" \(and tls_ca=\)/,
+         timeout => '3s');
+
+    my $silent = $f->port('silent');
+    $f->fake_server($silent, sub { sleep 10 });
+    case('a server that never answers', $silent, '',
+         qr/is down: no reply to the handshake in 300 ms \(timeout=\): is it a Redis port\?/);
+    $f->stop_fake_servers;
 }
 
 # nothing listens: the address and the reason
