@@ -146,7 +146,7 @@ struct ngx_http_cg_link_s {
                                                  command */
     ngx_msec_t                    refused_at;
     ngx_err_t                     err;        /* for the next reason */
-    u_char                        error[320]; /* a reason being said */
+    u_char                        error[512]; /* a reason being said */
 
     /* TLS (cg_link_tls.c) */
     ngx_log_t                     tls_log;    /* the connection's, caught */
