@@ -944,8 +944,9 @@ ngx_http_cg_link_watchdog(ngx_event_t *ev)
 
     if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE) {
         (void) ngx_snprintf(link->error, sizeof(link->error) - 1,
-                            "no reply to the handshake in %M ms (timeout=): "
-                            "is it a Redis port?%Z", link->conf->timeout);
+                            "no reply to the handshake in %M ms "
+                            "(connect_timeout=): is it a Redis port?%Z",
+                            link->conf->connect_timeout);
         ngx_http_cg_link_drop(link, (char *) link->error, 1);
         return;
     }
@@ -1183,7 +1184,11 @@ ngx_http_cg_link_queue(ngx_http_cg_link_t *link, int argc,
 
     op->handler = handler;
     op->data = data;
-    op->deadline = ngx_current_msec + link->conf->timeout;
+    /* the handshake is part of the connection attempt */
+
+    op->deadline = ngx_current_msec
+                   + (link->state == NGX_HTTP_CG_LINK_HANDSHAKE
+                      ? link->conf->connect_timeout : link->conf->timeout);
 
     len = ngx_min(argvlen[0], sizeof(op->cmd) - 1);
     ngx_memcpy(op->cmd, argv[0], len);

@@ -161,7 +161,7 @@ SKIP: {
     my $silent = $f->port('silent');
     $f->fake_server($silent, sub { sleep 10 });
     case('a server that never answers', $silent, '',
-         qr/is down: no reply to the handshake in 300 ms \(timeout=\): is it a Redis port\?/);
+         qr/is down: no reply to the handshake in 300 ms \(connect_timeout=\): is it a Redis port\?/);
     $f->stop_fake_servers;
 }
 
