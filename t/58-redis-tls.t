@@ -121,6 +121,23 @@ $r->redis_cli('HSET', 'cg:quotas', 'tq', 'quota=5/h');
     $t->stop();
 }
 
+# a connection lost (not Redis): the next handshake resumes the session
+
+{
+    my $t = CG->new(redis_port => $port);
+    $t->write_conf(CG::http(@QUOTA, location => $MARK,
+        redis => "tls tls_ca=$ca $CERT timeout=1s connect_timeout=1s"),
+        error_log_level => 'debug');
+    $t->start();
+    ok($t->wait_for_link, 'debug log: up');
+    $r->redis_cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    $r->redis_cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    ok(CG::wait_until(sub {
+        ($t->error_log // '') =~ /SSL reused session/ }, 5),
+       'the next handshake reuses the TLS session (a short handshake)');
+    $t->stop();
+}
+
 # the server's certificate is for "localhost" and 127.0.0.1; the name is
 # the host as written unless tls_name= says otherwise
 
