@@ -12,6 +12,8 @@
 #include <ngx_event_connect.h>
 
 #include "cg_link.h"
+#include "cg_link_diag.h"
+#include "cg_link_tls.h"
 #include "cg_reply.h"
 
 
@@ -25,6 +27,7 @@ typedef struct {
     ngx_http_cg_link_handler_pt  handler;
     void                         *data;
     ngx_msec_t                    deadline;
+    u_char                        cmd[16];    /* its name, for a NOPERM */
 } ngx_http_cg_link_op_t;
 
 
@@ -46,18 +49,26 @@ static void ngx_http_cg_link_drop(ngx_http_cg_link_t *link,
 static ngx_int_t ngx_http_cg_link_queue(ngx_http_cg_link_t *link,
     int argc, const char **argv, const size_t *argvlen,
     ngx_http_cg_link_handler_pt handler, void *data);
+static void ngx_http_cg_link_tls_done(ngx_connection_t *c);
+static void ngx_http_cg_link_lost(ngx_http_cg_link_t *link, ngx_err_t err,
+    const char *what);
+static void ngx_http_cg_link_down(ngx_http_cg_link_t *link, ngx_err_t err,
+    const char *why);
 
 
 static ngx_uint_t
 ngx_http_cg_link_log_level(ngx_http_cg_link_t *link)
 {
-    /* one line per transition for the whole server, not one per worker */
+    /*
+     * One line per transition for the whole server, not one per worker;
+     * at error, which Debian's default error_log shows
+     */
 
     if (link->quiet) {
         return NGX_LOG_DEBUG;
     }
 
-    return ngx_worker == 0 ? NGX_LOG_WARN : NGX_LOG_INFO;
+    return ngx_worker == 0 ? NGX_LOG_ERR : NGX_LOG_INFO;
 }
 
 
@@ -136,6 +147,7 @@ ngx_http_cg_link_server(ngx_conf_t *cf, ngx_http_cg_link_conf_t *conf,
 char *
 ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
 {
+    char                       *rv;
     u_char                     *p;
     size_t                      n;
     ngx_int_t                   db;
@@ -390,8 +402,9 @@ ngx_http_cg_link_directive(ngx_conf_t *cf, ngx_http_cg_link_conf_t **rcf)
 
     /* filled in by the parts that make them work */
 
-    if (conf->tls) {
-        return "has \"tls\": TLS to Redis is not supported yet";
+    rv = ngx_http_cg_link_tls_conf(cf, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     srv = conf->servers.elts;
@@ -523,6 +536,8 @@ ngx_http_cg_link_stop(ngx_http_cg_link_t *link)
         link->out = NULL;
         link->out_size = 0;
     }
+
+    ngx_http_cg_link_tls_free(link);
 }
 
 
@@ -639,7 +654,7 @@ ngx_http_cg_link_connect_peer(ngx_http_cg_link_t *link)
 
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
         link->peer.connection = NULL;
-        ngx_http_cg_link_drop(link, "connect() failed", 1);
+        ngx_http_cg_link_down(link, ngx_socket_errno, "connect() failed");
         return;
     }
 
@@ -665,7 +680,24 @@ ngx_http_cg_link_connected(ngx_http_cg_link_t *link)
     int          n;
     size_t       len[3];
     u_char       db[NGX_INT_T_LEN];
+    ngx_int_t    rc;
     const char  *argv[3];
+
+    if (link->conf->tls && link->peer.connection->ssl == NULL) {
+
+        /* TLS first, within the connect timeout again */
+
+        rc = ngx_http_cg_link_tls_start(link, ngx_http_cg_link_tls_done);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_cg_link_down(link, 0, (char *) link->error);
+
+        } else if (rc == NGX_OK) {
+            ngx_http_cg_link_tls_done(link->peer.connection);
+        }
+
+        return;
+    }
 
     if (link->reader) {
         redisReaderFree(link->reader);
@@ -693,7 +725,8 @@ ngx_http_cg_link_connected(ngx_http_cg_link_t *link)
         len[n++] = link->conf->password.len;
 
         if (ngx_http_cg_link_queue(link, n, argv, len,
-                                    ngx_http_cg_link_handshake, NULL)
+                                    ngx_http_cg_link_handshake,
+                                    (void *) NGX_HTTP_CG_LINK_AUTH)
             != NGX_OK)
         {
             return;
@@ -707,20 +740,43 @@ ngx_http_cg_link_connected(ngx_http_cg_link_t *link)
         len[1] = ngx_sprintf(db, "%ui", link->conf->db) - db;
 
         if (ngx_http_cg_link_queue(link, 2, argv, len,
-                                    ngx_http_cg_link_handshake, NULL)
+                                    ngx_http_cg_link_handshake,
+                                    (void *) NGX_HTTP_CG_LINK_SELECT)
             != NGX_OK)
         {
             return;
         }
     }
 
-    /* the last command: ROLE when the owner checks the role, or PING */
+    /* what the server is: its mode and role (cg_link_diag.c) */
 
-    argv[0] = link->check ? "ROLE" : "PING";
-    len[0] = 4;
+    argv[0] = "HELLO";
+    len[0] = 5;
+    argv[1] = "2";
+    len[1] = 1;
 
-    (void) ngx_http_cg_link_queue(link, 1, argv, len,
-                                   ngx_http_cg_link_handshake, link);
+    (void) ngx_http_cg_link_queue(link, 2, argv, len,
+                                   ngx_http_cg_link_handshake,
+                                   (void *) NGX_HTTP_CG_LINK_HELLO);
+}
+
+
+static void
+ngx_http_cg_link_tls_done(ngx_connection_t *c)
+{
+    ngx_http_cg_link_t  *link;
+
+    link = c->data;
+
+    if (ngx_http_cg_link_tls_check(link) != NGX_OK) {
+        ngx_http_cg_link_down(link, 0, (char *) link->error);
+        return;
+    }
+
+    c->read->handler = ngx_http_cg_link_read_handler;
+    c->write->handler = ngx_http_cg_link_write_handler;
+
+    ngx_http_cg_link_connected(link);
 }
 
 
@@ -728,38 +784,70 @@ static void
 ngx_http_cg_link_handshake(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
 {
-    u_char  buf[128];
+    size_t       len;
+    ngx_int_t    rc;
+    ngx_uint_t   step;
+    const char  *argv;
 
     if (reply == NULL) {
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
+    step = (ngx_uint_t) data;
 
-        /* logged once, not on every reconnection */
+    rc = ngx_http_cg_link_check(link, step, reply);
 
-        if (link->failures == 0) {
-            ngx_cpystrn(buf, (u_char *) reply->str,
-                        ngx_min(reply->len + 1, sizeof(buf)));
-            ngx_log_error(ngx_http_cg_link_log_level(link), link->log, 0,
-                          "client guard: redis %V refused the handshake: %s",
-                          &link->addr.name, buf);
+    if (rc == NGX_ERROR) {
+        ngx_http_cg_link_down(link, 0, (char *) link->error);
+        return;
+    }
+
+    if (rc == NGX_AGAIN) {
+        /* a replica: of which primary */
+        argv = "ROLE";
+        len = 4;
+
+        if (ngx_http_cg_link_queue(link, 1, &argv, &len,
+                                    ngx_http_cg_link_handshake,
+                                    (void *) NGX_HTTP_CG_LINK_ROLE)
+            != NGX_OK)
+        {
+            ngx_http_cg_link_fail(link, "out of memory");
         }
 
+        return;
+    }
+
+    if (step != NGX_HTTP_CG_LINK_HELLO && step != NGX_HTTP_CG_LINK_ROLE
+        && step != NGX_HTTP_CG_LINK_CHECK)
+    {
+        return;
+    }
+
+    if (step == NGX_HTTP_CG_LINK_HELLO && link->check) {
+
+        /* the owner checks the role too (a Sentinel's master) */
+
+        argv = "ROLE";
+        len = 4;
+
+        if (ngx_http_cg_link_queue(link, 1, &argv, &len,
+                                    ngx_http_cg_link_handshake,
+                                    (void *) NGX_HTTP_CG_LINK_CHECK)
+            != NGX_OK)
+        {
+            ngx_http_cg_link_fail(link, "out of memory");
+        }
+
+        return;
+    }
+
+    if (step == NGX_HTTP_CG_LINK_CHECK && link->check(link, reply) != NGX_OK) {
         ngx_http_cg_link_fail(link, NULL);
         return;
     }
 
-    if (data == NULL) {
-        return;
-    }
-
-    /* the PING (or ROLE) that closes the handshake */
-
-    if (link->check && link->check(link, reply) != NGX_OK) {
-        ngx_http_cg_link_fail(link, NULL);
-        return;
-    }
+    /* the end of the handshake */
 
     link->state = NGX_HTTP_CG_LINK_READY;
     link->backoff = 0;
@@ -767,9 +855,7 @@ ngx_http_cg_link_handshake(ngx_http_cg_link_t *link, redisReply *reply,
 
     if (!link->was_ready) {
         link->was_ready = 1;
-        ngx_log_error(ngx_http_cg_link_log_level(link), link->log, 0,
-                      "client guard: redis %V is up",
-                      &link->addr.name);
+        ngx_http_cg_link_say_up(link, ngx_http_cg_link_log_level(link));
     }
 
     if (link->on_state) {
@@ -792,7 +878,10 @@ ngx_http_cg_link_write_handler(ngx_event_t *wev)
     if (link->state == NGX_HTTP_CG_LINK_CONNECTING) {
 
         if (wev->timedout) {
-            ngx_http_cg_link_drop(link, "connect timed out", 1);
+            (void) ngx_snprintf(link->error, sizeof(link->error) - 1,
+                                "connect() timed out (%M ms)%Z",
+                                link->conf->connect_timeout);
+            ngx_http_cg_link_down(link, 0, (char *) link->error);
             return;
         }
 
@@ -810,7 +899,7 @@ ngx_http_cg_link_write_handler(ngx_event_t *wev)
         }
 
         if (err) {
-            ngx_http_cg_link_drop(link, "connect() failed", 1);
+            ngx_http_cg_link_down(link, err, "connect() failed");
             return;
         }
 
@@ -873,6 +962,7 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
 {
     void                    *r;
     ssize_t                  n;
+    const char              *why;
     ngx_connection_t        *c;
     ngx_http_cg_link_t     *link;
     u_char                   buf[NGX_HTTP_CG_LINK_RECV];
@@ -887,7 +977,7 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
     }
 
     if (c->error) {
-        ngx_http_cg_link_drop(link, "send() failed", 1);
+        ngx_http_cg_link_lost(link, 0, "send() failed");
         return;
     }
 
@@ -903,8 +993,10 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
         }
 
         if (n == 0 || n == NGX_ERROR) {
-            ngx_http_cg_link_drop(link, n == 0 ? "connection closed"
-                                                : "recv() failed", 1);
+            ngx_http_cg_link_lost(link,
+                                  n == NGX_ERROR ? ngx_socket_errno : 0,
+                                  n == 0 ? "connection closed"
+                                         : "recv() failed");
             return;
         }
 
@@ -919,7 +1011,18 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
             r = NULL;
 
             if (redisReaderGetReply(link->reader, &r) != REDIS_OK) {
-                ngx_http_cg_link_drop(link, "protocol error", 1);
+                why = "protocol error";
+
+                if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE) {
+                    why = (!link->conf->tls && (buf[0] == 0x15
+                                                || buf[0] == 0x16))
+                          ? "the server answers in TLS: add \"tls\" "
+                            "(and tls_ca=)"
+                          : "protocol error during the handshake: is it a "
+                            "Redis port?";
+                }
+
+                ngx_http_cg_link_down(link, 0, why);
                 return;
             }
 
@@ -975,6 +1078,15 @@ ngx_http_cg_link_watchdog(ngx_event_t *ev)
         return;
     }
 
+    if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE) {
+        (void) ngx_snprintf(link->error, sizeof(link->error) - 1,
+                            "no reply to the handshake in %M ms "
+                            "(connect_timeout=): is it a Redis port?%Z",
+                            link->conf->connect_timeout);
+        ngx_http_cg_link_drop(link, (char *) link->error, 1);
+        return;
+    }
+
     ngx_http_cg_link_drop(link, "reply timed out", 1);
 }
 
@@ -993,6 +1105,42 @@ ngx_http_cg_link_fail(ngx_http_cg_link_t *link, const char *why)
 }
 
 
+/* the connection closed or failed under a read or a write ("what") */
+
+static void
+ngx_http_cg_link_lost(ngx_http_cg_link_t *link, ngx_err_t err,
+    const char *what)
+{
+    if (link->peer.connection->ssl) {
+        /* nginx's SSL layer said why (cg_link_tls.c) */
+        ngx_http_cg_link_down(link, 0,
+                              (char *) ngx_http_cg_link_tls_failed(link,
+                                                                   what));
+        return;
+    }
+
+    if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE && !link->conf->tls) {
+        (void) ngx_snprintf(link->error, sizeof(link->error) - 1,
+                            "%s during the handshake: is it a TLS port? "
+                            "then add \"tls\" (and tls_ca=)%Z", what);
+        what = (char *) link->error;
+    }
+
+    ngx_http_cg_link_down(link, err, what);
+}
+
+
+/* a drop with the system's error number said */
+
+static void
+ngx_http_cg_link_down(ngx_http_cg_link_t *link, ngx_err_t err,
+    const char *why)
+{
+    link->err = err;
+    ngx_http_cg_link_drop(link, why, 1);
+}
+
+
 static void
 ngx_http_cg_link_drop(ngx_http_cg_link_t *link, const char *why,
     ngx_uint_t reconnect)
@@ -1003,6 +1151,7 @@ ngx_http_cg_link_drop(ngx_http_cg_link_t *link, const char *why,
     was = link->state;
 
     if (link->peer.connection) {
+        ngx_http_cg_link_tls_close(link);
         ngx_close_connection(link->peer.connection);
         link->peer.connection = NULL;
     }
@@ -1020,12 +1169,12 @@ ngx_http_cg_link_drop(ngx_http_cg_link_t *link, const char *why,
         ngx_del_timer(&link->watchdog);
     }
 
-    if (why && (was == NGX_HTTP_CG_LINK_READY || link->failures == 0)) {
-        link->was_ready = 0;
-        ngx_log_error(ngx_http_cg_link_log_level(link), link->log, 0,
-                      "client guard: redis %V is down: %s",
-                      &link->addr.name, why);
+    if (why) {
+        ngx_http_cg_link_say_down(link, ngx_http_cg_link_log_level(link),
+                                  was == NGX_HTTP_CG_LINK_READY, why);
     }
+
+    link->err = 0;
 
     link->failures++;
 
@@ -1081,6 +1230,14 @@ ngx_http_cg_link_complete(ngx_http_cg_link_t *link, redisReply *reply)
     op = ngx_queue_data(q, ngx_http_cg_link_op_t, queue);
     handler = op->handler;
     data = op->data;
+
+    if (reply && link->state == NGX_HTTP_CG_LINK_READY
+        && (reply->type == REDIS_REPLY_ERROR
+            || reply->type == REDIS_REPLY_ARRAY))
+    {
+        ngx_http_cg_link_say_refused(link, op->cmd, reply);
+    }
+
     ngx_queue_insert_head(&link->free, q);
 
     if (handler) {
@@ -1164,7 +1321,15 @@ ngx_http_cg_link_queue(ngx_http_cg_link_t *link, int argc,
 
     op->handler = handler;
     op->data = data;
-    op->deadline = ngx_current_msec + link->conf->timeout;
+    /* the handshake is part of the connection attempt */
+
+    op->deadline = ngx_current_msec
+                   + (link->state == NGX_HTTP_CG_LINK_HANDSHAKE
+                      ? link->conf->connect_timeout : link->conf->timeout);
+
+    len = ngx_min(argvlen[0], sizeof(op->cmd) - 1);
+    ngx_memcpy(op->cmd, argv[0], len);
+    op->cmd[len] = '\0';
 
     ngx_queue_insert_tail(&link->ops, &op->queue);
 

@@ -5,12 +5,20 @@
  * cg_link: a per-worker asynchronous Redis link on nginx's event loop.
  *
  * Owns: the socket (ngx_event_connect_peer), the connection state machine
- * (connecting, AUTH/SELECT, ready, backoff), command deadlines with a
- * watchdog that drops a silent connection, reconnection with exponential
+ * (connecting, TLS through cg_link_tls, AUTH/SELECT and HELLO, ready,
+ * backoff), command deadlines with a watchdog that drops a silent
+ * connection, reconnection with exponential
  * backoff and jitter, and the FIFO of pending operations (replies come back
  * in order, so commands are pipelined; those queued in one turn of the
  * event loop leave in one write).  Commands are written in RESP here;
  * hiredis only parses replies.  No call here ever blocks.
+ *
+ * The handshake checks the server (HELLO's mode and role): in single mode
+ * a standalone primary, with "cluster" a cluster node, with "sentinel=" a
+ * sentinel or a standalone primary.  What fails is logged with its likely
+ * cause (TLS expected, wrong password, a replica, a cluster node), once
+ * per outage; a command refused by the server's ACL (NOPERM) is logged
+ * once per command (again after 10 minutes).
  */
 
 
@@ -76,6 +84,7 @@ typedef struct {
     void                         *ssl;        /* ngx_ssl_t *, when tls */
     unsigned                      tls:1;
     unsigned                      tls_verify:1;
+    unsigned                      tls_name_ip:1;  /* an address: no SNI */
 } ngx_http_cg_link_conf_t;
 
 
@@ -145,6 +154,27 @@ struct ngx_http_cg_link_s {
     unsigned                      stopped:1;
     unsigned                      was_ready:1;
     unsigned                      quiet:1;    /* transitions: debug only */
+
+    /*
+     * What the link says: a line when it goes down and one when it is back,
+     * at error (worker 0; info in the others); a reason that changes
+     * during an outage is said again, a repeated one is not
+     */
+    unsigned                      outage:1;   /* said down, not back yet */
+    unsigned                      any_peer:1; /* no check of HELLO's mode
+                                                 and role (set by owner) */
+    ngx_msec_t                    down_at;
+    uint32_t                      said[2];    /* the last reasons said */
+    uint32_t                      refused[8]; /* NOPERM said, by
+                                                 command */
+    ngx_msec_t                    refused_at;
+    ngx_err_t                     err;        /* for the next reason */
+    u_char                        error[512]; /* a reason being said */
+
+    /* TLS (cg_link_tls.c) */
+    ngx_log_t                     tls_log;    /* the connection's, caught */
+    u_char                        tls_said[256];
+    void                         *tls_session;    /* ngx_ssl_session_t * */
 };
 
 

@@ -2,7 +2,7 @@
 
 # API keys from Redis: a hash of SHA-256(key) hex -> client name, used by
 # client_guard_identify_api_key; an unknown key is no claim another rule
-# may make good: the fallback (t/60-identity-trust.t for the rest).
+# may make good: the fallback (t/73-identity-trust.t for the rest).
 
 use strict;
 use warnings;

@@ -131,8 +131,17 @@ for my $policy ('open', 'closed=503', 'local') {
     my ($log, $down, $up);
     CG::wait_until(sub {
         $log = $t->error_log;
-        $down = () = $log =~ /\[warn\].*client guard: redis \S+ is down/g;
-        $up = () = $log =~ /\[warn\].*client guard: redis \S+ is up/g;
+        # up at notice first, then down and up again at error; a down line
+        # that says another reason within the same outage is no transition
+        my $state = '';
+        ($down, $up) = (0, 0);
+        for ($log =~ /\[(?:error|notice)\].*client\ guard:\ redis\ \S+\ is
+                      \ (down|up)/gx)
+        {
+            $down++ if $_ eq 'down' && $state ne 'down';
+            $up++ if $_ eq 'up';
+            $state = $_;
+        }
         return $up == $down + 1;
     }, 6);
 

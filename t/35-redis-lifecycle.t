@@ -125,7 +125,9 @@ my $conf = conf("127.0.0.1:%%PORT1%% $TIMEOUTS");
     $t->redis_cli('CONFIG', 'SET', 'requirepass', 'pw');
     $t->write_conf(conf("password=wrong $TIMEOUTS"));
     $t->start();
-    ok($t->wait_for_log(qr/redis \S+ refused the handshake: WRONGPASS/, 3),
+    ok($t->wait_for_log(
+           qr/redis \S+ is down: the handshake was refused: AUTH: WRONGPASS/,
+           3),
        'wrong password: the refusal is logged');
     is($t->get('/', { 'X-Client-Id' => 'w' })->{headers}{'x-redis'},
        'DOWN_LOCAL', 'wrong password: the failure policy decides');

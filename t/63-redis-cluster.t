@@ -350,7 +350,7 @@ $plain->write_conf(CG::http(
     redis => '127.0.0.1:%%REDIS_PORT%% cluster',
     location => 'empty_gif;'));
 $plain->start();
-ok($plain->wait_for_log(qr/redis 127\.0\.0\.1:\d+ is not a Redis Cluster, but "client_guard_redis" has "cluster"/, 5),
+ok($plain->wait_for_log(qr/redis 127\.0\.0\.1:\d+ is down: the server is not a Redis Cluster node \(its mode: standalone\): remove "cluster"/, 5),
    'a plain Redis with "cluster": the log says so');
 is($plain->get('/', { 'X-Client-Id' => 'x' })->{status}, 200,
    'requests decided by the failure policy');

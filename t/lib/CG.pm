@@ -674,7 +674,11 @@ sub connect {
 # waits for PING; returns the port. %opt: args => [extra server arguments],
 # cluster => 1 (cluster-enabled, the bus on a port of its own),
 # bind => another loopback address (127.0.0.2), port => a given port (the
-# port of an instance on 127.0.0.1, for the same port on 127.0.0.2).
+# port of an instance on 127.0.0.1, for the same port on 127.0.0.2),
+# tls => 1 or { clients => 'yes'|'no'|'optional' (tls-auth-clients,
+# default 'no') }: the port is a TLS port (no plain one), its certificate
+# server_cert() of openssl_ca(); redis_cli then speaks TLS to it (with a
+# client certificate "redis-cli"), see redis_tls_cli.
 # Instances are numbered from 0 in start order; the redis_* methods below
 # take an instance index or a port, default the first instance.
 sub redis_start {
@@ -695,11 +699,22 @@ sub redis_start {
         '--daemonize', 'no', '--protected-mode', 'no');
     push @args, '--cluster-enabled', 'yes', '--cluster-port', $bus,
         '--cluster-config-file', "nodes-$port.conf" if $opt{cluster};
+    my $cli = [];
+    if (my $tls = $opt{tls}) {
+        $tls = {} unless ref $tls;
+        $self->{redis_cert} ||= [$self->server_cert];
+        my ($crt, $key) = @{$self->{redis_cert}};
+        s/^--port$/--tls-port/ for @args;
+        push @args, '--port', 0, '--tls-cert-file', $crt, '--tls-key-file',
+            $key, '--tls-ca-cert-file', $self->openssl_ca,
+            '--tls-auth-clients', $tls->{clients} || 'no';
+        $cli = $self->redis_tls_cli;
+    }
     push @args, @{$opt{args} || []};
 
     my $pid = _spawn({}, "$dir/stderr.log", 'redis-server', @args);
     my $r = { port => $port, pid => $pid, dir => $dir, bus => $bus,
-              args => \@args, host => $opt{bind} };
+              args => \@args, host => $opt{bind}, cli => $cli };
     push @{$self->{redis}}, $r;
     $self->_redis_wait($r);
     return $port;
@@ -712,6 +727,11 @@ sub _redis_wait {
         die "CG: redis-server exited\n" . (_slurp("$dir/redis.log") // '')
             . (_slurp("$dir/stderr.log") // '')
             if waitpid($pid, WNOHANG) == $pid;
+        if (@{$r->{cli} || []}) {
+            my ($rc, $out) = _capture({}, 'redis-cli', '-p', $port,
+                                      @{$r->{cli}}, 'PING');
+            return $out =~ /^(?:PONG|NOAUTH|WRONGPASS)/m;
+        }
         my $s = IO::Socket::INET->new(
             PeerAddr => ($r->{host} || '127.0.0.1') . ":$port")
             or return 0;
@@ -824,6 +844,8 @@ sub redis_cli {
     my ($self, @args) = @_;
     my $opt = ref $args[0] eq 'HASH' ? shift @args : {};
     my $port = $opt->{port} || $self->redis_port;
+    my ($r) = grep { $_->{port} == $port } @{$self->{redis}};
+    unshift @args, @{$r->{cli}} if $r && $r->{cli};
     unshift @args, '-h', $opt->{host} if $opt->{host};
     # cluster => 1: redis-cli -c (follows MOVED)
     open(my $fh, '-|', 'redis-cli', '-p', $port, ($opt->{cluster} ? '-c' : ()),
@@ -921,6 +943,16 @@ sub server_cert {
     return $self->make_client_cert('localhost', name => 'server',
         ext => "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             . "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+}
+
+# redis_tls_cli(): redis-cli's arguments for a TLS instance of redis_start
+# (the CA, a client certificate CN=redis-cli)
+sub redis_tls_cli {
+    my ($self) = @_;
+    $self->{redis_cli_cert} ||= [$self->make_client_cert('redis-cli')];
+    my ($crt, $key) = @{$self->{redis_cli_cert}};
+    return ['--tls', '--cacert', $self->openssl_ca, '--cert', $crt,
+            '--key', $key];
 }
 
 sub _openssl {
