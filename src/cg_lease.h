@@ -42,8 +42,15 @@
 /* a lease is never bigger than this */
 #define CG_LEASE_WANT_MAX      10000
 
+/*
+ * a client at its rate: each node holds at most its share (by the live
+ * node count) of HORIZON leases of the rate, granted ahead of time by the
+ * GCRA and spent paced, and asks again when a quarter of it is left
+ */
+#define CG_LEASE_HORIZON       10
 
-/* a client's lease on this node, in its record: 80 bytes */
+
+/* a client's lease on this node, in its record: 104 bytes */
 
 typedef struct {
     uint32_t        left;          /* units still to spend */
@@ -67,6 +74,12 @@ typedef struct {
     uint32_t        back;          /* a lease's units that expired
                                       unspent, to give back to Redis... */
     uint32_t        back_at;       /* ...granted then */
+    uint32_t        next;          /* paced: the next unit from then on */
+    uint32_t        step;          /* paced: us between units; 0: not */
+    uint32_t        frac;          /* paced: us past "next" */
+    uint32_t        later;         /* of "left": the next lease's units, */
+    uint32_t        later_at;      /* due from then on... */
+    uint32_t        later_step;    /* ...this far apart (us) */
 } cg_lease_t;
 
 
@@ -79,8 +92,12 @@ typedef struct {
     uint32_t        reserve;
     uint32_t        lease_ms;      /* the traffic a lease covers */
     uint32_t        timeout_ms;    /* a fetch is given up after twice it */
+    uint32_t        share;         /* cg_lease_share(): 0, no rate */
+    uint32_t        least;         /* the smallest limit's count */
     unsigned        ready:1;       /* the Redis link is ready */
     unsigned        broken:1;      /* the circuit breaker is open */
+    unsigned        local:1;       /* no quota of its own: counted on the
+                                      node until it sent "ahead" */
 } cg_lease_in_t;
 
 
@@ -94,6 +111,7 @@ typedef struct {
     uint32_t        back;          /* units given back by the fetch... */
     uint32_t        back_at;       /* ...of a lease granted then */
     uint32_t        binding;       /* 0-based */
+    uint32_t        paced;         /* the fetch may be granted ahead */
     uint64_t        retry;         /* ms, when rejected */
     uint64_t        remaining;     /* the cluster's, as far as known */
 } cg_lease_out_t;
@@ -107,6 +125,8 @@ typedef struct {
     int64_t         binding;       /* 1-based, as the script says */
     int64_t         headroom;      /* the binding limit's rest */
     int64_t         rest[CG_MAX_LIMITS];   /* every limit's */
+    int64_t         first;         /* us from now: the first unit... */
+    int64_t         last;          /* ...and the last may be spent */
     uint32_t        nlimits;       /* of the fetch's quota */
     uint32_t        qhash;
     uint32_t        owed;          /* admitted ahead, paid by this fetch */
@@ -115,6 +135,8 @@ typedef struct {
     uint32_t        ahead;         /* cg_lease_ahead() of the quota */
     uint32_t        ttl;           /* cg_lease_ttl() of a lease ... */
     uint32_t        ttl_small;     /* ...and of a small one */
+    uint32_t        window;        /* cg_lease_window_left() */
+    uint32_t        horizon;       /* paced: ms, the fetch's horizon */
     unsigned        ready:1;       /* a charge may go out at once */
 } cg_lease_answer_t;
 
@@ -169,6 +191,17 @@ uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
  */
 int cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
     uint32_t now, int64_t now_ms, uint64_t *remaining);
+
+/*
+ * The units of a rate a node may hold at its limit: its share of
+ * "horizon_ms" of the slowest rate of the quota, by the live nodes (at
+ * least 1 unit); 0 when the quota has no rate.
+ */
+uint32_t cg_lease_share(const cg_quota_t *q, uint32_t horizon_ms,
+    uint32_t nodes);
+
+/* ms until the shortest window of the quota ends; UINT32_MAX: none */
+uint32_t cg_lease_window_left(const cg_quota_t *q, int64_t now_ms);
 
 /* what a lease is for: the mode and the limits in use; never 0 */
 uint32_t cg_lease_quota_hash(const cg_quota_t *q);

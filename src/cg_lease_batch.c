@@ -19,7 +19,7 @@
 /* the text of one client's part of a lease call, at most */
 
 #define ngx_http_cg_lease_client_text(prefix)                                \
-    (3 * NGX_INT32_LEN                                                        \
+    (4 * NGX_INT32_LEN                                                        \
      + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
                         + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
                         + NGX_INT64_LEN                                       \
@@ -27,12 +27,12 @@
 
 /* integers per client in the reply of the lease script */
 
-#define NGX_HTTP_CG_LEASE_REPLY  (4 + CG_MAX_LIMITS)
+#define NGX_HTTP_CG_LEASE_REPLY  (6 + CG_MAX_LIMITS)
 
 /* the arguments of a lease call, at most */
 
 #define NGX_HTTP_CG_LEASE_ARGS                                                \
-    (4 + NGX_HTTP_CG_LEASE_BATCH * (3 + 6 * CG_MAX_LIMITS))
+    (4 + NGX_HTTP_CG_LEASE_BATCH * (4 + 6 * CG_MAX_LIMITS))
 
 
 /* a lease request: worker memory, never a request's pool */
@@ -236,6 +236,9 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
         a.rest[i] = e ? e[4 + i]->integer : 0;
     }
 
+    a.first = e ? e[4 + CG_MAX_LIMITS]->integer : 0;
+    a.last = e ? e[5 + CG_MAX_LIMITS]->integer : 0;
+
     a.nlimits = f->quota.nlimits;
     a.qhash = f->qhash;
     a.owed = f->out.owed;
@@ -244,6 +247,8 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     a.ahead = cg_lease_ahead(&f->quota, lb->ahead, NULL);
     a.ttl = cg_lease_ttl(&f->quota, now, lb->lease, 0);
     a.ttl_small = cg_lease_ttl(&f->quota, now, lb->lease, 1);
+    a.window = cg_lease_window_left(&f->quota, now);
+    a.horizon = f->out.paced ? CG_LEASE_HORIZON * lb->lease : 0;
     a.ready = ngx_http_cg_link_ready(lb->link)
               && !ngx_http_cg_lease_batch_broken();
 
@@ -558,6 +563,14 @@ ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
 
         argv[argc] = (const char *) p;
         p = ngx_slprintf(p, last, "%uD", f->out.owed);
+        len[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        /* a client at its rate: granted ahead of time, spent paced */
+
+        argv[argc] = (const char *) p;
+        p = ngx_slprintf(p, last, "%M",
+                         f->out.paced ? CG_LEASE_HORIZON * lb->lease : 0);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
 
