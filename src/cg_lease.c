@@ -31,9 +31,9 @@
  */
 
 static uint32_t
-cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in)
+cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, uint32_t *far)
 {
-    uint32_t  elapsed, rate, est;
+    uint32_t  elapsed, rate, est, lg;
 
     elapsed = in->now - l->since;
 
@@ -77,6 +77,26 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in)
     } else if (est < in->ahead) {
         /* a small lease lasts a second: a second of traffic, <= "ahead" */
         est = cg_min(in->ahead, cg_max(est, l->rate));
+    }
+
+    if (in->far && l->said) {
+
+        /*
+         * no quota of its own and far below it: up to CG_LEASE_LONG of
+         * its traffic, at most a CG_LEASE_FAR-th of what is left per
+         * node; what it leaves unspent goes back with the next fetch
+         */
+
+        lg = (uint32_t) cg_min((uint64_t) cg_max(l->rate, 1) * CG_LEASE_LONG
+                               / 1000, CG_LEASE_WANT_MAX);
+        lg = cg_max(lg, in->ahead);
+        lg = cg_min(lg, in->far);
+        lg = cg_min(lg, l->headroom / (CG_LEASE_FAR * cg_max(in->nodes, 1)));
+
+        if (lg > est && lg > in->ahead) {
+            *far = 1;
+            return lg;
+        }
     }
 
     return est;
@@ -198,7 +218,7 @@ int
 cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 {
     int       fetch, active, rate;
-    uint32_t  now, est;
+    uint32_t  now, est, far;
 
     now = in->now;
 
@@ -208,6 +228,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     out->back = 0;
     out->back_at = 0;
     out->paced = 0;
+    out->far = 0;
     out->retry = 0;
     out->remaining = 0;
 
@@ -355,7 +376,8 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         return out->rc;
     }
 
-    est = cg_lease_size(l, in);
+    far = 0;
+    est = cg_lease_size(l, in, &far);
 
     if (est == 0 && l->owed == 0 && l->back == 0) {
         return out->rc;
@@ -364,6 +386,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     cg_lease_fetch(l, est, now, out);
 
     out->paced = rate;
+    out->far = far;
 
     return out->rc;
 }
@@ -459,6 +482,7 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     out->back = 0;
     out->back_at = 0;
     out->paced = 0;
+    out->far = 0;
 
     if (l->fetching != a->started || l->qhash != a->qhash) {
         /* taken for another quota, or by another fetch since */
@@ -535,8 +559,9 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
              * along): a small lease refilled ahead of time stays small
              */
 
-            l->expires = now + (granted <= (int64_t) a->ahead ? a->ttl_small
-                                                              : a->ttl);
+            l->expires = now + (a->far ? a->ttl_far
+                                : granted <= (int64_t) a->ahead ? a->ttl_small
+                                : a->ttl);
         }
 
         l->left += (uint32_t) granted;
@@ -547,10 +572,18 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
 
         /*
          * nothing: rejected until a unit frees up; at its rate, until a
-         * quarter of the horizon did (at most a fetch per quarter)
+         * quarter of the horizon did (at most a fetch per quarter); a
+         * rate asked for what it had at once asks again for its share,
+         * granted ahead of time, with the next request
          */
 
-        retry = cg_max(retry, (int64_t) (a->horizon / 4));
+        if (a->horizon) {
+            retry = cg_max(retry, (int64_t) (a->horizon / 4));
+
+        } else if (a->rated) {
+            retry = 1;
+        }
+
         l->denied = cg_lease_stamp(now + (uint32_t) cg_max(retry, 1));
     }
 
@@ -699,6 +732,37 @@ cg_lease_share(const cg_quota_t *q, uint32_t horizon_ms, uint32_t nodes)
     }
 
     return (uint32_t) cg_min(share, CG_LEASE_WANT_MAX);
+}
+
+
+uint32_t
+cg_lease_far(const cg_quota_t *q, uint32_t lease_ms, uint32_t nodes)
+{
+    uint32_t  i;
+    uint64_t  far, f;
+
+    far = CG_LEASE_WANT_MAX;
+    nodes = cg_max(nodes, 1);
+
+    for (i = 0; i < q->nlimits; i++) {
+        if (q->limits[i].type != CG_LIMIT_RATE || q->limits[i].period == 0) {
+            continue;
+        }
+
+        f = q->limits[i].count * 2 * lease_ms
+            / ((uint64_t) q->limits[i].period * nodes);
+        far = cg_min(far, f);
+    }
+
+    return (uint32_t) far;
+}
+
+
+uint32_t
+cg_lease_ttl_far(const cg_quota_t *q, int64_t now_ms)
+{
+    return cg_max(cg_min(2 * CG_LEASE_LONG, cg_lease_window_left(q, now_ms)),
+                  1);
 }
 
 

@@ -49,6 +49,14 @@
  */
 #define CG_LEASE_HORIZON       10
 
+/*
+ * a client with no quota of its own far below it: a lease may cover up to
+ * LONG ms of its traffic (and live twice that), when it is no more than a
+ * FAR-th of what the quota has left per node
+ */
+#define CG_LEASE_LONG          30000
+#define CG_LEASE_FAR           16
+
 
 /* a client's lease on this node, in its record: 104 bytes */
 
@@ -94,6 +102,8 @@ typedef struct {
     uint32_t        timeout_ms;    /* a fetch is given up after twice it */
     uint32_t        share;         /* cg_lease_share(): 0, no rate */
     uint32_t        least;         /* the smallest limit's count */
+    uint32_t        far;           /* cg_lease_far(); 0: no long lease */
+    uint32_t        nodes;         /* live, at least 1 */
     unsigned        ready:1;       /* the Redis link is ready */
     unsigned        broken:1;      /* the circuit breaker is open */
     unsigned        local:1;       /* no quota of its own: counted on the
@@ -112,6 +122,7 @@ typedef struct {
     uint32_t        back_at;       /* ...of a lease granted then */
     uint32_t        binding;       /* 0-based */
     uint32_t        paced;         /* the fetch may be granted ahead */
+    uint32_t        far;           /* the fetch is for a long lease */
     uint64_t        retry;         /* ms, when rejected */
     uint64_t        remaining;     /* the cluster's, as far as known */
 } cg_lease_out_t;
@@ -136,6 +147,9 @@ typedef struct {
     uint32_t        ttl;           /* cg_lease_ttl() of a lease ... */
     uint32_t        ttl_small;     /* ...and of a small one */
     uint32_t        window;        /* cg_lease_window_left() */
+    uint32_t        ttl_far;       /* cg_lease_ttl_far(), for "far" */
+    unsigned        far:1;         /* the fetch was for a long lease */
+    unsigned        rated:1;       /* the quota has a rate */
     uint32_t        horizon;       /* paced: ms, the fetch's horizon */
     unsigned        ready:1;       /* a charge may go out at once */
 } cg_lease_answer_t;
@@ -199,6 +213,16 @@ int cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
  */
 uint32_t cg_lease_share(const cg_quota_t *q, uint32_t horizon_ms,
     uint32_t nodes);
+
+/*
+ * The most a long lease may hold (a client with no quota of its own):
+ * for a rate, this node's share of 2 x "lease_ms" of it, as much as an
+ * ordinary lease may hold unspent; CG_LEASE_WANT_MAX with windows only.
+ */
+uint32_t cg_lease_far(const cg_quota_t *q, uint32_t lease_ms, uint32_t nodes);
+
+/* how long a long lease lives: 2 x CG_LEASE_LONG, its window's end */
+uint32_t cg_lease_ttl_far(const cg_quota_t *q, int64_t now_ms);
 
 /* ms until the shortest window of the quota ends; UINT32_MAX: none */
 uint32_t cg_lease_window_left(const cg_quota_t *q, int64_t now_ms);

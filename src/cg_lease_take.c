@@ -171,6 +171,10 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
     in.share = cg_lease_share(lr->quota, CG_LEASE_HORIZON * lw->conf->lease,
                               (uint32_t) ngx_min(nodes, 1000));
 
+    in.nodes = (uint32_t) ngx_max(ngx_min(nodes, 1000), 1);
+    in.far = lr->local ? cg_lease_far(lr->quota, lw->conf->lease, in.nodes)
+                       : 0;
+
     in.least = UINT32_MAX;
 
     for (i = 0; i < lr->quota->nlimits; i++) {

@@ -708,6 +708,102 @@ test_local_phase(void **state)
 }
 
 
+/*
+ * A client with no quota of its own far below it: once Redis said how far,
+ * a lease covers up to 30 s of its traffic (a 16th of what is left per
+ * node at most) and lives a minute; with a rate, no more than an ordinary
+ * lease may hold.
+ */
+
+static void
+test_far(void **state)
+{
+    uint32_t           now;
+    cg_quota_t         q = quota1(CG_LIMIT_WINDOW, 1000000, 86400000, 0);
+    cg_quota_t         r = quota1(CG_LIMIT_RATE, 100, 1000, 100);
+    cg_lease_t         l;
+    cg_lease_in_t      in;
+    cg_lease_out_t     out, next;
+    cg_lease_answer_t  a;
+
+    assert_int_equal(cg_lease_far(&q, 100, 3), CG_LEASE_WANT_MAX);
+    assert_int_equal(cg_lease_far(&r, 100, 1), 20);
+    assert_int_equal(cg_lease_far(&r, 100, 4), 5);
+    assert_int_equal(cg_lease_ttl_far(&r, T0), 60000);
+    assert_true(cg_lease_ttl_far(&q, T0) <= 60000);
+
+    /* 4 r/s: 8 requests counted on the node, charged with a small lease */
+
+    memset(&l, 0, sizeof(l));
+    in = in_for(&q, 1000);
+    in.local = 1;
+    in.nodes = 2;
+    in.far = cg_lease_far(&q, 100, 2);
+
+    for (now = 1000; out.want == 0 || now == 1000; now += 250) {
+        in.now = now;
+        cg_lease_take(&l, &in, &out);
+    }
+
+    assert_int_equal(out.owed, 8);
+    assert_int_equal(out.far, 0);
+    answer(&l, &q, &out, now, out.want, 900000, 0, &next);
+
+    /* then a long one: 30 s of 4 r/s */
+
+    while (out.want == 0 || out.owed) {
+        in.now = now;
+        cg_lease_take(&l, &in, &out);
+        now += 250;
+    }
+
+    assert_int_equal(out.far, 1);
+    assert_in_range(out.want, 90, 130);
+
+    memset(&a, 0, sizeof(a));
+    a.granted = out.want;
+    a.binding = 1;
+    a.headroom = 800000;
+    a.nlimits = 1;
+    a.qhash = cg_lease_quota_hash(&q);
+    a.started = out.started;
+    a.now = now;
+    a.ahead = 8;
+    a.ttl = 1000;
+    a.ttl_small = 1000;
+    a.ttl_far = 60000;
+    a.far = 1;
+    a.window = UINT32_MAX;
+    cg_lease_answer(&l, &a, &next);
+    assert_int_equal(l.expires, now + 60000);
+
+    /* near what is left: no long lease */
+
+    l.headroom = 16 * 2 * 20;
+    l.left = 0;
+    l.want = 0;
+    l.fetching = 0;
+    in.now = now + 10;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.far, 1);
+    assert_int_equal(out.want, 20);
+    l.headroom = 16 * 2 * 8;
+    l.fetching = 0;
+    l.left = 0;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.far, 0);
+
+    /* a quota of its own: never */
+
+    in.far = 0;
+    l.headroom = 900000;
+    l.fetching = 0;
+    l.left = 0;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.far, 0);
+}
+
+
 /* a paced answer: "granted" units from "first" to "last" us after "now" */
 
 static void
@@ -973,15 +1069,17 @@ gcra_grant(gcra_t *g, int64_t now, int64_t want, int64_t hz, int64_t *first,
  */
 
 static void
-run_spread(uint32_t nodes)
+run_spread(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t offered,
+    uint32_t secs)
 {
     int                rc;
     int64_t            grant, first, last, rest, retry;
     uint32_t           i, now, admitted[8], total, requests, fetches;
+    uint32_t           allowed;
     uint32_t           due[8];
     uint64_t           acc[8];
     gcra_t             g;
-    cg_quota_t         q = quota1(CG_LIMIT_RATE, 500, 1000, 50);
+    cg_quota_t         q = quota1(CG_LIMIT_RATE, rate, 1000, burst);
     cg_lease_t         l[8];
     cg_lease_in_t      in;
     cg_lease_out_t     out, fetch[8], next;
@@ -992,15 +1090,15 @@ run_spread(uint32_t nodes)
     memset(due, 0, sizeof(due));
     memset(acc, 0, sizeof(acc));
 
-    g.T = 2000;
-    g.tau = 50 * 2000;
+    g.T = 1000000 / rate;
+    g.tau = burst * g.T;
     g.tat = 0;
 
     total = 0;
     requests = 0;
     fetches = 0;
 
-    for (now = 1000; now < 11000; now++) {
+    for (now = 1000; now < 1000 + 1000 * secs; now++) {
         for (i = 0; i < nodes; i++) {
 
             if (due[i] == now) {
@@ -1036,9 +1134,9 @@ run_spread(uint32_t nodes)
                 }
             }
 
-            /* 1500 r/s over the nodes */
+            /* "offered" r/s over the nodes */
 
-            acc[i] += 1500;
+            acc[i] += offered;
 
             while (acc[i] >= 1000 * nodes) {
                 acc[i] -= 1000 * nodes;
@@ -1062,8 +1160,11 @@ run_spread(uint32_t nodes)
         }
     }
 
-    print_message("%u nodes: %u of %u admitted (%u allowed), %u fetches;",
-                  nodes, total, requests, 500 * 10 + 51, fetches);
+    allowed = rate * secs + burst + 1;
+
+    print_message("%u nodes, rate %u burst %u, %u r/s for %u s: %u of %u "
+                  "admitted (%u allowed), %u fetches;", nodes, rate, burst,
+                  offered, secs, total, requests, allowed, fetches);
 
     for (i = 0; i < nodes; i++) {
         print_message(" %u", admitted[i]);
@@ -1071,8 +1172,8 @@ run_spread(uint32_t nodes)
 
     print_message("\n");
 
-    assert_true(total <= 500 * 10 + 51 + 1);
-    assert_true(total >= (500 * 10 + 51) * 95 / 100);
+    assert_true(total <= allowed + 1);
+    assert_true(total >= allowed * 95 / 100);
 
     for (i = 0; i < nodes; i++) {
         assert_in_range(admitted[i], total / nodes * 80 / 100,
@@ -1087,9 +1188,10 @@ run_spread(uint32_t nodes)
 static void
 test_spread(void **state)
 {
-    run_spread(2);
-    run_spread(3);
-    run_spread(4);
+    run_spread(2, 500, 50, 1500, 10);
+    run_spread(3, 500, 50, 1500, 10);
+    run_spread(4, 500, 50, 1500, 10);
+    run_spread(3, 100, 10, 3000, 5);
 }
 
 
@@ -1111,6 +1213,7 @@ main(void)
         cmocka_unit_test(test_remaining),
         cmocka_unit_test(test_share),
         cmocka_unit_test(test_local_phase),
+        cmocka_unit_test(test_far),
         cmocka_unit_test(test_paced),
         cmocka_unit_test(test_paced_merge),
         cmocka_unit_test(test_spread),
