@@ -14,11 +14,11 @@
 -- (1-based), what the binding limit has left after the grant, what each
 -- of 4 limits has left after it (0 past the client's), and the us from now
 -- when the first and the last unit granted may be spent (0 and 0: all at
--- once) }: 10 integers per client in one flat array.  A client whose keys fail (a key of another
--- type) has the error text in place of "granted", and the others of the
--- call are served all the same.  A rate is a GCRA bucket whose TAT (us,
--- Redis TIME, read once per call) lives in the key; a window is a counter
--- in a key named after the window number.
+-- once) }: 10 integers per client in one flat array.  A client whose keys
+-- fail (a key of another type) has the error text in place of "granted",
+-- and the others of the call are served all the same.  A rate is a GCRA
+-- bucket whose TAT (us, Redis TIME, read once per call) lives in the key;
+-- a window is a counter in a key named after the window number.
 --
 -- Compiled into the module by bin/gen-c-string (src/cg_lease_lua.h).
 
