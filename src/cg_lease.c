@@ -17,6 +17,12 @@
 #define cg_min(a, b)               ((a) < (b) ? (a) : (b))
 #define cg_max(a, b)               ((a) > (b) ? (a) : (b))
 
+/* the clock in us, low 32 bits (paced times) */
+#define cg_lease_us(ms)            ((uint32_t) ((uint32_t) (ms) * 1000u))
+
+/* a count into 16 bits */
+#define cg_lease_u16(n)            ((uint16_t) cg_min((n), 0xffff))
+
 /*
  * the client is at its rate: Redis's last answer left nothing to grant at
  * once (of the limit that binds); leases are then this node's share
@@ -39,8 +45,8 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, uint32_t *far)
 
     if (elapsed >= 20) {
         rate = (uint32_t) cg_min((uint64_t) l->spent * 1000 / elapsed,
-                                 1000000);
-        l->rate = l->rate ? (l->rate + rate) / 2 : rate;
+                                 0xffff);
+        l->rate = (uint16_t) (l->rate ? (l->rate + rate) / 2 : rate);
         l->spent = 0;
         l->since = in->now;
     }
@@ -113,11 +119,7 @@ static void
 cg_lease_expire(cg_lease_t *l, uint32_t now)
 {
     if (l->left && (int32_t) (l->expires - now) <= 0) {
-        if (l->back == 0) {
-            l->back_at = l->granted;
-        }
-
-        l->back += l->left;
+        l->back = cg_lease_u16((uint32_t) l->back + l->left);
         l->left = 0;
         l->later = 0;
         l->step = 0;
@@ -130,11 +132,7 @@ cg_lease_expire(cg_lease_t *l, uint32_t now)
 static void
 cg_lease_pace(cg_lease_t *l, uint64_t n)
 {
-    uint64_t  us;
-
-    us = l->frac + n * l->step;
-    l->next += (uint32_t) (us / 1000);
-    l->frac = (uint32_t) (us % 1000);
+    l->next += (uint32_t) (n * l->step);
 }
 
 
@@ -146,8 +144,6 @@ cg_lease_segment(cg_lease_t *l)
     if (l->later && l->left <= l->later) {
         l->left = l->later;
         l->next = l->later_at;
-        l->frac = 0;
-        l->step = l->later_step;
         l->later = 0;
     }
 }
@@ -171,7 +167,8 @@ cg_lease_pace_expire(cg_lease_t *l, uint32_t now, uint32_t hold)
         return;
     }
 
-    late = ((int64_t) (int32_t) (now - l->next) - hold) * 1000 - l->frac;
+    late = (int64_t) (int32_t) (cg_lease_us(now) - l->next)
+           - (int64_t) hold * 1000;
 
     if (late <= 0) {
         return;
@@ -182,11 +179,7 @@ cg_lease_pace_expire(cg_lease_t *l, uint32_t now, uint32_t hold)
 
     cg_lease_pace(l, skip);
 
-    if (l->back == 0) {
-        l->back_at = l->granted;
-    }
-
-    l->back += (uint32_t) skip;
+    l->back = cg_lease_u16(l->back + skip);
     l->left -= (uint32_t) skip;
 
     cg_lease_segment(l);
@@ -205,11 +198,11 @@ cg_lease_fetch(cg_lease_t *l, uint32_t est, uint32_t now, cg_lease_out_t *out)
     out->want = l->owed + est;
     out->started = cg_lease_stamp(now);
     out->back = l->back;
-    out->back_at = l->back_at;
+    out->back_at = l->granted;
 
     l->owed = 0;
     l->back = 0;
-    l->want = out->want;
+    l->want = cg_lease_u16(out->want);
     l->fetching = out->started;
 }
 
@@ -250,6 +243,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         l->said = 0;
         l->step = 0;
         l->later = 0;
+        l->flags = 0;
     }
 
     cg_lease_expire(l, now);
@@ -266,14 +260,14 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     rate = cg_lease_at_rate(l, in);
     fetch = 0;
 
-    if (l->left && l->step && (int32_t) (now - l->next) < 0) {
+    if (l->left && l->step && (int32_t) (cg_lease_us(now) - l->next) < 0) {
 
         /*
          * a paced lease whose next unit is not due yet: rejected until
          * then; the rejection itself asks Redis for nothing
          */
 
-        out->retry = l->next - now;
+        out->retry = (l->next - cg_lease_us(now) + 999) / 1000;
         out->remaining = l->headroom;
         out->rc = CG_LEASE_REJECT;
 
@@ -311,11 +305,13 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
                     && (l->left > 0 || l->rate >= 2);
         }
 
-    } else if (cg_lease_ahead_of(l->denied, now)) {
+    } else if (cg_lease_ahead_of(l->denied, now)
+               && !(l->flags & CG_LEASE_FAILED))
+    {
         out->retry = l->denied - now;
         out->rc = CG_LEASE_REJECT;
 
-    } else if (!in->ready || in->broken || cg_lease_ahead_of(l->failed, now)) {
+    } else if (!in->ready || in->broken || cg_lease_ahead_of(l->denied, now)) {
 
         /*
          * the circuit breaker is open, or Redis fails on this client's
@@ -417,7 +413,7 @@ cg_lease_schedule(cg_lease_t *l, const cg_lease_answer_t *a, uint32_t n)
                / (uint64_t) (a->granted - 1);
     }
 
-    step = cg_min(step, (uint64_t) UINT32_MAX);
+    step = cg_min(step, (uint64_t) INT32_MAX);
 
     /* those paid for what was admitted ahead are the first ones */
 
@@ -430,34 +426,37 @@ cg_lease_schedule(cg_lease_t *l, const cg_lease_answer_t *a, uint32_t n)
     }
 
     if (l->left == 0) {
-        l->next = a->now + (uint32_t) (first / 1000);
-        l->frac = (uint32_t) (first % 1000);
+        l->next = cg_lease_us(a->now) + (uint32_t) first;
         l->step = (uint32_t) step;
         l->later = 0;
 
         end = first + (int64_t) (n - 1) * (int64_t) step;
 
     } else if (l->later == 0) {
-        l->later = n;
-        l->later_at = a->now + (uint32_t) ((first + 999) / 1000);
-        l->later_step = (uint32_t) step;
 
-        end = first + (int64_t) (n - 1) * (int64_t) step;
+        /* after the units left, one step for both: never early */
+
+        l->later = cg_lease_u16(n);
+        l->later_at = cg_lease_us(a->now) + (uint32_t) first;
+        l->step = (uint32_t) cg_max(step, (uint64_t) l->step);
+
+        end = first + (int64_t) (n - 1) * (int64_t) l->step;
 
     } else {
-        at = cg_max((int64_t) (int32_t) (l->later_at - a->now), 0) * 1000;
-        step = cg_max(step, (uint64_t) l->later_step);
+        at = cg_max((int64_t) (int32_t) (l->later_at - cg_lease_us(a->now)),
+                    0);
+        step = cg_max(step, (uint64_t) l->step);
 
         if (first > at) {
             s = ((uint64_t) (first - at) + l->later - 1) / l->later;
             step = cg_max(step, s);
         }
 
-        step = cg_min(step, (uint64_t) UINT32_MAX);
+        step = cg_min(step, (uint64_t) INT32_MAX);
 
-        l->later_at = a->now + (uint32_t) (at / 1000);
-        l->later_step = (uint32_t) step;
-        l->later += n;
+        l->later_at = cg_lease_us(a->now) + (uint32_t) at;
+        l->step = (uint32_t) step;
+        l->later = cg_lease_u16((uint32_t) l->later + n);
 
         end = at + (int64_t) (l->later - 1) * (int64_t) step;
     }
@@ -512,10 +511,12 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     }
 
     l->fetching = 0;
-    l->binding = (uint16_t) binding;
+    l->binding = (uint8_t) binding;
 
     if (failed) {
-        l->failed = cg_lease_stamp(now + 1000);
+        /* the failure policy for a second */
+        l->denied = cg_lease_stamp(now + 1000);
+        l->flags |= CG_LEASE_FAILED;
     }
 
     if (granted < 0) {
@@ -547,6 +548,21 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     granted -= cover;
 
     if (granted > 0) {
+
+        /*
+         * what is given back is given back as granted with the last
+         * lease: a lease, or units to give back, from before the window
+         * that began since are its own window's (gone with it)
+         */
+
+        if (l->granted && (int64_t) (uint32_t) (now - l->granted)
+                          >= (int64_t) a->window_age)
+        {
+            l->back = 0;
+            l->left = 0;
+            l->later = 0;
+        }
+
         cg_lease_expire(l, now);
 
         if (a->first > 0 || a->last > 0 || l->step || l->later) {
@@ -567,6 +583,7 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
         l->left += (uint32_t) granted;
         l->granted = cg_lease_stamp(now);
         l->denied = 0;
+        l->flags &= ~CG_LEASE_FAILED;
 
     } else if (a->granted == 0) {
 
@@ -585,6 +602,7 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
         }
 
         l->denied = cg_lease_stamp(now + (uint32_t) cg_max(retry, 1));
+        l->flags &= ~CG_LEASE_FAILED;
     }
 
     /* not into a Redis that fails: the next request's fetch charges */
@@ -612,8 +630,7 @@ cg_lease_unsent(cg_lease_t *l, const cg_lease_out_t *fetch)
     l->owed = (uint16_t) cg_min(l->owed + fetch->owed, 0xffff);
 
     if (l->back == 0) {
-        l->back = fetch->back;
-        l->back_at = fetch->back_at;
+        l->back = cg_lease_u16(fetch->back);
     }
 }
 
@@ -781,6 +798,26 @@ cg_lease_window_left(const cg_quota_t *q, int64_t now_ms)
 
         left = q->limits[i].period - now_ms % q->limits[i].period;
         least = (uint32_t) cg_min((int64_t) least, left);
+    }
+
+    return least;
+}
+
+
+uint32_t
+cg_lease_window_age(const cg_quota_t *q, int64_t now_ms)
+{
+    uint32_t  i, least;
+
+    least = UINT32_MAX;
+
+    for (i = 0; i < q->nlimits; i++) {
+        if (q->limits[i].type == CG_LIMIT_RATE || q->limits[i].period == 0) {
+            continue;
+        }
+
+        least = (uint32_t) cg_min((int64_t) least,
+                                  now_ms % q->limits[i].period);
     }
 
     return least;

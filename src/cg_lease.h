@@ -39,6 +39,9 @@
 #define CG_LEASE_NO_ANSWER     -1
 #define CG_LEASE_KEYS_FAILED   -2
 
+/* cg_lease_t flags: "denied" is Redis failing on the client's keys */
+#define CG_LEASE_FAILED        1
+
 /* a lease is never bigger than this */
 #define CG_LEASE_WANT_MAX      10000
 
@@ -58,36 +61,37 @@
 #define CG_LEASE_FAR           16
 
 
-/* a client's lease on this node, in its record: 104 bytes */
+/*
+ * a client's lease on this node, in its record: 80 bytes.  Paced times
+ * ("next", "later_at") are the low 32 bits of the clock in us (ms x 1000):
+ * compared as differences, good for 35 minutes either way.
+ */
 
 typedef struct {
     uint32_t        left;          /* units still to spend */
-    uint32_t        want;          /* size of the last lease asked for */
     uint32_t        spent;         /* since "since": the rate */
-    uint32_t        rate;          /* requests/s, estimated */
     uint32_t        qhash;         /* the quota it was taken for */
     uint32_t        granted;       /* when the last one came */
     uint32_t        since;
     uint32_t        expires;       /* unusable from then on */
     uint32_t        fetching;      /* a fetch in flight since */
-    uint32_t        denied;        /* Redis has none until then */
-    uint16_t        binding;       /* the limit Redis said binds */
-    uint16_t        owed;          /* admitted ahead, not charged */
+    uint32_t        denied;        /* Redis has none until then (or
+                                      fails on its keys: CG_LEASE_FAILED) */
     uint32_t        headroom;      /* Redis had left, last reply */
-    uint32_t        failed;        /* Redis failed on this client's keys:
-                                      the policy until then */
     uint32_t        said;          /* Redis's last answer came then... */
     uint32_t        rest[CG_MAX_LIMITS];   /* ...with what each limit had
                                               left after it */
-    uint32_t        back;          /* a lease's units that expired
-                                      unspent, to give back to Redis... */
-    uint32_t        back_at;       /* ...granted then */
-    uint32_t        next;          /* paced: the next unit from then on */
+    uint32_t        next;          /* paced: the next unit not before */
     uint32_t        step;          /* paced: us between units; 0: not */
-    uint32_t        frac;          /* paced: us past "next" */
-    uint32_t        later;         /* of "left": the next lease's units, */
-    uint32_t        later_at;      /* due from then on... */
-    uint32_t        later_step;    /* ...this far apart (us) */
+    uint32_t        later_at;      /* paced: the next lease's units from */
+    uint16_t        want;          /* size of the last lease asked for */
+    uint16_t        later;         /* of "left": the next lease's units */
+    uint16_t        rate;          /* requests/s, estimated */
+    uint16_t        back;          /* a lease's units that expired
+                                      unspent, to give back to Redis */
+    uint16_t        owed;          /* admitted ahead, not charged */
+    uint8_t         binding;       /* the limit Redis said binds */
+    uint8_t         flags;         /* CG_LEASE_FAILED */
 } cg_lease_t;
 
 
@@ -147,6 +151,8 @@ typedef struct {
     uint32_t        ttl;           /* cg_lease_ttl() of a lease ... */
     uint32_t        ttl_small;     /* ...and of a small one */
     uint32_t        window;        /* cg_lease_window_left() */
+    uint32_t        window_age;    /* ms since the youngest window began
+                                      (UINT32_MAX: no window) */
     uint32_t        ttl_far;       /* cg_lease_ttl_far(), for "far" */
     unsigned        far:1;         /* the fetch was for a long lease */
     unsigned        rated:1;       /* the quota has a rate */
@@ -226,6 +232,9 @@ uint32_t cg_lease_ttl_far(const cg_quota_t *q, int64_t now_ms);
 
 /* ms until the shortest window of the quota ends; UINT32_MAX: none */
 uint32_t cg_lease_window_left(const cg_quota_t *q, int64_t now_ms);
+
+/* ms since the youngest window of the quota began; UINT32_MAX: none */
+uint32_t cg_lease_window_age(const cg_quota_t *q, int64_t now_ms);
 
 /* what a lease is for: the mode and the limits in use; never 0 */
 uint32_t cg_lease_quota_hash(const cg_quota_t *q);

@@ -248,6 +248,7 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     a.ttl = cg_lease_ttl(&f->quota, now, lb->lease, 0);
     a.ttl_small = cg_lease_ttl(&f->quota, now, lb->lease, 1);
     a.window = cg_lease_window_left(&f->quota, now);
+    a.window_age = cg_lease_window_age(&f->quota, now);
     a.ttl_far = cg_lease_ttl_far(&f->quota, now);
     a.far = f->out.far ? 1 : 0;
     a.rated = cg_lease_share(&f->quota, 1000, 1) ? 1 : 0;

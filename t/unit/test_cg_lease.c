@@ -72,6 +72,8 @@ answer(cg_lease_t *l, const cg_quota_t *q, const cg_lease_out_t *fetch,
     a.ahead = cg_lease_ahead(q, 8, NULL);
     a.ttl = cg_lease_ttl(q, T0, 100, 0);
     a.ttl_small = cg_lease_ttl(q, T0, 100, 1);
+    a.window = cg_lease_window_left(q, T0);
+    a.window_age = cg_lease_window_age(q, T0);
     a.ready = 1;
 
     return cg_lease_answer(l, &a, next);
@@ -286,7 +288,7 @@ test_expiry(void **state)
     assert_int_equal(l.left, 0);
     assert_true(out.want > 0);
     assert_int_equal(out.back, 99);
-    assert_int_equal(out.back_at, l.granted);
+    assert_int_equal(out.back_at, l.granted);      /* as granted last */
     assert_int_equal(l.back, 0);
 
     /* that fetch never leaves: to give back again, once */
@@ -317,6 +319,26 @@ test_expiry(void **state)
     answer(&l, &q, &out, 1500, 20, 50, 0, &next);
     assert_int_equal(l.left, 20);
     assert_int_equal(l.back, 9);
+
+    /* a window began since the last lease: its units are not given back */
+
+    {
+        cg_quota_t  w = quota1(CG_LIMIT_WINDOW, 1000, 60000, 0);
+
+        memset(&l, 0, sizeof(l));
+        in = in_for(&w, 1000);
+        cg_lease_take(&l, &in, &out);
+        answer(&l, &w, &out, 1000, 10, 500, 0, &next);
+        l.back = 3;
+        l.fetching = 1100;
+        out.started = 1100;
+        out.owed = 0;
+
+        /* answered 25 s later: the window began 20 s ago (T0) */
+        answer(&l, &w, &out, 1000 + 25000, 10, 500, 0, &next);
+        assert_int_equal(l.left, 10);
+        assert_int_equal(l.back, 0);
+    }
 }
 
 
@@ -774,6 +796,7 @@ test_far(void **state)
     a.ttl_far = 60000;
     a.far = 1;
     a.window = UINT32_MAX;
+    a.window_age = UINT32_MAX;
     cg_lease_answer(&l, &a, &next);
     assert_int_equal(l.expires, now + 60000);
 
@@ -830,6 +853,7 @@ answer_paced(cg_lease_t *l, const cg_quota_t *q, const cg_lease_out_t *fetch,
     a.ttl = cg_lease_ttl(q, T0, 100, 0);
     a.ttl_small = cg_lease_ttl(q, T0, 100, 1);
     a.window = cg_lease_window_left(q, T0);
+    a.window_age = cg_lease_window_age(q, T0);
     a.horizon = fetch->paced ? 1000 : 0;
     a.ready = 1;
 
@@ -892,7 +916,7 @@ test_paced(void **state)
     answer_paced(&l, &q, &out, 1003, 125, 2000, 2000 + 124 * 2000, 0);
     assert_int_equal(l.left, 125);
     assert_int_equal(l.step, 2000);
-    assert_int_equal(l.next, 1005);
+    assert_int_equal(l.next, 1005 * 1000);
 
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
     assert_int_equal(out.retry, 2);
@@ -984,8 +1008,7 @@ test_paced_merge(void **state)
     /* 10 left, due 60 .. 78 ms; 30 more due from 300 ms */
 
     l.left = 10;
-    l.next = 1060;
-    l.frac = 0;
+    l.next = 1060 * 1000;
     in.now = 1050;
     l.fetching = 0;
     cg_lease_take(&l, &in, &out);
@@ -995,21 +1018,20 @@ test_paced_merge(void **state)
     /* the old ones as before, then the new ones, each at its time */
 
     assert_int_equal(l.left, 40);
-    assert_int_equal(l.next, 1060);
-    assert_int_equal(l.step, 2000);
+    assert_int_equal(l.next, 1060 * 1000);
+    assert_int_equal(l.step, 4000);             /* one for both: the slower */
     assert_int_equal(l.later, 30);
-    assert_int_equal(l.later_at, 1300);
-    assert_int_equal(l.later_step, 4000);
+    assert_int_equal(l.later_at, 1300 * 1000);
     assert_true((int32_t) (l.expires - 1050) >= 250 + 29 * 4 + 200);
 
-    for (in.now = 1060; l.later; in.now += 2) {
+    for (in.now = 1060; l.later; in.now += 4) {
         assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
     }
 
-    assert_int_equal(in.now, 1080);
+    assert_int_equal(in.now, 1100);
     assert_int_equal(l.left, 30);
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
-    assert_int_equal(out.retry, 220);
+    assert_int_equal(out.retry, 200);
     in.now = 1300;
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
@@ -1123,6 +1145,7 @@ run_spread(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t offered,
                 a.ttl = cg_lease_ttl(&q, T0, 100, 0);
                 a.ttl_small = cg_lease_ttl(&q, T0, 100, 1);
                 a.window = UINT32_MAX;
+                a.window_age = UINT32_MAX;
                 a.horizon = fetch[i].paced ? 1000 : 0;
                 a.ready = 1;
                 if (cg_lease_answer(&l[i], &a, &next)) {
