@@ -17,6 +17,19 @@
 #define cg_min(a, b)               ((a) < (b) ? (a) : (b))
 #define cg_max(a, b)               ((a) > (b) ? (a) : (b))
 
+/* the clock in us, low 32 bits (paced times) */
+#define cg_lease_us(ms)            ((uint32_t) ((uint32_t) (ms) * 1000u))
+
+/* a count into 16 bits */
+#define cg_lease_u16(n)            ((uint16_t) cg_min((n), 0xffff))
+
+/*
+ * the client is at its rate: Redis's last answer left nothing to grant at
+ * once (of the limit that binds); leases are then this node's share
+ */
+#define cg_lease_at_rate(l, in)                                              \
+    ((in)->share && (l)->said && (l)->headroom == 0)
+
 
 /*
  * The size of the next lease: about "lease_ms" of this node's traffic,
@@ -24,18 +37,23 @@
  */
 
 static uint32_t
-cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in)
+cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, uint32_t *far)
 {
-    uint32_t  elapsed, rate, est;
+    uint32_t  elapsed, rate, est, lg;
 
     elapsed = in->now - l->since;
 
     if (elapsed >= 20) {
         rate = (uint32_t) cg_min((uint64_t) l->spent * 1000 / elapsed,
-                                 1000000);
-        l->rate = l->rate ? (l->rate + rate) / 2 : rate;
+                                 0xffff);
+        l->rate = (uint16_t) (l->rate ? (l->rate + rate) / 2 : rate);
         l->spent = 0;
         l->since = in->now;
+    }
+
+    if (cg_lease_at_rate(l, in)) {
+        /* at its rate: this node's share, granted ahead and paced */
+        return in->share > l->left ? in->share - l->left : 0;
     }
 
     est = (uint32_t) ((uint64_t) l->rate * in->lease_ms / 1000);
@@ -67,6 +85,26 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in)
         est = cg_min(in->ahead, cg_max(est, l->rate));
     }
 
+    if (in->far && l->said) {
+
+        /*
+         * no quota of its own and far below it: up to CG_LEASE_LONG of
+         * its traffic, at most a CG_LEASE_FAR-th of what is left per
+         * node; what it leaves unspent goes back with the next fetch
+         */
+
+        lg = (uint32_t) cg_min((uint64_t) cg_max(l->rate, 1) * CG_LEASE_LONG
+                               / 1000, CG_LEASE_WANT_MAX);
+        lg = cg_max(lg, in->ahead);
+        lg = cg_min(lg, in->far);
+        lg = cg_min(lg, l->headroom / (CG_LEASE_FAR * cg_max(in->nodes, 1)));
+
+        if (lg > est && lg > in->ahead) {
+            *far = 1;
+            return lg;
+        }
+    }
+
     return est;
 }
 
@@ -81,10 +119,70 @@ static void
 cg_lease_expire(cg_lease_t *l, uint32_t now)
 {
     if (l->left && (int32_t) (l->expires - now) <= 0) {
-        l->back = l->left;
-        l->back_at = l->granted;
+        l->back = cg_lease_u16((uint32_t) l->back + l->left);
         l->left = 0;
+        l->later = 0;
+        l->step = 0;
     }
+}
+
+
+/* a paced lease: "n" units further on its schedule */
+
+static void
+cg_lease_pace(cg_lease_t *l, uint64_t n)
+{
+    l->next += (uint32_t) (n * l->step);
+}
+
+
+/* the last lease's units spent: the next one's are the lease now */
+
+static void
+cg_lease_segment(cg_lease_t *l)
+{
+    if (l->later && l->left <= l->later) {
+        l->left = l->later;
+        l->next = l->later_at;
+        l->later = 0;
+    }
+}
+
+
+/*
+ * A paced lease: the units whose time passed more than "hold" ms ago were
+ * not spent in time (the rate holds only for units spent soon after the
+ * GCRA let them through): expired, and given back.
+ */
+
+static void
+cg_lease_pace_expire(cg_lease_t *l, uint32_t now, uint32_t hold)
+{
+    int64_t   late;
+    uint64_t  skip;
+
+    cg_lease_segment(l);
+
+    if (l->step == 0 || l->left <= l->later) {
+        return;
+    }
+
+    late = (int64_t) (int32_t) (cg_lease_us(now) - l->next)
+           - (int64_t) hold * 1000;
+
+    if (late <= 0) {
+        return;
+    }
+
+    skip = ((uint64_t) late + l->step - 1) / l->step;
+    skip = cg_min(skip, (uint64_t) (l->left - l->later));
+
+    cg_lease_pace(l, skip);
+
+    l->back = cg_lease_u16(l->back + skip);
+    l->left -= (uint32_t) skip;
+
+    cg_lease_segment(l);
 }
 
 
@@ -100,11 +198,11 @@ cg_lease_fetch(cg_lease_t *l, uint32_t est, uint32_t now, cg_lease_out_t *out)
     out->want = l->owed + est;
     out->started = cg_lease_stamp(now);
     out->back = l->back;
-    out->back_at = l->back_at;
+    out->back_at = l->granted;
 
     l->owed = 0;
     l->back = 0;
-    l->want = out->want;
+    l->want = cg_lease_u16(out->want);
     l->fetching = out->started;
 }
 
@@ -112,8 +210,8 @@ cg_lease_fetch(cg_lease_t *l, uint32_t est, uint32_t now, cg_lease_out_t *out)
 int
 cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 {
-    int       fetch, active;
-    uint32_t  now, est;
+    int       fetch, active, rate;
+    uint32_t  now, est, far;
 
     now = in->now;
 
@@ -122,6 +220,8 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     out->started = 0;
     out->back = 0;
     out->back_at = 0;
+    out->paced = 0;
+    out->far = 0;
     out->retry = 0;
     out->remaining = 0;
 
@@ -140,9 +240,14 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         l->owed = 0;
         l->headroom = 0;
         l->back = 0;
+        l->said = 0;
+        l->step = 0;
+        l->later = 0;
+        l->flags = 0;
     }
 
     cg_lease_expire(l, now);
+    cg_lease_pace_expire(l, now, 2 * in->lease_ms);
 
     if (l->since == 0) {
         l->since = now;
@@ -152,30 +257,61 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 
     active = l->fetching
              && (int32_t) (now - l->fetching) < (int32_t) (2 * in->timeout_ms);
+    rate = cg_lease_at_rate(l, in);
     fetch = 0;
 
-    if (l->left) {
+    if (l->left && l->step && (int32_t) (cg_lease_us(now) - l->next) < 0) {
+
+        /*
+         * a paced lease whose next unit is not due yet: rejected until
+         * then; the rejection itself asks Redis for nothing
+         */
+
+        out->retry = (l->next - cg_lease_us(now) + 999) / 1000;
+        out->remaining = l->headroom;
+        out->rc = CG_LEASE_REJECT;
+
+        fetch = rate && l->left <= in->share / 4 && !active
+                && !cg_lease_ahead_of(l->denied, now);
+
+    } else if (l->left) {
         l->left--;
         l->spent++;
+
+        if (l->step) {
+            cg_lease_pace(l, 1);
+        }
+
+        cg_lease_segment(l);
 
         /* the cluster's view: Redis's last word plus this node's lease */
         out->remaining = (uint64_t) l->left + l->headroom;
         out->rc = CG_LEASE_PASS;
 
-        /*
-         * the next lease ahead of time, unless the client is so slow
-         * (under 2 r/s here) that a lease would mostly expire unspent:
-         * its units would be lost to the window
-         */
+        if (rate) {
+            /* at its rate: the next share when a quarter is left */
+            fetch = l->left <= in->share / 4 && !active
+                    && !cg_lease_ahead_of(l->denied, now);
 
-        fetch = l->left <= l->want / 2 && !active
-                && (l->left > 0 || l->rate >= 2);
+        } else {
 
-    } else if (cg_lease_ahead_of(l->denied, now)) {
+            /*
+             * the next lease ahead of time, unless the client is so slow
+             * (under 2 r/s here) that a lease would mostly expire unspent:
+             * its units would be lost to the window
+             */
+
+            fetch = l->left <= l->want / 2 && !active
+                    && (l->left > 0 || l->rate >= 2);
+        }
+
+    } else if (cg_lease_ahead_of(l->denied, now)
+               && !(l->flags & CG_LEASE_FAILED))
+    {
         out->retry = l->denied - now;
         out->rc = CG_LEASE_REJECT;
 
-    } else if (!in->ready || in->broken || cg_lease_ahead_of(l->failed, now)) {
+    } else if (!in->ready || in->broken || cg_lease_ahead_of(l->denied, now)) {
 
         /*
          * the circuit breaker is open, or Redis fails on this client's
@@ -183,6 +319,22 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
          */
 
         out->rc = CG_LEASE_DOWN;
+
+    } else if (in->local && l->said == 0 && l->owed < in->ahead) {
+
+        /*
+         * a client with no quota of its own, far from the default (the
+         * "ahead" units are at most 1% of every limit), that Redis has
+         * not been asked about yet: counted here until it sent "ahead"
+         * requests, then charged; a name seen a few times costs Redis
+         * nothing, and makes no key
+         */
+
+        l->owed++;
+        l->spent++;
+        out->remaining = in->least > l->owed ? in->least - l->owed : 0;
+        out->rc = CG_LEASE_AHEAD;
+        fetch = l->owed >= in->ahead && !active;
 
     } else if (l->owed < in->ahead && l->headroom > in->reserve) {
 
@@ -203,7 +355,8 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         /*
          * the client is at its limit (the last lease took what Redis had
          * left): reject at once while Redis is asked for what frees up,
-         * instead of making the request wait for the answer
+         * instead of making the request wait for the answer (one fetch
+         * in flight at a time, whatever the rejected traffic)
          */
 
         out->retry = 1;
@@ -219,11 +372,109 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         return out->rc;
     }
 
-    est = cg_lease_size(l, in);
+    far = 0;
+    est = cg_lease_size(l, in, &far);
+
+    if (est == 0 && l->owed == 0 && l->back == 0) {
+        return out->rc;
+    }
 
     cg_lease_fetch(l, est, now, out);
 
+    out->paced = rate;
+    out->far = far;
+
     return out->rc;
+}
+
+
+/*
+ * Units granted ahead of time (a client at its rate): the first may be
+ * spent "first" us after Redis ran the script, the last "last" us after,
+ * and those between evenly: never before the GCRA lets each through (the
+ * reply comes after the script ran: the node's clock is later).  What is
+ * left of the last lease is spent first, on its own schedule; the new
+ * units come next, each at its time (a third lease while two are held
+ * joins the second on a schedule slowed down so that none of them is
+ * early).  The lease expires "ttl" after its last unit is due, with the
+ * window at the latest.
+ */
+
+#define CG_LEASE_SCHEDULE_MAX  3600000000LL       /* us */
+#define CG_LEASE_GRANT_MAX     (1LL << 24)         /* units in one answer */
+
+
+static void
+cg_lease_schedule(cg_lease_t *l, const cg_lease_answer_t *a, uint32_t n)
+{
+    int64_t   first, last, paid, at, end, granted;
+    uint64_t  step, s;
+
+    /* Redis's times taken within an hour: no arithmetic overflows */
+
+    first = cg_min(cg_max(a->first, 0), CG_LEASE_SCHEDULE_MAX);
+    last = cg_min(cg_max(a->last, 0), CG_LEASE_SCHEDULE_MAX);
+
+    granted = cg_min(a->granted, CG_LEASE_GRANT_MAX);
+    step = 0;
+
+    if (granted > 1 && last > first) {
+        step = ((uint64_t) (last - first) + granted - 2)
+               / (uint64_t) (granted - 1);
+    }
+
+    step = cg_min(step, (uint64_t) INT32_MAX);
+
+    /* those paid for what was admitted ahead are the first ones */
+
+    paid = cg_max(granted - (int64_t) n, 0);
+    first += paid * (int64_t) step;
+
+    if (first > 0 && step == 0) {
+        /* one unit, later: paced all the same */
+        step = 1;
+    }
+
+    if (l->left == 0) {
+        l->next = cg_lease_us(a->now) + (uint32_t) first;
+        l->step = (uint32_t) step;
+        l->later = 0;
+
+        end = first + (int64_t) (n - 1) * (int64_t) step;
+
+    } else if (l->later == 0) {
+
+        /* after the units left, one step for both: never early */
+
+        l->later = cg_lease_u16(n);
+        l->later_at = cg_lease_us(a->now) + (uint32_t) first;
+        l->step = (uint32_t) cg_max(step, (uint64_t) l->step);
+
+        end = first + (int64_t) (n - 1) * (int64_t) l->step;
+
+    } else {
+        at = cg_max((int64_t) (int32_t) (l->later_at - cg_lease_us(a->now)),
+                    0);
+        step = cg_max(step, (uint64_t) l->step);
+
+        if (first > at) {
+            s = ((uint64_t) (first - at) + l->later - 1) / l->later;
+            step = cg_max(step, s);
+        }
+
+        step = cg_min(step, (uint64_t) INT32_MAX);
+
+        l->later_at = cg_lease_us(a->now) + (uint32_t) at;
+        l->step = (uint32_t) step;
+        l->later = cg_lease_u16((uint32_t) l->later + n);
+
+        end = at + (int64_t) (l->later - 1) * (int64_t) step;
+    }
+
+    end = (end + 999) / 1000 + a->ttl;
+    end = cg_min(end, (int64_t) a->window);
+
+    l->expires = a->now + (uint32_t) cg_max(end, 1);
 }
 
 
@@ -239,6 +490,8 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     out->started = 0;
     out->back = 0;
     out->back_at = 0;
+    out->paced = 0;
+    out->far = 0;
 
     if (l->fetching != a->started || l->qhash != a->qhash) {
         /* taken for another quota, or by another fetch since */
@@ -265,10 +518,12 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     }
 
     l->fetching = 0;
-    l->binding = (uint16_t) binding;
+    l->binding = (uint8_t) binding;
 
     if (failed) {
-        l->failed = cg_lease_stamp(now + 1000);
+        /* the failure policy for a second */
+        l->denied = cg_lease_stamp(now + 1000);
+        l->flags |= CG_LEASE_FAILED;
     }
 
     if (granted < 0) {
@@ -277,6 +532,9 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
         granted = 0;
 
     } else {
+        /* no more than a lease can hold, whatever Redis says */
+        granted = cg_min(granted, CG_LEASE_GRANT_MAX);
+
         l->headroom = (uint32_t) headroom;
         l->said = cg_lease_stamp(now);
 
@@ -300,21 +558,61 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
     granted -= cover;
 
     if (granted > 0) {
-        cg_lease_expire(l, now);
 
         /*
-         * small by what it adds (what is left of the last one comes
-         * along): a small lease refilled ahead of time stays small
+         * what is given back is given back as granted with the last
+         * lease: a lease, or units to give back, from before the window
+         * that began since are its own window's (gone with it)
          */
+
+        if (l->granted && (int64_t) (uint32_t) (now - l->granted)
+                          >= (int64_t) a->window_age)
+        {
+            l->back = 0;
+            l->left = 0;
+            l->later = 0;
+        }
+
+        cg_lease_expire(l, now);
+
+        if (a->first > 0 || a->last > 0 || l->step || l->later) {
+            cg_lease_schedule(l, a, (uint32_t) granted);
+
+        } else {
+
+            /*
+             * small by what it adds (what is left of the last one comes
+             * along): a small lease refilled ahead of time stays small
+             */
+
+            l->expires = now + (a->far ? a->ttl_far
+                                : granted <= (int64_t) a->ahead ? a->ttl_small
+                                : a->ttl);
+        }
 
         l->left += (uint32_t) granted;
         l->granted = cg_lease_stamp(now);
-        l->expires = now + (granted <= (int64_t) a->ahead ? a->ttl_small
-                                                          : a->ttl);
         l->denied = 0;
+        l->flags &= ~CG_LEASE_FAILED;
 
     } else if (a->granted == 0) {
+
+        /*
+         * nothing: rejected until a unit frees up; at its rate, until a
+         * quarter of the horizon did (at most a fetch per quarter); a
+         * rate asked for what it had at once asks again for its share,
+         * granted ahead of time, with the next request
+         */
+
+        if (a->horizon) {
+            retry = cg_max(retry, (int64_t) (a->horizon / 4));
+
+        } else if (a->rated) {
+            retry = 1;
+        }
+
         l->denied = cg_lease_stamp(now + (uint32_t) cg_max(retry, 1));
+        l->flags &= ~CG_LEASE_FAILED;
     }
 
     /* not into a Redis that fails: the next request's fetch charges */
@@ -342,8 +640,7 @@ cg_lease_unsent(cg_lease_t *l, const cg_lease_out_t *fetch)
     l->owed = (uint16_t) cg_min(l->owed + fetch->owed, 0xffff);
 
     if (l->back == 0) {
-        l->back = fetch->back;
-        l->back_at = fetch->back_at;
+        l->back = cg_lease_u16(fetch->back);
     }
 }
 
@@ -437,6 +734,103 @@ cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
     *remaining = cg_min(r, cap);
 
     return 1;
+}
+
+
+uint32_t
+cg_lease_share(const cg_quota_t *q, uint32_t horizon_ms, uint32_t nodes)
+{
+    uint32_t  i;
+    uint64_t  share, s;
+
+    share = 0;
+    nodes = cg_max(nodes, 1);
+
+    for (i = 0; i < q->nlimits; i++) {
+        if (q->limits[i].type != CG_LIMIT_RATE || q->limits[i].period == 0) {
+            continue;
+        }
+
+        s = q->limits[i].count * horizon_ms
+            / ((uint64_t) q->limits[i].period * nodes);
+        s = cg_max(s, 1);
+
+        share = share ? cg_min(share, s) : s;
+    }
+
+    return (uint32_t) cg_min(share, CG_LEASE_WANT_MAX);
+}
+
+
+uint32_t
+cg_lease_far(const cg_quota_t *q, uint32_t lease_ms, uint32_t nodes)
+{
+    uint32_t  i;
+    uint64_t  far, f;
+
+    far = CG_LEASE_WANT_MAX;
+    nodes = cg_max(nodes, 1);
+
+    for (i = 0; i < q->nlimits; i++) {
+        if (q->limits[i].type != CG_LIMIT_RATE || q->limits[i].period == 0) {
+            continue;
+        }
+
+        f = q->limits[i].count * 2 * lease_ms
+            / ((uint64_t) q->limits[i].period * nodes);
+        far = cg_min(far, f);
+    }
+
+    return (uint32_t) far;
+}
+
+
+uint32_t
+cg_lease_ttl_far(const cg_quota_t *q, int64_t now_ms)
+{
+    return cg_max(cg_min(2 * CG_LEASE_LONG, cg_lease_window_left(q, now_ms)),
+                  1);
+}
+
+
+uint32_t
+cg_lease_window_left(const cg_quota_t *q, int64_t now_ms)
+{
+    int64_t   left;
+    uint32_t  i, least;
+
+    least = UINT32_MAX;
+
+    for (i = 0; i < q->nlimits; i++) {
+        if (q->limits[i].type == CG_LIMIT_RATE || q->limits[i].period == 0) {
+            continue;
+        }
+
+        left = q->limits[i].period - now_ms % q->limits[i].period;
+        least = (uint32_t) cg_min((int64_t) least, left);
+    }
+
+    return least;
+}
+
+
+uint32_t
+cg_lease_window_age(const cg_quota_t *q, int64_t now_ms)
+{
+    uint32_t  i, least;
+
+    least = UINT32_MAX;
+
+    for (i = 0; i < q->nlimits; i++) {
+        if (q->limits[i].type == CG_LIMIT_RATE || q->limits[i].period == 0) {
+            continue;
+        }
+
+        least = (uint32_t) cg_min((int64_t) least,
+                                  now_ms % q->limits[i].period);
+    }
+
+    return least;
 }
 
 

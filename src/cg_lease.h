@@ -39,34 +39,59 @@
 #define CG_LEASE_NO_ANSWER     -1
 #define CG_LEASE_KEYS_FAILED   -2
 
+/* cg_lease_t flags: "denied" is Redis failing on the client's keys */
+#define CG_LEASE_FAILED        1
+
 /* a lease is never bigger than this */
 #define CG_LEASE_WANT_MAX      10000
 
+/*
+ * a client at its rate: each node holds at most its share (by the live
+ * node count) of HORIZON leases of the rate, granted ahead of time by the
+ * GCRA and spent paced, and asks again when a quarter of it is left
+ */
+#define CG_LEASE_HORIZON       10
 
-/* a client's lease on this node, in its record: 80 bytes */
+/*
+ * a client with no quota of its own far below it: a lease may cover up to
+ * LONG ms of its traffic (and live twice that), when it is no more than a
+ * FAR-th of what the quota has left per node
+ */
+#define CG_LEASE_LONG          30000
+#define CG_LEASE_FAR           16
+
+
+/*
+ * a client's lease on this node, in its record: 80 bytes.  Paced times
+ * ("next", "later_at") are the low 32 bits of the clock in us (ms x 1000):
+ * compared as differences, good for 35 minutes either way.
+ */
 
 typedef struct {
     uint32_t        left;          /* units still to spend */
-    uint32_t        want;          /* size of the last lease asked for */
     uint32_t        spent;         /* since "since": the rate */
-    uint32_t        rate;          /* requests/s, estimated */
     uint32_t        qhash;         /* the quota it was taken for */
     uint32_t        granted;       /* when the last one came */
     uint32_t        since;
     uint32_t        expires;       /* unusable from then on */
     uint32_t        fetching;      /* a fetch in flight since */
-    uint32_t        denied;        /* Redis has none until then */
-    uint16_t        binding;       /* the limit Redis said binds */
-    uint16_t        owed;          /* admitted ahead, not charged */
+    uint32_t        denied;        /* Redis has none until then (or
+                                      fails on its keys: CG_LEASE_FAILED) */
     uint32_t        headroom;      /* Redis had left, last reply */
-    uint32_t        failed;        /* Redis failed on this client's keys:
-                                      the policy until then */
     uint32_t        said;          /* Redis's last answer came then... */
     uint32_t        rest[CG_MAX_LIMITS];   /* ...with what each limit had
                                               left after it */
-    uint32_t        back;          /* a lease's units that expired
-                                      unspent, to give back to Redis... */
-    uint32_t        back_at;       /* ...granted then */
+    uint32_t        next;          /* paced: the next unit not before */
+    uint32_t        step;          /* paced: us between units; 0: not */
+    uint32_t        later_at;      /* paced: the next lease's units from */
+    uint16_t        want;          /* size of the last lease asked for */
+    uint16_t        later;         /* of "left": the next lease's units */
+    uint16_t        rate;          /* requests/s, estimated */
+    uint16_t        back;          /* a lease's units that expired
+                                      unspent, to give back to Redis */
+    uint16_t        owed;          /* admitted ahead, not charged */
+    uint8_t         binding;       /* the limit Redis said binds */
+    uint8_t         flags;         /* CG_LEASE_FAILED */
 } cg_lease_t;
 
 
@@ -79,8 +104,14 @@ typedef struct {
     uint32_t        reserve;
     uint32_t        lease_ms;      /* the traffic a lease covers */
     uint32_t        timeout_ms;    /* a fetch is given up after twice it */
+    uint32_t        share;         /* cg_lease_share(): 0, no rate */
+    uint32_t        least;         /* the smallest limit's count */
+    uint32_t        far;           /* cg_lease_far(); 0: no long lease */
+    uint32_t        nodes;         /* live, at least 1 */
     unsigned        ready:1;       /* the Redis link is ready */
     unsigned        broken:1;      /* the circuit breaker is open */
+    unsigned        local:1;       /* no quota of its own: counted on the
+                                      node until it sent "ahead" */
 } cg_lease_in_t;
 
 
@@ -94,6 +125,8 @@ typedef struct {
     uint32_t        back;          /* units given back by the fetch... */
     uint32_t        back_at;       /* ...of a lease granted then */
     uint32_t        binding;       /* 0-based */
+    uint32_t        paced;         /* the fetch may be granted ahead */
+    uint32_t        far;           /* the fetch is for a long lease */
     uint64_t        retry;         /* ms, when rejected */
     uint64_t        remaining;     /* the cluster's, as far as known */
 } cg_lease_out_t;
@@ -107,6 +140,8 @@ typedef struct {
     int64_t         binding;       /* 1-based, as the script says */
     int64_t         headroom;      /* the binding limit's rest */
     int64_t         rest[CG_MAX_LIMITS];   /* every limit's */
+    int64_t         first;         /* us from now: the first unit... */
+    int64_t         last;          /* ...and the last may be spent */
     uint32_t        nlimits;       /* of the fetch's quota */
     uint32_t        qhash;
     uint32_t        owed;          /* admitted ahead, paid by this fetch */
@@ -115,6 +150,13 @@ typedef struct {
     uint32_t        ahead;         /* cg_lease_ahead() of the quota */
     uint32_t        ttl;           /* cg_lease_ttl() of a lease ... */
     uint32_t        ttl_small;     /* ...and of a small one */
+    uint32_t        window;        /* cg_lease_window_left() */
+    uint32_t        window_age;    /* ms since the youngest window began
+                                      (UINT32_MAX: no window) */
+    uint32_t        ttl_far;       /* cg_lease_ttl_far(), for "far" */
+    unsigned        far:1;         /* the fetch was for a long lease */
+    unsigned        rated:1;       /* the quota has a rate */
+    uint32_t        horizon;       /* paced: ms, the fetch's horizon */
     unsigned        ready:1;       /* a charge may go out at once */
 } cg_lease_answer_t;
 
@@ -169,6 +211,30 @@ uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
  */
 int cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
     uint32_t now, int64_t now_ms, uint64_t *remaining);
+
+/*
+ * The units of a rate a node may hold at its limit: its share of
+ * "horizon_ms" of the slowest rate of the quota, by the live nodes (at
+ * least 1 unit); 0 when the quota has no rate.
+ */
+uint32_t cg_lease_share(const cg_quota_t *q, uint32_t horizon_ms,
+    uint32_t nodes);
+
+/*
+ * The most a long lease may hold (a client with no quota of its own):
+ * for a rate, this node's share of 2 x "lease_ms" of it, as much as an
+ * ordinary lease may hold unspent; CG_LEASE_WANT_MAX with windows only.
+ */
+uint32_t cg_lease_far(const cg_quota_t *q, uint32_t lease_ms, uint32_t nodes);
+
+/* how long a long lease lives: 2 x CG_LEASE_LONG, its window's end */
+uint32_t cg_lease_ttl_far(const cg_quota_t *q, int64_t now_ms);
+
+/* ms until the shortest window of the quota ends; UINT32_MAX: none */
+uint32_t cg_lease_window_left(const cg_quota_t *q, int64_t now_ms);
+
+/* ms since the youngest window of the quota began; UINT32_MAX: none */
+uint32_t cg_lease_window_age(const cg_quota_t *q, int64_t now_ms);
 
 /* what a lease is for: the mode and the limits in use; never 0 */
 uint32_t cg_lease_quota_hash(const cg_quota_t *q);

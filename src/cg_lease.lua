@@ -2,20 +2,23 @@
 --
 -- ARGV[1]: the number of clients; then per client: its number of keys (one
 -- per limit), units wanted, how many of them were admitted already (ahead
--- of a lease), and per limit: "r" or "w", count, period (ms), burst, and
+-- of a lease), the horizon (ms: a rate may grant units that the GCRA lets
+-- through up to that far ahead; 0: only those it lets through now), and
+-- per limit: "r" or "w", count, period (ms), burst, and
 -- units given back (of a lease that expired unspent on the node: taken off
 -- the limit's count first).  KEYS: the keys of every client in turn.  For
 -- each client, in order: gives back, grants
 -- min(wanted, what every limit still has), fewer near the end of a window
 -- (but not fewer than those admitted), charges every limit, and returns
 -- { granted, ms until a unit is free when none is, the binding limit
--- (1-based), what the binding limit has left after the grant, and what
--- each of 4 limits has left after it (0 past the client's) }: 8 integers
--- per client in one flat array.  A client whose keys fail (a key of another
--- type) has the error text in place of "granted", and the others of the
--- call are served all the same.  A rate is a GCRA bucket whose TAT (us,
--- Redis TIME, read once per call) lives in the key; a window is a counter
--- in a key named after the window number.
+-- (1-based), what the binding limit has left after the grant, what each
+-- of 4 limits has left after it (0 past the client's), and the us from now
+-- when the first and the last unit granted may be spent (0 and 0: all at
+-- once) }: 10 integers per client in one flat array.  A client whose keys
+-- fail (a key of another type) has the error text in place of "granted",
+-- and the others of the call are served all the same.  A rate is a GCRA
+-- bucket whose TAT (us, Redis TIME, read once per call) lives in the key;
+-- a window is a counter in a key named after the window number.
 --
 -- Compiled into the module by bin/gen-c-string (src/cg_lease_lua.h).
 
@@ -24,6 +27,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function lease(k, c, n)
   local want = tonumber(ARGV[c + 1])
   local owed = tonumber(ARGV[c + 2])
+  local hz = tonumber(ARGV[c + 3]) * 1000
   local grant = want
   local wavail = nil
   local retry = 0
@@ -32,11 +36,11 @@ local function lease(k, c, n)
   local st = {}
   local av = { 0, 0, 0, 0 }
   for i = 1, n do
-    local b = c + 3 + (i - 1) * 5
+    local b = c + 4 + (i - 1) * 5
     local count = tonumber(ARGV[b + 1])
     local period = tonumber(ARGV[b + 2]) * 1000
     local back = tonumber(ARGV[b + 4])
-    local a, r
+    local a, r, g
     if ARGV[b] == 'r' then
       local T = period / count
       local tau = tonumber(ARGV[b + 3]) * T
@@ -51,7 +55,13 @@ local function lease(k, c, n)
       local x = now + tau - tat
       if x < 0 then a = 0 else a = math.floor(x / T) + 1 end
       r = tat - tau - now
-      st[i] = { tat, T }
+      g = a
+      if hz > 0 then
+        x = x + hz
+        if x < 0 then g = 0 else g = math.floor(x / T) + 1 end
+        r = r - hz
+      end
+      st[i] = { tat, T, tau }
     else
       local used = tonumber(redis.call('GET', KEYS[k + i]) or 0)
       if back > used then back = used end
@@ -61,12 +71,13 @@ local function lease(k, c, n)
       a = count - used
       if a < 0 then a = 0 end
       r = period - (now % period)
+      g = a
       if wavail == nil or a < wavail then wavail = a end
     end
     av[i] = a
     if least == nil or a < least then least = a; bind = i end
-    if a < grant then grant = a end
-    if a == 0 and r > retry then retry = r end
+    if g < grant then grant = g end
+    if g == 0 and r > retry then retry = r end
   end
   if wavail ~= nil and wavail < want * 8 then
     local s = math.floor(wavail / 8)
@@ -74,10 +85,15 @@ local function lease(k, c, n)
     if s < owed then s = owed end
     if s < grant then grant = s end
   end
+  local first, last = 0, 0
   if grant > 0 then
     for i = 1, n do
-      local b = c + 3 + (i - 1) * 5
+      local b = c + 4 + (i - 1) * 5
       if ARGV[b] == 'r' then
+        local f = st[i][1] - st[i][3] - now
+        local l = f + (grant - 1) * st[i][2]
+        if f > first then first = f end
+        if l > last then last = l end
         local tat = st[i][1] + grant * st[i][2]
         redis.call('SET', KEYS[k + i], string.format('%.0f', tat),
                    'PX', math.ceil((tat - now) / 1000) + 1000)
@@ -93,8 +109,10 @@ local function lease(k, c, n)
     av[i] = av[i] - grant
     if av[i] < 0 then av[i] = 0 end
   end
-  return grant, math.ceil(retry / 1000), bind, least - grant,
-         av[1], av[2], av[3], av[4]
+  local rest = least - grant
+  if rest < 0 then rest = 0 end
+  return grant, math.ceil(retry / 1000), bind, rest,
+         av[1], av[2], av[3], av[4], math.ceil(first), math.ceil(last)
 end
 local out = {}
 local k = 0
@@ -105,12 +123,12 @@ for j = 1, tonumber(ARGV[1]) do
   if not v[1] then
     local e = v[2]
     if type(e) == 'table' then e = e.err end
-    v = { false, 'ERR ' .. tostring(e), 0, 0, 0, 0, 0, 0, 0 }
+    v = { false, 'ERR ' .. tostring(e), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
   end
-  for i = 1, 8 do
-    out[8 * (j - 1) + i] = v[i + 1]
+  for i = 1, 10 do
+    out[10 * (j - 1) + i] = v[i + 1]
   end
   k = k + n
-  c = c + 3 + 5 * n
+  c = c + 4 + 5 * n
 end
 return out

@@ -20,7 +20,7 @@
 /* the text of one client's part of a lease call, at most */
 
 #define ngx_http_cg_lease_client_text(prefix)                                \
-    (3 * NGX_INT32_LEN                                                        \
+    (4 * NGX_INT32_LEN                                                        \
      + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
                         + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
                         + CG_SLOT_TAG_MAX                                     \
@@ -34,7 +34,7 @@
 /* the arguments of a lease call, at most */
 
 #define NGX_HTTP_CG_LEASE_ARGS                                                \
-    (4 + NGX_HTTP_CG_LEASE_BATCH * (3 + 6 * CG_MAX_LIMITS))
+    (4 + NGX_HTTP_CG_LEASE_BATCH * (4 + 6 * CG_MAX_LIMITS))
 
 
 /* a lease request: worker memory, never a request's pool */
@@ -292,6 +292,12 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     a.ahead = cg_lease_ahead(&f->quota, lb->ahead, NULL);
     a.ttl = cg_lease_ttl(&f->quota, now, lb->lease, 0);
     a.ttl_small = cg_lease_ttl(&f->quota, now, lb->lease, 1);
+    a.window = cg_lease_window_left(&f->quota, now);
+    a.window_age = cg_lease_window_age(&f->quota, now);
+    a.ttl_far = cg_lease_ttl_far(&f->quota, now);
+    a.far = f->out.far ? 1 : 0;
+    a.rated = cg_lease_share(&f->quota, 1000, 1) ? 1 : 0;
+    a.horizon = f->out.paced ? CG_LEASE_HORIZON * lb->lease : 0;
     a.ready = ngx_http_cg_lease_bucket_up(f->bucket)
               && !ngx_http_cg_lease_batch_broken();
 
@@ -612,6 +618,14 @@ ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
 
         argv[argc] = (const char *) p;
         p = ngx_slprintf(p, last, "%uD", f->out.owed);
+        len[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        /* a client at its rate: granted ahead of time, spent paced */
+
+        argv[argc] = (const char *) p;
+        p = ngx_slprintf(p, last, "%M",
+                         f->out.paced ? CG_LEASE_HORIZON * lb->lease : 0);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
 

@@ -14,6 +14,7 @@
 #include "cg_common.h"
 #include "cg_lease_batch.h"
 #include "cg_lease_take.h"
+#include "cg_redis_quota.h"
 
 
 #define NGX_HTTP_CG_LEASE_WAKE  2       /* waiters poll, ms */
@@ -109,6 +110,8 @@ ngx_http_cg_lease_req_t *
 ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
     ngx_str_t *name, cg_quota_t *quota)
 {
+    ngx_http_cg_main_conf_t  *mcf;
+
     if (lr && lr->resumed) {
         /* decided while it waited: the same quota, nothing to redo */
         return lr;
@@ -126,6 +129,13 @@ ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
     lr->quota = quota;
     lr->qhash = cg_lease_quota_hash(quota);
 
+    /* no quota of its own: the default of Redis or of the configuration */
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_client_guard_module);
+
+    lr->local = (quota == ngx_http_cg_redis_default()
+                 || (mcf->quotas.dflt && quota == &mcf->quotas.dflt->quota));
+
     return lr;
 }
 
@@ -135,6 +145,8 @@ ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
 static ngx_uint_t
 ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
 {
+    uint32_t                     i;
+    ngx_uint_t                   nodes;
     cg_lease_in_t                in;
     ngx_http_cg_lease_worker_t  *lw = &ngx_http_cg_lw;
 
@@ -151,6 +163,23 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
     in.timeout_ms = lw->timeout;
     in.ready = lw->link && ngx_http_cg_lease_batch_up(&lr->name);
     in.broken = ngx_http_cg_lease_batch_broken();
+    in.local = lr->local;
+
+    /* at its rate, each node its share: by the nodes seen alive */
+
+    nodes = lw->nodes ? lw->nodes : lw->conf->nodes;
+    in.share = cg_lease_share(lr->quota, CG_LEASE_HORIZON * lw->conf->lease,
+                              (uint32_t) ngx_min(nodes, 1000));
+
+    in.nodes = (uint32_t) ngx_max(ngx_min(nodes, 1000), 1);
+    in.far = lr->local ? cg_lease_far(lr->quota, lw->conf->lease, in.nodes)
+                       : 0;
+
+    in.least = UINT32_MAX;
+
+    for (i = 0; i < lr->quota->nlimits; i++) {
+        in.least = (uint32_t) ngx_min(in.least, lr->quota->limits[i].count);
+    }
 
     cg_lease_take(&lr->rec->lease, &in, &lr->out);
 

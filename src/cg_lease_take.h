@@ -69,6 +69,7 @@ typedef struct {
     ngx_uint_t                  how;         /* NGX_HTTP_CG_REDIS_* */
     ngx_uint_t                  code;        /* closed: its status */
     cg_lease_out_t              out;         /* what the take said */
+    unsigned                    local:1;     /* a default quota */
     unsigned                    waiting:1;
     unsigned                    resumed:1;
 } ngx_http_cg_lease_req_t;

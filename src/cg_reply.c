@@ -118,4 +118,7 @@ cg_reply_lease_part(redisReply **e, int64_t granted, cg_lease_answer_t *a)
     for (i = 0; i < CG_MAX_LIMITS; i++) {
         a->rest[i] = e ? e[4 + i]->integer : 0;
     }
+
+    a->first = e ? e[4 + CG_MAX_LIMITS]->integer : 0;
+    a->last = e ? e[5 + CG_MAX_LIMITS]->integer : 0;
 }

@@ -29,7 +29,7 @@
 
 
 /* integers per client in the reply of the lease script */
-#define CG_REPLY_LEASE      (4 + CG_MAX_LIMITS)
+#define CG_REPLY_LEASE      (6 + CG_MAX_LIMITS)
 
 /*
  * The most elements an array of a reply may announce: hiredis allocates

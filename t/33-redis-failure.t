@@ -62,8 +62,12 @@ for my $policy ('open', 'closed=503', 'local') {
     $t->redis_cli('HSET', 'cg:quotas', 'default', 'quota=100000/h',
                   'small', 'quota=4/h');
 
+    # the clients asked while Redis is paused have a quota of their own
+    # (Redis restarts empty: in the configuration): a client without one
+    # is counted on the node for its first "ahead" requests (docs/redis.md)
     $t->write_conf(CG::http(
-        quotas => ['default quota=100000/h'],
+        quotas => ['default quota=100000/h',
+                   map { "p$_ quota=100000/h" } 1 .. 10],
         redis => 'timeout=100ms connect_timeout=100ms',
         http => "client_guard_redis_failure $policy;",
         location => 'add_header X-Redis $client_guard_redis always; '

@@ -19,7 +19,9 @@ my $TIMEOUTS = 'timeout=100ms connect_timeout=100ms';
 
 sub conf {
     my ($redis, %opt) = @_;
-    return CG::http(quotas => ['default quota=1000/h'], redis => $redis,
+    # "w" has a quota of its own: its first request waits for a lease
+    return CG::http(quotas => ['default quota=1000/h', 'w quota=1000/h'],
+                    redis => $redis,
         location => 'add_header X-Redis $client_guard_redis always; '
             . 'empty_gif;', %opt);
 }

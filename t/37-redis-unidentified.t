@@ -13,7 +13,10 @@ my $t = CG->new();
 $t->redis_start();
 
 $t->write_conf(CG::http(
-    quotas => ['default rate=1000r/s burst=1000'],
+    # the fallback client has a quota of its own: its first request waits
+    # for a lease (a client without one is counted on the node at first)
+    quotas => ['default rate=1000r/s burst=1000',
+               'unknown rate=1000r/s burst=1000'],
     redis => 1,
     status => 1,
     location => <<'EOF'));

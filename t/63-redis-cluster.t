@@ -57,7 +57,12 @@ for my $t (@nodes) {
 # spread over the buckets, then SCAN on each master
 
 my @probes = map { sprintf 'probe-%02d', $_ } 0 .. 63;
-$nodes[0]->get('/', { 'X-Client-Id' => $_ }) for @probes;
+
+# a client without a quota of its own is counted on the node for its first
+# "ahead" requests (8 by default), Redis hears of it after those
+for my $p (@probes) {
+    $nodes[0]->get('/', { 'X-Client-Id' => $p }) for 1 .. 12;
+}
 
 my $masters = $redis->redis_cluster_masters($seed);
 my %bucket_home;

@@ -131,19 +131,20 @@ sub _serve {
             $r = "-NOSCRIPT No matching script. Please use EVAL.\r\n";
         } elsif ($name eq 'EVAL' || $name eq 'EVALSHA') {
             # a batch: ARGV[1] clients, then per client its number of
-            # keys, want, owed and 5 arguments per key; per client
-            # { granted, retry ms, binding limit, left after the grant,
-            # and what each of 4 limits has left }
+            # keys, want, owed, horizon and 5 arguments per key; per
+            # client { granted, retry ms, binding limit, left after the
+            # grant, what each of 4 limits has left, and when the first
+            # and the last unit may be spent (0, 0: now) }
             my @argv = @$cmd[3 + $cmd->[2] .. $#$cmd];
             my $n = shift @argv;
-            $r = '*' . (8 * $n) . "\r\n";
+            $r = '*' . (10 * $n) . "\r\n";
             for (1 .. $n) {
-                my ($nk, $want) = splice(@argv, 0, 3);
+                my ($nk, $want) = splice(@argv, 0, 4);
                 splice(@argv, 0, 5 * $nk);
                 my $g = $want < $grant ? $want : $grant;
                 my $left = $g ? 1000000 : 0;
                 $r .= ":$g\r\n:" . ($g ? 0 : 1000) . "\r\n:1\r\n"
-                    . ":$left\r\n" . (":$left\r\n" x 4);
+                    . ":$left\r\n" . (":$left\r\n" x 4) . ":0\r\n:0\r\n";
             }
         } else {
             $r = "-ERR unknown command '$name'\r\n";

@@ -72,6 +72,8 @@ answer(cg_lease_t *l, const cg_quota_t *q, const cg_lease_out_t *fetch,
     a.ahead = cg_lease_ahead(q, 8, NULL);
     a.ttl = cg_lease_ttl(q, T0, 100, 0);
     a.ttl_small = cg_lease_ttl(q, T0, 100, 1);
+    a.window = cg_lease_window_left(q, T0);
+    a.window_age = cg_lease_window_age(q, T0);
     a.ready = 1;
 
     return cg_lease_answer(l, &a, next);
@@ -286,7 +288,7 @@ test_expiry(void **state)
     assert_int_equal(l.left, 0);
     assert_true(out.want > 0);
     assert_int_equal(out.back, 99);
-    assert_int_equal(out.back_at, l.granted);
+    assert_int_equal(out.back_at, l.granted);      /* as granted last */
     assert_int_equal(l.back, 0);
 
     /* that fetch never leaves: to give back again, once */
@@ -317,6 +319,26 @@ test_expiry(void **state)
     answer(&l, &q, &out, 1500, 20, 50, 0, &next);
     assert_int_equal(l.left, 20);
     assert_int_equal(l.back, 9);
+
+    /* a window began since the last lease: its units are not given back */
+
+    {
+        cg_quota_t  w = quota1(CG_LIMIT_WINDOW, 1000, 60000, 0);
+
+        memset(&l, 0, sizeof(l));
+        in = in_for(&w, 1000);
+        cg_lease_take(&l, &in, &out);
+        answer(&l, &w, &out, 1000, 10, 500, 0, &next);
+        l.back = 3;
+        l.fetching = 1100;
+        out.started = 1100;
+        out.owed = 0;
+
+        /* answered 25 s later: the window began 20 s ago (T0) */
+        answer(&l, &w, &out, 1000 + 25000, 10, 500, 0, &next);
+        assert_int_equal(l.left, 10);
+        assert_int_equal(l.back, 0);
+    }
 }
 
 
@@ -618,6 +640,584 @@ test_remaining(void **state)
 }
 
 
+/* the share of a rate a node holds at the limit; a window's end */
+
+static void
+test_share(void **state)
+{
+    cg_quota_t  q = quota1(CG_LIMIT_RATE, 500, 1000, 50);
+    cg_quota_t  w = quota1(CG_LIMIT_WINDOW, 1000, 60000, 0);
+
+    assert_int_equal(cg_lease_share(&q, 1000, 4), 125);
+    assert_int_equal(cg_lease_share(&q, 1000, 1), 500);
+    assert_int_equal(cg_lease_share(&q, 1000, 0), 500);   /* as 1 */
+    assert_int_equal(cg_lease_share(&q, 1000, 1000), 1);  /* at least 1 */
+    assert_int_equal(cg_lease_share(&w, 1000, 4), 0);     /* no rate */
+
+    /* the slowest rate of two */
+    q.nlimits = 2;
+    q.limits[1] = q.limits[0];
+    q.limits[1].count = 60;
+    q.limits[1].period = 60000;
+    assert_int_equal(cg_lease_share(&q, 1000, 1), 1);
+
+    assert_int_equal(cg_lease_window_left(&w, T0), 60000 - T0 % 60000);
+    assert_int_equal(cg_lease_window_left(&q, T0), UINT32_MAX);
+}
+
+
+/*
+ * A client with no quota of its own is counted on the node until it sent
+ * "ahead" requests: no fetch before, then one that charges them all.
+ */
+
+static void
+test_local_phase(void **state)
+{
+    int             i;
+    cg_quota_t      q = quota1(CG_LIMIT_WINDOW, 1000000, 86400000, 0);
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out, next;
+
+    memset(&l, 0, sizeof(l));
+
+    in = in_for(&q, 1000);
+    in.local = 1;
+    in.least = 1000000;
+
+    for (i = 1; i < 8; i++) {
+        in.now = 1000 + i * 100;
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_AHEAD);
+        assert_int_equal(out.want, 0);
+        assert_int_equal(out.remaining, 1000000 - i);
+    }
+
+    /* the eighth: charged, with a lease */
+
+    in.now = 2000;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_AHEAD);
+    assert_int_equal(out.owed, 8);
+    assert_true(out.want > 8);
+
+    /* Redis answered: no more local phase, a lease as any client's */
+
+    answer(&l, &q, &out, 2001, out.want, 900000, 0, &next);
+    assert_int_equal(l.owed, 0);
+    assert_true(l.left > 0);
+    in.now = 2002;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+
+    /* Redis down: the policy, not the local phase */
+
+    memset(&l, 0, sizeof(l));
+    in.ready = 0;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_DOWN);
+
+    /* a quota of its own, or one that "ahead" is 0 for: as before */
+
+    in.ready = 1;
+    in.local = 0;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_WAIT);
+
+    q = quota1(CG_LIMIT_WINDOW, 100, 60000, 0);
+    memset(&l, 0, sizeof(l));
+    in = in_for(&q, 1000);
+    in.local = 1;
+    assert_int_equal(in.ahead, 1);
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.owed, 1);    /* charged at once */
+}
+
+
+/*
+ * A client with no quota of its own far below it: once Redis said how far,
+ * a lease covers up to 30 s of its traffic (a 16th of what is left per
+ * node at most) and lives a minute; with a rate, no more than an ordinary
+ * lease may hold.
+ */
+
+static void
+test_far(void **state)
+{
+    uint32_t           now;
+    cg_quota_t         q = quota1(CG_LIMIT_WINDOW, 1000000, 86400000, 0);
+    cg_quota_t         r = quota1(CG_LIMIT_RATE, 100, 1000, 100);
+    cg_lease_t         l;
+    cg_lease_in_t      in;
+    cg_lease_out_t     out, next;
+    cg_lease_answer_t  a;
+
+    assert_int_equal(cg_lease_far(&q, 100, 3), CG_LEASE_WANT_MAX);
+    assert_int_equal(cg_lease_far(&r, 100, 1), 20);
+    assert_int_equal(cg_lease_far(&r, 100, 4), 5);
+    assert_int_equal(cg_lease_ttl_far(&r, T0), 60000);
+    assert_true(cg_lease_ttl_far(&q, T0) <= 60000);
+
+    /* 4 r/s: 8 requests counted on the node, charged with a small lease */
+
+    memset(&l, 0, sizeof(l));
+    in = in_for(&q, 1000);
+    in.local = 1;
+    in.nodes = 2;
+    in.far = cg_lease_far(&q, 100, 2);
+
+    for (now = 1000; out.want == 0 || now == 1000; now += 250) {
+        in.now = now;
+        cg_lease_take(&l, &in, &out);
+    }
+
+    assert_int_equal(out.owed, 8);
+    assert_int_equal(out.far, 0);
+    answer(&l, &q, &out, now, out.want, 900000, 0, &next);
+
+    /* then a long one: 30 s of 4 r/s */
+
+    while (out.want == 0 || out.owed) {
+        in.now = now;
+        cg_lease_take(&l, &in, &out);
+        now += 250;
+    }
+
+    assert_int_equal(out.far, 1);
+    assert_in_range(out.want, 90, 130);
+
+    memset(&a, 0, sizeof(a));
+    a.granted = out.want;
+    a.binding = 1;
+    a.headroom = 800000;
+    a.nlimits = 1;
+    a.qhash = cg_lease_quota_hash(&q);
+    a.started = out.started;
+    a.now = now;
+    a.ahead = 8;
+    a.ttl = 1000;
+    a.ttl_small = 1000;
+    a.ttl_far = 60000;
+    a.far = 1;
+    a.window = UINT32_MAX;
+    a.window_age = UINT32_MAX;
+    cg_lease_answer(&l, &a, &next);
+    assert_int_equal(l.expires, now + 60000);
+
+    /* near what is left: no long lease */
+
+    l.headroom = 16 * 2 * 20;
+    l.left = 0;
+    l.want = 0;
+    l.fetching = 0;
+    in.now = now + 10;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.far, 1);
+    assert_int_equal(out.want, 20);
+    l.headroom = 16 * 2 * 8;
+    l.fetching = 0;
+    l.left = 0;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.far, 0);
+
+    /* a quota of its own: never */
+
+    in.far = 0;
+    l.headroom = 900000;
+    l.fetching = 0;
+    l.left = 0;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.far, 0);
+}
+
+
+/* a paced answer: "granted" units from "first" to "last" us after "now" */
+
+static void
+answer_paced(cg_lease_t *l, const cg_quota_t *q, const cg_lease_out_t *fetch,
+    uint32_t now, int64_t granted, int64_t first, int64_t last,
+    int64_t retry)
+{
+    cg_lease_out_t     next;
+    cg_lease_answer_t  a;
+
+    memset(&a, 0, sizeof(a));
+    a.granted = granted;
+    a.retry = retry;
+    a.binding = 1;
+    a.headroom = 0;
+    a.first = first;
+    a.last = last;
+    a.nlimits = q->nlimits;
+    a.qhash = cg_lease_quota_hash(q);
+    a.owed = fetch->owed;
+    a.started = fetch->started;
+    a.now = now;
+    a.ahead = cg_lease_ahead(q, 8, NULL);
+    a.ttl = cg_lease_ttl(q, T0, 100, 0);
+    a.ttl_small = cg_lease_ttl(q, T0, 100, 1);
+    a.window = cg_lease_window_left(q, T0);
+    a.window_age = cg_lease_window_age(q, T0);
+    a.horizon = fetch->paced ? 1000 : 0;
+    a.ready = 1;
+
+    cg_lease_answer(l, &a, &next);
+}
+
+
+/*
+ * At its rate: the node asks for its share, granted ahead of time, and
+ * spends it paced; a request before the next unit is due is rejected and
+ * asks Redis nothing; units not spent in time expire and go back.
+ */
+
+static void
+test_paced(void **state)
+{
+    int             i, fetches;
+    cg_quota_t      q = quota1(CG_LIMIT_RATE, 500, 1000, 50);
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out;
+
+    memset(&l, 0, sizeof(l));
+
+    /* the last lease took all there was */
+
+    in = in_for(&q, 1000);
+    in.share = cg_lease_share(&q, 1000, 4);
+    cg_lease_take(&l, &in, &out);
+    answer(&l, &q, &out, 1001, 51, 0, 0, &out);
+    for (i = 0; i < 51; i++) {
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    }
+
+    /* (the fetch made at a quarter left is lost) */
+
+    l.fetching = 0;
+
+    /* empty at the limit: rejected, and its share asked for, paced */
+
+    in.now = 1002;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+    assert_int_equal(out.want, 125);
+    assert_int_equal(out.paced, 1);
+
+    /* however many are rejected meanwhile: one fetch */
+
+    for (i = 0; i < 50; i++) {
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+        assert_int_equal(out.want, 0);
+    }
+
+    /* granted from 2 ms on, a unit every 2 ms */
+
+    cg_lease_take(&l, &in, &out);
+    l.fetching = 0;
+    in.now = 1003;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.want, 125);
+    answer_paced(&l, &q, &out, 1003, 125, 2000, 2000 + 124 * 2000, 0);
+    assert_int_equal(l.left, 125);
+    assert_int_equal(l.step, 2000);
+    assert_int_equal(l.next, 1005 * 1000);
+
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+    assert_int_equal(out.retry, 2);
+    assert_int_equal(out.want, 0);
+
+    in.now = 1005;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+    in.now = 1007;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+
+    /* a quarter left: the next share; none before */
+
+    fetches = 0;
+
+    for (in.now = 1008; l.left > 32; in.now++) {
+        cg_lease_take(&l, &in, &out);
+        fetches += (out.want != 0);
+    }
+
+    assert_int_equal(fetches, 0);
+
+    while (cg_lease_take(&l, &in, &out) != CG_LEASE_PASS) {
+        assert_int_equal(out.want, 0);
+        in.now++;
+    }
+
+    assert_int_equal(l.left, 31);
+    assert_int_equal(out.want, 125 - 31);
+    assert_int_equal(out.paced, 1);
+
+    /* nobody came for 350 ms: what was due more than 200 ms ago expired */
+
+    memset(&l, 0, sizeof(l));
+    in = in_for(&q, 1000);
+    in.share = 125;
+    l.qhash = in.qhash;
+    l.said = 1;
+    l.headroom = 0;
+    l.granted = 990;
+    cg_lease_take(&l, &in, &out);
+    answer_paced(&l, &q, &out, 1000, 125, 0, 124 * 2000, 0);
+    in.now = 1350;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    assert_int_equal(l.back, 75);            /* due at 0 .. 148 ms */
+    assert_int_equal(l.left, 125 - 75 - 1);
+
+    /* and all of it once its last unit is 200 ms late */
+
+    in.now = 1000 + 248 + 200;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(l.left, 0);
+    assert_int_equal(out.back, 125 - 1);     /* with the next fetch */
+
+    /* nothing granted at the limit: not asked again for a quarter of it */
+
+    memset(&l, 0, sizeof(l));
+    l.qhash = in.qhash;
+    l.said = 1;
+    l.granted = 1999;
+    in.now = 2000;
+    cg_lease_take(&l, &in, &out);
+    assert_int_equal(out.paced, 1);
+    answer_paced(&l, &q, &out, 2000, 0, 0, 0, 2);
+    assert_int_equal(l.denied, 2250);
+}
+
+
+/* what is left of the last lease is spent first, and never early */
+
+static void
+test_paced_merge(void **state)
+{
+    cg_quota_t      q = quota1(CG_LIMIT_RATE, 500, 1000, 50);
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out;
+
+    memset(&l, 0, sizeof(l));
+    in = in_for(&q, 1000);
+    in.share = 40;
+    l.qhash = in.qhash;
+    l.said = 1;
+    l.granted = 999;
+
+    cg_lease_take(&l, &in, &out);
+    answer_paced(&l, &q, &out, 1000, 40, 0, 39 * 2000, 0);
+
+    /* 10 left, due 60 .. 78 ms; 30 more due from 300 ms */
+
+    l.left = 10;
+    l.next = 1060 * 1000;
+    in.now = 1050;
+    l.fetching = 0;
+    cg_lease_take(&l, &in, &out);
+    assert_true(out.want > 0);
+    answer_paced(&l, &q, &out, 1050, 30, 250000, 250000 + 29 * 4000, 0);
+
+    /* the old ones as before, then the new ones, each at its time */
+
+    assert_int_equal(l.left, 40);
+    assert_int_equal(l.next, 1060 * 1000);
+    assert_int_equal(l.step, 4000);             /* one for both: the slower */
+    assert_int_equal(l.later, 30);
+    assert_int_equal(l.later_at, 1300 * 1000);
+    assert_true((int32_t) (l.expires - 1050) >= 250 + 29 * 4 + 200);
+
+    for (in.now = 1060; l.later; in.now += 4) {
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    }
+
+    assert_int_equal(in.now, 1100);
+    assert_int_equal(l.left, 30);
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+    assert_int_equal(out.retry, 200);
+    in.now = 1300;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+}
+
+
+/*
+ * The lease script's GCRA for one rate, in us (as cg_lease.lua): grants
+ * up to "want" units, those it lets through now and up to "hz" ahead.
+ */
+
+typedef struct {
+    int64_t         tat;
+    int64_t         T;
+    int64_t         tau;
+} gcra_t;
+
+
+static int64_t
+gcra_grant(gcra_t *g, int64_t now, int64_t want, int64_t hz, int64_t *first,
+    int64_t *last, int64_t *rest, int64_t *retry)
+{
+    int64_t  tat, x, a, can, grant;
+
+    tat = g->tat > now ? g->tat : now;
+    x = now + g->tau - tat;
+    a = x < 0 ? 0 : x / g->T + 1;
+    x += hz;
+    can = x < 0 ? 0 : x / g->T + 1;
+    grant = want < can ? want : can;
+
+    *rest = a > grant ? a - grant : 0;
+    *first = 0;
+    *last = 0;
+    *retry = 0;
+
+    if (grant > 0) {
+        x = tat - g->tau - now;
+        *first = x > 0 ? x : 0;
+        x += (grant - 1) * g->T;
+        *last = x > 0 ? x : 0;
+        g->tat = tat + grant * g->T;
+
+    } else {
+        *retry = (tat - g->tau - hz - now + 999) / 1000;
+    }
+
+    return grant;
+}
+
+
+/*
+ * One client at 3x its rate (500 r/s, burst 50) spread evenly over
+ * "nodes" nodes for 10 s, Redis answering 1 ms after a fetch: each node is
+ * admitted its share within 20%, the cluster no more than the GCRA
+ * allows, and rejected requests cost Redis (almost) nothing.
+ */
+
+static void
+run_spread(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t offered,
+    uint32_t secs)
+{
+    int                rc;
+    int64_t            grant, first, last, rest, retry;
+    uint32_t           i, now, admitted[8], total, requests, fetches;
+    uint32_t           allowed;
+    uint32_t           due[8];
+    uint64_t           acc[8];
+    gcra_t             g;
+    cg_quota_t         q = quota1(CG_LIMIT_RATE, rate, 1000, burst);
+    cg_lease_t         l[8];
+    cg_lease_in_t      in;
+    cg_lease_out_t     out, fetch[8], next;
+    cg_lease_answer_t  a;
+
+    memset(l, 0, sizeof(l));
+    memset(admitted, 0, sizeof(admitted));
+    memset(due, 0, sizeof(due));
+    memset(acc, 0, sizeof(acc));
+
+    g.T = 1000000 / rate;
+    g.tau = burst * g.T;
+    g.tat = 0;
+
+    total = 0;
+    requests = 0;
+    fetches = 0;
+
+    for (now = 1000; now < 1000 + 1000 * secs; now++) {
+        for (i = 0; i < nodes; i++) {
+
+            if (due[i] == now) {
+                /* Redis runs the script now, the reply is read now */
+                grant = gcra_grant(&g, (int64_t) now * 1000, fetch[i].want,
+                                   fetch[i].paced ? 1000000 : 0, &first,
+                                   &last, &rest, &retry);
+                memset(&a, 0, sizeof(a));
+                a.granted = grant;
+                a.retry = retry;
+                a.binding = 1;
+                a.headroom = rest;
+                a.rest[0] = rest;
+                a.first = first;
+                a.last = last;
+                a.nlimits = 1;
+                a.qhash = cg_lease_quota_hash(&q);
+                a.owed = fetch[i].owed;
+                a.started = fetch[i].started;
+                a.now = now;
+                a.ahead = cg_lease_ahead(&q, 8, NULL);
+                a.ttl = cg_lease_ttl(&q, T0, 100, 0);
+                a.ttl_small = cg_lease_ttl(&q, T0, 100, 1);
+                a.window = UINT32_MAX;
+                a.window_age = UINT32_MAX;
+                a.horizon = fetch[i].paced ? 1000 : 0;
+                a.ready = 1;
+                if (cg_lease_answer(&l[i], &a, &next)) {
+                    fetch[i] = next;
+                    due[i] = now + 1;
+                    fetches++;
+                } else {
+                    due[i] = 0;
+                }
+            }
+
+            /* "offered" r/s over the nodes */
+
+            acc[i] += offered;
+
+            while (acc[i] >= 1000 * nodes) {
+                acc[i] -= 1000 * nodes;
+                requests++;
+
+                in = in_for(&q, now);
+                in.share = cg_lease_share(&q, 1000, nodes);
+                rc = cg_lease_take(&l[i], &in, &out);
+
+                if (rc == CG_LEASE_PASS || rc == CG_LEASE_AHEAD) {
+                    admitted[i]++;
+                    total++;
+                }
+
+                if (out.want) {
+                    fetch[i] = out;
+                    due[i] = now + 1;
+                    fetches++;
+                }
+            }
+        }
+    }
+
+    allowed = rate * secs + burst + 1;
+
+    print_message("%u nodes, rate %u burst %u, %u r/s for %u s: %u of %u "
+                  "admitted (%u allowed), %u fetches;", nodes, rate, burst,
+                  offered, secs, total, requests, allowed, fetches);
+
+    for (i = 0; i < nodes; i++) {
+        print_message(" %u", admitted[i]);
+    }
+
+    print_message("\n");
+
+    assert_true(total <= allowed + 1);
+    assert_true(total >= allowed * 95 / 100);
+
+    for (i = 0; i < nodes; i++) {
+        assert_in_range(admitted[i], total / nodes * 80 / 100,
+                        total / nodes * 120 / 100);
+    }
+
+    /* commands: the call and TIME, GET, SET in it: 4 a fetch */
+    assert_true(4 * fetches <= requests / 50);
+}
+
+
+static void
+test_spread(void **state)
+{
+    run_spread(2, 500, 50, 1500, 10);
+    run_spread(3, 500, 50, 1500, 10);
+    run_spread(4, 500, 50, 1500, 10);
+    run_spread(3, 100, 10, 3000, 5);
+}
+
+
 /*
  * What Redis says is taken as it comes, but no integer of its answer may
  * overflow (found by fuzz/fuzz_resp_lease.c: a binding of -2^63)
@@ -647,6 +1247,8 @@ test_answer_extremes(void **state)
         a.binding = v[i];
         a.headroom = v[i];
         a.rest[0] = v[i];
+        a.first = v[i];             /* paced, at any time */
+        a.last = v[(i + 1) % (sizeof(v) / sizeof(v[0]))];
         a.nlimits = q.nlimits;
         a.qhash = cg_lease_quota_hash(&q);
         a.started = out.started;
@@ -682,6 +1284,12 @@ main(void)
         cmocka_unit_test(test_clock_wrap),
         cmocka_unit_test(test_remaining),
         cmocka_unit_test(test_answer_extremes),
+        cmocka_unit_test(test_share),
+        cmocka_unit_test(test_local_phase),
+        cmocka_unit_test(test_far),
+        cmocka_unit_test(test_paced),
+        cmocka_unit_test(test_paced_merge),
+        cmocka_unit_test(test_spread),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

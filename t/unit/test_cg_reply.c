@@ -90,13 +90,18 @@ test_lease(void **state)
     redisReply         *r;
     cg_lease_answer_t   a;
 
-    /* two clients: granted 7 (retry, binding 1, headroom, 4 rests) ... */
+    /*
+     * two clients: granted 7 (retry, binding 1, headroom, 4 rests, the
+     * first and the last unit's time) ...
+     */
 
-    r = reply("*16\r\n"
+    r = reply("*20\r\n"
               ":7\r\n:0\r\n:1\r\n:93\r\n:93\r\n:0\r\n:0\r\n:0\r\n"
-              "$3\r\nERR\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n");
+              ":-5\r\n:900\r\n"
+              "$3\r\nERR\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+              ":0\r\n:0\r\n");
 
-    assert_int_equal(CG_REPLY_LEASE, 8);
+    assert_int_equal(CG_REPLY_LEASE, 10);
     assert_int_equal(cg_reply_lease(r, 2), 1);
     assert_int_equal(cg_reply_lease(r, 1), 0);
     assert_int_equal(cg_reply_lease(r, 3), 0);
@@ -109,6 +114,8 @@ test_lease(void **state)
     assert_int_equal(a.headroom, 93);
     assert_int_equal(a.rest[0], 93);
     assert_int_equal(a.rest[CG_MAX_LIMITS - 1], 0);
+    assert_int_equal(a.first, -5);
+    assert_int_equal(a.last, 900);
 
     memset(&a, 0x55, sizeof(a));
     cg_reply_lease_part(NULL, CG_LEASE_KEYS_FAILED, &a);
@@ -120,17 +127,20 @@ test_lease(void **state)
 
     /* a string anywhere but a client's first: no answer */
 
-    r = reply("*8\r\n:7\r\n$1\r\n0\r\n:1\r\n:9\r\n:9\r\n:0\r\n:0\r\n:0\r\n");
+    r = reply("*10\r\n:7\r\n$1\r\n0\r\n:1\r\n:9\r\n:9\r\n:0\r\n:0\r\n:0\r\n"
+              ":0\r\n:0\r\n");
     assert_int_equal(cg_reply_lease(r, 1), 0);
     freeReplyObject(r);
 
     /* a nested array, a nil, an error, an integer: no answer */
 
-    r = reply("*8\r\n*0\r\n:0\r\n:1\r\n:9\r\n:9\r\n:0\r\n:0\r\n:0\r\n");
+    r = reply("*10\r\n*0\r\n:0\r\n:1\r\n:9\r\n:9\r\n:0\r\n:0\r\n:0\r\n"
+              ":0\r\n:0\r\n");
     assert_int_equal(cg_reply_lease(r, 1), 0);
     freeReplyObject(r);
 
-    r = reply("*8\r\n$-1\r\n:0\r\n:1\r\n:9\r\n:9\r\n:0\r\n:0\r\n:0\r\n");
+    r = reply("*10\r\n$-1\r\n:0\r\n:1\r\n:9\r\n:9\r\n:0\r\n:0\r\n:0\r\n"
+              ":0\r\n:0\r\n");
     assert_int_equal(cg_reply_lease(r, 1), 0);
     freeReplyObject(r);
 
