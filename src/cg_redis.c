@@ -14,6 +14,7 @@
 #include "cg_lease_batch.h"
 #include "cg_redis.h"
 #include "cg_redis_quota.h"
+#include "cg_redis_restore.h"
 
 
 #define NGX_HTTP_CG_REDIS_BACKSTOP    5000   /* full reload, ms */
@@ -427,6 +428,10 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
     /* the parts that use the link, from the bottom up */
 
     if (ngx_http_cg_redis_quota_init(cycle, w->link, rcf->server) != NGX_OK
+        || ngx_http_cg_redis_restore_init(cycle, w->link, rcf->server,
+                                          &w->node_id,
+                                          ngx_http_cg_redis_quota_load)
+           != NGX_OK
         || ngx_http_cg_lease_batch_init(cycle, w->link, &rcf->server->prefix,
                                         rcf->lease.lease, rcf->lease.ahead,
                                         ngx_http_cg_lease_wake)
@@ -475,6 +480,7 @@ ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
     ngx_http_cg_link_stop(w->link);
 
     ngx_http_cg_lease_batch_exit();
+    ngx_http_cg_redis_restore_exit();
     ngx_http_cg_redis_quota_exit();
 
     w->conf = NULL;

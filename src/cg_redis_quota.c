@@ -14,6 +14,7 @@
 #include "cg_name.h"
 #include "cg_parse.h"
 #include "cg_redis_quota.h"
+#include "cg_redis_restore.h"
 
 
 #define NGX_HTTP_CG_REDIS_VALUE_MAX   1024
@@ -42,6 +43,7 @@ typedef struct {
     ngx_http_cg_snap_entry_t   *dflt;
     ngx_array_t                 errors;   /* ngx_http_cg_redis_error_t */
     uint64_t                    version;
+    ngx_uint_t                  lost;     /* Redis lost the definitions */
 } ngx_http_cg_snap_t;
 
 
@@ -545,6 +547,80 @@ failed:
 }
 
 
+/*
+ * Redis lost the definitions: the snapshot in force is copied, pair by
+ * pair as Redis held it, for cg_redis_restore to write back.
+ */
+
+static ngx_int_t
+ngx_http_cg_snap_pairs(ngx_pool_t *pool, ngx_array_t *a,
+    ngx_http_cg_snap_entry_t **buckets, ngx_uint_t n)
+{
+    ngx_uint_t                   i;
+    ngx_http_cg_snap_entry_t    *e;
+    ngx_http_cg_restore_pair_t  *p;
+
+    if (ngx_array_init(a, pool, 16, sizeof(ngx_http_cg_restore_pair_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; buckets && i < n; i++) {
+        for (e = buckets[i]; e; e = e->next) {
+            p = ngx_array_push(a);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            p->field.len = e->name.len;
+            p->field.data = ngx_pstrdup(pool, &e->name);
+            p->value.len = e->value.len;
+            p->value.data = ngx_pstrdup(pool, &e->value);
+
+            if (p->field.data == NULL || p->value.data == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cg_redis_quota_restore(ngx_http_cg_defs_t *w)
+{
+    ngx_pool_t   *pool;
+    ngx_array_t  *a;
+
+    if (w->snap == NULL || ngx_http_cg_redis_restore_busy()) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    a = ngx_palloc(pool, 2 * sizeof(ngx_array_t));
+
+    if (a == NULL
+        || ngx_http_cg_snap_pairs(pool, &a[0], w->snap->quotas,
+                                  w->snap->nquotas)
+           != NGX_OK
+        || ngx_http_cg_snap_pairs(pool, &a[1], w->snap->keys,
+                                  w->snap->nkeys)
+           != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    ngx_http_cg_redis_restore(pool, &a[0], &a[1], w->snap->version);
+}
+
+
 static void
 ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
@@ -624,6 +700,17 @@ swap:
         goto failed;
     }
 
+    if (snap->lost) {
+        /* Redis came back empty: the snapshot stays, and is put back */
+        ngx_http_cg_snap_drop(w);
+        ngx_http_cg_redis_quota_restore(w);
+        return;
+    }
+
+    if (snap->version) {
+        ngx_http_cg_redis_restore_found();
+    }
+
     if (w->snap) {
         ngx_destroy_pool(w->snap->pool);
     }
@@ -661,6 +748,18 @@ ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
 
     if (snap == NULL || reply == NULL) {
         return;
+    }
+
+    /*
+     * no version key, where the snapshot in force had one: Redis lost the
+     * definitions (a restart without persistence, a failover to an empty
+     * replica), not an operator (who bumps the version with a change)
+     */
+
+    if (reply->type == REDIS_REPLY_NIL && w->snap && w->snap->version
+        && w->snap->version != (uint64_t) -1)
+    {
+        snap->lost = 1;
     }
 
     if (reply->type == REDIS_REPLY_STRING) {

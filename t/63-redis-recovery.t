@@ -17,7 +17,7 @@ use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 use POSIX qw(_exit);
 
-my $OUTAGE = $ENV{CG_OUTAGE} || 3;    # long enough for the backoff to reach its cap
+my $OUTAGE = $ENV{CG_OUTAGE} || 3;    # the backoff reaches its cap
 my $AFTER = 1.5 * CG::slow();
 my $LIMIT = 1.0 * CG::slow();
 
