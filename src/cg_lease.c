@@ -198,12 +198,15 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         out->rc = CG_LEASE_AHEAD;
         fetch = !active;
 
-    } else if (l->headroom == 0 && l->granted && now - l->granted < 1000) {
-
+    } else if (l->headroom == 0 && l->granted
+               && now - l->granted < (in->free_ms ? cg_min(in->free_ms, 1000)
+                                                  : 1000))
+    {
         /*
          * the client is at its limit (the last lease took what Redis had
-         * left): reject at once while Redis is asked for what frees up,
-         * instead of making the request wait for the answer
+         * left, and nothing freed up since: a rate refills a unit per
+         * interval): reject at once while Redis is asked for what frees
+         * up, instead of making the request wait for the answer
          */
 
         out->retry = 1;

@@ -79,6 +79,9 @@ typedef struct {
     uint32_t        reserve;
     uint32_t        lease_ms;      /* the traffic a lease covers */
     uint32_t        timeout_ms;    /* a fetch is given up after twice it */
+    uint32_t        free_ms;       /* a unit of the binding limit frees
+                                      up so long after Redis had none (a
+                                      rate's interval); 0: a second */
     unsigned        ready:1;       /* the Redis link is ready */
     unsigned        broken:1;      /* the circuit breaker is open */
 } cg_lease_in_t;

@@ -26,7 +26,8 @@ my $rport = $r->redis_start();
 
 sub define {
     $r->redis_cli('HSET', 'cg:quotas', 'over', 'rate=10r/s burst=5',
-                  'keyed', 'rate=50r/s burst=50', 'under', 'quota=100000/h');
+                  'keyed', 'rate=50r/s burst=50', 'under', 'quota=100000/h',
+                  'small', 'rate=16r/s burst=4');
     $r->redis_cli('HSET', 'cg:apikeys', sha256_hex('k-1'), 'keyed');
     $r->redis_cli('SET', 'cg:version', 7);
 }
@@ -87,6 +88,7 @@ my @gen;
 for my $port (@ports) {
     push @gen, client("$log.over.$port", $port, 25, 'X-Client-Id' => 'over');
     push @gen, client("$log.under.$port", $port, 5, 'X-Client-Id' => 'under');
+    push @gen, client("$log.small.$port", $port, 4, 'X-Client-Id' => 'small');
     push @gen, client("$log.keyed.$port", $port, 5, 'X-Api-Key' => 'k-1');
 }
 
@@ -150,6 +152,9 @@ ok($worst <= 30, "over: at most $worst admitted in any second");
 is_deeply($n{under}, { 200 => $n{under}{200} },
           'under: never rejected (a quota far from reached)')
     or diag(explain $n{under});
+is_deeply($n{small}, { 200 => $n{small}{200} },
+          'small: under its rate (a small burst), never rejected')
+    or diag(explain $n{small});
 is_deeply($n{keyed}, { 200 => $n{keyed}{200} },
           'keyed: never rejected') or diag(explain $n{keyed});
 is_deeply([ keys %{$c{keyed}} ], [ 'keyed' ],
@@ -162,7 +167,7 @@ my @lines = map { $_->error_log =~
     @nodes;
 is(scalar @lines, $RESTARTS, 'one error line per empty restart')
     or diag(join "\n", @lines);
-my $what = "restored 3 quotas and 1 API key from this node's last snapshot";
+my $what = "restored 4 quotas and 1 API key from this node's last snapshot";
 like($lines[0] // '', qr/\Q$what\E \(version 7\)/,
      'the line says what was restored');
 
@@ -199,7 +204,7 @@ is($r->redis_cli('HGET', 'cg:quotas', 'under'), 'quota=5/h',
 is($r->redis_cli('HGET', 'cg:quotas', 'over'), 'rate=10r/s burst=5',
    'the others are restored');
 ok(CG::wait_until(sub { join('', map { $_->error_log } @nodes)
-    =~ /restored 2 quotas and 1 API key .*, kept 1 written there meanwhile/ },
+    =~ /restored 3 quotas and 1 API key .*, kept 1 written there meanwhile/ },
     3), 'the line says what was kept');
 
 $_->stop() for @nodes;

@@ -422,6 +422,43 @@ test_denied_and_at_limit(void **state)
 }
 
 
+/*
+ * A rate with a small burst, drained by the lease that took what was left
+ * (as leases grow back after a Redis event): rejected at once only until
+ * a unit freed up again (16 r/s: one every 62 ms), then asked for.
+ */
+
+static void
+test_at_limit_rate_refills(void **state)
+{
+    cg_quota_t      q = quota1(CG_LIMIT_RATE, 16, 1000, 4);
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out, next;
+
+    memset(&l, 0, sizeof(l));
+
+    in = in_for(&q, 1000);
+    in.free_ms = 62;
+    cg_lease_take(&l, &in, &out);
+    answer(&l, &q, &out, 1001, 2, 0, 0, &next);
+
+    in.now = 1002;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+
+    in.now = 1040;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+    answer(&l, &q, &out, 1041, 0, 0, 21, &next);
+
+    /* a unit is back: the request waits for it instead of a 429 */
+
+    in.now = 1300;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_WAIT);
+    assert_true(out.want > 0);
+}
+
+
 static void
 test_down(void **state)
 {
@@ -630,6 +667,7 @@ main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_ahead_paid_first),
         cmocka_unit_test(test_denied_and_at_limit),
+        cmocka_unit_test(test_at_limit_rate_refills),
         cmocka_unit_test(test_down),
         cmocka_unit_test(test_quota_change),
         cmocka_unit_test(test_clock_wrap),
