@@ -547,77 +547,30 @@ failed:
 }
 
 
-/*
- * Redis lost the definitions: the snapshot in force is copied, pair by
- * pair as Redis held it, for cg_redis_restore to write back.
- */
-
-static ngx_int_t
-ngx_http_cg_snap_pairs(ngx_pool_t *pool, ngx_array_t *a,
-    ngx_http_cg_snap_entry_t **buckets, ngx_uint_t n)
-{
-    ngx_uint_t                   i;
-    ngx_http_cg_snap_entry_t    *e;
-    ngx_http_cg_restore_pair_t  *p;
-
-    if (ngx_array_init(a, pool, 16, sizeof(ngx_http_cg_restore_pair_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; buckets && i < n; i++) {
-        for (e = buckets[i]; e; e = e->next) {
-            p = ngx_array_push(a);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            p->field.len = e->name.len;
-            p->field.data = ngx_pstrdup(pool, &e->name);
-            p->value.len = e->value.len;
-            p->value.data = ngx_pstrdup(pool, &e->value);
-
-            if (p->field.data == NULL || p->value.data == NULL) {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    return NGX_OK;
-}
-
+/* Redis lost the definitions: those in force, for cg_redis_restore */
 
 static void
 ngx_http_cg_redis_quota_restore(ngx_http_cg_defs_t *w)
 {
-    ngx_pool_t   *pool;
-    ngx_array_t  *a;
+    ngx_uint_t                  i, k, n;
+    ngx_http_cg_snap_entry_t   *e, **b;
 
-    if (w->snap == NULL || ngx_http_cg_redis_restore_busy()) {
+    if (w->snap == NULL || ngx_http_cg_redis_restore_begin() != NGX_OK) {
         return;
     }
 
-    pool = ngx_create_pool(4096, ngx_cycle->log);
-    if (pool == NULL) {
-        return;
+    for (k = 0; k < 2; k++) {
+        b = k ? w->snap->keys : w->snap->quotas;
+        n = k ? w->snap->nkeys : w->snap->nquotas;
+
+        for (i = 0; b && i < n; i++) {
+            for (e = b[i]; e; e = e->next) {
+                ngx_http_cg_redis_restore_add(k, &e->name, &e->value);
+            }
+        }
     }
 
-    a = ngx_palloc(pool, 2 * sizeof(ngx_array_t));
-
-    if (a == NULL
-        || ngx_http_cg_snap_pairs(pool, &a[0], w->snap->quotas,
-                                  w->snap->nquotas)
-           != NGX_OK
-        || ngx_http_cg_snap_pairs(pool, &a[1], w->snap->keys,
-                                  w->snap->nkeys)
-           != NGX_OK)
-    {
-        ngx_destroy_pool(pool);
-        return;
-    }
-
-    ngx_http_cg_redis_restore(pool, &a[0], &a[1], w->snap->version);
+    ngx_http_cg_redis_restore(w->snap->version);
 }
 
 
@@ -999,6 +952,10 @@ ngx_http_cg_redis_version_done(ngx_http_cg_link_t *link, redisReply *reply,
 
     if (w->snap == NULL || w->snap->version != v) {
         ngx_http_cg_redis_quota_load();
+
+    } else if (v) {
+        /* the version is back: another worker restored what this one has */
+        ngx_http_cg_redis_restore_found();
     }
 }
 

@@ -27,6 +27,8 @@ typedef struct {
     ngx_str_t                     k_version;
 
     ngx_pool_t                   *pool;     /* a restore under way */
+    ngx_array_t                   pairs[2]; /* ngx_keyval_t: quotas, keys */
+    ngx_uint_t                    bad;      /* a pair could not be added */
     uint64_t                      version;
     ngx_uint_t                    won;      /* this worker holds the lock */
     ngx_uint_t                    failed;   /* writes refused */
@@ -95,10 +97,59 @@ ngx_http_cg_redis_restore_exit(void)
 }
 
 
-ngx_uint_t
-ngx_http_cg_redis_restore_busy(void)
+ngx_int_t
+ngx_http_cg_redis_restore_begin(void)
 {
-    return ngx_http_cg_rs.pool != NULL;
+    ngx_http_cg_restore_t  *rs = &ngx_http_cg_rs;
+
+    if (rs->pool || !ngx_http_cg_link_ready(rs->link)) {
+        return NGX_DECLINED;
+    }
+
+    rs->pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (rs->pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    rs->bad = 0;
+
+    if (ngx_array_init(&rs->pairs[0], rs->pool, 16, sizeof(ngx_keyval_t))
+           != NGX_OK
+        || ngx_array_init(&rs->pairs[1], rs->pool, 16, sizeof(ngx_keyval_t))
+           != NGX_OK)
+    {
+        rs->bad = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_cg_redis_restore_add(ngx_uint_t key, ngx_str_t *field,
+    ngx_str_t *value)
+{
+    ngx_keyval_t           *kv;
+    ngx_http_cg_restore_t  *rs = &ngx_http_cg_rs;
+
+    if (rs->pool == NULL || rs->bad) {
+        return;
+    }
+
+    kv = ngx_array_push(&rs->pairs[key ? 1 : 0]);
+    if (kv == NULL) {
+        rs->bad = 1;
+        return;
+    }
+
+    kv->key.len = field->len;
+    kv->key.data = ngx_pstrdup(rs->pool, field);
+    kv->value.len = value->len;
+    kv->value.data = ngx_pstrdup(rs->pool, value);
+
+    if (kv->key.data == NULL || kv->value.data == NULL) {
+        rs->bad = 1;
+    }
 }
 
 
@@ -225,7 +276,7 @@ ngx_http_cg_restore_write(ngx_http_cg_restore_t *rs, ngx_array_t *pairs,
     size_t                       len[4];
     ngx_uint_t                   i;
     const char                  *argv[4];
-    ngx_http_cg_restore_pair_t  *p;
+    ngx_keyval_t                *p;
 
     p = pairs->elts;
 
@@ -235,8 +286,8 @@ ngx_http_cg_restore_write(ngx_http_cg_restore_t *rs, ngx_array_t *pairs,
     len[1] = key->len;
 
     for (i = 0; i < pairs->nelts; i++) {
-        argv[2] = (const char *) p[i].field.data;
-        len[2] = p[i].field.len;
+        argv[2] = (const char *) p[i].key.data;
+        len[2] = p[i].key.len;
         argv[3] = (const char *) p[i].value.data;
         len[3] = p[i].value.len;
 
@@ -281,7 +332,6 @@ ngx_http_cg_restore_by_done(ngx_http_cg_link_t *link, redisReply *reply,
     size_t                       len[4];
     const char                  *argv[4];
     u_char                       v[NGX_INT64_LEN];
-    ngx_array_t                **pairs = data;
     ngx_http_cg_restore_t       *rs = &ngx_http_cg_rs;
     ngx_http_cg_restore_info_t  *in = &rs->info;
 
@@ -309,8 +359,8 @@ ngx_http_cg_restore_by_done(ngx_http_cg_link_t *link, redisReply *reply,
     in->kept = 0;
     rs->failed = 0;
 
-    ngx_http_cg_restore_write(rs, pairs[0], &rs->k_quotas, NULL);
-    ngx_http_cg_restore_write(rs, pairs[1], &rs->k_keys, rs);
+    ngx_http_cg_restore_write(rs, &rs->pairs[0], &rs->k_quotas, NULL);
+    ngx_http_cg_restore_write(rs, &rs->pairs[1], &rs->k_keys, rs);
 
     /* then the version: the other nodes see it, and keep or reload */
 
@@ -333,16 +383,18 @@ ngx_http_cg_restore_by_done(ngx_http_cg_link_t *link, redisReply *reply,
 
 
 void
-ngx_http_cg_redis_restore(ngx_pool_t *pool, ngx_array_t *quotas,
-    ngx_array_t *keys, uint64_t version)
+ngx_http_cg_redis_restore(uint64_t version)
 {
     size_t                  len[6];
     const char             *argv[6];
-    ngx_array_t           **pairs;
     ngx_http_cg_restore_t  *rs = &ngx_http_cg_rs;
 
-    if (rs->pool || !ngx_http_cg_link_ready(rs->link)) {
-        ngx_destroy_pool(pool);
+    if (rs->pool == NULL) {
+        return;
+    }
+
+    if (rs->bad || !ngx_http_cg_link_ready(rs->link)) {
+        ngx_http_cg_restore_end(rs);
         return;
     }
 
@@ -356,16 +408,6 @@ ngx_http_cg_redis_restore(ngx_pool_t *pool, ngx_array_t *quotas,
         rs->info.kept = 0;
     }
 
-    pairs = ngx_palloc(pool, 2 * sizeof(ngx_array_t *));
-    if (pairs == NULL) {
-        ngx_destroy_pool(pool);
-        return;
-    }
-
-    pairs[0] = quotas;
-    pairs[1] = keys;
-
-    rs->pool = pool;
     rs->version = version;
     rs->won = 0;
 
@@ -394,7 +436,7 @@ ngx_http_cg_redis_restore(ngx_pool_t *pool, ngx_array_t *quotas,
     len[0] = 3;
 
     if (ngx_http_cg_link_send(rs->link, 2, argv, len,
-                               ngx_http_cg_restore_by_done, pairs)
+                               ngx_http_cg_restore_by_done, rs)
         != NGX_OK)
     {
         /* the lock's reply comes all the same: nothing else follows */

@@ -11,8 +11,8 @@
  * definitions written back field by field with HSETNX (nothing an operator
  * wrote meanwhile is overwritten), then the version (SET NX), the one log
  * line, and the figures for the status output.  The definitions to write
- * are handed over by cg_redis_quota, which keeps its snapshot in force
- * meanwhile.  See docs/redis.md.
+ * are handed over (copied) by cg_redis_quota, which keeps its snapshot in
+ * force meanwhile.  See docs/redis.md.
  */
 
 
@@ -26,14 +26,6 @@
 #include "cg_link.h"
 
 
-/* a field of {prefix}quotas or {prefix}apikeys, and its value */
-
-typedef struct {
-    ngx_str_t                   field;
-    ngx_str_t                   value;
-} ngx_http_cg_restore_pair_t;
-
-
 /* run when a restore ended (the definitions can be read again) */
 typedef void (*ngx_http_cg_restore_done_pt)(void);
 
@@ -45,16 +37,17 @@ ngx_int_t ngx_http_cg_redis_restore_init(ngx_cycle_t *cycle,
 void ngx_http_cg_redis_restore_exit(void);
 
 /*
- * Redis has lost the definitions of "version": "quotas" and "keys" (arrays
- * of ngx_http_cg_restore_pair_t, allocated in "pool", which the restore
- * owns from now on and destroys) are written back, unless another worker
- * or node holds the restore lock.  Counted once per loss.
+ * Redis has lost the definitions: a restore of those this worker holds
+ * begins (NGX_DECLINED: one is under way, or the link is down), each
+ * field of {prefix}quotas ("key" 0) and {prefix}apikeys (1) is added
+ * (copied), and ngx_http_cg_redis_restore() writes them back with the
+ * version, unless another worker or node holds the restore lock.  Counted
+ * once per loss.
  */
-void ngx_http_cg_redis_restore(ngx_pool_t *pool, ngx_array_t *quotas,
-    ngx_array_t *keys, uint64_t version);
-
-/* a restore is under way in this worker */
-ngx_uint_t ngx_http_cg_redis_restore_busy(void);
+ngx_int_t ngx_http_cg_redis_restore_begin(void);
+void ngx_http_cg_redis_restore_add(ngx_uint_t key, ngx_str_t *field,
+    ngx_str_t *value);
+void ngx_http_cg_redis_restore(uint64_t version);
 
 /* Redis has the definitions again (read with a version): the loss ended */
 void ngx_http_cg_redis_restore_found(void);

@@ -117,8 +117,10 @@ waitpid($_, 0) for @gen;
 
 diag(sprintf('restored within %s s', join(', ', map { sprintf '%.2f', $_ }
      @back))) if $ENV{CG_VERBOSE};
-ok((grep { $_ < 1 * CG::slow() } @back) == @back,
-   'each time restored within 1 s of Redis being up: '
+# a reconnection (640 ms at most), the definitions read, the lock, the
+# writes: a loaded test machine may stretch it past a second
+ok((grep { $_ < 2 * CG::slow() } @back) == @back,
+   'each time restored within 2 s of Redis being up: '
    . join(', ', map { sprintf '%.2f', $_ } @back));
 
 my (%n, %c);
