@@ -497,8 +497,14 @@ ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
     if (ready) {
         w->last_beat = 0;
 
+        /*
+         * the script first, then the version: the definitions are read
+         * again only if it changed (or is gone), not by every worker of
+         * every node at once after each outage
+         */
+
         ngx_http_cg_lease_batch_ready();
-        ngx_http_cg_redis_quota_load();
+        ngx_http_cg_redis_quota_poll((ngx_msec_t) -1);
         ngx_http_cg_redis_poll(&w->poll);
 
     } else {
@@ -543,8 +549,8 @@ ngx_http_cg_redis_on_sub_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
     (void) ngx_http_cg_link_send(link, 2, argv, len,
                                   ngx_http_cg_redis_subscribed, w);
 
-    /* a change may have been published while we were away */
-    ngx_http_cg_redis_quota_load();
+    /* a change may have been published while we were away: it bumped */
+    ngx_http_cg_redis_quota_poll((ngx_msec_t) -1);
 }
 
 

@@ -53,6 +53,7 @@ typedef struct {
     ngx_http_cg_snap_t         *building; /* a load under way */
     ngx_uint_t                  reload;   /* a change seen meanwhile */
     ngx_msec_t                  last_load;
+    ngx_msec_t                  jitter;   /* the backstop's, this worker's */
     time_t                      loaded;   /* "snap", wall clock */
     ngx_str_t                   k_quotas;
     ngx_str_t                   k_keys;
@@ -907,6 +908,7 @@ ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle, ngx_http_cg_link_t *link,
     }
 
     w->link = link;
+    w->jitter = ngx_random() % 1000;
 
     return NGX_OK;
 }
@@ -971,7 +973,15 @@ ngx_http_cg_redis_quota_poll(ngx_msec_t backstop)
         return;
     }
 
-    if (ngx_current_msec - w->last_load >= backstop) {
+    /*
+     * the backstop's reloads of the workers spread over a second; a link
+     * back after an outage starts it again (not every worker at once)
+     */
+
+    if (backstop == (ngx_msec_t) -1) {
+        w->last_load = ngx_current_msec;
+
+    } else if (ngx_current_msec - w->last_load >= backstop + w->jitter) {
         ngx_http_cg_redis_quota_load();
         return;
     }
