@@ -424,8 +424,9 @@ test_denied_and_at_limit(void **state)
 
 /*
  * A rate with a small burst, drained by the lease that took what was left
- * (as leases grow back after a Redis event): rejected at once only until
- * a unit freed up again (16 r/s: one every 62 ms), then asked for.
+ * (as leases grow back after a Redis event): a node under half the rate
+ * is rejected at once only until a unit freed up again (16 r/s: one every
+ * 62 ms), then asks; a node at half the rate or more, for a second.
  */
 
 static void
@@ -451,11 +452,21 @@ test_at_limit_rate_refills(void **state)
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
     answer(&l, &q, &out, 1041, 0, 0, 21, &next);
 
-    /* a unit is back: the request waits for it instead of a 429 */
+    /* a unit is back, to a node at 4 r/s: it waits for it, not a 429 */
 
+    l.rate = 4;
     in.now = 1300;
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_WAIT);
     assert_true(out.want > 0);
+
+    /* a node at half the rate or more is at its limit: a second */
+
+    answer(&l, &q, &out, 1301, 1, 0, 0, &next);
+    l.rate = 10;
+    in.now = 1302;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    in.now = 1500;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
 }
 
 
