@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 
-# CLIENT PAUSE <ms> WRITE, 5 times under traffic through 2 nginx nodes of 2
-# workers each: the lease script waits, the failure policy decides within
-# the timeout, and as each pause lifts the leases grow back from small.
+# CLIENT PAUSE <ms> WRITE 4 times, then SIGSTOP 3 times, under traffic
+# through 2 nginx nodes of 2 workers each: the lease script waits, the
+# failure policy decides within the timeout, and as each pause lifts the
+# leases grow back from small.
 # Clients under their quota, with small bursts (what a lease that takes the
 # last units of a burst makes look like a client at its limit), are never
 # rejected, and the module answers no 5xx.
@@ -17,7 +18,8 @@ use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 use POSIX qw(_exit);
 
-my $PAUSES = 5;
+my $PAUSES = 4;
+my $STOPS = 3;
 
 my $r = CG->new();
 my $rport = $r->redis_start();
@@ -79,6 +81,15 @@ my $t0 = time;
 for (1 .. $PAUSES) {
     $r->redis_cli('CLIENT', 'PAUSE', 1000, 'WRITE');
     sleep 2;
+}
+
+# and stalled (SIGSTOP): the lease calls in flight when the link gives up
+# run as Redis resumes, their units never spent
+for (1 .. $STOPS) {
+    $r->redis_pause();
+    sleep 1;
+    $r->redis_resume();
+    sleep 1;
 }
 kill 'KILL', @gen;
 waitpid($_, 0) for @gen;
