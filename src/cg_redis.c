@@ -29,6 +29,7 @@ typedef struct {
     ngx_event_t                 poll;
     ngx_uint_t                  nodes;    /* live, from heartbeats */
     ngx_uint_t                  outages;
+    ngx_uint_t                  back;     /* the link is back: next poll */
     ngx_msec_t                  last_beat;
     ngx_str_t                   k_channel;
     ngx_str_t                   k_nodes;
@@ -504,7 +505,7 @@ ngx_http_cg_redis_on_state(ngx_http_cg_link_t *link, ngx_uint_t ready)
          */
 
         ngx_http_cg_lease_batch_ready();
-        ngx_http_cg_redis_quota_poll((ngx_msec_t) -1);
+        w->back = 1;
         ngx_http_cg_redis_poll(&w->poll);
 
     } else {
@@ -605,7 +606,11 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_cg_redis_quota_poll(NGX_HTTP_CG_REDIS_BACKSTOP);
+    /* the link back: the version only, and the backstop starts again */
+
+    ngx_http_cg_redis_quota_poll(w->back ? (ngx_msec_t) -1
+                                         : NGX_HTTP_CG_REDIS_BACKSTOP);
+    w->back = 0;
 
     if (w->last_beat
         && ngx_current_msec - w->last_beat < NGX_HTTP_CG_REDIS_HEARTBEAT)
