@@ -40,7 +40,7 @@ PROVE_JOBS ?= 2
 # share the other job meanwhile; then the rest in order
 LONG_TESTS := t/00-build.t t/56-status-default-surge.t t/60-deb.t \
 	t/43-status-dashboard.t t/53-status-story.t t/42-status-anomaly.t \
-	t/39-redis-ahead.t
+	t/39-redis-ahead.t t/75-redis-recovery.t
 TESTS      ?= $(filter $(wildcard t/*.t),$(LONG_TESTS)) \
 	$(filter-out $(LONG_TESTS),$(wildcard t/*.t))
 

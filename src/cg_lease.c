@@ -110,6 +110,27 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, uint32_t *far)
 
 
 /*
+ * How long a lease that took what Redis had left says "at its limit": a
+ * second; but a rate frees a unit per interval (in->free_ms), and a node
+ * that admits under half the rate (as its leases grow back after a Redis
+ * event, when one of them takes the last units of a small burst) is no
+ * sign of a client at its limit once a unit came back: it asks Redis.
+ */
+
+static uint32_t
+cg_lease_limit_ms(const cg_lease_t *l, const cg_lease_in_t *in)
+{
+    if (in->free_ms == 0 || in->free_ms >= 1000
+        || 2 * (uint64_t) l->rate * in->free_ms >= 1000)
+    {
+        return 1000;
+    }
+
+    return in->free_ms;
+}
+
+
+/*
  * A lease that expired with units unspent: Redis counted them, the next
  * fetch gives them back (the last lease's only: all of it was granted in
  * one window, as a lease ends with its window).
@@ -350,8 +371,9 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         out->rc = CG_LEASE_AHEAD;
         fetch = !active;
 
-    } else if (l->headroom == 0 && l->granted && now - l->granted < 1000) {
-
+    } else if (l->headroom == 0 && l->granted
+               && now - l->granted < cg_lease_limit_ms(l, in))
+    {
         /*
          * the client is at its limit (the last lease took what Redis had
          * left): reject at once while Redis is asked for what frees up,

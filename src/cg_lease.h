@@ -108,6 +108,9 @@ typedef struct {
     uint32_t        least;         /* the smallest limit's count */
     uint32_t        far;           /* cg_lease_far(); 0: no long lease */
     uint32_t        nodes;         /* live, at least 1 */
+    uint32_t        free_ms;       /* a unit of the binding limit frees
+                                      up so long after Redis had none (a
+                                      rate's interval); 0: a second */
     unsigned        ready:1;       /* the Redis link is ready */
     unsigned        broken:1;      /* the circuit breaker is open */
     unsigned        local:1;       /* no quota of its own: counted on the

@@ -88,6 +88,8 @@ typedef struct {
     u_char                     *text;
     size_t                      text_size;
     ngx_msec_t                  broken;   /* the script failing until */
+    ngx_uint_t                  trips;    /* the breaker's, in a row */
+    ngx_msec_t                  logged;   /* a failed call, last */
     u_char                      sha[2 * SHA_DIGEST_LENGTH];
 } ngx_http_cg_lease_batch_t;
 
@@ -463,11 +465,29 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
 
     if (reply && e == NULL) {
 
-        /* an error from the script: leases stop for a second */
+        /*
+         * an error from the script: leases stop for 100 ms, doubling to a
+         * second while it fails in a row (a Redis still loading, busy, or
+         * read-only for a moment around an event costs 100 ms, not a
+         * second of the failure policy once it answers again)
+         */
 
-        ngx_http_cg_lb.broken = ngx_current_msec + 1000;
+        ngx_http_cg_lb.broken = ngx_current_msec
+                                + ngx_min(100 << ngx_min(ngx_http_cg_lb.trips,
+                                                         4), 1000);
+        ngx_http_cg_lb.trips++;
 
-        ngx_http_cg_batch_log(b, reply);
+        /* a line a second at most: the breaker retries sooner */
+
+        if (ngx_http_cg_lb.logged == 0
+            || ngx_current_msec - ngx_http_cg_lb.logged >= 1000)
+        {
+            ngx_http_cg_lb.logged = ngx_current_msec ? ngx_current_msec : 1;
+            ngx_http_cg_batch_log(b, reply);
+        }
+
+    } else if (e) {
+        ngx_http_cg_lb.trips = 0;
     }
 
     for (f = b->fetches; f; f = next) {

@@ -140,6 +140,33 @@ ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
 }
 
 
+/*
+ * How soon a unit of limit "binding" frees up after Redis had none left:
+ * a rate's emission interval (its period over its count), ms; 0 for a
+ * window (a second, cg_lease.c).  After a Redis event the leases grow
+ * again from small, and a small burst drained by one of them is no sign
+ * of a client at its limit once a unit came back.
+ */
+
+static uint32_t
+ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding)
+{
+    cg_limit_t  *lim;
+
+    if (quota->nlimits == 0) {
+        return 0;
+    }
+
+    lim = &quota->limits[binding < quota->nlimits ? binding : 0];
+
+    if (lim->type != CG_LIMIT_RATE || lim->count == 0) {
+        return 0;
+    }
+
+    return (uint32_t) ngx_max(lim->period / lim->count, 1);
+}
+
+
 /* a unit of the lease of lr->rec, or why not; the zone lock is held */
 
 static ngx_uint_t
@@ -161,6 +188,7 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
     in.ahead = cg_lease_ahead(lr->quota, lw->conf->ahead, &in.reserve);
     in.lease_ms = lw->conf->lease;
     in.timeout_ms = lw->timeout;
+    in.free_ms = ngx_http_cg_lease_free_ms(lr->quota, lr->rec->lease.binding);
     in.ready = lw->link && ngx_http_cg_lease_batch_up(&lr->name);
     in.broken = ngx_http_cg_lease_batch_broken();
     in.local = lr->local;

@@ -17,8 +17,16 @@
 #include "cg_reply.h"
 
 
+/*
+ * Reconnection: 100 ms doubling to 640 ms, each delay drawn between half
+ * of it and all of it.  The cap bounds how long a Redis that is back goes
+ * unused (under 640 ms after it listens again, whatever the policy); the
+ * draw spreads the workers of every node over 320 ms, so a Redis that
+ * returns sees their reconnections spread out, not in a burst.
+ */
+
 #define NGX_HTTP_CG_LINK_BACKOFF_MIN   100
-#define NGX_HTTP_CG_LINK_BACKOFF_MAX   5000
+#define NGX_HTTP_CG_LINK_BACKOFF_MAX   640
 #define NGX_HTTP_CG_LINK_RECV          16384
 
 
@@ -1196,7 +1204,7 @@ ngx_http_cg_link_drop(ngx_http_cg_link_t *link, const char *why,
 
     link->state = NGX_HTTP_CG_LINK_BACKOFF;
 
-    /* exponential backoff with jitter: half fixed, half random */
+    /* exponential backoff, capped, with jitter: half fixed, half random */
 
     if (link->backoff == 0) {
         link->backoff = NGX_HTTP_CG_LINK_BACKOFF_MIN;

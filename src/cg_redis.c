@@ -14,6 +14,7 @@
 #include "cg_lease_batch.h"
 #include "cg_redis.h"
 #include "cg_redis_quota.h"
+#include "cg_redis_restore.h"
 #include "cg_sentinel.h"
 
 
@@ -29,6 +30,7 @@ typedef struct {
     ngx_event_t                 poll;
     ngx_uint_t                  nodes;    /* live, from heartbeats */
     ngx_uint_t                  outages;
+    ngx_uint_t                  back;     /* the link is back: next poll */
     ngx_msec_t                  last_beat;
     ngx_str_t                   k_channel;
     ngx_str_t                   k_nodes;
@@ -434,6 +436,10 @@ ngx_http_cg_redis_init_process(ngx_cycle_t *cycle)
     /* the parts that use the link, from the bottom up */
 
     if (ngx_http_cg_redis_quota_init(cycle, w->link, rcf->server) != NGX_OK
+        || ngx_http_cg_redis_restore_init(cycle, w->link, rcf->server,
+                                          &w->node_id,
+                                          ngx_http_cg_redis_quota_load)
+           != NGX_OK
         || ngx_http_cg_lease_batch_init(cycle, w->link, &rcf->server->prefix,
                                         rcf->lease.lease, rcf->lease.ahead,
                                         ngx_http_cg_lease_wake)
@@ -483,6 +489,7 @@ ngx_http_cg_redis_exit_process(ngx_cycle_t *cycle)
     ngx_http_cg_sentinel_exit();
 
     ngx_http_cg_lease_batch_exit();
+    ngx_http_cg_redis_restore_exit();
     ngx_http_cg_redis_quota_exit();
 
     w->conf = NULL;
@@ -499,8 +506,14 @@ ngx_http_cg_redis_on_state(ngx_http_cg_route_t *link, ngx_uint_t ready)
     if (ready) {
         w->last_beat = 0;
 
+        /*
+         * the script first, then the version: the definitions are read
+         * again only if it changed (or is gone), not by every worker of
+         * every node at once after each outage
+         */
+
         ngx_http_cg_lease_batch_ready();
-        ngx_http_cg_redis_quota_load();
+        w->back = 1;
         ngx_http_cg_redis_poll(&w->poll);
 
     } else {
@@ -545,8 +558,8 @@ ngx_http_cg_redis_on_sub_state(ngx_http_cg_route_t *link, ngx_uint_t ready)
     (void) ngx_http_cg_route_send(link, 2, argv, len,
                                   ngx_http_cg_redis_subscribed, w);
 
-    /* a change may have been published while we were away */
-    ngx_http_cg_redis_quota_load();
+    /* a change may have been published while we were away: it bumped */
+    ngx_http_cg_redis_quota_poll((ngx_msec_t) -1);
 }
 
 
@@ -601,7 +614,11 @@ ngx_http_cg_redis_poll(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_cg_redis_quota_poll(NGX_HTTP_CG_REDIS_BACKSTOP);
+    /* the link back: the version only, and the backstop starts again */
+
+    ngx_http_cg_redis_quota_poll(w->back ? (ngx_msec_t) -1
+                                         : NGX_HTTP_CG_REDIS_BACKSTOP);
+    w->back = 0;
 
     if (w->last_beat
         && ngx_current_msec - w->last_beat < NGX_HTTP_CG_REDIS_HEARTBEAT)

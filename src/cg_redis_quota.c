@@ -14,6 +14,7 @@
 #include "cg_name.h"
 #include "cg_parse.h"
 #include "cg_redis_quota.h"
+#include "cg_redis_restore.h"
 #include "cg_reply.h"
 
 #include <stdlib.h>
@@ -46,6 +47,7 @@ typedef struct {
     ngx_array_t                 bad;      /* every bad value's hash */
     ngx_uint_t                  logged;   /* new bad values this load */
     uint64_t                    version;
+    ngx_uint_t                  lost;     /* Redis lost the definitions */
 } ngx_http_cg_snap_t;
 
 
@@ -55,6 +57,7 @@ typedef struct {
     ngx_http_cg_snap_t         *building; /* a load under way */
     ngx_uint_t                  reload;   /* a change seen meanwhile */
     ngx_msec_t                  last_load;
+    ngx_msec_t                  jitter;   /* the backstop's, this worker's */
     time_t                      loaded;   /* "snap", wall clock */
     ngx_str_t                   k_quotas;
     ngx_str_t                   k_keys;
@@ -581,6 +584,33 @@ failed:
 }
 
 
+/* Redis lost the definitions: those in force, for cg_redis_restore */
+
+static void
+ngx_http_cg_redis_quota_restore(ngx_http_cg_defs_t *w)
+{
+    ngx_uint_t                  i, k, n;
+    ngx_http_cg_snap_entry_t   *e, **b;
+
+    if (w->snap == NULL || ngx_http_cg_redis_restore_begin() != NGX_OK) {
+        return;
+    }
+
+    for (k = 0; k < 2; k++) {
+        b = k ? w->snap->keys : w->snap->quotas;
+        n = k ? w->snap->nkeys : w->snap->nquotas;
+
+        for (i = 0; b && i < n; i++) {
+            for (e = b[i]; e; e = e->next) {
+                ngx_http_cg_redis_restore_add(k, &e->name, &e->value);
+            }
+        }
+    }
+
+    ngx_http_cg_redis_restore(w->snap->version);
+}
+
+
 static void
 ngx_http_cg_redis_keys_done(ngx_http_cg_link_t *link, redisReply *reply,
     void *data)
@@ -653,7 +683,18 @@ swap:
         goto failed;
     }
 
+    if (snap->lost) {
+        /* Redis came back empty: the snapshot stays, and is put back */
+        ngx_http_cg_snap_drop(w);
+        ngx_http_cg_redis_quota_restore(w);
+        return;
+    }
+
     ngx_http_cg_snap_bad_done(snap);
+
+    if (snap->version) {
+        ngx_http_cg_redis_restore_found();
+    }
 
     if (w->snap) {
         ngx_destroy_pool(w->snap->pool);
@@ -695,6 +736,18 @@ ngx_http_cg_redis_load_version(ngx_http_cg_link_t *link, redisReply *reply,
     }
 
     ngx_str_null(&empty);
+
+    /*
+     * no version key, where the snapshot in force had one: Redis lost the
+     * definitions (a restart without persistence, a failover to an empty
+     * replica), not an operator (who bumps the version with a change)
+     */
+
+    if (reply->type == REDIS_REPLY_NIL && w->snap && w->snap->version
+        && w->snap->version != (uint64_t) -1)
+    {
+        snap->lost = 1;
+    }
 
     if (reply->type == REDIS_REPLY_STRING) {
         n = ngx_atoi((u_char *) reply->str, reply->len);
@@ -901,6 +954,7 @@ ngx_http_cg_redis_quota_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     }
 
     w->link = link;
+    w->jitter = ngx_random() % 1000;
 
     return NGX_OK;
 }
@@ -949,6 +1003,10 @@ ngx_http_cg_redis_version_done(ngx_http_cg_link_t *link, redisReply *reply,
 
     if (w->snap == NULL || w->snap->version != v) {
         ngx_http_cg_redis_quota_load();
+
+    } else if (v) {
+        /* the version is back: another worker restored what this one has */
+        ngx_http_cg_redis_restore_found();
     }
 }
 
@@ -964,7 +1022,15 @@ ngx_http_cg_redis_quota_poll(ngx_msec_t backstop)
         return;
     }
 
-    if (ngx_current_msec - w->last_load >= backstop) {
+    /*
+     * the backstop's reloads of the workers spread over a second; a link
+     * back after an outage starts it again (not every worker at once)
+     */
+
+    if (backstop == (ngx_msec_t) -1) {
+        w->last_load = ngx_current_msec;
+
+    } else if (ngx_current_msec - w->last_load >= backstop + w->jitter) {
         ngx_http_cg_redis_quota_load();
         return;
     }

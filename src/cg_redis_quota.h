@@ -47,8 +47,10 @@ void ngx_http_cg_redis_quota_exit(void);
 void ngx_http_cg_redis_quota_load(void);
 
 /*
- * Reads them again when the version key changed, or "backstop" ms after
- * the last read whatever it says.
+ * Reads them again when the version key changed, or "backstop" ms (and up
+ * to a second more, this worker's jitter) after the last read whatever it
+ * says; (ngx_msec_t) -1: only when the version changed, and the backstop
+ * starts again (a link back after an outage).
  */
 void ngx_http_cg_redis_quota_poll(ngx_msec_t backstop);
 

@@ -12,6 +12,7 @@
 
 #include "cg_common.h"
 #include "cg_redis_quota.h"
+#include "cg_redis_restore.h"
 #include "cg_status_json.h"
 
 
@@ -28,6 +29,7 @@ ngx_http_cg_json_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
     ngx_array_t               *errs;
     ngx_http_cg_main_conf_t   *mcf;
     ngx_http_cg_redis_error_t  *e;
+    ngx_http_cg_restore_info_t *ri;
 
     static const char  *states[] = {
         "idle", "connecting", "handshake", "ready", "backoff"
@@ -55,7 +57,7 @@ ngx_http_cg_json_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         "\"failure_policy\":\"%s\",\"policy_in_force\":%s,"
         "\"quota_version\":%uL,\"live_nodes\":%ui,"
         "\"link_outages\":%ui,\"quota_sync_age_s\":%T,"
-        "\"stats_published_ms_ago\":%L,\"quota_errors\":[",
+        "\"stats_published_ms_ago\":%L,",
         state < 5 ? states[state] : "unknown",
         mcf->redis->lease.policy < 3 ? policies[mcf->redis->lease.policy]
                                      : "unknown",
@@ -66,6 +68,26 @@ ngx_http_cg_json_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp)
         rp->area.publish_ms
             ? rp->query->now_ms - (int64_t) rp->area.publish_ms
             : (int64_t) -1);
+
+    /* Redis found without the definitions, and who put them back */
+
+    ri = ngx_http_cg_redis_restore_info();
+
+    ngx_http_cg_out_printf(o, "\"definitions_lost\":%ui,"
+                           "\"last_restore\":", ri->losses);
+
+    if (ri->losses) {
+        ngx_http_cg_out_printf(o,
+            "{\"at\":%T,\"by\":\"%V\",\"quotas\":%ui,"
+            "\"api_keys\":%ui,\"kept\":%ui},",
+            ri->at, ngx_http_cg_out_escape(o->r->pool, &ri->by),
+            ri->quotas, ri->keys, ri->kept);
+
+    } else {
+        ngx_http_cg_out_printf(o, "null,");
+    }
+
+    ngx_http_cg_out_printf(o, "\"quota_errors\":[");
 
     errs = ngx_http_cg_redis_errors();
 

@@ -12,6 +12,7 @@
 
 #include "cg_common.h"
 #include "cg_redis_quota.h"
+#include "cg_redis_restore.h"
 #include "cg_status_publish.h"
 #include "cg_status_prom.h"
 
@@ -549,6 +550,17 @@ ngx_http_cg_prom_redis(ngx_http_cg_out_t *o, ngx_http_cg_report_t *rp,
         { "clientguard_redis_quota_errors", "gauge",
           "Bad quota definitions found in Redis.", NULL,
           ngx_http_cg_prom_int(errs ? errs->nelts : 0) },
+        { "clientguard_redis_definitions_lost_total", "counter",
+          "Times this worker found Redis without the quota definitions it "
+          "had read (the version key gone); they stayed in force and were "
+          "written back by one node.", NULL,
+          ngx_http_cg_prom_int(ngx_http_cg_redis_restore_info()->losses) },
+        { "clientguard_redis_definitions_restored_total", "counter",
+          "Quotas and API keys this worker wrote back into a Redis that had "
+          "lost them.", NULL,
+          ngx_http_cg_prom_int(ngx_http_cg_redis_restore_info()->quotas_total
+                               + ngx_http_cg_redis_restore_info()->keys_total)
+        },
         { "clientguard_status_publish_interval_seconds", "gauge",
           "How often this node publishes its figures for the cluster view "
           "(client_guard_status_publish); 0: off.", NULL,

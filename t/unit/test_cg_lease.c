@@ -444,6 +444,54 @@ test_denied_and_at_limit(void **state)
 }
 
 
+/*
+ * A rate with a small burst, drained by the lease that took what was left
+ * (as leases grow back after a Redis event): a node under half the rate
+ * is rejected at once only until a unit freed up again (16 r/s: one every
+ * 62 ms), then asks; a node at half the rate or more, for a second.
+ */
+
+static void
+test_at_limit_rate_refills(void **state)
+{
+    cg_quota_t      q = quota1(CG_LIMIT_RATE, 16, 1000, 4);
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out, next;
+
+    memset(&l, 0, sizeof(l));
+
+    in = in_for(&q, 1000);
+    in.free_ms = 62;
+    cg_lease_take(&l, &in, &out);
+    answer(&l, &q, &out, 1001, 2, 0, 0, &next);
+
+    in.now = 1002;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+
+    in.now = 1040;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+    answer(&l, &q, &out, 1041, 0, 0, 21, &next);
+
+    /* a unit is back, to a node at 4 r/s: it waits for it, not a 429 */
+
+    l.rate = 4;
+    in.now = 1300;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_WAIT);
+    assert_true(out.want > 0);
+
+    /* a node at half the rate or more is at its limit: a second */
+
+    answer(&l, &q, &out, 1301, 1, 0, 0, &next);
+    l.rate = 10;
+    in.now = 1302;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+    in.now = 1500;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+}
+
+
 static void
 test_down(void **state)
 {
@@ -1279,6 +1327,7 @@ main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_ahead_paid_first),
         cmocka_unit_test(test_denied_and_at_limit),
+        cmocka_unit_test(test_at_limit_rate_refills),
         cmocka_unit_test(test_down),
         cmocka_unit_test(test_quota_change),
         cmocka_unit_test(test_clock_wrap),
