@@ -23,12 +23,35 @@
 /* a count into 16 bits */
 #define cg_lease_u16(n)            ((uint16_t) cg_min((n), 0xffff))
 
+
+
 /*
- * the client is at its rate: Redis's last answer left nothing to grant at
- * once (of the limit that binds); leases are then this node's share
+ * The client is at its rate: Redis's last answer left nothing to grant at
+ * once (of the limit that binds), and this node admits it at 3/4 of its
+ * share of the rate (by the live nodes) or more; its leases are then its
+ * share, granted ahead and paced.  A node well under its share whose lease
+ * took the last units of a small burst (as leases grow back after a Redis
+ * event) is not: a share reserved ahead of time there would push the units
+ * of the other nodes into the future, and reject their requests while the
+ * client is under its rate.  A rate of a unit a second or slower (in->
+ * free_ms, the binding rate's interval, of 1000 or more, or 0: a window)
+ * goes by Redis's answer alone.
  */
-#define cg_lease_at_rate(l, in)                                              \
-    ((in)->share && (l)->said && (l)->headroom == 0)
+
+static int
+cg_lease_at_rate(const cg_lease_t *l, const cg_lease_in_t *in)
+{
+    if (in->share == 0 || l->said == 0 || l->headroom != 0) {
+        return 0;
+    }
+
+    if (in->free_ms == 0 || in->free_ms >= 1000) {
+        return 1;
+    }
+
+    return 4 * (uint64_t) l->rate * cg_max(in->nodes, 1) * in->free_ms
+           >= 3000;
+}
 
 
 /*
@@ -37,21 +60,21 @@
  */
 
 static uint32_t
-cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, uint32_t *far)
+cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, int rate,
+    uint32_t *far)
 {
-    uint32_t  elapsed, rate, est, lg;
+    uint32_t  elapsed, r, est, lg;
 
     elapsed = in->now - l->since;
 
     if (elapsed >= 20) {
-        rate = (uint32_t) cg_min((uint64_t) l->spent * 1000 / elapsed,
-                                 0xffff);
-        l->rate = (uint16_t) (l->rate ? (l->rate + rate) / 2 : rate);
+        r = (uint32_t) cg_min((uint64_t) l->spent * 1000 / elapsed, 0xffff);
+        l->rate = (uint16_t) (l->rate ? (l->rate + r) / 2 : r);
         l->spent = 0;
         l->since = in->now;
     }
 
-    if (cg_lease_at_rate(l, in)) {
+    if (rate) {
         /* at its rate: this node's share, granted ahead and paced */
         return in->share > l->left ? in->share - l->left : 0;
     }
@@ -395,7 +418,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     }
 
     far = 0;
-    est = cg_lease_size(l, in, &far);
+    est = cg_lease_size(l, in, rate, &far);
 
     if (est == 0 && l->owed == 0 && l->back == 0) {
         return out->rc;

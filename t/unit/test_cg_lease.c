@@ -492,6 +492,55 @@ test_at_limit_rate_refills(void **state)
 }
 
 
+/*
+ * A lease that took the last units of a small burst (16 r/s, burst 4, 2
+ * nodes: a share of 8) at a node well under its share of the rate (4 r/s,
+ * as after a Redis event): the next fetch is not paced (a share granted
+ * ahead would push the other node's units into the future, and reject its
+ * requests while the client is under its rate); at its share, it is.
+ */
+
+static void
+test_paced_under_share(void **state)
+{
+    int             i, fetched;
+    uint16_t        rate;
+    cg_quota_t      q = quota1(CG_LIMIT_RATE, 16, 1000, 4);
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out, next;
+
+    for (rate = 4; rate <= 8; rate += 4) {
+        memset(&l, 0, sizeof(l));
+
+        in = in_for(&q, 1000);
+        in.free_ms = 62;
+        in.nodes = 2;
+        in.share = cg_lease_share(&q, 1000, 2);
+        assert_int_equal(in.share, 8);
+
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_WAIT);
+        answer(&l, &q, &out, 1001, 4, 0, 0, &next);
+
+        l.rate = rate;
+        in.now = 1002;
+        fetched = 0;
+
+        for (i = 0; i < 4; i++) {
+            assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+
+            if (out.want) {
+                fetched = 1;
+                assert_int_equal(out.paced, rate == 8);
+                l.fetching = 0;
+            }
+        }
+
+        assert_true(fetched);
+    }
+}
+
+
 static void
 test_down(void **state)
 {
@@ -1215,6 +1264,8 @@ run_spread(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t offered,
 
                 in = in_for(&q, now);
                 in.share = cg_lease_share(&q, 1000, nodes);
+                in.nodes = nodes;
+                in.free_ms = 1000 / rate;
                 rc = cg_lease_take(&l[i], &in, &out);
 
                 if (rc == CG_LEASE_PASS || rc == CG_LEASE_AHEAD) {
@@ -1337,6 +1388,7 @@ main(void)
         cmocka_unit_test(test_local_phase),
         cmocka_unit_test(test_far),
         cmocka_unit_test(test_paced),
+        cmocka_unit_test(test_paced_under_share),
         cmocka_unit_test(test_paced_merge),
         cmocka_unit_test(test_spread),
     };
