@@ -60,7 +60,7 @@ typedef struct {
 } ngx_http_cg_link_server_t;
 
 
-/* parsed at configuration time by the client_guard_redis directive */
+/* parsed at configuration time by client_guard_redis (cg_link_conf.c) */
 
 typedef struct {
     ngx_array_t                   servers;    /* ngx_http_cg_link_server_t */
@@ -178,10 +178,6 @@ struct ngx_http_cg_link_s {
 };
 
 
-/* "client_guard_redis address [password=] [db=] ..." */
-char *ngx_http_cg_link_directive(ngx_conf_t *cf,
-    ngx_http_cg_link_conf_t **rcf);
-
 ngx_http_cg_link_t *ngx_http_cg_link_create(ngx_cycle_t *cycle,
     ngx_http_cg_link_conf_t *conf, ngx_http_cg_link_state_pt on_state,
     ngx_http_cg_link_handler_pt on_push, void *data);
@@ -200,10 +196,6 @@ void ngx_http_cg_link_stop(ngx_http_cg_link_t *link);
 ngx_int_t ngx_http_cg_link_send(ngx_http_cg_link_t *link, int argc,
     const char **argv, const size_t *argvlen,
     ngx_http_cg_link_handler_pt handler, void *data);
-
-/* "{prefix}name" in "pool": a key of the module in this Redis */
-ngx_int_t ngx_http_cg_link_key(ngx_pool_t *pool, ngx_http_cg_link_conf_t *conf,
-    ngx_str_t *key, const char *name);
 
 /*
  * Where the next connection goes (a Sentinel's answer, a Cluster's master,

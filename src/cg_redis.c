@@ -12,6 +12,7 @@
 
 #include "cg_common.h"
 #include "cg_lease_batch.h"
+#include "cg_link_conf.h"
 #include "cg_redis.h"
 #include "cg_redis_quota.h"
 #include "cg_redis_restore.h"

@@ -11,6 +11,7 @@
 
 #include <openssl/sha.h>
 
+#include "cg_link_conf.h"
 #include "cg_name.h"
 #include "cg_parse.h"
 #include "cg_redis_quota.h"

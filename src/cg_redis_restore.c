@@ -10,6 +10,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include "cg_link_conf.h"
 #include "cg_redis_restore.h"
 
 

@@ -12,13 +12,14 @@
 #include <ngx_http.h>
 
 #include "cg_common.h"
-#include "cg_stats_log.h"
-#include "cg_slice.h"
-#include "cg_topn.h"
+#include "cg_link_conf.h"
 #include "cg_report.h"
+#include "cg_sentinel.h"
+#include "cg_slice.h"
+#include "cg_stats_log.h"
 #include "cg_status_events.h"
 #include "cg_status_publish.h"
-#include "cg_sentinel.h"
+#include "cg_topn.h"
 
 
 /*
