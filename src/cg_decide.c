@@ -209,7 +209,8 @@ ngx_http_cg_decide(ngx_http_request_t *r, ngx_http_cg_loc_conf_t *lcf,
 
         /* counted cluster-wide, by a lease */
 
-        lr = ngx_http_cg_lease_req(r, ctx->lease, &ctx->client, quota);
+        lr = ngx_http_cg_lease_req(r, ctx->lease, &ctx->client, hash,
+                                    quota);
         if (lr == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

@@ -198,14 +198,17 @@ ngx_http_cg_lease_bucket(u_char *name, size_t len)
 
 
 ngx_uint_t
-ngx_http_cg_lease_batch_up(ngx_str_t *name)
+ngx_http_cg_lease_batch_up(uint32_t hash)
 {
-    if (ngx_http_cg_lb.link == NULL) {
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    if (lb->link == NULL) {
         return 0;
     }
 
-    return ngx_http_cg_lease_bucket_up(
-               ngx_http_cg_lease_bucket(name->data, name->len));
+    /* the bucket of ngx_http_cg_lease_bucket(): CRC32 of the name */
+
+    return ngx_http_cg_lease_bucket_up(lb->buckets ? hash % lb->buckets : 0);
 }
 
 

@@ -60,8 +60,11 @@ void ngx_http_cg_lease_batch_abort(void);
 /* at the worker's exit: that, and the memory of init */
 void ngx_http_cg_lease_batch_exit(void);
 
-/* 1 when the master of the keys of client "name" is up (one Redis: up) */
-ngx_uint_t ngx_http_cg_lease_batch_up(ngx_str_t *name);
+/*
+ * 1 when the master of the keys of the client whose name's CRC32 is "hash"
+ * is up (one Redis: up)
+ */
+ngx_uint_t ngx_http_cg_lease_batch_up(uint32_t hash);
 
 /* 1 while the breaker is open: leases are not asked for */
 ngx_uint_t ngx_http_cg_lease_batch_broken(void);

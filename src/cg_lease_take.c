@@ -108,9 +108,13 @@ ngx_http_cg_lease_nodes(ngx_uint_t n)
 
 ngx_http_cg_lease_req_t *
 ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
-    ngx_str_t *name, cg_quota_t *quota)
+    ngx_str_t *name, uint32_t hash, cg_quota_t *quota)
 {
-    ngx_http_cg_main_conf_t  *mcf;
+    uint32_t                     i;
+    ngx_uint_t                   nodes;
+    cg_lease_in_t               *in;
+    ngx_http_cg_main_conf_t     *mcf;
+    ngx_http_cg_lease_worker_t  *lw = &ngx_http_cg_lw;
 
     if (lr && lr->resumed) {
         /* decided while it waited: the same quota, nothing to redo */
@@ -135,6 +139,33 @@ ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
 
     lr->local = (quota == ngx_http_cg_redis_default()
                  || (mcf->quotas.dflt && quota == &mcf->quotas.dflt->quota));
+    lr->hash = hash;
+
+    /* what the take needs of the quota, made before the zone lock */
+
+    in = &lr->in;
+
+    in->qhash = lr->qhash;
+    in->ahead = cg_lease_ahead(quota, lw->conf->ahead, &in->reserve);
+    in->lease_ms = lw->conf->lease;
+    in->timeout_ms = lw->timeout;
+    in->local = lr->local;
+
+    /* at its rate, each node its share: by the nodes seen alive */
+
+    nodes = lw->nodes ? lw->nodes : lw->conf->nodes;
+    in->share = cg_lease_share(quota, CG_LEASE_HORIZON * lw->conf->lease,
+                               (uint32_t) ngx_min(nodes, 1000));
+
+    in->nodes = (uint32_t) ngx_max(ngx_min(nodes, 1000), 1);
+    in->far = lr->local ? cg_lease_far(quota, lw->conf->lease, in->nodes)
+                        : 0;
+
+    in->least = UINT32_MAX;
+
+    for (i = 0; i < quota->nlimits; i++) {
+        in->least = (uint32_t) ngx_min(in->least, quota->limits[i].count);
+    }
 
     return lr;
 }
@@ -172,8 +203,6 @@ ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding)
 static ngx_uint_t
 ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
 {
-    uint32_t                     i;
-    ngx_uint_t                   nodes;
     cg_lease_in_t                in;
     ngx_http_cg_lease_worker_t  *lw = &ngx_http_cg_lw;
 
@@ -183,31 +212,13 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
         return CG_LEASE_DOWN;
     }
 
+    /* the quota's part was made by ngx_http_cg_lease_req(); now the rest */
+
+    in = lr->in;
     in.now = (uint32_t) ngx_current_msec;
-    in.qhash = lr->qhash;
-    in.ahead = cg_lease_ahead(lr->quota, lw->conf->ahead, &in.reserve);
-    in.lease_ms = lw->conf->lease;
-    in.timeout_ms = lw->timeout;
     in.free_ms = ngx_http_cg_lease_free_ms(lr->quota, lr->rec->lease.binding);
-    in.ready = lw->link && ngx_http_cg_lease_batch_up(&lr->name);
+    in.ready = lw->link && ngx_http_cg_lease_batch_up(lr->hash);
     in.broken = ngx_http_cg_lease_batch_broken();
-    in.local = lr->local;
-
-    /* at its rate, each node its share: by the nodes seen alive */
-
-    nodes = lw->nodes ? lw->nodes : lw->conf->nodes;
-    in.share = cg_lease_share(lr->quota, CG_LEASE_HORIZON * lw->conf->lease,
-                              (uint32_t) ngx_min(nodes, 1000));
-
-    in.nodes = (uint32_t) ngx_max(ngx_min(nodes, 1000), 1);
-    in.far = lr->local ? cg_lease_far(lr->quota, lw->conf->lease, in.nodes)
-                       : 0;
-
-    in.least = UINT32_MAX;
-
-    for (i = 0; i < lr->quota->nlimits; i++) {
-        in.least = (uint32_t) ngx_min(in.least, lr->quota->limits[i].count);
-    }
 
     cg_lease_take(&lr->rec->lease, &in, &lr->out);
 

@@ -65,6 +65,9 @@ typedef struct {
     cg_quota_t                 *quota;       /* the decision's, or "kept" */
     cg_quota_t                  kept;        /* while it waits */
     uint32_t                    qhash;
+    uint32_t                    hash;        /* the name's CRC32 */
+    cg_lease_in_t               in;          /* the quota's part, made
+                                                before the zone lock */
     ngx_msec_t                  deadline;
     ngx_uint_t                  how;         /* NGX_HTTP_CG_REDIS_* */
     ngx_uint_t                  code;        /* closed: its status */
@@ -92,12 +95,14 @@ void ngx_http_cg_lease_nodes(ngx_uint_t n);
 void ngx_http_cg_lease_wake(void);
 
 /*
- * The request's part for "quota", made once in r->pool; NULL when out of
- * memory.  "quota" is used until the decision returns (copied if the
- * request waits).
+ * The request's part for "quota", made once in r->pool, with what the
+ * take needs of the quota (before the zone lock); "hash" is the name's
+ * CRC32.  NULL when out of memory.  "quota" is used until the decision
+ * returns (copied if the request waits).
  */
 ngx_http_cg_lease_req_t *ngx_http_cg_lease_req(ngx_http_request_t *r,
-    ngx_http_cg_lease_req_t *lr, ngx_str_t *name, cg_quota_t *quota);
+    ngx_http_cg_lease_req_t *lr, ngx_str_t *name, uint32_t hash,
+    cg_quota_t *quota);
 
 /*
  * Under the zone lock: a unit of the lease of "rec" (NULL: no record, the
