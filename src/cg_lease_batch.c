@@ -78,9 +78,11 @@ typedef struct {
     ngx_msec_t                  lease;
     ngx_uint_t                  ahead;
     ngx_http_cg_lease_done_pt   done;
-    ngx_http_cg_fetch_t        *pending;  /* to send in this turn */
+    ngx_http_cg_fetch_t        *pending;  /* to send */
     ngx_http_cg_fetch_t       **last;
+    ngx_uint_t                  npending;
     ngx_event_t                 batcher;  /* posted: sends the pending */
+    ngx_event_t                 gather;   /* a timer: posts the batcher */
     ngx_http_cg_fetch_t        *free;
     ngx_http_cg_batch_t        *free_batches;
     const char                **argv;     /* of a lease call, reused */
@@ -96,6 +98,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b);
 static void ngx_http_cg_lease_batch_handler(ngx_event_t *ev);
+static void ngx_http_cg_lease_gather_handler(ngx_event_t *ev);
 
 
 static ngx_http_cg_lease_batch_t  ngx_http_cg_lb;
@@ -131,6 +134,11 @@ ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     lb->batcher.handler = ngx_http_cg_lease_batch_handler;
     lb->batcher.data = lb;
     lb->batcher.log = cycle->log;
+
+    lb->gather.handler = ngx_http_cg_lease_gather_handler;
+    lb->gather.data = lb;
+    lb->gather.log = cycle->log;
+    lb->gather.cancelable = 1;
 
     SHA1((const u_char *) ngx_http_cg_lease_script,
          sizeof(ngx_http_cg_lease_script) - 1, md);
@@ -332,7 +340,7 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
         name.len = f->len;
 
         ngx_http_cg_lease_fetch(f->zone, f->rec, &name, &f->quota, f->qhash,
-                                &next);
+                                &next, 0);
     }
 
     ngx_http_cg_fetch_free(f);
@@ -707,6 +715,10 @@ ngx_http_cg_lease_batch_handler(ngx_event_t *ev)
     ngx_http_cg_fetch_t       **last[NGX_HTTP_CG_LEASE_BUCKETS];
     ngx_http_cg_lease_batch_t  *lb = ev->data;
 
+    if (lb->gather.timer_set) {
+        ngx_del_timer(&lb->gather);
+    }
+
     /* a Cluster's fetches by bucket (one slot a script call), in order */
 
     list[0] = lb->pending;
@@ -725,6 +737,7 @@ ngx_http_cg_lease_batch_handler(ngx_event_t *ev)
 
     lb->pending = NULL;
     lb->last = &lb->pending;
+    lb->npending = 0;
 
     for (k = 0; k < ngx_max(lb->buckets, 1); k++) {
 
@@ -767,7 +780,8 @@ ngx_http_cg_lease_batch_handler(ngx_event_t *ev)
 
 void
 ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *rec,
-    ngx_str_t *name, cg_quota_t *quota, uint32_t qhash, cg_lease_out_t *out)
+    ngx_str_t *name, cg_quota_t *quota, uint32_t qhash, cg_lease_out_t *out,
+    ngx_uint_t now)
 {
     ngx_http_cg_fetch_t        *f;
     ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
@@ -797,14 +811,36 @@ ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone, ngx_http_cg_record_t *rec,
         return;
     }
 
-    /* sent with the other fetches of this turn of the event loop */
-
     *lb->last = f;
     lb->last = &f->next;
+    lb->npending++;
 
-    if (!lb->batcher.posted) {
+    if (now || lb->npending >= NGX_HTTP_CG_LEASE_BATCH) {
+        /* sent with the other fetches of this turn of the event loop */
+        ngx_http_cg_lease_batch_flush();
+
+    } else if (!lb->batcher.posted && !lb->gather.timer_set) {
+        /* no request waits for it: gathered with those that follow */
+        ngx_add_timer(&lb->gather, NGX_HTTP_CG_LEASE_GATHER);
+    }
+}
+
+
+void
+ngx_http_cg_lease_batch_flush(void)
+{
+    ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
+
+    if (lb->pending && !lb->batcher.posted) {
         ngx_post_event(&lb->batcher, &ngx_posted_events);
     }
+}
+
+
+static void
+ngx_http_cg_lease_gather_handler(ngx_event_t *ev)
+{
+    ngx_http_cg_lease_batch_flush();
 }
 
 
@@ -818,6 +854,10 @@ ngx_http_cg_lease_batch_abort(void)
         ngx_delete_posted_event(&lb->batcher);
     }
 
+    if (lb->gather.timer_set) {
+        ngx_del_timer(&lb->gather);
+    }
+
     /* as when the link is found not ready by the batcher */
 
     while (lb->pending) {
@@ -827,6 +867,7 @@ ngx_http_cg_lease_batch_abort(void)
     }
 
     lb->last = &lb->pending;
+    lb->npending = 0;
 }
 
 

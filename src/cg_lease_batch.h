@@ -6,8 +6,9 @@
  *
  * Owns: the lease script (src/cg_lease.lua, compiled in), the lease
  * requests ("fetches") of this worker: those of one turn of the event loop
- * leave in one script call (EVALSHA, EVAL once when Redis says NOSCRIPT) for
- * up to NGX_HTTP_CG_LEASE_BATCH clients, and each client's part of the
+ * (and those no request waits for, of NGX_HTTP_CG_LEASE_GATHER ms) leave in
+ * one script call (EVALSHA, EVAL once when Redis says NOSCRIPT) for up to
+ * NGX_HTTP_CG_LEASE_BATCH clients, and each client's part of the
  * reply goes into its record's lease (cg_lease_answer(), under the zone
  * lock); the circuit breaker a failing script opens for a second.  The
  * records are pinned by whoever asks for a fetch, until its reply.
@@ -28,6 +29,13 @@
 
 /* clients in one call of the lease script, at most */
 #define NGX_HTTP_CG_LEASE_BATCH  64
+
+/*
+ * ms a fetch that no request waits for is held, to leave with the fetches
+ * made meanwhile in one call (a lease is asked for while half of it is
+ * left: 50 ms of traffic at the default lease of 100 ms)
+ */
+#define NGX_HTTP_CG_LEASE_GATHER  5
 
 /*
  * In a Redis Cluster, a client's keys carry the hash tag of one of so many
@@ -72,11 +80,17 @@ ngx_uint_t ngx_http_cg_lease_batch_broken(void);
 /*
  * A fetch of "out->want" units (of which "out->owed" were admitted
  * already) for the client of "rec", which the caller has pinned for it:
- * queued for this turn's script call.  Not holding the zone lock.
+ * queued for this turn's script call when "now" (a request waits for it),
+ * else gathered with the fetches of the next NGX_HTTP_CG_LEASE_GATHER ms
+ * (or until a batch is full, or a request waits).  Not holding the zone
+ * lock.
  */
 void ngx_http_cg_lease_fetch(ngx_http_cg_zone_t *zone,
     ngx_http_cg_record_t *rec, ngx_str_t *name, cg_quota_t *quota,
-    uint32_t qhash, cg_lease_out_t *out);
+    uint32_t qhash, cg_lease_out_t *out, ngx_uint_t now);
+
+/* a request waits: the fetches gathered so far leave in this turn */
+void ngx_http_cg_lease_batch_flush(void);
 
 
 #endif /* _CG_LEASE_BATCH_H_INCLUDED_ */

@@ -322,8 +322,15 @@ ngx_http_cg_lease_send(ngx_http_cg_lease_req_t *lr)
         return;
     }
 
+    /*
+     * at once when the request waits for it or is rejected meanwhile; a
+     * lease asked for ahead of time is gathered with others for a while
+     */
+
     ngx_http_cg_lease_fetch(lr->zone, lr->rec, &lr->name, lr->quota,
-                            lr->qhash, &lr->out);
+                            lr->qhash, &lr->out,
+                            lr->out.rc != CG_LEASE_PASS
+                            && lr->out.rc != CG_LEASE_AHEAD);
 
     lr->out.want = 0;
 }
@@ -342,6 +349,9 @@ ngx_http_cg_lease_wait(ngx_http_cg_lease_req_t *lr)
     lr->waiting = 1;
 
     ngx_queue_insert_tail(&lw->waiters, &lr->queue);
+
+    /* the fetch it waits for may be gathering others: it leaves now */
+    ngx_http_cg_lease_batch_flush();
 
     if (!lw->wake.timer_set) {
         ngx_add_timer(&lw->wake, NGX_HTTP_CG_LEASE_WAKE);
