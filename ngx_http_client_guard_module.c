@@ -32,14 +32,42 @@ static ngx_int_t ngx_http_cg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cg_exit_process(ngx_cycle_t *cycle);
 
 static char *ngx_http_cg_bounds(ngx_conf_t *cf, void *post, void *data);
-static char *ngx_http_cg_api_key_where(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_cg_status_where(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_cg_self_where(ngx_conf_t *cf, ngx_command_t *cmd,
+static char *ngx_http_cg_where(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cg_check_main_conf(ngx_conf_t *cf,
     ngx_http_cg_main_conf_t *mcf);
+
+
+/*
+ * Directives that only make sense with another one, which may come later
+ * in the file: their handler is ngx_http_cg_where(), which keeps where
+ * each was first met (in the main configuration, at "where") for
+ * ngx_http_cg_check_main_conf(), then calls their part's handler.
+ */
+
+typedef struct {
+    char                     *(*handler)(ngx_conf_t *cf, ngx_command_t *cmd,
+                                         void *conf);
+    size_t                      where;
+} ngx_http_cg_where_post_t;
+
+
+static ngx_http_cg_where_post_t  ngx_http_cg_api_key_where = {
+    ngx_http_cg_identify_api_key_directive,
+    offsetof(ngx_http_cg_main_conf_t, api_key)
+};
+
+
+static ngx_http_cg_where_post_t  ngx_http_cg_status_where = {
+    ngx_http_cg_status_directive,
+    offsetof(ngx_http_cg_main_conf_t, status)
+};
+
+
+static ngx_http_cg_where_post_t  ngx_http_cg_self_where = {
+    ngx_http_cg_self_directive,
+    offsetof(ngx_http_cg_main_conf_t, status)
+};
 
 
 static ngx_conf_enum_t  ngx_http_cg_log_levels[] = {
@@ -100,10 +128,10 @@ static ngx_command_t  ngx_http_cg_commands[] = {
 
     { ngx_string("client_guard_identify_api_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
-      ngx_http_cg_api_key_where,
+      ngx_http_cg_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, rules),
-      NULL },
+      &ngx_http_cg_api_key_where },
 
     { ngx_string("client_guard_fallback"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -156,17 +184,17 @@ static ngx_command_t  ngx_http_cg_commands[] = {
 
     { ngx_string("client_guard_status"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
-      ngx_http_cg_status_where,
+      ngx_http_cg_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, status),
-      NULL },
+      &ngx_http_cg_status_where },
 
     { ngx_string("client_guard_status_self"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
-      ngx_http_cg_self_where,
+      ngx_http_cg_where,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cg_loc_conf_t, self),
-      NULL },
+      &ngx_http_cg_self_where },
 
     { ngx_string("client_guard_anomaly"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
@@ -371,56 +399,24 @@ ngx_http_cg_init_main_conf(ngx_conf_t *cf, void *conf)
 }
 
 
-/*
- * Directives that only make sense with another one, which may come later
- * in the file: where each was met is kept, and checked once all is read.
- */
-
-static void
-ngx_http_cg_where(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_http_cg_conf_where_t *w)
+static char *
+ngx_http_cg_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_cg_where_post_t  *wp = cmd->post;
+
+    ngx_http_cg_conf_where_t  *w;
+    ngx_http_cg_main_conf_t   *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
+    w = (ngx_http_cg_conf_where_t *) ((char *) mcf + wp->where);
+
     if (w->line == 0) {
         w->name = cmd->name;
         w->file = cf->conf_file->file.name;
         w->line = cf->conf_file->line;
     }
-}
 
-
-static char *
-ngx_http_cg_api_key_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_cg_main_conf_t  *mcf;
-
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
-    ngx_http_cg_where(cf, cmd, &mcf->api_key);
-
-    return ngx_http_cg_identify_api_key_directive(cf, cmd, conf);
-}
-
-
-static char *
-ngx_http_cg_status_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_cg_main_conf_t  *mcf;
-
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
-    ngx_http_cg_where(cf, cmd, &mcf->status);
-
-    return ngx_http_cg_status_directive(cf, cmd, conf);
-}
-
-
-static char *
-ngx_http_cg_self_where(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_cg_main_conf_t  *mcf;
-
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_client_guard_module);
-    ngx_http_cg_where(cf, cmd, &mcf->status);
-
-    return ngx_http_cg_self_directive(cf, cmd, conf);
+    return wp->handler(cf, cmd, conf);
 }
 
 

@@ -35,9 +35,6 @@ typedef struct {
 } ngx_http_cg_route_cmd_t;
 
 
-static ngx_int_t ngx_http_cg_route_cluster_send(ngx_http_cg_route_t *route,
-    int argc, const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data, ngx_uint_t ordered);
 static void ngx_http_cg_route_reply(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
 static void ngx_http_cg_route_noreply(ngx_http_cg_link_t *link,
@@ -85,44 +82,6 @@ ngx_http_cg_route_stop(ngx_http_cg_route_t *route)
         ngx_free(route->argvlen);
         route->argv = NULL;
     }
-}
-
-
-ngx_int_t
-ngx_http_cg_route_send(ngx_http_cg_route_t *route, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data)
-{
-    if (route == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (!route->cluster) {
-        return ngx_http_cg_link_send(route->link, argc, argv, argvlen,
-                                     handler, data);
-    }
-
-    return ngx_http_cg_route_cluster_send(route, argc, argv, argvlen,
-                                          handler, data, 1);
-}
-
-
-ngx_int_t
-ngx_http_cg_route_send_any(ngx_http_cg_route_t *route, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data)
-{
-    if (route == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (!route->cluster) {
-        return ngx_http_cg_link_send(route->link, argc, argv, argvlen,
-                                     handler, data);
-    }
-
-    return ngx_http_cg_route_cluster_send(route, argc, argv, argvlen,
-                                          handler, data, 0);
 }
 
 
@@ -269,14 +228,25 @@ ngx_http_cg_route_resend(ngx_http_cg_route_cmd_t *cmd,
 }
 
 
-static ngx_int_t
-ngx_http_cg_route_cluster_send(ngx_http_cg_route_t *route, int argc,
+ngx_int_t
+ngx_http_cg_route_command(ngx_http_cg_route_t *route, int argc,
     const char **argv, const size_t *argvlen,
     ngx_http_cg_link_handler_pt handler, void *data, ngx_uint_t ordered)
 {
     ngx_int_t                 rc;
     ngx_http_cg_link_t       *link;
     ngx_http_cg_route_cmd_t  *cmd;
+
+    if (route == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!route->cluster) {
+        /* one link: its replies come in order */
+
+        return ngx_http_cg_link_send(route->link, argc, argv, argvlen,
+                                     handler, data);
+    }
 
     if (!route->mapped) {
         return NGX_DECLINED;

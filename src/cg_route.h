@@ -15,8 +15,8 @@
  * LOADING, MASTERDOWN and READONLY turned into a failed command (reply
  * NULL).  Replies of commands with a handler reach their handlers in the
  * order the commands were sent, as on one link: a reply from a master that
- * comes before its turn is kept (ngx_http_cg_route_send_any() gives the
- * order up, for the lease batches).  Nothing here blocks.
+ * comes before its turn is kept (unless the sender gives the order up:
+ * ngx_http_cg_route_send_any(), for the lease batches).  Nothing here blocks.
  */
 
 
@@ -35,17 +35,23 @@ void ngx_http_cg_route_stop(ngx_http_cg_route_t *route);
 
 /*
  * As ngx_http_cg_link_send(), on the link of the command's key; the
- * handler's "link" is the link that answered.  NGX_DECLINED when that
- * master's link is not ready (or the slot has no master known).
+ * handler's "link" is the link that answered.  With "ordered", the reply
+ * reaches its handler in the order the commands were sent; without, as
+ * soon as it comes (the lease batches).  NGX_DECLINED when that master's
+ * link is not ready (or the slot has no master known).
  */
-ngx_int_t ngx_http_cg_route_send(ngx_http_cg_route_t *route, int argc,
+ngx_int_t ngx_http_cg_route_command(ngx_http_cg_route_t *route, int argc,
     const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data);
+    ngx_http_cg_link_handler_pt handler, void *data, ngx_uint_t ordered);
 
-/* the same, its reply handled as soon as it comes (no order kept) */
-ngx_int_t ngx_http_cg_route_send_any(ngx_http_cg_route_t *route, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data);
+/* the reply in its turn */
+#define ngx_http_cg_route_send(route, argc, argv, argvlen, handler, data)    \
+    ngx_http_cg_route_command(route, argc, argv, argvlen, handler, data, 1)
+
+/* its reply handled as soon as it comes (no order kept) */
+#define ngx_http_cg_route_send_any(route, argc, argv, argvlen, handler,      \
+                                   data)                                      \
+    ngx_http_cg_route_command(route, argc, argv, argvlen, handler, data, 0)
 
 
 #endif /* _CG_ROUTE_H_INCLUDED_ */
