@@ -25,23 +25,9 @@
 
 
 /*
- * Called by cg_zone_store.c under the lock, on a request's way: kept out
- * of the module's exported symbols, the call is direct (no PLT), as it was
- * when both were one file.
- */
-
-#if (__GNUC__ || __clang__)
-#define NGX_HTTP_CG_ZONE_HIDDEN  __attribute__((visibility("hidden")))
-#else
-#define NGX_HTTP_CG_ZONE_HIDDEN
-#endif
-
-
-/*
  * "n" records out, each from the lowest tier that gives one; fewer when
  * the queues' tails hold only records pinned by requests under way.
  */
-NGX_HTTP_CG_ZONE_HIDDEN
 void ngx_http_cg_zone_evict(ngx_http_cg_zone_t *zone, ngx_uint_t n);
 
 
