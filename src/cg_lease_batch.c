@@ -14,6 +14,7 @@
 
 #include "cg_lease_batch.h"
 #include "cg_lease_lua.h"
+#include "cg_parse.h"
 #include "cg_reply.h"
 
 
@@ -352,7 +353,7 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
 static void
 ngx_http_cg_batch_log(ngx_http_cg_batch_t *b, redisReply *reply)
 {
-    u_char               *p, *last, names[256];
+    u_char               *p, *e, *last, names[256], text[512];
     ngx_uint_t            error;
     ngx_http_cg_fetch_t  *f;
 
@@ -372,12 +373,15 @@ ngx_http_cg_batch_log(ngx_http_cg_batch_t *b, redisReply *reply)
 
     error = (reply->type == REDIS_REPLY_ERROR);
 
+    e = error ? cg_escape(text, sizeof(text), (u_char *) reply->str,
+                          reply->len)
+              : text;
+
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "client guard: unexpected lease reply for %ui client%s "
                   "(%*s)%s%*s", b->n, b->n == 1 ? "" : "s",
                   (size_t) (p - names), names,
-                  error ? ": " : "", error ? reply->len : 0,
-                  error ? reply->str : "");
+                  error ? ": " : "", (size_t) (e - text), text);
 }
 
 
@@ -390,7 +394,8 @@ ngx_http_cg_batch_log(ngx_http_cg_batch_t *b, redisReply *reply)
 static void
 ngx_http_cg_batch_client_error(ngx_http_cg_fetch_t *f, redisReply *err)
 {
-    static ngx_msec_t  logged;
+    u_char             *e, text[512];
+    static ngx_msec_t   logged;
 
     if (logged && ngx_current_msec - logged < 1000) {
         return;
@@ -398,12 +403,14 @@ ngx_http_cg_batch_client_error(ngx_http_cg_fetch_t *f, redisReply *err)
 
     logged = ngx_current_msec ? ngx_current_msec : 1;
 
+    e = cg_escape(text, sizeof(text), (u_char *) err->str, err->len);
+
     if (ngx_http_cg_lb.buckets) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "client guard: lease script failed for \"%*s\": %*s "
                       "(its keys in Redis: \"%V{%*s}%*s:*\")",
-                      f->len, f->name, (size_t) ngx_min(err->len, 512),
-                      err->str, &ngx_http_cg_lb.prefix,
+                      f->len, f->name, (size_t) (e - text), text,
+                      &ngx_http_cg_lb.prefix,
                       ngx_http_cg_lb.tag_len[f->bucket],
                       ngx_http_cg_lb.tag[f->bucket], f->len, f->name);
         return;
@@ -412,7 +419,7 @@ ngx_http_cg_batch_client_error(ngx_http_cg_fetch_t *f, redisReply *err)
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "client guard: lease script failed for \"%*s\": %*s "
                   "(its keys in Redis: \"%V{%*s}:*\")",
-                  f->len, f->name, (size_t) ngx_min(err->len, 512), err->str,
+                  f->len, f->name, (size_t) (e - text), text,
                   &ngx_http_cg_lb.prefix, f->len, f->name);
 }
 

@@ -11,6 +11,7 @@
 #include <ngx_core.h>
 
 #include "cg_link_diag.h"
+#include "cg_parse.h"
 
 
 #define NGX_HTTP_CG_LINK_TEXT  160    /* of the server's words, at most */
@@ -455,20 +456,18 @@ ngx_http_cg_link_say_refused(ngx_http_cg_link_t *link, u_char *cmd,
 static u_char *
 ngx_http_cg_link_text(u_char *p, u_char *last, const char *s, size_t len)
 {
-    size_t  i;
+    size_t  size;
 
-    len = ngx_min(len, NGX_HTTP_CG_LINK_TEXT);
+    /* escaped (cg_parse.h): no control or non-ASCII byte reaches the log */
 
-    for (i = 0; i < len && p < last; i++) {
-        if ((u_char) s[i] < 0x20 || (u_char) s[i] >= 0x7f) {
-            p = ngx_slprintf(p, last, "\\x%02xd", (u_char) s[i]);
+    size = ngx_min((size_t) (last - p), 4 * NGX_HTTP_CG_LINK_TEXT);
 
-        } else {
-            *p++ = s[i];
-        }
+    if (size < CG_ESCAPE_MIN) {
+        return p;
     }
 
-    return p;
+    return cg_escape(p, size, (const u_char *) s,
+                     ngx_min(len, NGX_HTTP_CG_LINK_TEXT));
 }
 
 
