@@ -6,7 +6,7 @@
 # JSON and Prometheus, and a deploy marker is posted for it; a value that
 # cannot be decoded, or decodes to what no client may be named, is a 400
 # that names the argument (logged at info); the dashboard and the team's
-# own page show such a client.
+# own page show such a client; the cluster view finds it as a node does.
 
 use strict;
 use warnings;
@@ -130,5 +130,34 @@ SKIP: {
 }
 
 $t->stop();
+
+# the cluster view reads the same query (with Redis, when installed)
+SKIP: {
+    skip 'redis-server not installed', 3
+        unless `command -v redis-server 2>/dev/null`;
+
+    my $c = CG->new();
+    $c->redis_start();
+    $c->write_conf(CG::http(redis => 1, status => 1,
+        http => 'client_guard_status_publish interval=300ms;'));
+    $c->start();
+
+    $c->get('/', { 'X-Client-Id' => 'svc:pay@eu' }) for 1 .. 2;
+    $c->get('/', { 'X-Client-Id' => 'team-b' });
+
+    my $j;
+    ok(CG::wait_until(sub {
+        my $r = $c->get('/status?scope=cluster&client=svc%3Apay%40eu');
+        return 0 unless $r->{status} == 200;
+        $j = decode_json($r->{content});
+        return $j->{clients_total} == 1
+            && $j->{clients}[0]{requests_total} == 2;
+    }, 10), 'cluster view: the client by its encoded name') or diag(explain $j);
+    is($j->{clients}[0]{name}, 'svc:pay@eu', 'cluster view: its name');
+    is($c->get('/status?scope=cluster&client=svc%3')->{status}, 400,
+       'cluster view: what cannot be decoded is a 400');
+
+    $c->stop();
+}
 
 done_testing();
