@@ -114,6 +114,15 @@ is($t->request('POST', '/status?deploy=team%zz',
                { Authorization => 'Bearer enc-token' })->{status}, 400,
    'POST deploy=team%zz: 400');
 
+# a team's own view decodes its format= too
+$r = $t->get('/me?format=%68tml');
+is($r->{status}, 200, '/me?format=%68tml: 200');
+like($r->{headers}{'content-type'}, qr{^text/html}, '/me?format=%68tml: HTML');
+$r = $t->get('/me?format=%6Ason');
+is((eval { decode_json($r->{content}) } || {})->{client}{name}, 'svc:pay@eu',
+   '/me?format=%6Ason: JSON about the team');
+is($t->get('/me?format=json%')->{status}, 400, '/me?format=json%: 400');
+
 # the pages show such a client (headless Chromium, when installed)
 SKIP: {
     skip 'chromium not installed', 3 unless CG::chromium();
