@@ -174,10 +174,13 @@ module: $(EMBEDDED)
 asan: $(EMBEDDED)
 	$(call ngx_build,$(ASAN_DIR),$(ASAN_ORIGIN),$(ASAN_FLAGS),$(ASAN_LD),$(ASAN_TARGETS),$(ASAN_SO))
 
-src/cg_dashboard.h: src/cg_dashboard.html bin/gen-c-string
+# the two pages' common CSS and JavaScript, put into each ("/* include */")
+PAGE_COMMON := src/cg_page_common.css src/cg_page_common.js
+
+src/cg_dashboard.h: src/cg_dashboard.html $(PAGE_COMMON) bin/gen-c-string
 	bin/gen-c-string src/cg_dashboard.html $@ ngx_http_cg_dashboard
 
-src/cg_self_html.h: src/cg_self.html bin/gen-c-string
+src/cg_self_html.h: src/cg_self.html $(PAGE_COMMON) bin/gen-c-string
 	bin/gen-c-string src/cg_self.html $@ ngx_http_cg_self_page
 
 src/cg_lease_lua.h: src/cg_lease.lua bin/gen-c-string

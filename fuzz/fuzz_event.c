@@ -61,8 +61,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cg_fuzz_check_clean(ev.title_text, ev.title_len);
         cg_fuzz_check_clean(ev.text_text, ev.text_len);
         cg_fuzz_check(ev.eta_len == 0
-                      || (ev.eta >= args && ev.eta + ev.eta_len
-                                            <= args + size));
+                      || (ev.eta == ev.eta_text
+                          && ev.eta_len <= CG_EVENT_ETA_LEN));
     }
 
     /* the whole input as one text, into just the room it may take */

@@ -3,9 +3,11 @@
  * Copyright (C) client guard authors
  *
  * Fuzz target: the status endpoint's query string as cg_status.c reads
- * it (cg_query.c cg_query_parse, cg_query_arg): what it says must be in
- * range, the client a valid name, each argument found only at the start
- * or after a "&".
+ * it (cg_query.c cg_query_parse, cg_query_arg, cg_query_unescape): what
+ * it says must be in range, the client a valid name, a refusal naming its
+ * argument, each argument found only at the start or after a "&", a
+ * decoded value no longer than it was, each "%XX" one byte (no NUL),
+ * each other byte itself.
  */
 
 
@@ -16,9 +18,9 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int                   rc;
-    size_t                i, vlen, nsorts;
-    uint8_t              *args;
+    int                   rc, n;
+    size_t                i, j, vlen, nsorts;
+    uint8_t              *args, *dec;
     cg_query_t            q;
     unsigned char         name[CG_NAME_MAX];
     const unsigned char  *v;
@@ -31,6 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     rc = cg_query_parse(&q, args, size);
     cg_fuzz_check(rc == 0 || rc == -1);
+    cg_fuzz_check(rc == 0 ? q.bad == NULL : q.bad != NULL);
 
     if (rc == 0) {
         for (nsorts = 0; cg_query_sorts[nsorts]; nsorts++) { /* void */ }
@@ -64,6 +67,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cg_fuzz_check(v == args || v[-1] == '&');
     }
 
+    /* the whole input as one value */
+
+    dec = malloc(size + 1);
+    cg_fuzz_check(dec != NULL);
+
+    n = cg_query_unescape(dec, size, args, size);
+    cg_fuzz_check(n >= -1 && n <= (int) size);
+
+    for (i = 0, j = 0; n >= 0 && i < size; i++, j++) {
+        cg_fuzz_check(j < (size_t) n);
+
+        if (args[i] == '%') {
+            cg_fuzz_check(dec[j] != '\0');
+            i += 2;
+
+        } else {
+            cg_fuzz_check(dec[j] == args[i]);
+        }
+    }
+
+    cg_fuzz_check(n < 0 || j == (size_t) n);
+
+    free(dec);
     free(args);
 
     return 0;

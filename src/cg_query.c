@@ -28,6 +28,19 @@ cg_query_lower(unsigned char c)
 }
 
 
+static int
+cg_query_hex(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c = cg_query_lower(c);
+
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+
 /* "p" (len bytes) is the lowercase "s", in any case */
 
 static int
@@ -131,11 +144,98 @@ cg_query_arg(const unsigned char *args, size_t len, const char *name,
 
 
 int
-cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len)
+cg_query_unescape(unsigned char *dst, size_t max, const unsigned char *src,
+    size_t len)
 {
-    int                   n;
+    int     hi, lo;
+    size_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (n == max) {
+            return -1;
+        }
+
+        if (src[i] != '%') {
+            dst[n++] = src[i];
+            continue;
+        }
+
+        if (len - i < 3) {
+            return -1;
+        }
+
+        hi = cg_query_hex(src[i + 1]);
+        lo = cg_query_hex(src[i + 2]);
+
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+            return -1;
+        }
+
+        dst[n++] = (unsigned char) (hi * 16 + lo);
+        i += 2;
+    }
+
+    return (int) n;
+}
+
+
+/*
+ * The argument "name" decoded into buf (room for max): 0 with its length
+ * in *n, 1 when it is not there, -1 when it cannot be decoded or does not
+ * fit
+ */
+
+static int
+cg_query_value(const unsigned char *args, size_t len, const char *name,
+    unsigned char *buf, size_t max, size_t *n)
+{
+    int                   rc;
     size_t                vlen;
     const unsigned char  *v;
+
+    if (cg_query_arg(args, len, name, &v, &vlen) != 0) {
+        return 1;
+    }
+
+    rc = cg_query_unescape(buf, max, v, vlen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    *n = (size_t) rc;
+
+    return 0;
+}
+
+
+/* a status query's argument, decoded: as cg_query_value(), q->bad set */
+
+static int
+cg_query_get(cg_query_t *q, const unsigned char *args, size_t len,
+    const char *name, unsigned char *buf, size_t max, size_t *n)
+{
+    int  rc;
+
+    rc = cg_query_value(args, len, name, buf, max, n);
+
+    if (rc < 0) {
+        q->bad = name;
+    }
+
+    return rc;
+}
+
+
+int
+cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len)
+{
+    int                   n, rc;
+    size_t                vlen;
+    unsigned char        *v, buf[CG_QUERY_VALUE_LEN], name[CG_NAME_MAX];
 
     static const char  *formats[] = {
         [CG_FMT_JSON] = "json", [CG_FMT_PROM] = "prometheus",
@@ -147,57 +247,98 @@ cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len)
     q->limit = -1;
     q->history = -1;
     q->cluster = 0;
+    q->bad = NULL;
     q->client_len = 0;
 
-    if (cg_query_arg(args, len, "format", &v, &vlen) == 0) {
+    v = buf;
+
+    rc = cg_query_get(q, args, len, "format", v, sizeof(buf), &vlen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
         q->format = cg_query_name(formats, v, vlen);
 
         if (q->format < 0) {
+            q->bad = "format";
             return -1;
         }
     }
 
-    if (cg_query_arg(args, len, "sort", &v, &vlen) == 0) {
+    rc = cg_query_get(q, args, len, "sort", v, sizeof(buf), &vlen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
         n = cg_query_name(cg_query_sorts, v, vlen);
 
         if (n < 0) {
+            q->bad = "sort";
             return -1;
         }
 
         q->sort = (unsigned) n;
     }
 
-    if (cg_query_arg(args, len, "limit", &v, &vlen) == 0
-        && cg_query_int(v, vlen, &q->limit) != 0)
-    {
+    rc = cg_query_get(q, args, len, "limit", v, sizeof(buf), &vlen);
+
+    if (rc < 0 || (rc == 0 && cg_query_int(v, vlen, &q->limit) != 0)) {
+        q->bad = "limit";
         return -1;
     }
 
-    if (cg_query_arg(args, len, "client", &v, &vlen) == 0) {
-        n = cg_name_normalize(q->client, v, vlen, CG_NAME_MAX);
+    /* a client's name: decoded, then normalised as every name is */
+
+    rc = cg_query_get(q, args, len, "client", name, sizeof(name), &vlen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
+        n = cg_name_normalize(q->client, name, vlen, CG_NAME_MAX);
 
         if (n < 0) {
+            q->bad = "client";
             return -1;
         }
 
         q->client_len = (size_t) n;
     }
 
-    if (cg_query_arg(args, len, "history", &v, &vlen) == 0) {
+    rc = cg_query_get(q, args, len, "history", v, sizeof(buf), &vlen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
 
         if (vlen != 1 || (v[0] != '0' && v[0] != '1')) {
+            q->bad = "history";
             return -1;
         }
 
         q->history = (v[0] == '1');
     }
 
-    if (cg_query_arg(args, len, "scope", &v, &vlen) == 0) {
+    rc = cg_query_get(q, args, len, "scope", v, sizeof(buf), &vlen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
 
         if (cg_query_is(v, vlen, "cluster")) {
             q->cluster = 1;
 
         } else if (!cg_query_is(v, vlen, "node")) {
+            q->bad = "scope";
             return -1;
         }
     }
@@ -239,19 +380,6 @@ cg_query_accept(const unsigned char *p, size_t len)
 
 
 /* events ---------------------------------------------------------------- */
-
-
-static int
-cg_query_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c = cg_query_lower(c);
-
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
 
 
 size_t
@@ -347,9 +475,10 @@ cg_event_state(const unsigned char *p, size_t len)
 int
 cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
 {
-    int                   n;
-    size_t                vlen;
+    int                   n, rc;
+    size_t                vlen, blen;
     int64_t               id;
+    unsigned char         buf[CG_QUERY_VALUE_LEN];
     const unsigned char  *v;
 
     memset(ev, 0, sizeof(cg_event_t));
@@ -357,10 +486,16 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
 
     /* ?deploy=team[&note=text]: a marker */
 
-    if (cg_query_arg(args, len, "deploy", &v, &vlen) == 0) {
+    rc = cg_query_value(args, len, "deploy", buf, sizeof(buf), &blen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
         ev->kind = CG_EVENT_DEPLOY;
 
-        n = cg_name_normalize(ev->team, v, vlen, CG_EVENT_TEAM_LEN);
+        n = cg_name_normalize(ev->team, buf, blen, CG_EVENT_TEAM_LEN);
 
         if (n < 0) {
             return -1;
@@ -378,22 +513,28 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
 
     /* ?incident=new|id: what is given replaces what the incident had */
 
-    if (cg_query_arg(args, len, "incident", &v, &vlen) != 0) {
+    if (cg_query_value(args, len, "incident", buf, sizeof(buf), &blen) != 0) {
         return -1;
     }
 
     ev->kind = CG_EVENT_INCIDENT;
 
-    if (!cg_query_is(v, vlen, "new")) {
-        if (cg_query_int(v, vlen, &id) != 0 || id == 0) {
+    if (!cg_query_is(buf, blen, "new")) {
+        if (cg_query_int(buf, blen, &id) != 0 || id == 0) {
             return -1;
         }
 
         ev->id = (uint64_t) id;
     }
 
-    if (cg_query_arg(args, len, "state", &v, &vlen) == 0) {
-        ev->state = cg_event_state(v, vlen);
+    rc = cg_query_value(args, len, "state", buf, sizeof(buf), &blen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
+        ev->state = cg_event_state(buf, blen);
 
         if (ev->state < 0) {
             return -1;
@@ -414,9 +555,16 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
                                      vlen);
     }
 
-    if (cg_query_arg(args, len, "eta", &v, &vlen) == 0 && vlen) {
-        ev->eta = v;
-        ev->eta_len = vlen;
+    rc = cg_query_value(args, len, "eta", ev->eta_text, CG_EVENT_ETA_LEN,
+                        &blen);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0 && blen) {
+        ev->eta = ev->eta_text;
+        ev->eta_len = blen;
     }
 
     /* a new one has a title */

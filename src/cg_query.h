@@ -7,9 +7,10 @@
  *
  * Owns: a query argument, found as nginx's ngx_http_arg() finds it (the
  * first "name=" at the start or after a "&", the name in any case, the
- * value raw up to the next "&"); the status query (format, sort, limit,
- * client, history, scope); the format an Accept header asks for; an
- * event's POST (?deploy=team[&note=], ?incident=new|id[&state=][&title=]
+ * value raw up to the next "&"); a value's percent-decoding (strict, "+"
+ * kept); the status query (format, sort, limit, client, history, scope),
+ * its values decoded; the format an Accept header asks for; an event's
+ * POST (?deploy=team[&note=], ?incident=new|id[&state=][&title=]
  * [&text=|&description=][&eta=]), its texts decoded and cleaned.  Pure: no
  * nginx runtime calls; unit tested in t/unit/test_cg_query.c, fuzzed by
  * fuzz/fuzz_query.c, fuzz/fuzz_accept.c and fuzz/fuzz_event.c.
@@ -40,6 +41,11 @@
 #define CG_EVENT_TITLE_LEN  80
 #define CG_EVENT_TEXT_LEN   240
 #define CG_EVENT_RAW_LEN    (3 * CG_EVENT_TEXT_LEN)
+#define CG_EVENT_ETA_LEN    32
+
+/* a decoded value other than a name or a text, at most */
+
+#define CG_QUERY_VALUE_LEN  32
 
 #define CG_EVENT_DEPLOY     1
 #define CG_EVENT_INCIDENT   2
@@ -57,6 +63,7 @@ typedef struct {
     int64_t               limit;       /* -1: not said */
     int                   history;     /* 0, 1, -1: not said */
     int                   cluster;     /* scope=cluster */
+    const char           *bad;         /* the argument refused, or NULL */
     size_t                client_len;  /* 0: every client */
     unsigned char         client[CG_NAME_MAX];
 } cg_query_t;
@@ -70,7 +77,7 @@ typedef struct {
     int                   state;       /* of cg_event_states[], -1 */
     unsigned              title:1;     /* given: replaces the incident's */
     unsigned              text:1;
-    const unsigned char  *eta;         /* as given, a time from now or */
+    const unsigned char  *eta;         /* decoded, a time from now or */
     size_t                eta_len;     /* "0" (none); 0: not said */
     size_t                team_len;
     size_t                note_len;
@@ -80,6 +87,7 @@ typedef struct {
     unsigned char         note[CG_EVENT_NOTE_LEN];
     unsigned char         title_text[CG_EVENT_TITLE_LEN];
     unsigned char         text_text[CG_EVENT_TEXT_LEN];
+    unsigned char         eta_text[CG_EVENT_ETA_LEN];
 } cg_event_t;
 
 
@@ -90,7 +98,21 @@ typedef struct {
 int cg_query_arg(const unsigned char *args, size_t len, const char *name,
     const unsigned char **value, size_t *value_len);
 
-/* a status query into q: 0, or -1 when it is a bad request */
+/*
+ * A query value decoded into dst (room for max): "%XX" (two hex digits, in
+ * either case) is the byte XX, as nginx's ngx_unescape_uri() has it; "+"
+ * stays a "+", as in nginx's $arg_ variables and ngx_unescape_uri() (no
+ * space); any other byte stays.  Returns the length, or -1 when a "%" is
+ * not followed by two hex digits, a byte decodes to NUL, or the value does
+ * not fit: what cannot be decoded is refused, not guessed.
+ */
+int cg_query_unescape(unsigned char *dst, size_t max, const unsigned char *src,
+    size_t len);
+
+/*
+ * A status query into q, each value decoded (cg_query_unescape): 0, or -1
+ * when it is a bad request, q->bad then naming the argument refused.
+ */
 int cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len);
 
 /*
@@ -99,7 +121,11 @@ int cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len);
  */
 int cg_query_accept(const unsigned char *p, size_t len);
 
-/* an event's POST into ev: 0, or -1 when it is a bad request */
+/*
+ * An event's POST into ev: 0, or -1 when it is a bad request.  The team,
+ * the incident's id, its state and eta are decoded as a status query's
+ * values are (strictly, "+" kept); the texts by cg_event_text().
+ */
 int cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len);
 
 /*

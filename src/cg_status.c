@@ -163,15 +163,39 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* the handler -------------------------------------------------------------- */
 
 
+/*
+ * A query refused (a value that is not one of the argument's, or that
+ * cannot be percent-decoded): a 400 that names the argument, logged at
+ * "info" as nginx logs a client's errors
+ */
+
+static ngx_int_t
+ngx_http_cg_status_bad(ngx_http_request_t *r, const char *arg)
+{
+    ngx_http_cg_out_t  o;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "client guard status: bad query argument \"%s\"", arg);
+
+    ngx_http_cg_out_init(&o, r, NGX_HTTP_CG_FMT_JSON);
+    ngx_http_cg_out_printf(&o, "{\"error\":\"bad query argument\","
+                           "\"argument\":\"%s\"}\n", arg);
+
+    return ngx_http_cg_out_send(&o, NGX_HTTP_BAD_REQUEST);
+}
+
+
 /* the query (cg_query.c): what to show (q), in which format, of which nodes */
 
 static ngx_int_t
 ngx_http_cg_status_args(ngx_http_request_t *r, ngx_http_cg_status_conf_t *scf,
-    ngx_uint_t *format, ngx_uint_t *cluster, ngx_http_cg_query_t *q)
+    ngx_uint_t *format, ngx_uint_t *cluster, ngx_http_cg_query_t *q,
+    const char **bad)
 {
     cg_query_t  cq;
 
     if (cg_query_parse(&cq, r->args.data, r->args.len) != 0) {
+        *bad = cq.bad ? cq.bad : "?";
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -207,6 +231,7 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
     ngx_int_t                   rc;
     ngx_uint_t                  format, cluster;
     ngx_time_t                 *tp;
+    const char                 *bad;
     ngx_http_cg_out_t           o;
     ngx_http_cg_zone_t         *zone, **zp;
     ngx_http_cg_query_t        *q;
@@ -255,7 +280,11 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_cg_status_args(r, scf, &format, &cluster, q);
+    rc = ngx_http_cg_status_args(r, scf, &format, &cluster, q, &bad);
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return ngx_http_cg_status_bad(r, bad);
+    }
 
     if (rc != NGX_OK) {
         return rc;

@@ -227,17 +227,23 @@ ngx_http_cg_self_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_cg_self_format(ngx_http_request_t *r, ngx_uint_t *format)
 {
+    int        n;
+    u_char     buf[CG_QUERY_VALUE_LEN];
     ngx_str_t  arg;
 
     *format = NGX_HTTP_CG_FMT_JSON;
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK) {
 
-        if (arg.len == 4 && ngx_strncmp(arg.data, "json", 4) == 0) {
+        /* decoded as the status query's values are (cg_query.c) */
+
+        n = cg_query_unescape(buf, sizeof(buf), arg.data, arg.len);
+
+        if (n == 4 && ngx_strncmp(buf, "json", 4) == 0) {
             return NGX_OK;
         }
 
-        if (arg.len == 4 && ngx_strncmp(arg.data, "html", 4) == 0) {
+        if (n == 4 && ngx_strncmp(buf, "html", 4) == 0) {
             *format = NGX_HTTP_CG_FMT_HTML;
             return NGX_OK;
         }

@@ -149,6 +149,135 @@ test_query(void **state)
 }
 
 
+/* a value decoded into a string, or NULL when it is refused */
+
+static const char *
+unescaped(const char *v, size_t max)
+{
+    int            n;
+    static char    buf[256];
+
+    n = cg_query_unescape((unsigned char *) buf, max, U(v), strlen(v));
+
+    if (n < 0) {
+        return NULL;
+    }
+
+    buf[n] = '\0';
+
+    return buf;
+}
+
+
+/* strict: what ngx_unescape_uri() decodes, and nothing it would guess */
+
+static void
+test_unescape(void **state)
+{
+    assert_string_equal(unescaped("", 8), "");
+    assert_string_equal(unescaped("team-a", 8), "team-a");
+    assert_string_equal(unescaped("svc%3Apay%40eu", 64), "svc:pay@eu");
+    assert_string_equal(unescaped("svc%3apay%40EU", 64), "svc:pay@EU");
+    assert_string_equal(unescaped("team%2Fa", 64), "team/a");
+    assert_string_equal(unescaped("team%20x", 64), "team x");
+    assert_string_equal(unescaped("%41%42", 2), "AB");
+    assert_string_equal(unescaped("%25", 8), "%");
+    assert_string_equal(unescaped("%2541", 8), "%41");
+    assert_string_equal(unescaped("%ff", 8), "\xff");
+
+    /* "+" is a "+", as in $arg_ and ngx_unescape_uri(): not a space */
+
+    assert_string_equal(unescaped("a+b", 8), "a+b");
+    assert_string_equal(unescaped("%2B", 8), "+");
+
+    /* refused: a "%" without two hex digits, a NUL, too long */
+
+    assert_null(unescaped("%", 8));
+    assert_null(unescaped("a%4", 8));
+    assert_null(unescaped("%4g", 8));
+    assert_null(unescaped("%g4", 8));
+    assert_null(unescaped("%%41", 8));
+    assert_null(unescaped("%zz", 8));
+    assert_null(unescaped("%+a", 8));
+    assert_null(unescaped("%00", 8));
+    assert_null(unescaped("a%00b", 8));
+    assert_null(unescaped("abc", 2));
+    assert_null(unescaped("%41%42%43", 2));
+    assert_string_equal(unescaped("abc", 3), "abc");
+}
+
+
+/* every value of a status query is decoded before it is read */
+
+static void
+test_query_encoded(void **state)
+{
+    cg_query_t     q;
+    char           long_name[3 * CG_NAME_MAX + 16];
+    size_t         i;
+
+    assert_int_equal(parse(&q, "client=svc%3Apay%40EU"), 0);
+    assert_int_equal(q.client_len, 10);
+    assert_memory_equal(q.client, "svc:pay@eu", 10);
+    assert_null(q.bad);
+
+    assert_int_equal(parse(&q, "client=team%2Da"), 0);
+    assert_memory_equal(q.client, "team-a", 6);
+
+    assert_int_equal(parse(&q, "format=%6Ason&sort=rate%5F1m&limit=%31%30"
+                               "&history=%31&scope=%63luster"), 0);
+    assert_int_equal(q.format, CG_FMT_JSON);
+    assert_string_equal(cg_query_sorts[q.sort], "rate_1m");
+    assert_int_equal(q.limit, 10);
+    assert_int_equal(q.history, 1);
+    assert_int_equal(q.cluster, 1);
+
+    /* decoded to what no client may be named: a 400, not a guess */
+
+    assert_int_equal(parse(&q, "client=team%2Fa"), -1);
+    assert_string_equal(q.bad, "client");
+    assert_int_equal(parse(&q, "client=team%20x"), -1);
+    assert_string_equal(q.bad, "client");
+    assert_int_equal(parse(&q, "client=team+x"), -1);
+    assert_string_equal(q.bad, "client");
+
+    /* that cannot be decoded */
+
+    assert_int_equal(parse(&q, "client=team%zz"), -1);
+    assert_string_equal(q.bad, "client");
+    assert_int_equal(parse(&q, "client=team%4"), -1);
+    assert_int_equal(parse(&q, "client=%00"), -1);
+    assert_int_equal(parse(&q, "sort=rate%"), -1);
+    assert_string_equal(q.bad, "sort");
+    assert_int_equal(parse(&q, "limit=1%2"), -1);
+    assert_string_equal(q.bad, "limit");
+    assert_int_equal(parse(&q, "format=json&history=%3"), -1);
+    assert_string_equal(q.bad, "history");
+    assert_int_equal(parse(&q, "scope=%6E%6Fde%"), -1);
+    assert_string_equal(q.bad, "scope");
+    assert_int_equal(parse(&q, "format=%"), -1);
+    assert_string_equal(q.bad, "format");
+    assert_int_equal(parse(&q, "format=xml"), -1);
+    assert_string_equal(q.bad, "format");
+
+    /* a name of CG_NAME_MAX bytes, all encoded, fits; one more does not */
+
+    for (i = 0; i < CG_NAME_MAX; i++) {
+        memcpy(&long_name[7 + 3 * i], "%61", 3);
+    }
+
+    memcpy(long_name, "client=", 7);
+    long_name[7 + 3 * CG_NAME_MAX] = '\0';
+
+    assert_int_equal(parse(&q, long_name), 0);
+    assert_int_equal(q.client_len, CG_NAME_MAX);
+
+    memcpy(&long_name[7 + 3 * CG_NAME_MAX], "a", 2);
+    assert_int_equal(parse(&q, long_name), -1);
+    assert_string_equal(q.bad, "client");
+}
+
+
 static void
 test_accept(void **state)
 {
@@ -290,6 +419,24 @@ test_events(void **state)
     assert_int_equal(event(&ev, "incident=new&title=a&state=bad"), -1);
     assert_int_equal(event(&ev, "incident=new&title=a&state=Resolved"), -1);
     assert_int_equal(event(&ev, "incident=new&title=a&state="), -1);
+
+    /* the team, the id, the state and eta decoded as a query's values */
+
+    assert_int_equal(event(&ev, "deploy=svc%3APay&note=a+b"), 0);
+    assert_int_equal(ev.team_len, 7);
+    assert_memory_equal(ev.team, "svc:pay", 7);
+    assert_memory_equal(ev.note, "a b", 3);
+    assert_int_equal(event(&ev, "incident=%31%37&state=re%73olved"
+                                "&eta=%31h"), 0);
+    assert_int_equal(ev.id, 17);
+    assert_string_equal(cg_event_states[ev.state], "resolved");
+    assert_int_equal(ev.eta_len, 2);
+    assert_memory_equal(ev.eta, "1h", 2);
+    assert_int_equal(event(&ev, "deploy=team%2Fa"), -1);
+    assert_int_equal(event(&ev, "deploy=team%zz"), -1);
+    assert_int_equal(event(&ev, "incident=1%"), -1);
+    assert_int_equal(event(&ev, "incident=1&state=%"), -1);
+    assert_int_equal(event(&ev, "incident=1&eta=%3"), -1);
 }
 
 
@@ -299,6 +446,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_args),
         cmocka_unit_test(test_query),
+        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_query_encoded),
         cmocka_unit_test(test_accept),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_events),
