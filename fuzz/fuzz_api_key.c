@@ -3,7 +3,7 @@
  * Copyright (C) client guard authors
  *
  * Fuzz target: an API key's entry in Redis ({prefix}apikeys), as
- * cg_redis_quota.c checks it: the field (up to the first NUL byte) must
+ * cg_redis_snap.c checks it: the field (up to the first NUL byte) must
  * be a lowercase hex SHA-256 (cg_parse.c cg_parse_api_key), the value
  * (the rest) a client name (cg_name.h cg_name_normalize).
  */

@@ -3,7 +3,7 @@
  * Copyright (C) client guard authors
  *
  * Fuzz target: a quota definition as a Redis value ({prefix}quotas), as
- * cg_redis_quota.c reads it (cg_parse.c cg_parse_quota), then what a
+ * cg_redis_snap.c reads it (cg_parse.c cg_parse_quota), then what a
  * definition goes into: its RateLimit-Policy text and log text
  * (cg_limiter.c), a check of a request against it, the lease's figures
  * (cg_lease.c cg_lease_ahead, cg_lease_ttl, cg_lease_quota_hash).  The

@@ -4,7 +4,7 @@
  *
  * Fuzz target: the replies of HGETALL {prefix}quotas and {prefix}apikeys,
  * from the bytes Redis sends on: hiredis's reader (fuzz_resp.h), then the
- * quota snapshot's walk of each as cg_redis_quota.c has it: no hash is
+ * quota snapshot's walk of each as cg_redis_snap.c has it: no hash is
  * reported (an error's text), a hash's pairs (cg_reply.c cg_reply_pair)
  * each a client name and a definition (cg_name.h, cg_parse.c
  * cg_parse_quota), or an API key's hex SHA-256 and a client name

@@ -5,11 +5,13 @@
  * cg_redis_quota: quota definitions and API keys read from Redis.
  *
  * Owns: this worker's snapshot of the hashes {prefix}quotas and
- * {prefix}apikeys with the version key, built from their replies and
- * swapped by pointer when complete; the parsing of a definition, bad
- * values kept for the status output and logged once, the last good
- * definition kept; the version poll with a periodic full reload; the
- * lookups a decision makes.  See docs/redis.md.
+ * {prefix}apikeys with the version key in force, and the one being
+ * built: the commands of a load, their replies handed to the snapshot
+ * (cg_redis_snap: the parsing, the bad values), the swap by pointer when
+ * complete, a Redis that lost the definitions handed to
+ * cg_redis_restore with the snapshot in force kept; the version poll with
+ * a periodic full reload; the lookups a decision makes.  See
+ * docs/redis.md.
  */
 
 
@@ -21,21 +23,8 @@
 #include <ngx_core.h>
 
 #include "cg_limiter.h"
+#include "cg_redis_snap.h"
 #include "cg_route.h"
-
-
-/* the bad values kept for the status output (quota_errors), at most */
-#define NGX_HTTP_CG_REDIS_ERRORS_MAX  64
-
-
-/* a bad value found in Redis, as the status output shows it */
-
-typedef struct {
-    ngx_str_t                   key;
-    ngx_str_t                   field;
-    ngx_str_t                   value;
-    ngx_str_t                   error;
-} ngx_http_cg_redis_error_t;
 
 
 /* at the worker's start: the link, and its configuration (the keys) */

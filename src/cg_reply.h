@@ -7,7 +7,7 @@
  *
  * Owns: the reader a link parses replies with (hiredis's, its arrays
  * bounded: cg_link.c); a pair of a hash reply (HGETALL of the quota
- * definitions and of the API keys, cg_redis_quota.c); the lease script's
+ * definitions and of the API keys, cg_redis_snap.c); the lease script's
  * reply (cg_lease.lua: CG_REPLY_LEASE integers per client, a client's
  * first one possibly an error text) checked as a whole, and a client's
  * part of it taken into cg_lease.h's answer (cg_lease_batch.c).  Pure:

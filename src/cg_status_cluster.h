@@ -5,9 +5,11 @@
  * cg_status_cluster: the status with "scope=cluster".
  *
  * Owns: reading every node's publication back from Redis (the nodes, then
- * one HGETALL per node), summing the fresh ones per client, and the
- * answer in JSON, Prometheus text or OpenMetrics.  The request waits for
- * the replies; a client that leaves meanwhile only frees the state.
+ * one HGETALL per node, with "history=1" one HMGET per fresh node of the
+ * histories of the clients shown), summing the fresh ones per client
+ * (cg_cluster), ranking them; the answer written and sent by
+ * cg_status_cluster_answer.  The request waits for the replies; a client
+ * that leaves meanwhile only frees the state.
  */
 
 

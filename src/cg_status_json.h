@@ -8,7 +8,7 @@
  * the clients shown with their quota use and anomalies, top movers, deploy
  * markers local and from Redis), and its parts a team's own view shows
  * (cg_status_self.c): one client, the markers of one team.  The cluster
- * view has its own JSON, in cg_status_cluster.c.
+ * view has its own JSON, in cg_status_cluster_answer.c.
  */
 
 
