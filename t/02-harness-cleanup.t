@@ -68,6 +68,8 @@ if (\$mode ne 'kill') {
 ok(1, 'started');
 sleep 0.3;
 print "ready\\n";
+# until the test has seen the processes
+CG::wait_until(sub { -e "\$ENV{CG_GO}" }, 30);
 
 if (\$mode eq 'die') {
     die "dying on purpose\\n";
@@ -101,6 +103,7 @@ for my $mode (qw(die bail exception TERM INT HUP kill)) {
     die "fork: $!\n" unless defined $pid;
     if ($pid == 0) {
         open(STDERR, '>', $err);
+        $ENV{CG_GO} = "$dir/go-$mode";
         exec($^X, "$dir/child.pl", lc $mode) or POSIX::_exit(127);
     }
 
@@ -112,10 +115,12 @@ for my $mode (qw(die bail exception TERM INT HUP kill)) {
         sysread($out, $text, 4096, length $text) or last;
         $ready = $text =~ /^ready$/m;
     }
-    # the tree at its fullest (the script dies 0 s after "ready"; the
-    # signalled ones wait): nginx, workers, redis, fake server and its
-    # connection, the two loops and a child of one
+    # the tree at its fullest (the script waits for the go file): nginx,
+    # workers, redis, fake server and its connection, the two loops and a
+    # child of one
     @procs = tree($pid) if $ready;
+    open(my $go, '>', "$dir/go-$mode");
+    close $go;
     ok($ready, "$mode: the script started its processes")
         or diag(CG::_slurp($err));
 

@@ -20,9 +20,8 @@ use CG;
 plan skip_all => 'redis-server not installed'
     unless `command -v redis-server 2>/dev/null`;
 
-my $t1 = CG->new();
-my $rport = $t1->redis_start();
-my $t2 = CG->new(redis_port => $rport);
+my $redis = CG->new();
+$redis->redis_start();
 
 my $conf = CG::http(
     redis => 1,
@@ -44,12 +43,9 @@ EOF
 EOF
 
 # a quota in Redis for the quota part, before the nodes start
-$t1->redis_cli('HSET', 'cg:quotas', 'team-quota', 'quota=1000/h');
+$redis->redis_cli('HSET', 'cg:quotas', 'team-quota', 'quota=1000/h');
 
-$t1->write_conf($conf);
-$t2->write_conf($conf);
-$t1->start();
-$t2->start();
+my ($t1, $t2) = $redis->nodes(2, $conf);
 ok($t1->wait_for_link() && $t2->wait_for_link(), 'both nodes on Redis');
 
 my @ports = ($t1->port(0), $t2->port(0));

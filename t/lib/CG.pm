@@ -41,8 +41,8 @@ package CG;
 # fake_server, stop_fake_servers, sentinel_start, dns_start, dns_set,
 # openssl_ca, make_client_cert, server_cert,
 # check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup,
-# nodes; functions http, wait_until, slow, promtool, chromium, fork_child,
-# wait_child, stop_child, register_child.
+# nodes; functions http, wait_until, slow, promtool, chromium, fan_out,
+# fork_child, wait_child, stop_child, register_child.
 #
 # However a test ends (done, die, BAIL_OUT, SIGINT/SIGTERM/SIGHUP from prove
 # or a terminal), every process it started is stopped: see "child
@@ -1141,6 +1141,53 @@ END {
     stop_everything();
 }
 
+# --- several nodes on one Redis ---------------------------------------------
+
+# $redis->nodes($n, $http, %opt): $n nginx nodes sharing this object's Redis
+# (its first instance, or the redis_port it was made with), as the load
+# balancers of one site: each a CG object of its own (ports, dir, logs)
+# made with new(redis_port => ...), the same configuration written
+# (write_conf($http, %opt): each names itself "node-PORT" to Redis), then
+# all started. Returns the objects, node 1 first; the test waits for what
+# it needs (wait_for_link, a first lease) and stops them.
+sub nodes {
+    my ($self, $n, $http, %opt) = @_;
+    my $port = $self->redis_port;
+    my @nodes = map { CG->new(redis_port => $port) } 1 .. $n;
+    $_->write_conf($http, %opt) for @nodes;
+    $_->start for @nodes;
+    return @nodes;
+}
+
+# fan_out(\@nodes, sub { my ($t) = @_; ...; return { key => count } },
+# $per_node = 2): runs the sub in $per_node children per node at once
+# (fork_child); returns the counts summed over all of them (keys are
+# words: statuses, or a test's own).
+sub fan_out {
+    my ($nodes, $work, $per_node) = @_;
+    my @kids;
+    for my $t (@$nodes) {
+        for (1 .. ($per_node || 2)) {
+            pipe(my $rd, my $wr) or die "CG: pipe: $!\n";
+            my $pid = fork_child(sub {
+                close $rd;
+                my $c = $work->($t);
+                print $wr join(',', map { "$_=$c->{$_}" } keys %$c);
+                close $wr;
+            });
+            close $wr;
+            push @kids, [$pid, $rd];
+        }
+    }
+    my %total;
+    for my $k (@kids) {
+        my $line = do { local $/; readline $k->[1] } // '';
+        wait_child($k->[0]);
+        $total{$1} += $2 while $line =~ /(\w+)=(\d+)/g;
+    }
+    return \%total;
+}
+
 # --- child processes ----------------------------------------------------------
 #
 # Every process a test starts ends with the test, however it ends: done,
@@ -1274,17 +1321,24 @@ sub _zombie {
     return ((_slurp("/proc/$_[0]/stat") // '') =~ /^\d+ \(.*\) ([ZX]) /s);
 }
 
-# a signal for this (just forked) process when its parent dies
-my $PRCTL;
-sub _parent_death_signal {
-    my ($sig) = @_;
-    $PRCTL //= eval {
+# the prctl system call's number here (known for the usual Linux machines,
+# else from syscall.ph: slow to load, so once, not in each child); 0: none
+my $PRCTL = $^O ne 'linux' ? 0 : do {
+    require Config;
+    my ($arch) = $Config::Config{archname} =~ /^([^-]+)/;
+    my %known = (x86_64 => 157, aarch64 => 167, i386 => 172, i686 => 172);
+    $known{$arch // ''} || eval {
         package CG::Sys;
         local $SIG{__WARN__} = sub {};
         require 'syscall.ph';
         CG::Sys::SYS_prctl();
     } || 0;
-    return unless $PRCTL && $^O eq 'linux';
+};
+
+# a signal for this (just forked) process when its parent dies
+sub _parent_death_signal {
+    my ($sig) = @_;
+    return unless $PRCTL;
     my %num = (TERM => 15, KILL => 9);
     syscall($PRCTL, 1, $num{$sig});     # PR_SET_PDEATHSIG
 }
