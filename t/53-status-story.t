@@ -49,14 +49,17 @@ my ($t1, $t2) = $redis->nodes(2, $conf);
 ok($t1->wait_for_link() && $t2->wait_for_link(), 'both nodes on Redis');
 
 my @ports = ($t1->port(0), $t2->port(0));
-my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
+# a keep-alive connection to each node (one client object for both would
+# reconnect at each request): a second's traffic must fit in its second on
+# a loaded machine too, or the rates are not the ones meant
+my @http = map { HTTP::Tiny->new(keep_alive => 1, timeout => 5) } @ports;
 my $turn = 0;
 
 # one request, to the nodes in turn as a load balancer pair would
 sub hit {
     my ($team, $path) = @_;
-    my $port = $ports[$turn++ % 2];
-    return $http->get("http://127.0.0.1:$port$path",
+    my $i = $turn++ % 2;
+    return $http[$i]->get("http://127.0.0.1:$ports[$i]$path",
                       { headers => { 'X-Client-Id' => $team } })->{status};
 }
 
