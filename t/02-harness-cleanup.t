@@ -104,6 +104,8 @@ for my $mode (qw(die bail exception TERM INT HUP kill)) {
     if ($pid == 0) {
         open(STDERR, '>', $err);
         $ENV{CG_GO} = "$dir/go-$mode";
+        # its temp dirs (kept: it fails) go with this test's
+        $ENV{TMPDIR} = $dir;
         exec($^X, "$dir/child.pl", lc $mode) or POSIX::_exit(127);
     }
 

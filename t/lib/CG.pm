@@ -1270,11 +1270,17 @@ sub _stop_groups {
 }
 
 # stop_everything(): the end of the test (see above); runs from END and on
-# SIGINT, SIGTERM, SIGHUP. Only in the test's own process.
+# SIGINT, SIGTERM, SIGHUP. In a child the test forked: only the objects the
+# child made.
 sub stop_everything {
-    return if $$ != $MAIN || $STOPPING;
-    $STOPPING = 1;
     local ($?, $!, $@);
+    if ($$ != $MAIN) {
+        # a child that made CG objects of its own stops them
+        $_->cleanup for grep { defined } values %LIVE;
+        return;
+    }
+    return if $STOPPING;
+    $STOPPING = 1;
     _stop_groups([keys %GROUPS], 'TERM', $DYING ? 1 : 2 * $SLOW);
     for my $t (grep { defined } values %LIVE) {
         $t->cleanup;
