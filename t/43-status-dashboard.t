@@ -178,8 +178,9 @@ like($dom, qr{<div class="card alarm"><div class="k">flagged clients</div><div c
 
 # a new client: young for its first 9 steps (no complete baseline bin), at
 # least 8 s after its first request.  A page drawn in that time marks it
-# young; on a loaded machine chromium may take longer to draw it: then a
-# new client, up to 3 times
+# young; on a loaded machine chromium may take longer than that to fetch
+# the JSON: a page not marking it then proves nothing, and a new client
+# is tried (up to 3 times)
 my $YOUNG = 8;
 my ($young, @took);
 for my $try (1 .. 3) {
@@ -190,13 +191,11 @@ for my $try (1 .. 3) {
                                 $url);
     push @took, time() - $t0;
     $young = row($ydom, $name);
-    last if $took[-1] < $YOUNG;
+    last if $young =~ /class="flag young"/ || $took[-1] < $YOUNG;
 }
-ok($took[-1] < $YOUNG && $young =~ /class="flag young"/,
-   sprintf('a new client: young (drawn %.1f s after its first request)',
-           $took[-1]))
-    or diag("$young\nchromium took: " . join(', ', map { sprintf '%.1f s', $_ }
-            @took));
+like($young, qr/class="flag young"/, 'a new client: young')
+    or diag('drawn within ' . join(', ', map { sprintf '%.1f s', $_ } @took)
+            . ' of its first request');
 unlike(row($dom, 'team-a'), qr{class="flag}, 'team-a: no flag');
 like($dom, qr{<ol id="movers"><li>surger }, 'top movers');
 
