@@ -22,18 +22,12 @@ my $QUOTA = 150;
 $redis->redis_cli('HSET', 'cg:quotas', 'shared', "quota=$QUOTA/h",
                   'fast', 'quota=100000/h', 'rated', 'rate=100r/s burst=10');
 
-my @nodes;
-for my $i (0 .. 2) {
-    my $t = CG->new(redis_port => $rport);
-    $t->write_conf(CG::http(
-        quotas => ['default quota=10/h'],
-        # a generous timeout: exact counts, even on a loaded test machine
-        redis => 'timeout=2s',
-        location => 'add_header X-Redis $client_guard_redis always; '
-            . 'empty_gif;'), workers => 2, access_log => 1);
-    $t->start();
-    push @nodes, $t;
-}
+# a generous timeout: exact counts, even on a loaded test machine
+my @nodes = $redis->nodes(3, CG::http(
+    quotas => ['default quota=10/h'],
+    redis => 'timeout=2s',
+    location => 'add_header X-Redis $client_guard_redis always; '
+        . 'empty_gif;'), workers => 2, access_log => 1);
 
 for my $t (@nodes) {
     ok(CG::wait_until(sub {
@@ -44,32 +38,7 @@ for my $t (@nodes) {
 # fan_out(sub { my ($t) = @_; ...; return { status => count } }): runs the
 # sub in 2 processes per node at once, returns the summed counts
 
-sub fan_out {
-    my ($work) = @_;
-    my @kids;
-    for my $t (@nodes) {
-        for (1 .. 2) {
-            pipe(my $rd, my $wr);
-            my $pid = fork;
-            if ($pid == 0) {
-                close $rd;
-                my $c = $work->($t);
-                print $wr join(',', map { "$_=$c->{$_}" } keys %$c);
-                close $wr;
-                POSIX::_exit(0);
-            }
-            close $wr;
-            push @kids, [$pid, $rd];
-        }
-    }
-    my %total;
-    for my $k (@kids) {
-        my $line = do { local $/; readline $k->[1] } // '';
-        waitpid($k->[0], 0);
-        $total{$1} += $2 while $line =~ /(\d+)=(\d+)/g;
-    }
-    return \%total;
-}
+sub fan_out { return CG::fan_out(\@nodes, $_[0]) }
 
 # each node: 2 connections x N requests, all at once
 
@@ -125,6 +94,7 @@ diag(sprintf('lease calls per request at test rates: %.3f', $ratio));
 # before the fork, the rate would have less time than L)
 
 my $L = 3;
+my $BIN = 0.1;
 my $start = time + 1 * CG::slow();
 my $end = $start + $L;
 my $rated = fan_out(sub {
@@ -133,17 +103,39 @@ my $rated = fan_out(sub {
     my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
     my %c;
     Time::HiRes::sleep($start - time) if $start > time;
-    while (time < $end) {
-        $c{$http->get($url, { headers => { 'X-Client-Id' => 'rated' } })
-           ->{status}}++;
+    while ((my $at = time) < $end) {
+        my $s = $http->get($url, { headers => { 'X-Client-Id' => 'rated' } })
+            ->{status};
+        $c{$s}++;
+        # offered, per tenth of a second of the run
+        $c{'o' . int(($at - $start) / $BIN)}++ if $at >= $start;
     }
     return \%c;
 });
 my %rated = %$rated;
 my $max = 100 * $L + 11 + 20 + 5;    # + 5: requests in flight at the end
-ok(($rated{200} // 0) <= $max && ($rated{200} // 0) >= 100 * $L * 0.8,
+
+# the floor: 80% of the rate over the time the clients actually offered
+# it.  On a loaded machine the clients stall now and then: a tenth of a
+# second in which they offered fewer requests than the rate allows admits
+# only those (a stall costs the rate of its length; the burst of 10 makes
+# up for part of it).  On a quiet machine every tenth is full: 240 of 300.
+my $offered = 0;
+for my $bin (0 .. $L / $BIN - 1) {
+    my $n = $rated{"o$bin"} // 0;
+    $offered += $n < 100 * $BIN ? $n : 100 * $BIN;
+}
+my $min = int(0.8 * $offered);
+note(join " ", map { $rated{"o$_"} // 0 } 0 .. $L / $BIN - 1);
+note(sprintf('rated: %d admitted, %d rejected; the rate offered in %.0f%% '
+     . 'of the run', $rated{200} // 0, $rated{429} // 0,
+     100 * $offered / (100 * $L)));
+ok(($rated{200} // 0) <= $max && ($rated{200} // 0) >= $min,
    "rate=100r/s burst=10 over 3 nodes for $L s: $rated{200} admitted "
-   . "(bound $max)") or diag(explain \%rated);
+   . "(bounds $min, 80% of what was offered up to the rate, and $max)")
+    or diag(explain { map { $_ => $rated{$_} } grep { /^\d+$/ } keys %rated });
+diag("the clients offered the rate in less than half the run: the floor "
+     . "is $min") if $offered < 0.5 * 100 * $L;
 
 $_->stop() for @nodes;
 done_testing();

@@ -54,13 +54,19 @@ sub client {
 }
 
 # "secs" seconds, once a second, the given [name, path, count] requests
+# (over a keep-alive connection: a pass must fit in its second on a loaded
+# machine too, or the rates are not the ones meant)
 sub traffic {
     my ($secs, @who) = @_;
     my $end = time() + $secs;
+    my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 10);
+    my $base = 'http://127.0.0.1:' . $t->port(0);
     while (time() < $end) {
         my $t0 = time();
         for my $w (@who) {
-            $t->get($w->[1], { 'X-Client-Id' => $w->[0] }) for 1 .. $w->[2];
+            $http->get($base . $w->[1],
+                       { headers => { 'X-Client-Id' => $w->[0] } })
+                for 1 .. $w->[2];
         }
         my $left = 1 - (time() - $t0);
         sleep $left if $left > 0;
@@ -87,16 +93,12 @@ is($t->request('POST', '/status?deploy=surger&note=v42',
     { Authorization => 'Bearer dashboard-token' })->{status}, 201,
     'deploy marker');
 
-my $surge = fork();
-die "fork: $!" unless defined $surge;
-if ($surge == 0) {
+my $surge = CG::fork_child(sub {
     traffic(300, ['surger', '/', 60], ['busy', '/', 20],
             ['breaker', '/nope', 5]);
-    POSIX::_exit(0);
-}
+});
 
 traffic(5, ['team-a', '/', 8], ['team-a', '/nope', 1]);
-$t->get('/', { 'X-Client-Id' => 'newbie' }) for 1 .. 30;
 
 # the server's side of the story, for the page's to be compared with
 my $j = status('history=1&sort=anomaly&limit=10');
@@ -173,7 +175,27 @@ like($fb // '', qr{\d+% of its answers are 4xx \(usually \d+%\).*since},
     'the flagged list: share, usual share, since');
 like($dom, qr{<div class="card alarm"><div class="k">flagged clients</div><div class="v">2</div>},
     'the flagged clients card counts them');
-like(row($dom, 'newbie'), qr{class="flag young"}, 'a new client: young');
+
+# a new client: young for its first 9 steps (no complete baseline bin), at
+# least 8 s after its first request.  A page drawn in that time marks it
+# young; on a loaded machine chromium may take longer than that to fetch
+# the JSON: a page not marking it then proves nothing, and a new client
+# is tried (up to 3 times)
+my $YOUNG = 8;
+my ($young, @took);
+for my $try (1 .. 3) {
+    my $name = "newbie-$try";
+    my $t0 = time();
+    $t->get('/', { 'X-Client-Id' => $name }) for 1 .. 30;
+    my $ydom = $t->chromium_run('--virtual-time-budget=4000', '--dump-dom',
+                                $url);
+    push @took, time() - $t0;
+    $young = row($ydom, $name);
+    last if $young =~ /class="flag young"/ || $took[-1] < $YOUNG;
+}
+like($young, qr/class="flag young"/, 'a new client: young')
+    or diag('drawn within ' . join(', ', map { sprintf '%.1f s', $_ } @took)
+            . ' of its first request');
 unlike(row($dom, 'team-a'), qr{class="flag}, 'team-a: no flag');
 like($dom, qr{<ol id="movers"><li>surger }, 'top movers');
 
@@ -250,8 +272,7 @@ $idom = $t->chromium_run('--virtual-time-budget=4000', '--dump-dom', $url);
 like($idom, qr{<div id="incident"[^>]* hidden}, 'resolved: no banner');
 like($idom, qr{resolved: surger _flood_</li>}, 'listed as resolved');
 
-kill 'TERM', $surge;
-waitpid($surge, 0);
+CG::stop_child($surge);
 $t->stop();
 
 # with Redis: the cluster toggle works, and the cluster's answer is drawn

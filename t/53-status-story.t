@@ -20,9 +20,8 @@ use CG;
 plan skip_all => 'redis-server not installed'
     unless `command -v redis-server 2>/dev/null`;
 
-my $t1 = CG->new();
-my $rport = $t1->redis_start();
-my $t2 = CG->new(redis_port => $rport);
+my $redis = CG->new();
+$redis->redis_start();
 
 my $conf = CG::http(
     redis => 1,
@@ -44,23 +43,23 @@ EOF
 EOF
 
 # a quota in Redis for the quota part, before the nodes start
-$t1->redis_cli('HSET', 'cg:quotas', 'team-quota', 'quota=1000/h');
+$redis->redis_cli('HSET', 'cg:quotas', 'team-quota', 'quota=1000/h');
 
-$t1->write_conf($conf);
-$t2->write_conf($conf);
-$t1->start();
-$t2->start();
+my ($t1, $t2) = $redis->nodes(2, $conf);
 ok($t1->wait_for_link() && $t2->wait_for_link(), 'both nodes on Redis');
 
 my @ports = ($t1->port(0), $t2->port(0));
-my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
+# a keep-alive connection to each node (one client object for both would
+# reconnect at each request): a second's traffic must fit in its second on
+# a loaded machine too, or the rates are not the ones meant
+my @http = map { HTTP::Tiny->new(keep_alive => 1, timeout => 5) } @ports;
 my $turn = 0;
 
 # one request, to the nodes in turn as a load balancer pair would
 sub hit {
     my ($team, $path) = @_;
-    my $port = $ports[$turn++ % 2];
-    return $http->get("http://127.0.0.1:$port$path",
+    my $i = $turn++ % 2;
+    return $http[$i]->get("http://127.0.0.1:$ports[$i]$path",
                       { headers => { 'X-Client-Id' => $team } })->{status};
 }
 

@@ -16,11 +16,10 @@ use CG;
 plan skip_all => 'redis-server not installed'
     unless `command -v redis-server 2>/dev/null`;
 
-my $t1 = CG->new();
-my $rport = $t1->redis_start();
-my $t2 = CG->new(redis_port => $rport);
+my $redis = CG->new();
+$redis->redis_start();
 
-$t1->redis_cli('HSET', 'cg:quotas', 'team-r', 'quota=50/h');
+$redis->redis_cli('HSET', 'cg:quotas', 'team-r', 'quota=50/h');
 
 my $conf = CG::http(quotas => ['team-a quota=100/h'], redis => 1,
                     http => 'client_guard_status_publish interval=300ms;',
@@ -31,10 +30,7 @@ my $conf = CG::http(quotas => ['team-a quota=100/h'], redis => 1,
     }
 EOF
 
-$t1->write_conf($conf);
-$t2->write_conf($conf);
-$t1->start();
-$t2->start();
+my ($t1, $t2) = $redis->nodes(2, $conf);
 ok($t1->wait_for_link, 'node 1: link up');
 ok($t2->wait_for_link, 'node 2: link up');
 
@@ -70,8 +66,8 @@ is($c->{name}, 'team-a', 'team-a');
 is($c->{requests_total}, 10, 'the requests are this node\'s own');
 is($c->{quota}{source}, 'config', 'quota from the configuration');
 my $used = window_used($c);
-my ($key) = $t1->redis_cli('KEYS', 'cg:{team-a}:w:*');
-my $charged = $key ? $t1->redis_cli('GET', $key) : -1;
+my ($key) = $redis->redis_cli('KEYS', 'cg:{team-a}:w:*');
+my $charged = $key ? $redis->redis_cli('GET', $key) : -1;
 ok($used >= 25 && $used <= $charged,
     "used $used: the 25 admitted, at most the $charged Redis charged "
     . '(with the other node\'s lease unspent)');
@@ -86,8 +82,8 @@ is($j->{client}{quota}{source}, 'redis', 'team-r: quota from Redis');
 is($j->{client}{quota}{limits}[0]{limit}, 50, 'team-r: its limit');
 
 # markers from the stream: each team sees its own
-$t1->redis_cli('XADD', 'cg:deploys', '*', 'team', 'team-a', 'note', 'v9');
-$t1->redis_cli('XADD', 'cg:deploys', '*', 'team', 'team-b', 'note', 'v3');
+$redis->redis_cli('XADD', 'cg:deploys', '*', 'team', 'team-a', 'note', 'v9');
+$redis->redis_cli('XADD', 'cg:deploys', '*', 'team', 'team-b', 'note', 'v3');
 $ok = CG::wait_until(sub {
     $j = me($t1, 'team-a');
     return @{ $j->{deploys} || [] } >= 1;

@@ -31,18 +31,12 @@ cli('INCR', 'cg:version');
 
 my $seeds = join ' ', map { "127.0.0.1:$_" } @ports[0 .. 2];
 
-my @nodes;
-for my $i (0 .. 1) {
-    my $t = CG->new(redis_port => $seed);
-    $t->write_conf(CG::http(
-        quotas => ['default quota=10/h'],
-        redis => "$seeds cluster",
-        http => 'client_guard_status_publish interval=300ms;', status => 1,
-        location => 'add_header X-Redis $client_guard_redis always; '
-            . 'empty_gif;'), workers => 2);
-    $t->start();
-    push @nodes, $t;
-}
+my @nodes = $redis->nodes(2, CG::http(
+    quotas => ['default quota=10/h'],
+    redis => "$seeds cluster",
+    http => 'client_guard_status_publish interval=300ms;', status => 1,
+    location => 'add_header X-Redis $client_guard_redis always; '
+        . 'empty_gif;'), workers => 2);
 
 for my $t (@nodes) {
     ok($t->wait_for_log(qr/redis cluster: \d+ slot ranges on 3 masters/, 5),
@@ -111,32 +105,7 @@ cli('INCR', 'cg:version');
 cli('PUBLISH', 'cg:changes', 'x');
 sleep(0.3);
 
-sub fan_out {
-    my ($work) = @_;
-    my @kids;
-    for my $t (@nodes) {
-        for (1 .. 2) {
-            pipe(my $rd, my $wr);
-            my $pid = fork;
-            if ($pid == 0) {
-                close $rd;
-                my $c = $work->($t);
-                print $wr join(',', map { "$_=$c->{$_}" } keys %$c);
-                close $wr;
-                POSIX::_exit(0);
-            }
-            close $wr;
-            push @kids, [$pid, $rd];
-        }
-    }
-    my %total;
-    for my $k (@kids) {
-        my $line = do { local $/; readline $k->[1] } // '';
-        waitpid($k->[0], 0);
-        $total{$1} += $2 while $line =~ /(\d+)=(\d+)/g;
-    }
-    return \%total;
-}
+sub fan_out { return CG::fan_out(\@nodes, $_[0]) }
 
 for my $client ($A, $B) {
     my $total = fan_out(sub {
@@ -188,8 +157,7 @@ sub traffic_start {
     for my $ti (0 .. $#nodes) {
         my $t = $nodes[$ti];
         for my $client (@clients) {
-            my $pid = fork;
-            if ($pid == 0) {
+            push @kids, CG::fork_child(sub {
                 my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 5);
                 my $url = 'http://127.0.0.1:' . $t->port(0) . '/';
                 open(my $fh, '>', "$log.$ti.$client") or die;
@@ -203,9 +171,7 @@ sub traffic_start {
                     sleep(0.002);
                 }
                 close $fh;
-                POSIX::_exit(0);
-            }
-            push @kids, $pid;
+            });
         }
     }
 }
@@ -213,7 +179,7 @@ sub traffic_start {
 sub traffic_stop {
     open(my $fh, '>', $stop);
     close $fh;
-    waitpid($_, 0) for @kids;
+    CG::wait_child($_) for @kids;
     my @rows;
     for my $file (glob("$log.*")) {
         open(my $in, '<', $file) or die;

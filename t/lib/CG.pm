@@ -40,8 +40,13 @@ package CG;
 # redis_stop, redis_restart, redis_pause, redis_resume, redis_cli,
 # fake_server, stop_fake_servers, sentinel_start, dns_start, dns_set,
 # openssl_ca, make_client_cert, server_cert,
-# check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup;
-# functions http, wait_until, slow, promtool, chromium.
+# check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup,
+# nodes; functions http, wait_until, slow, promtool, chromium, fan_out,
+# fork_child, wait_child, stop_child, register_child.
+#
+# However a test ends (done, die, BAIL_OUT, SIGINT/SIGTERM/SIGHUP from prove
+# or a terminal), every process it started is stopped: see "child
+# processes" below.
 
 use strict;
 use warnings;
@@ -89,6 +94,11 @@ our $NGINX = $ENV{NGINX_BIN} || '/usr/sbin/nginx';
 
 my $SLOW = $ASAN ? 3 : 1;
 my %LIVE;                       # every CG object of this process, weakened
+my $MAIN = $$;                  # the test's process (not a child it forked)
+my %GROUPS;                     # pid => 1: children stopped at the end
+my @SIGNALS = qw(INT TERM HUP); # the end of a test from outside
+my $DYING;                      # the test died or was interrupted
+my $STOPPING;                   # stop_everything is under way
 my $LIBASAN;
 
 sub slow { return $SLOW }
@@ -495,12 +505,12 @@ sub stop {
 }
 
 sub _kill_nginx {
-    my ($self, $timeout) = @_;
+    my ($self, $timeout, $fast) = @_;
     my $pid = $self->{nginx};
     my @children = $self->_children;
     my $t0 = time;
-    my $left = _terminate($pid, ['QUIT', $timeout || 5], ['TERM', 5],
-                          ['KILL', 5]);
+    my $left = _terminate($pid, ($fast ? () : (['QUIT', $timeout || 5])),
+                          ['TERM', 5], ['KILL', 5]);
     # workers of a killed master live on: end them too
     kill 'KILL', grep { (_slurp("/proc/$_/stat") // '') =~ /^\d+ \(nginx\)/ }
         @children;
@@ -1061,6 +1071,9 @@ sub _spawn {
     my $pid = fork;
     die "CG: fork: $!\n" unless defined $pid;
     if ($pid == 0) {
+        # a test killed by SIGKILL takes nginx (its master stops the
+        # workers) and redis-server along
+        _parent_death_signal('TERM');
         @ENV{keys %$env} = values %$env;
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>>', $out) or POSIX::_exit(127);
@@ -1096,7 +1109,8 @@ sub cleanup {
     return if $self->{owner} != $$ || $self->{cleaned}++;
     local ($?, $!, $@);
     if ($self->{nginx}) {
-        $self->_kill_nginx(5);
+        # a test that died or was interrupted: no graceful shutdown
+        $self->_kill_nginx(5, $DYING);
         delete $self->{nginx};
         if (!$self->{alerts_ok}) {
             my $log = _slurp("$self->{dir}/error.log",
@@ -1122,9 +1136,241 @@ sub cleanup {
 sub DESTROY { $_[0]->cleanup }
 
 END {
+    # a test that died (or BAIL_OUT, or exit with an error): stop at once
+    $DYING = 1 if $?;
+    stop_everything();
+}
+
+# --- several nodes on one Redis ---------------------------------------------
+
+# $redis->nodes($n, $http, %opt): $n nginx nodes sharing this object's Redis
+# (its first instance, or the redis_port it was made with), as the load
+# balancers of one site: each a CG object of its own (ports, dir, logs)
+# made with new(redis_port => ...), the same configuration written
+# (write_conf($http, %opt): each names itself "node-PORT" to Redis), then
+# all started. Returns the objects, node 1 first; the test waits for what
+# it needs (wait_for_link, a first lease) and stops them.
+sub nodes {
+    my ($self, $n, $http, %opt) = @_;
+    my $port = $self->redis_port;
+    my @nodes = map { CG->new(redis_port => $port) } 1 .. $n;
+    $_->write_conf($http, %opt) for @nodes;
+    $_->start for @nodes;
+    return @nodes;
+}
+
+# fan_out(\@nodes, sub { my ($t) = @_; ...; return { key => count } },
+# $per_node = 2): runs the sub in $per_node children per node at once
+# (fork_child); returns the counts summed over all of them (keys are
+# words: statuses, or a test's own).
+sub fan_out {
+    my ($nodes, $work, $per_node) = @_;
+    my @kids;
+    for my $t (@$nodes) {
+        for (1 .. ($per_node || 2)) {
+            pipe(my $rd, my $wr) or die "CG: pipe: $!\n";
+            my $pid = fork_child(sub {
+                close $rd;
+                my $c = $work->($t);
+                print $wr join(',', map { "$_=$c->{$_}" } keys %$c);
+                close $wr;
+            });
+            close $wr;
+            push @kids, [$pid, $rd];
+        }
+    }
+    my %total;
+    for my $k (@kids) {
+        my $line = do { local $/; readline $k->[1] } // '';
+        wait_child($k->[0]);
+        $total{$1} += $2 while $line =~ /(\w+)=(\d+)/g;
+    }
+    return \%total;
+}
+
+# --- child processes ----------------------------------------------------------
+#
+# Every process a test starts ends with the test, however it ends: done,
+# die, BAIL_OUT, an uncaught exception, or SIGINT/SIGTERM/SIGHUP (from prove
+# or a terminal). A survivor that holds the test's stdout makes prove wait
+# for it forever. At the end (END, or a handler for those signals):
+#   1. the children of fork_child/register_child (traffic generators, the
+#      test's own servers) get SIGTERM, their process groups too, then
+#      SIGKILL;
+#   2. each CG object stops its nginx, fake servers and redis-servers (at
+#      once with SIGTERM when the test died or was interrupted);
+#   3. any process still below the test's (found through /proc: registered
+#      or not, a child's children too) gets SIGKILL.
+# Processes the harness starts also get a parent-death signal (Linux
+# prctl): a test killed by SIGKILL takes them along.
+
+# fork_child(sub { ... }): runs the sub in a child process of its own
+# process group (a child's own children end with it), with the default
+# signal dispositions; the child exits 0 when the sub returns, 1 when it
+# dies (its message on stderr), never runs END blocks. Registered: stopped
+# at the end of the test if it still runs. Returns the pid.
+sub fork_child {
+    my ($code) = @_;
+    my $pid = fork;
+    die "CG: fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        _parent_death_signal('KILL');
+        $SIG{$_} = 'DEFAULT' for @SIGNALS;
+        %GROUPS = ();
+        my $ok = eval { $code->(); 1 };
+        print STDERR "CG: fork_child: $@" unless $ok;
+        POSIX::_exit($ok ? 0 : 1);
+    }
+    $GROUPS{$pid} = 1;
+    return $pid;
+}
+
+# register_child($pid): a child the test forked itself, stopped (with its
+# process group when it leads one) at the end of the test if it still runs.
+sub register_child { $GROUPS{$_[0]} = 1 }
+
+# wait_child($pid): waits for a child of fork_child to exit by itself;
+# returns its wait status ($?).
+sub wait_child {
+    my ($pid) = @_;
+    waitpid($pid, 0);
+    my $status = $?;
+    delete $GROUPS{$pid};
+    return $status;
+}
+
+# stop_child($pid, $signal = 'TERM'): signals a child of fork_child (and its
+# process group), SIGKILL after 5 s; waits for it; returns its wait status.
+sub stop_child {
+    my ($pid, $sig) = @_;
+    _stop_groups([$pid], $sig || 'TERM', 5 * $SLOW);
+    waitpid($pid, 0);
+    return $?;
+}
+
+# the children of @$pids, their groups: $sig, then KILL after $timeout
+sub _stop_groups {
+    my ($pids, $sig, $timeout) = @_;
+    my @pids = grep { waitpid($_, WNOHANG) == 0 } @$pids;
+    for my $step ([$sig, $timeout], ['KILL', 5]) {
+        last unless @pids;
+        for my $pid (@pids) {
+            kill $step->[0], -$pid;     # its group, when it leads one
+            kill $step->[0], $pid;
+        }
+        wait_until(sub {
+            @pids = grep { waitpid($_, WNOHANG) == 0 } @pids;
+            return !@pids;
+        }, $step->[1], 0.02);
+    }
+    # the others of their groups, once the leader is gone
+    kill 'KILL', -$_ for @$pids;
+    delete @GROUPS{@$pids};
+}
+
+# stop_everything(): the end of the test (see above); runs from END and on
+# SIGINT, SIGTERM, SIGHUP. In a child the test forked: only the objects the
+# child made.
+sub stop_everything {
+    local ($?, $!, $@);
+    if ($$ != $MAIN) {
+        # a child that made CG objects of its own stops them
+        $_->cleanup for grep { defined } values %LIVE;
+        return;
+    }
+    return if $STOPPING;
+    $STOPPING = 1;
+    _stop_groups([keys %GROUPS], 'TERM', $DYING ? 1 : 2 * $SLOW);
     for my $t (grep { defined } values %LIVE) {
         $t->cleanup;
     }
+    my @left = _descendants($$);
+    if (@left) {
+        Test::More::diag("CG: still running at the end, killed: "
+            . join(', ', map { "$_->[0] ($_->[1])" } @left)) unless $DYING;
+        kill 'KILL', map { $_->[0] } @left;
+        # reap the test's own; wait a moment for the others to go
+        wait_until(sub {
+            1 while waitpid(-1, WNOHANG) > 0;
+            return !grep { -e "/proc/$_->[0]" && !_zombie($_->[0]) } @left;
+        }, 2, 0.02);
+    }
+    $STOPPING = 0;
+}
+
+# [pid, name] of every live process below $root (children, theirs, ...)
+sub _descendants {
+    my ($root) = @_;
+    opendir(my $dh, '/proc') or return ();
+    my (%kids, %name);
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        my $stat = _slurp("/proc/$pid/stat") or next;
+        my ($comm, $state, $ppid) = $stat =~ /^\d+ \((.*)\) (\S) (\d+)/s
+            or next;
+        next if $state eq 'Z' || $state eq 'X';
+        push @{$kids{$ppid}}, $pid;
+        $name{$pid} = $comm;
+    }
+    my @all;
+    my @todo = ($root);
+    while (defined(my $p = shift @todo)) {
+        for my $k (@{$kids{$p} || []}) {
+            push @all, [$k, $name{$k}];
+            push @todo, $k;
+        }
+    }
+    return @all;
+}
+
+sub _zombie {
+    return ((_slurp("/proc/$_[0]/stat") // '') =~ /^\d+ \(.*\) ([ZX]) /s);
+}
+
+# the prctl system call's number here (known for the usual Linux machines,
+# else from syscall.ph: slow to load, so once, not in each child); 0: none
+my $PRCTL = $^O ne 'linux' ? 0 : do {
+    require Config;
+    my ($arch) = $Config::Config{archname} =~ /^([^-]+)/;
+    my %known = (x86_64 => 157, aarch64 => 167, i386 => 172, i686 => 172);
+    $known{$arch // ''} || eval {
+        package CG::Sys;
+        local $SIG{__WARN__} = sub {};
+        require 'syscall.ph';
+        CG::Sys::SYS_prctl();
+    } || 0;
+};
+
+# a signal for this (just forked) process when its parent dies
+sub _parent_death_signal {
+    my ($sig) = @_;
+    return unless $PRCTL;
+    my %num = (TERM => 15, KILL => 9);
+    syscall($PRCTL, 1, $num{$sig});     # PR_SET_PDEATHSIG
+}
+
+# SIGINT, SIGTERM, SIGHUP in the test: stop everything, then exit as
+# interrupted. A child the test forked (sharing the handlers) dies by the
+# signal as by default. Signals a test ignores (nohup, a background job)
+# are left alone.
+sub _on_signal {
+    my ($sig) = @_;
+    if ($$ != $MAIN) {
+        $SIG{$sig} = 'DEFAULT';
+        kill $sig, $$;
+        return;
+    }
+    return if $STOPPING;            # a second one: the stop is under way
+    $DYING = 1;
+    Test::More::diag("CG: SIG$sig: stopping the test's processes");
+    stop_everything();
+    my %num = (INT => 2, TERM => 15, HUP => 1);
+    exit(128 + $num{$sig});
+}
+
+for my $sig (@SIGNALS) {
+    $SIG{$sig} = \&_on_signal
+        if !defined $SIG{$sig} || $SIG{$sig} eq '' || $SIG{$sig} eq 'DEFAULT';
 }
 
 # --- Sentinel and DNS ---------------------------------------------------------
