@@ -17,7 +17,10 @@ package FaultProxy;
 # connection of its own per client connection; either side closing closes
 # both), the bytes as they are, with these faults:
 #   fragments => 1      Redis's replies are written to the client a few
-#                       bytes (1 to 3) at a time, 1 ms apart
+#                       bytes (1 to 3) at a time, 1 ms apart; what Redis
+#                       sent at once beyond 32 bytes (HELLO's reply, a
+#                       batch's) in some 16 pieces of random length, so
+#                       that a handshake keeps within connect_timeout
 #   hang => 'EVALSHA'   from the first command of that name on, the
 #                       connection's commands go nowhere: Redis never sees
 #                       them, the client never gets an answer (replies to
@@ -99,8 +102,9 @@ sub _command {
 
 sub _write {
     my ($fh, $data, $fragments) = @_;
+    my $max = length($data) > 32 ? int(length($data) / 8) : 3;
     while (length $data) {
-        my $n = $fragments ? 1 + int(rand(3)) : length $data;
+        my $n = $fragments ? 1 + int(rand($max)) : length $data;
         my $w = syswrite($fh, $data, $n);
         return 0 unless $w;
         substr($data, 0, $w, '');
