@@ -9,7 +9,7 @@ use warnings;
 
 use lib 't/lib';
 use CG;
-use FakeRedis;
+use FaultProxy;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
@@ -42,11 +42,12 @@ my $conf = conf("127.0.0.1:%%PORT1%% $TIMEOUTS");
     ok($took < 2, sprintf('down: QUIT exits promptly (%.2f s)', $took));
 }
 
-# silent: accepts, never answers; a request in flight during the QUIT
+# silent: accepts, never answers (no Redis behind); a request in flight
+# during the QUIT
 
 {
     my $t = CG->new();
-    $t->fake_server($t->port(1), FakeRedis::handler(mode => 'silent'));
+    $t->fake_server($t->port(1), FaultProxy::handler(mode => 'silent'));
     $t->write_conf($conf, workers => 2);
     $t->start();
     ok($t->reload(), 'silent: reload completes');
@@ -60,15 +61,18 @@ my $conf = conf("127.0.0.1:%%PORT1%% $TIMEOUTS");
 }
 
 # a request waiting for a lease while nginx reloads: the old worker answers
-# it (by the policy, after the timeout) and exits
+# it (by the policy, after the timeout) and exits.  A real Redis behind a
+# proxy that holds back everything from the first EVALSHA on.
 
 {
     my $t = CG->new();
-    $t->fake_server($t->port(1), FakeRedis::handler(hang => 'EVALSHA'));
+    $t->redis_start();
+    $t->fake_server($t->port(1), FaultProxy::handler(
+        redis => $t->redis_port, hang => 'EVALSHA'));
     $t->write_conf(conf('127.0.0.1:%%PORT1%% timeout=500ms '
                         . 'connect_timeout=100ms'));
     $t->start();
-    sleep 0.3;
+    ok($t->wait_for_link, 'waiting: the link is up (the lease fetch hangs)');
     my $s = $t->connect();
     print $s "GET / HTTP/1.1\r\nHost: x\r\nX-Client-Id: w\r\n"
         . "Connection: close\r\n\r\n";

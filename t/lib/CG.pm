@@ -876,8 +876,10 @@ sub redis_cli {
 
 # fake_server($port, sub { my ($sock) = @_; ... }): listens on
 # 127.0.0.1:$port in a child process and runs the handler in a new process
-# for each connection (a fake Redis that never answers, closes, etc.).
-# Stopped at stop_fake_servers() / cleanup. Returns the server's pid.
+# for each connection (an endpoint that never answers, closes, etc.; for
+# Redis, t/lib/FaultProxy.pm: faults around a real redis-server, never an
+# imitation of it). Stopped at stop_fake_servers() / cleanup. Returns the
+# server's pid.
 sub fake_server {
     my ($self, $port, $handler) = @_;
     my $srv = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port",
