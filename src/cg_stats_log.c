@@ -35,6 +35,9 @@ static ngx_http_cg_log_entry_t  ngx_http_cg_log_batch[NGX_HTTP_CG_LOG_BATCH];
 static ngx_uint_t               ngx_http_cg_log_n;
 static ngx_event_t              ngx_http_cg_log_ev;
 
+/* the timer's "connection": nginx's debug log reads its fd (the ident) */
+static ngx_connection_t         ngx_http_cg_log_conn;
+
 
 void
 ngx_http_cg_stats_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
@@ -96,6 +99,9 @@ ngx_http_cg_stats_log(ngx_http_request_t *r, ngx_http_cg_zone_t *zone,
     ev = &ngx_http_cg_log_ev;
 
     if (!ev->timer_set) {
+        ngx_http_cg_log_conn.fd = (ngx_socket_t) -1;
+
+        ev->data = &ngx_http_cg_log_conn;
         ev->handler = ngx_http_cg_stats_log_timer;
         ev->log = ngx_cycle->log;
         ev->cancelable = 1;
