@@ -401,10 +401,11 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
          * the client is at its limit (the last lease took what Redis had
          * left): reject at once while Redis is asked for what frees up,
          * instead of making the request wait for the answer (one fetch
-         * in flight at a time, whatever the rejected traffic)
+         * in flight at a time, whatever the rejected traffic); until
+         * Redis says, retry when the binding limit frees a unit
          */
 
-        out->retry = 1;
+        out->retry = in->retry_ms ? in->retry_ms : 1;
         out->rc = CG_LEASE_REJECT;
         fetch = !active;
 

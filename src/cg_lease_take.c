@@ -176,13 +176,20 @@ ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
  * a rate's emission interval (its period over its count), ms; 0 for a
  * window (a second, cg_lease.c).  After a Redis event the leases grow
  * again from small, and a small burst drained by one of them is no sign
- * of a client at its limit once a unit came back.
+ * of a client at its limit once a unit came back.  In "retry": when a
+ * client rejected at that limit may try again, until Redis says (the
+ * rate's interval, the window's end).
  */
 
 static uint32_t
-ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding)
+ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding,
+    uint32_t *retry)
 {
+    int64_t      now;
     cg_limit_t  *lim;
+    ngx_time_t  *tp;
+
+    *retry = 0;
 
     if (quota->nlimits == 0) {
         return 0;
@@ -190,11 +197,25 @@ ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding)
 
     lim = &quota->limits[binding < quota->nlimits ? binding : 0];
 
-    if (lim->type != CG_LIMIT_RATE || lim->count == 0) {
+    if (lim->period == 0) {
         return 0;
     }
 
-    return (uint32_t) ngx_max(lim->period / lim->count, 1);
+    if (lim->type != CG_LIMIT_RATE) {
+        /* a window: its units come back when it ends */
+        tp = ngx_timeofday();
+        now = (int64_t) tp->sec * 1000 + tp->msec;
+        *retry = (uint32_t) (lim->period - now % lim->period);
+        return 0;
+    }
+
+    if (lim->count == 0) {
+        return 0;
+    }
+
+    *retry = (uint32_t) ngx_max(lim->period / lim->count, 1);
+
+    return *retry;
 }
 
 
@@ -216,7 +237,8 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
 
     in = lr->in;
     in.now = (uint32_t) ngx_current_msec;
-    in.free_ms = ngx_http_cg_lease_free_ms(lr->quota, lr->rec->lease.binding);
+    in.free_ms = ngx_http_cg_lease_free_ms(lr->quota, lr->rec->lease.binding,
+                                           &in.retry_ms);
     in.ready = lw->link && ngx_http_cg_lease_batch_up(lr->hash);
     in.broken = ngx_http_cg_lease_batch_broken();
 
