@@ -273,22 +273,11 @@ is(redis_word($n, 'x'), 'DOWN_LOCAL', 'no sentinel: the failure policy');
 $n->stop();
 
 # a sentinel that names a replica: the link checks ROLE and will not use it
+# (a real sentinel told to monitor a replica as "mymaster" names it so)
 
 my $rep = $r->redis_start(args => ['--replicaof', '127.0.0.1', $rport]);
 my $f = CG->new(redis_port => $rport);
-my $fport = $f->port(1);
-$f->fake_server($fport, sub {
-    my ($sock) = @_;
-    while (my $line = <$sock>) {
-        print $sock "+PONG\r\n" if $line =~ /^PING/i;
-        # an old server's answer: the link checks no mode then
-        print $sock "-ERR unknown command 'HELLO'\r\n" if $line =~ /^HELLO/i;
-        print $sock "*2\r\n\$9\r\n127.0.0.1\r\n\$" . length($rep)
-            . "\r\n$rep\r\n" if $line =~ /get-master-addr-by-name/i;
-        print $sock "*3\r\n\$9\r\nsubscribe\r\n\$14\r\n+switch-master\r\n"
-            . ":1\r\n" if $line =~ /^\+switch-master/;
-    }
-});
+my $fport = $r->sentinel_start($rep);
 $f->write_conf(CG::http(quotas => ['default quota=10/h'],
     redis => "127.0.0.1:$fport sentinel=mymaster",
     location => 'add_header X-Redis $client_guard_redis always; empty_gif;'));
