@@ -80,16 +80,9 @@ ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
 void
 ngx_http_cg_lease_batch_ready(void)
 {
-    int          n;
-    size_t       len[3];
-    const char  *argv[3];
-
     /* cached ahead of the first EVALSHA */
 
-    n = ngx_http_cg_lease_call_load(argv, len);
-
-    (void) ngx_http_cg_route_send(ngx_http_cg_lb.link, n, argv, len, NULL,
-                                  NULL);
+    ngx_http_cg_lease_call_load(ngx_http_cg_lb.link);
 }
 
 

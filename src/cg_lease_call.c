@@ -89,17 +89,15 @@ ngx_http_cg_lease_call_free(ngx_http_cg_lease_call_t *lc)
 }
 
 
-int
-ngx_http_cg_lease_call_load(const char **argv, size_t *len)
+void
+ngx_http_cg_lease_call_load(ngx_http_cg_route_t *link)
 {
-    argv[0] = "SCRIPT";
-    len[0] = 6;
-    argv[1] = "LOAD";
-    len[1] = 4;
-    argv[2] = ngx_http_cg_lease_script;
-    len[2] = sizeof(ngx_http_cg_lease_script) - 1;
+    static size_t       len[] = { 6, 4,
+                                  sizeof(ngx_http_cg_lease_script) - 1 };
+    static const char  *argv[] = { "SCRIPT", "LOAD",
+                                   ngx_http_cg_lease_script };
 
-    return 3;
+    (void) ngx_http_cg_route_send(link, 3, argv, len, NULL, NULL);
 }
 
 

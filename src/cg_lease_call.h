@@ -26,6 +26,7 @@
 
 #include "cg_lease.h"
 #include "cg_name.h"
+#include "cg_route.h"
 #include "cg_slot.h"
 #include "cg_zone.h"
 
@@ -102,8 +103,8 @@ ngx_int_t ngx_http_cg_lease_call_init(ngx_http_cg_lease_call_t *lc,
 /* at the worker's exit */
 void ngx_http_cg_lease_call_free(ngx_http_cg_lease_call_t *lc);
 
-/* SCRIPT LOAD of the script, in argv[0..2] and len: 3 */
-int ngx_http_cg_lease_call_load(const char **argv, size_t *len);
+/* the script cached there (SCRIPT LOAD), ahead of the first EVALSHA */
+void ngx_http_cg_lease_call_load(ngx_http_cg_route_t *link);
 
 /*
  * The arguments of the call for the fetches of "b" into lc->argv and
