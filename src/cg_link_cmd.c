@@ -14,6 +14,8 @@
 #include "cg_link_diag.h"
 
 
+/* a command waiting for its reply, or a spare one */
+
 typedef struct {
     ngx_queue_t                   queue;
     ngx_http_cg_link_handler_pt  handler;
@@ -123,6 +125,8 @@ ngx_http_cg_link_queue(ngx_http_cg_link_t *link, int argc,
     return NGX_OK;
 }
 
+
+/* the oldest pending operation ends: with its reply, or NULL (failed) */
 
 void
 ngx_http_cg_link_complete(ngx_http_cg_link_t *link, redisReply *reply)
