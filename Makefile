@@ -196,6 +196,7 @@ check-embedded:
 # and the libraries in UNIT_LIBS_test_X.
 UNIT_TESTS  := $(wildcard t/unit/test_*.c)
 UNIT_SRCS_test_cg_stats := src/cg_history.c
+UNIT_SRCS_test_cg_lease := src/cg_lease_terms.c
 UNIT_LIBS_test_cg_reply := -l:libhiredis.a
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_TESTS))
 UNIT_CFLAGS := -std=gnu11 -g -O1 $(CC_WARN) -Isrc $(ASAN_FLAGS) \
@@ -229,12 +230,13 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(CC_WARN) -Isrc -Ifuzz \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FUZZ_SRCS_quota_arg   := src/cg_parse.c
-FUZZ_SRCS_redis_quota := src/cg_parse.c src/cg_limiter.c src/cg_lease.c
+FUZZ_SRCS_redis_quota := src/cg_parse.c src/cg_limiter.c src/cg_lease_terms.c
 FUZZ_SRCS_api_key     := src/cg_parse.c
 FUZZ_SRCS_query       := src/cg_query.c
 FUZZ_SRCS_accept      := src/cg_query.c
 FUZZ_SRCS_event       := src/cg_query.c
-FUZZ_SRCS_resp_lease  := src/cg_reply.c src/cg_lease.c
+FUZZ_SRCS_resp_lease  := src/cg_reply.c src/cg_lease.c \
+                         src/cg_lease_terms.c
 FUZZ_SRCS_resp_hash   := src/cg_reply.c src/cg_parse.c
 FUZZ_LIBS_resp_lease  := -l:libhiredis.a
 FUZZ_LIBS_resp_hash   := -l:libhiredis.a

@@ -9,7 +9,9 @@
  * unit of it, size the next one, and take Redis's answer in
  * (docs/redis.md).  No nginx runtime calls, no globals, no allocation, no
  * locking: the caller holds the zone lock and passes the clock and the
- * settings in.  Unit tested in t/unit/test_cg_lease.c.
+ * settings in.  Unit tested in t/unit/test_cg_lease.c.  What a quota's
+ * terms are for its leases (how many ahead, how long one lives, a rate's
+ * share) is cg_lease_terms.h's, included here.
  *
  * Times are the low 32 bits of a monotonic millisecond clock (nginx's
  * ngx_current_msec, which every worker shares), compared as differences:
@@ -25,6 +27,7 @@
 #include <stdint.h>
 
 #include "cg_limiter.h"
+#include "cg_lease_terms.h"
 
 
 /* what a take says */
@@ -42,23 +45,12 @@
 /* cg_lease_t flags: "denied" is Redis failing on the client's keys */
 #define CG_LEASE_FAILED        1
 
-/* a lease is never bigger than this */
-#define CG_LEASE_WANT_MAX      10000
-
 /*
  * a client at its rate: each node holds at most its share (by the live
  * node count) of HORIZON leases of the rate, granted ahead of time by the
  * GCRA and spent paced, and asks again when a quarter of it is left
  */
 #define CG_LEASE_HORIZON       10
-
-/*
- * a client with no quota of its own far below it: a lease may cover up to
- * LONG ms of its traffic (and live twice that), when it is no more than a
- * FAR-th of what the quota has left per node
- */
-#define CG_LEASE_LONG          30000
-#define CG_LEASE_FAR           16
 
 
 /*
@@ -191,23 +183,6 @@ int cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a,
 void cg_lease_unsent(cg_lease_t *l, const cg_lease_out_t *fetch);
 
 /*
- * How many requests of a client a node may admit ahead of a lease: "ahead"
- * of the configuration, at most 1% of every limit; and in *reserve how
- * much Redis must have said is left for that: more than 8 times as many,
- * and more than a tenth of every limit.
- */
-uint32_t cg_lease_ahead(const cg_quota_t *q, uint32_t ahead,
-    uint32_t *reserve);
-
-/*
- * How long a lease lives, in ms, at wall clock "now_ms": at most a second;
- * twice "lease_ms" with a rate limit, unless the lease is small (no more
- * than the ahead units), which lasts its second; a window's ends with it.
- */
-uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
-    int small);
-
-/*
  * What limit "i" of the client's quota has left in the cluster at "now"
  * (ms, low 32 bits; "now_ms" the wall clock): Redis's last word, refilled
  * since for a rate, full again in a new window, plus what this node holds
@@ -217,33 +192,6 @@ uint32_t cg_lease_ttl(const cg_quota_t *q, int64_t now_ms, uint32_t lease_ms,
  */
 int cg_lease_remaining(const cg_lease_t *l, uint32_t i, const cg_limit_t *lim,
     uint32_t now, int64_t now_ms, uint64_t *remaining);
-
-/*
- * The units of a rate a node may hold at its limit: its share of
- * "horizon_ms" of the slowest rate of the quota, by the live nodes (at
- * least 1 unit); 0 when the quota has no rate.
- */
-uint32_t cg_lease_share(const cg_quota_t *q, uint32_t horizon_ms,
-    uint32_t nodes);
-
-/*
- * The most a long lease may hold (a client with no quota of its own):
- * for a rate, this node's share of 2 x "lease_ms" of it, as much as an
- * ordinary lease may hold unspent; CG_LEASE_WANT_MAX with windows only.
- */
-uint32_t cg_lease_far(const cg_quota_t *q, uint32_t lease_ms, uint32_t nodes);
-
-/* how long a long lease lives: 2 x CG_LEASE_LONG, its window's end */
-uint32_t cg_lease_ttl_far(const cg_quota_t *q, int64_t now_ms);
-
-/* ms until the shortest window of the quota ends; UINT32_MAX: none */
-uint32_t cg_lease_window_left(const cg_quota_t *q, int64_t now_ms);
-
-/* ms since the youngest window of the quota began; UINT32_MAX: none */
-uint32_t cg_lease_window_age(const cg_quota_t *q, int64_t now_ms);
-
-/* what a lease is for: the mode and the limits in use; never 0 */
-uint32_t cg_lease_quota_hash(const cg_quota_t *q);
 
 
 #endif /* _CG_LEASE_H_INCLUDED_ */

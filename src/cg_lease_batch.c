@@ -10,73 +10,17 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 
-#include <openssl/sha.h>
-
 #include "cg_lease_batch.h"
-#include "cg_lease_lua.h"
-#include "cg_parse.h"
 #include "cg_reply.h"
 
-
-/* the text of one client's part of a lease call, at most */
-
-#define ngx_http_cg_lease_client_text(prefix)                                \
-    (4 * NGX_INT32_LEN                                                        \
-     + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
-                        + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
-                        + CG_SLOT_TAG_MAX                                     \
-                        + NGX_INT64_LEN                                       \
-                        + 2 * NGX_INT64_LEN + 2 * NGX_INT32_LEN))
 
 /* integers per client in the reply of the lease script */
 
 #define NGX_HTTP_CG_LEASE_REPLY  CG_REPLY_LEASE
 
-/* the arguments of a lease call, at most */
-
-#define NGX_HTTP_CG_LEASE_ARGS                                                \
-    (4 + NGX_HTTP_CG_LEASE_BATCH * (4 + 6 * CG_MAX_LIMITS))
-
-
-/* a lease request: worker memory, never a request's pool */
-
-typedef struct ngx_http_cg_fetch_s  ngx_http_cg_fetch_t;
-
-struct ngx_http_cg_fetch_s {
-    ngx_http_cg_fetch_t        *next;     /* pending, batch or free list */
-    ngx_http_cg_zone_t         *zone;
-    ngx_http_cg_record_t       *rec;      /* pinned until the reply */
-    cg_quota_t                  quota;
-    uint32_t                    qhash;
-    cg_lease_out_t              out;      /* want, owed, back, started */
-    size_t                      len;
-    ngx_uint_t                  bucket;   /* a Cluster's, else 0 */
-    u_char                      name[CG_NAME_MAX];
-};
-
-
-/* the fetches of one script call, in the order of their replies */
-
-typedef struct ngx_http_cg_batch_s  ngx_http_cg_batch_t;
-
-struct ngx_http_cg_batch_s {
-    ngx_http_cg_batch_t        *next;     /* free list */
-    ngx_http_cg_fetch_t        *fetches;
-    ngx_uint_t                  n;
-    ngx_uint_t                  bucket;
-    ngx_uint_t                  retried;  /* sent again with EVAL */
-};
-
-
 typedef struct {
     ngx_http_cg_route_t        *link;     /* NULL: not started */
-    ngx_uint_t                  buckets;  /* a Cluster: the hash tags */
-    uint16_t                    slot[NGX_HTTP_CG_LEASE_BUCKETS];
-    size_t                      tag_len[NGX_HTTP_CG_LEASE_BUCKETS];
-    u_char                      tag[NGX_HTTP_CG_LEASE_BUCKETS]
-                                   [CG_SLOT_TAG_MAX];
-    ngx_str_t                   prefix;
-    ngx_msec_t                  lease;
+    ngx_http_cg_lease_call_t    call;     /* the script's, the buffers */
     ngx_uint_t                  ahead;
     ngx_http_cg_lease_done_pt   done;
     ngx_http_cg_fetch_t        *pending;  /* to send */
@@ -86,14 +30,9 @@ typedef struct {
     ngx_event_t                 gather;   /* a timer: posts the batcher */
     ngx_http_cg_fetch_t        *free;
     ngx_http_cg_batch_t        *free_batches;
-    const char                **argv;     /* of a lease call, reused */
-    size_t                     *argvlen;
-    u_char                     *text;
-    size_t                      text_size;
     ngx_msec_t                  broken;   /* the script failing until */
     ngx_uint_t                  trips;    /* the breaker's, in a row */
     ngx_msec_t                  logged;   /* a failed call, last */
-    u_char                      sha[2 * SHA_DIGEST_LENGTH];
 } ngx_http_cg_lease_batch_t;
 
 
@@ -110,24 +49,11 @@ ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     ngx_str_t *prefix, ngx_msec_t lease, ngx_uint_t ahead,
     ngx_http_cg_lease_done_pt done)
 {
-    u_char                      md[SHA_DIGEST_LENGTH];
-    ngx_uint_t                  i;
     ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
 
     ngx_memzero(lb, sizeof(ngx_http_cg_lease_batch_t));
 
-    if (link->conf->mode == NGX_HTTP_CG_LINK_CLUSTER) {
-        lb->buckets = NGX_HTTP_CG_LEASE_BUCKETS;
-
-        for (i = 0; i < lb->buckets; i++) {
-            lb->tag_len[i] = cg_slot_bucket_tag(lb->tag[i], i, lb->buckets);
-            lb->slot[i] = cg_slot(lb->tag[i], lb->tag_len[i]);
-        }
-    }
-
     lb->link = link;
-    lb->prefix = *prefix;
-    lb->lease = lease;
     lb->ahead = ahead;
     lb->done = done;
     lb->last = &lb->pending;
@@ -141,44 +67,22 @@ ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
     lb->gather.log = cycle->log;
     lb->gather.cancelable = 1;
 
-    SHA1((const u_char *) ngx_http_cg_lease_script,
-         sizeof(ngx_http_cg_lease_script) - 1, md);
-    ngx_hex_dump(lb->sha, md, SHA_DIGEST_LENGTH);
+    /* a Cluster's buckets of clients, each a hash tag */
 
-    lb->text_size = 2 * NGX_INT32_LEN + NGX_HTTP_CG_LEASE_BATCH
-                    * ngx_http_cg_lease_client_text(prefix->len);
-
-    lb->argv = ngx_alloc(NGX_HTTP_CG_LEASE_ARGS * sizeof(const char *),
-                         cycle->log);
-    lb->argvlen = ngx_alloc(NGX_HTTP_CG_LEASE_ARGS * sizeof(size_t),
-                            cycle->log);
-    lb->text = ngx_alloc(lb->text_size, cycle->log);
-
-    if (lb->argv == NULL || lb->argvlen == NULL || lb->text == NULL) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_http_cg_lease_call_init(&lb->call, cycle,
+                                       link->conf->mode
+                                       == NGX_HTTP_CG_LINK_CLUSTER
+                                       ? NGX_HTTP_CG_LEASE_BUCKETS : 0,
+                                       prefix, lease);
 }
 
 
 void
 ngx_http_cg_lease_batch_ready(void)
 {
-    size_t       len[3];
-    const char  *argv[3];
-
     /* cached ahead of the first EVALSHA */
 
-    argv[0] = "SCRIPT";
-    len[0] = 6;
-    argv[1] = "LOAD";
-    len[1] = 4;
-    argv[2] = ngx_http_cg_lease_script;
-    len[2] = sizeof(ngx_http_cg_lease_script) - 1;
-
-    (void) ngx_http_cg_route_send(ngx_http_cg_lb.link, 3, argv, len, NULL,
-                                  NULL);
+    ngx_http_cg_lease_call_load(ngx_http_cg_lb.link);
 }
 
 
@@ -187,22 +91,22 @@ ngx_http_cg_lease_bucket_up(ngx_uint_t bucket)
 {
     ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
 
-    if (lb->buckets == 0) {
+    if (lb->call.buckets == 0) {
         return ngx_http_cg_route_ready(lb->link);
     }
 
-    return ngx_http_cg_route_slot_ready(lb->link, lb->slot[bucket]);
+    return ngx_http_cg_route_slot_ready(lb->link, lb->call.slot[bucket]);
 }
 
 
 static ngx_uint_t
 ngx_http_cg_lease_bucket(u_char *name, size_t len)
 {
-    if (ngx_http_cg_lb.buckets == 0) {
+    if (ngx_http_cg_lb.call.buckets == 0) {
         return 0;
     }
 
-    return ngx_crc32_short(name, len) % ngx_http_cg_lb.buckets;
+    return ngx_crc32_short(name, len) % ngx_http_cg_lb.call.buckets;
 }
 
 
@@ -217,7 +121,8 @@ ngx_http_cg_lease_batch_up(uint32_t hash)
 
     /* the bucket of ngx_http_cg_lease_bucket(): CRC32 of the name */
 
-    return ngx_http_cg_lease_bucket_up(lb->buckets ? hash % lb->buckets : 0);
+    return ngx_http_cg_lease_bucket_up(lb->call.buckets
+                                       ? hash % lb->call.buckets : 0);
 }
 
 
@@ -304,14 +209,14 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     a.started = f->out.started;
     a.now = (uint32_t) ngx_current_msec;
     a.ahead = cg_lease_ahead(&f->quota, lb->ahead, NULL);
-    a.ttl = cg_lease_ttl(&f->quota, now, lb->lease, 0);
-    a.ttl_small = cg_lease_ttl(&f->quota, now, lb->lease, 1);
+    a.ttl = cg_lease_ttl(&f->quota, now, lb->call.lease, 0);
+    a.ttl_small = cg_lease_ttl(&f->quota, now, lb->call.lease, 1);
     a.window = cg_lease_window_left(&f->quota, now);
     a.window_age = cg_lease_window_age(&f->quota, now);
     a.ttl_far = cg_lease_ttl_far(&f->quota, now);
     a.far = f->out.far ? 1 : 0;
     a.rated = cg_lease_share(&f->quota, 1000, 1) ? 1 : 0;
-    a.horizon = f->out.paced ? CG_LEASE_HORIZON * lb->lease : 0;
+    a.horizon = f->out.paced ? CG_LEASE_HORIZON * lb->call.lease : 0;
     a.ready = ngx_http_cg_lease_bucket_up(f->bucket)
               && !ngx_http_cg_lease_batch_broken();
 
@@ -345,82 +250,6 @@ ngx_http_cg_fetch_done(ngx_http_cg_fetch_t *f, redisReply **e,
     }
 
     ngx_http_cg_fetch_free(f);
-}
-
-
-/* one line for a batch whose reply is no answer, naming its clients */
-
-static void
-ngx_http_cg_batch_log(ngx_http_cg_batch_t *b, redisReply *reply)
-{
-    u_char               *p, *e, *last, names[256], text[512];
-    ngx_uint_t            error;
-    ngx_http_cg_fetch_t  *f;
-
-    p = names;
-    last = names + sizeof(names);
-
-    for (f = b->fetches; f; f = f->next) {
-
-        if ((size_t) (last - p) < f->len + sizeof(", \"\", ...")) {
-            p = ngx_slprintf(p, last, ", ...");
-            break;
-        }
-
-        p = ngx_slprintf(p, last, "%s\"%*s\"", f == b->fetches ? "" : ", ",
-                         f->len, f->name);
-    }
-
-    error = (reply->type == REDIS_REPLY_ERROR);
-
-    e = error ? cg_escape(text, sizeof(text), (u_char *) reply->str,
-                          reply->len)
-              : text;
-
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "client guard: unexpected lease reply for %ui client%s "
-                  "(%*s)%s%*s", b->n, b->n == 1 ? "" : "s",
-                  (size_t) (p - names), names,
-                  error ? ": " : "", (size_t) (e - text), text);
-}
-
-
-/*
- * A client whose keys Redis could not use: that client has no lease (the
- * failure policy decides for it), the others of the call are served.  One
- * line a second at most per worker: such a client fails each time.
- */
-
-static void
-ngx_http_cg_batch_client_error(ngx_http_cg_fetch_t *f, redisReply *err)
-{
-    u_char             *e, text[512];
-    static ngx_msec_t   logged;
-
-    if (logged && ngx_current_msec - logged < 1000) {
-        return;
-    }
-
-    logged = ngx_current_msec ? ngx_current_msec : 1;
-
-    e = cg_escape(text, sizeof(text), (u_char *) err->str, err->len);
-
-    if (ngx_http_cg_lb.buckets) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "client guard: lease script failed for \"%*s\": %*s "
-                      "(its keys in Redis: \"%V{%*s}%*s:*\")",
-                      f->len, f->name, (size_t) (e - text), text,
-                      &ngx_http_cg_lb.prefix,
-                      ngx_http_cg_lb.tag_len[f->bucket],
-                      ngx_http_cg_lb.tag[f->bucket], f->len, f->name);
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "client guard: lease script failed for \"%*s\": %*s "
-                  "(its keys in Redis: \"%V{%*s}:*\")",
-                  f->len, f->name, (size_t) (e - text), text,
-                  &ngx_http_cg_lb.prefix, f->len, f->name);
 }
 
 
@@ -501,7 +330,7 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
             || ngx_current_msec - ngx_http_cg_lb.logged >= 1000)
         {
             ngx_http_cg_lb.logged = ngx_current_msec ? ngx_current_msec : 1;
-            ngx_http_cg_batch_log(b, reply);
+            ngx_http_cg_lease_call_log(b, reply);
         }
 
     } else if (e) {
@@ -512,7 +341,8 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
         next = f->next;
 
         if (e && e[0]->type == REDIS_REPLY_STRING) {
-            ngx_http_cg_batch_client_error(f, e[0]);
+            ngx_http_cg_lease_call_client_error(&ngx_http_cg_lb.call, f,
+                                                e[0]);
             ngx_http_cg_fetch_done(f, NULL, CG_LEASE_KEYS_FAILED);
             e += NGX_HTTP_CG_LEASE_REPLY;
 
@@ -532,175 +362,24 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
 
 
 /*
- * What a fetch gives back to a limit at "now" (the wall clock, ms): the
- * units of a lease that expired unspent, to a window only while it is the
- * one they were granted in (a new window never counted them).
- */
-
-static uint32_t
-ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim, int64_t now)
-{
-    int64_t  at;
-
-    if (out->back == 0 || lim->type == CG_LIMIT_RATE) {
-        return out->back;
-    }
-
-    at = now - (uint32_t) ((uint32_t) ngx_current_msec - out->back_at);
-
-    return (at / lim->period == now / lim->period) ? out->back : 0;
-}
-
-
-/*
- * One script call for the fetches of a batch: EVALSHA, or EVAL once the
- * script was found missing.  The arguments are built in the worker's
- * buffers (the link copies them into its output at once).  Every key of a
- * client shares its hash tag, its name (or in a Cluster, its bucket's, as
- * every client of the batch): one slot.
+ * One script call for the fetches of a batch (cg_lease_call.c): EVALSHA,
+ * or EVAL once the script was found missing.
  */
 
 static ngx_int_t
 ngx_http_cg_lease_batch_send(ngx_http_cg_batch_t *b)
 {
-    int                         argc, nkeys;
-    u_char                     *p, *last;
-    size_t                     *len;
-    int64_t                     now;
-    uint32_t                    i;
-    ngx_time_t                 *tp;
-    cg_limit_t                 *lim;
-    const char                **argv;
-    ngx_http_cg_fetch_t        *f;
+    int                         argc;
     ngx_http_cg_lease_batch_t  *lb = &ngx_http_cg_lb;
 
-    tp = ngx_timeofday();
-    now = (int64_t) tp->sec * 1000 + tp->msec;
+    argc = ngx_http_cg_lease_call_args(&lb->call, b);
 
-    argv = lb->argv;
-    len = lb->argvlen;
-    p = lb->text;
-    last = lb->text + lb->text_size;
-
-    if (b->retried) {
-        argv[0] = "EVAL";
-        len[0] = 4;
-        argv[1] = ngx_http_cg_lease_script;
-        len[1] = sizeof(ngx_http_cg_lease_script) - 1;
-
-    } else {
-        argv[0] = "EVALSHA";
-        len[0] = 7;
-        argv[1] = (const char *) lb->sha;
-        len[1] = 2 * SHA_DIGEST_LENGTH;
-    }
-
-    /* argv[2], the number of keys, is known after the keys */
-
-    argc = 3;
-    nkeys = 0;
-
-    for (f = b->fetches; f; f = f->next) {
-        for (i = 0; i < f->quota.nlimits; i++) {
-            lim = &f->quota.limits[i];
-
-            argv[argc] = (const char *) p;
-
-            if (lb->buckets) {
-                p = ngx_slprintf(p, last, "%V{%*s}%*s:%s:%uD", &lb->prefix,
-                                 lb->tag_len[b->bucket], lb->tag[b->bucket],
-                                 f->len, f->name,
-                                 lim->type == CG_LIMIT_RATE ? "r" : "w",
-                                 lim->period);
-
-                if (lim->type != CG_LIMIT_RATE) {
-                    p = ngx_slprintf(p, last, ":%L", now / lim->period);
-                }
-
-            } else if (lim->type == CG_LIMIT_RATE) {
-                p = ngx_slprintf(p, last, "%V{%*s}:r:%uD", &lb->prefix,
-                                 f->len, f->name, lim->period);
-
-            } else {
-                p = ngx_slprintf(p, last, "%V{%*s}:w:%uD:%L", &lb->prefix,
-                                 f->len, f->name, lim->period,
-                                 now / lim->period);
-            }
-
-            len[argc] = p - (u_char *) argv[argc];
-            argc++;
-            nkeys++;
-        }
-    }
-
-    argv[2] = (const char *) p;
-    p = ngx_slprintf(p, last, "%d", nkeys);
-    len[2] = p - (u_char *) argv[2];
-
-    argv[argc] = (const char *) p;
-    p = ngx_slprintf(p, last, "%ui", b->n);
-    len[argc] = p - (u_char *) argv[argc];
-    argc++;
-
-    for (f = b->fetches; f; f = f->next) {
-
-        argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uD", f->quota.nlimits);
-        len[argc] = p - (u_char *) argv[argc];
-        argc++;
-
-        argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uD", f->out.want);
-        len[argc] = p - (u_char *) argv[argc];
-        argc++;
-
-        argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%uD", f->out.owed);
-        len[argc] = p - (u_char *) argv[argc];
-        argc++;
-
-        /* a client at its rate: granted ahead of time, spent paced */
-
-        argv[argc] = (const char *) p;
-        p = ngx_slprintf(p, last, "%M",
-                         f->out.paced ? CG_LEASE_HORIZON * lb->lease : 0);
-        len[argc] = p - (u_char *) argv[argc];
-        argc++;
-
-        for (i = 0; i < f->quota.nlimits; i++) {
-            lim = &f->quota.limits[i];
-
-            argv[argc] = lim->type == CG_LIMIT_RATE ? "r" : "w";
-            len[argc++] = 1;
-
-            argv[argc] = (const char *) p;
-            p = ngx_slprintf(p, last, "%uL", lim->count);
-            len[argc] = p - (u_char *) argv[argc];
-            argc++;
-
-            argv[argc] = (const char *) p;
-            p = ngx_slprintf(p, last, "%uD", lim->period);
-            len[argc] = p - (u_char *) argv[argc];
-            argc++;
-
-            argv[argc] = (const char *) p;
-            p = ngx_slprintf(p, last, "%uL", lim->burst);
-            len[argc] = p - (u_char *) argv[argc];
-            argc++;
-
-            argv[argc] = (const char *) p;
-            p = ngx_slprintf(p, last, "%uD",
-                             ngx_http_cg_lease_back(&f->out, lim, now));
-            len[argc] = p - (u_char *) argv[argc];
-            argc++;
-        }
-    }
-
-    if (p == last) {
+    if (argc == 0) {
         return NGX_ERROR;
     }
 
-    return ngx_http_cg_route_send_any(lb->link, argc, argv, len,
+    return ngx_http_cg_route_send_any(lb->link, argc, lb->call.argv,
+                                      lb->call.argvlen,
                                       ngx_http_cg_batch_reply, b);
 }
 
@@ -730,12 +409,12 @@ ngx_http_cg_lease_batch_handler(ngx_event_t *ev)
 
     list[0] = lb->pending;
 
-    for (k = 0; k < lb->buckets; k++) {
+    for (k = 0; k < lb->call.buckets; k++) {
         list[k] = NULL;
         last[k] = &list[k];
     }
 
-    for (f = lb->pending; lb->buckets && f; f = next) {
+    for (f = lb->pending; lb->call.buckets && f; f = next) {
         next = f->next;
         f->next = NULL;
         *last[f->bucket] = f;
@@ -746,7 +425,7 @@ ngx_http_cg_lease_batch_handler(ngx_event_t *ev)
     lb->last = &lb->pending;
     lb->npending = 0;
 
-    for (k = 0; k < ngx_max(lb->buckets, 1); k++) {
+    for (k = 0; k < ngx_max(lb->call.buckets, 1); k++) {
 
         while (list[k]) {
             head = list[k];
@@ -903,17 +582,7 @@ ngx_http_cg_lease_batch_exit(void)
         ngx_free(f);
     }
 
-    if (lb->argv) {
-        ngx_free(lb->argv);
-    }
-
-    if (lb->argvlen) {
-        ngx_free(lb->argvlen);
-    }
-
-    if (lb->text) {
-        ngx_free(lb->text);
-    }
+    ngx_http_cg_lease_call_free(&lb->call);
 
     ngx_memzero(lb, sizeof(ngx_http_cg_lease_batch_t));
 }

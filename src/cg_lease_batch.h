@@ -4,14 +4,15 @@
  *
  * cg_lease_batch: lease requests to Redis, in batches.
  *
- * Owns: the lease script (src/cg_lease.lua, compiled in), the lease
- * requests ("fetches") of this worker: those of one turn of the event loop
- * (and those no request waits for, of NGX_HTTP_CG_LEASE_GATHER ms) leave in
- * one script call (EVALSHA, EVAL once when Redis says NOSCRIPT) for up to
- * NGX_HTTP_CG_LEASE_BATCH clients, and each client's part of the
- * reply goes into its record's lease (cg_lease_answer(), under the zone
- * lock); the circuit breaker a failing script opens for a second.  The
- * records are pinned by whoever asks for a fetch, until its reply.
+ * Owns: the lease requests ("fetches") of this worker: those of one turn
+ * of the event loop (and those no request waits for, of
+ * NGX_HTTP_CG_LEASE_GATHER ms) leave in one script call (EVALSHA, EVAL
+ * once when Redis says NOSCRIPT; its arguments and its failures' log lines
+ * are cg_lease_call.c's) for up to NGX_HTTP_CG_LEASE_BATCH clients, and
+ * each client's part of the reply goes into its record's lease
+ * (cg_lease_answer(), under the zone lock); the circuit breaker a failing
+ * script opens for a second.  The records are pinned by whoever asks for
+ * a fetch, until its reply.
  */
 
 
@@ -23,12 +24,10 @@
 #include <ngx_core.h>
 
 #include "cg_lease.h"
+#include "cg_lease_call.h"
 #include "cg_route.h"
 #include "cg_zone.h"
 
-
-/* clients in one call of the lease script, at most */
-#define NGX_HTTP_CG_LEASE_BATCH  64
 
 /*
  * ms a fetch that no request waits for is held, to leave with the fetches
@@ -36,15 +35,6 @@
  * left: 50 ms of traffic at the default lease of 100 ms)
  */
 #define NGX_HTTP_CG_LEASE_GATHER  5
-
-/*
- * In a Redis Cluster, a client's keys carry the hash tag of one of so many
- * buckets (by the CRC32 of its name) instead of its name, so that one
- * script call serves the clients of a bucket: at most so many calls a turn
- * of the event loop (and more only past NGX_HTTP_CG_LEASE_BATCH clients a
- * bucket).  The buckets' tags spread over the slots evenly (cg_slot.h).
- */
-#define NGX_HTTP_CG_LEASE_BUCKETS  16
 
 
 /* run after each reply, once its leases are in the records */

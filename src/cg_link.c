@@ -13,6 +13,7 @@
 
 #include "cg_link.h"
 #include "cg_link_diag.h"
+#include "cg_link_io.h"
 #include "cg_link_tls.h"
 #include "cg_reply.h"
 
@@ -27,16 +28,6 @@
 
 #define NGX_HTTP_CG_LINK_BACKOFF_MIN   100
 #define NGX_HTTP_CG_LINK_BACKOFF_MAX   640
-#define NGX_HTTP_CG_LINK_RECV          16384
-
-
-typedef struct {
-    ngx_queue_t                   queue;
-    ngx_http_cg_link_handler_pt  handler;
-    void                         *data;
-    ngx_msec_t                    deadline;
-    u_char                        cmd[16];    /* its name, for a NOPERM */
-} ngx_http_cg_link_op_t;
 
 
 static void ngx_http_cg_link_connect(ngx_http_cg_link_t *link);
@@ -44,22 +35,14 @@ static void ngx_http_cg_link_connect_peer(ngx_http_cg_link_t *link);
 static void ngx_http_cg_link_connected(ngx_http_cg_link_t *link);
 static void ngx_http_cg_link_write_handler(ngx_event_t *wev);
 static void ngx_http_cg_link_read_handler(ngx_event_t *rev);
-static void ngx_http_cg_link_flush(ngx_http_cg_link_t *link);
 static void ngx_http_cg_link_flush_handler(ngx_event_t *ev);
-static void ngx_http_cg_link_complete(ngx_http_cg_link_t *link,
-    redisReply *reply);
 static void ngx_http_cg_link_watchdog(ngx_event_t *ev);
 static void ngx_http_cg_link_retry(ngx_event_t *ev);
 static void ngx_http_cg_link_handshake(ngx_http_cg_link_t *link,
     redisReply *reply, void *data);
 static void ngx_http_cg_link_drop(ngx_http_cg_link_t *link,
     const char *why, ngx_uint_t reconnect);
-static ngx_int_t ngx_http_cg_link_queue(ngx_http_cg_link_t *link,
-    int argc, const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data);
 static void ngx_http_cg_link_tls_done(ngx_connection_t *c);
-static void ngx_http_cg_link_lost(ngx_http_cg_link_t *link, ngx_err_t err,
-    const char *what);
 static void ngx_http_cg_link_down(ngx_http_cg_link_t *link, ngx_err_t err,
     const char *why);
 
@@ -149,9 +132,6 @@ ngx_http_cg_link_start(ngx_http_cg_link_t *link)
 void
 ngx_http_cg_link_stop(ngx_http_cg_link_t *link)
 {
-    ngx_queue_t             *q;
-    ngx_http_cg_link_op_t  *op;
-
     link->stopped = 1;
 
     ngx_http_cg_link_drop(link, NULL, 0);
@@ -164,19 +144,7 @@ ngx_http_cg_link_stop(ngx_http_cg_link_t *link)
         ngx_delete_posted_event(&link->flusher);
     }
 
-    while (!ngx_queue_empty(&link->free)) {
-        q = ngx_queue_head(&link->free);
-        ngx_queue_remove(q);
-        op = ngx_queue_data(q, ngx_http_cg_link_op_t, queue);
-        ngx_free(op);
-    }
-
-    if (link->out) {
-        ngx_free(link->out);
-        link->out = NULL;
-        link->out_size = 0;
-    }
-
+    ngx_http_cg_link_cmd_free(link);
     ngx_http_cg_link_tls_free(link);
 }
 
@@ -509,6 +477,7 @@ ngx_http_cg_link_write_handler(ngx_event_t *wev)
 {
     int                   err;
     socklen_t             len;
+    const char           *why;
     ngx_connection_t     *c;
     ngx_http_cg_link_t  *link;
 
@@ -547,52 +516,28 @@ ngx_http_cg_link_write_handler(ngx_event_t *wev)
         return;
     }
 
-    ngx_http_cg_link_flush(link);
+    why = ngx_http_cg_link_flush(link);
+
+    if (why) {
+        ngx_http_cg_link_drop(link, why, 1);
+    }
 }
 
+
+/* posted by a command queued: one write for those of this turn */
 
 static void
 ngx_http_cg_link_flush_handler(ngx_event_t *ev)
 {
-    ngx_http_cg_link_flush(ev->data);
-}
+    const char          *why;
+    ngx_http_cg_link_t  *link;
 
+    link = ev->data;
 
-static void
-ngx_http_cg_link_flush(ngx_http_cg_link_t *link)
-{
-    ssize_t            n;
-    ngx_connection_t  *c;
+    why = ngx_http_cg_link_flush(link);
 
-    c = link->peer.connection;
-
-    if (c == NULL || link->state == NGX_HTTP_CG_LINK_CONNECTING) {
-        return;
-    }
-
-    while (link->out_len) {
-        n = c->send(c, link->out, link->out_len);
-
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-                ngx_http_cg_link_drop(link, "write event failed", 1);
-            }
-
-            return;
-        }
-
-        if (n == NGX_ERROR || n <= 0) {
-            /* reported from the read handler: callers never re-enter */
-            c->error = 1;
-            ngx_post_event(c->read, &ngx_posted_events);
-            return;
-        }
-
-        link->out_len -= n;
-
-        if (link->out_len) {
-            ngx_memmove(link->out, link->out + n, link->out_len);
-        }
+    if (why) {
+        ngx_http_cg_link_drop(link, why, 1);
     }
 }
 
@@ -600,12 +545,9 @@ ngx_http_cg_link_flush(ngx_http_cg_link_t *link)
 static void
 ngx_http_cg_link_read_handler(ngx_event_t *rev)
 {
-    void                    *r;
-    ssize_t                  n;
-    const char              *why;
-    ngx_connection_t        *c;
-    ngx_http_cg_link_t     *link;
-    u_char                   buf[NGX_HTTP_CG_LINK_RECV];
+    const char          *why;
+    ngx_connection_t    *c;
+    ngx_http_cg_link_t  *link;
 
     c = rev->data;
     link = c->data;
@@ -616,80 +558,12 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
         return;
     }
 
-    if (c->error) {
-        ngx_http_cg_link_lost(link, 0, "send() failed");
-        return;
-    }
+    /* the replies to their operations (cg_link_io.c, cg_link_cmd.c) */
 
-    for ( ;; ) {
-        n = c->recv(c, buf, sizeof(buf));
+    why = ngx_http_cg_link_read(link);
 
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-                ngx_http_cg_link_drop(link, "read event failed", 1);
-            }
-
-            return;
-        }
-
-        if (n == 0 || n == NGX_ERROR) {
-            ngx_http_cg_link_lost(link,
-                                  n == NGX_ERROR ? ngx_socket_errno : 0,
-                                  n == 0 ? "connection closed"
-                                         : "recv() failed");
-            return;
-        }
-
-        if (redisReaderFeed(link->reader, (const char *) buf, n)
-            != REDIS_OK)
-        {
-            ngx_http_cg_link_drop(link, "out of memory", 1);
-            return;
-        }
-
-        for ( ;; ) {
-            r = NULL;
-
-            if (redisReaderGetReply(link->reader, &r) != REDIS_OK) {
-                why = "protocol error";
-
-                if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE) {
-                    why = (!link->conf->tls && (buf[0] == 0x15
-                                                || buf[0] == 0x16))
-                          ? "the server answers in TLS: add \"tls\" "
-                            "(and tls_ca=)"
-                          : "protocol error during the handshake: is it a "
-                            "Redis port?";
-                }
-
-                ngx_http_cg_link_down(link, 0, why);
-                return;
-            }
-
-            if (r == NULL) {
-                break;
-            }
-
-            if (ngx_queue_empty(&link->ops)) {
-                if (link->on_push == NULL) {
-                    freeReplyObject(r);
-                    ngx_http_cg_link_drop(link, "unexpected reply", 1);
-                    return;
-                }
-
-                link->on_push(link, r, link->data);
-
-            } else {
-                ngx_http_cg_link_complete(link, r);
-            }
-
-            freeReplyObject(r);
-
-            if (link->peer.connection != c) {
-                /* a handler dropped the connection */
-                return;
-            }
-        }
+    if (why) {
+        ngx_http_cg_link_drop(link, why, 1);
     }
 }
 
@@ -697,10 +571,8 @@ ngx_http_cg_link_read_handler(ngx_event_t *rev)
 static void
 ngx_http_cg_link_watchdog(ngx_event_t *ev)
 {
-    ngx_msec_int_t           left;
-    ngx_queue_t             *q;
-    ngx_http_cg_link_t     *link;
-    ngx_http_cg_link_op_t  *op;
+    ngx_msec_int_t        left;
+    ngx_http_cg_link_t  *link;
 
     link = ev->data;
 
@@ -708,10 +580,7 @@ ngx_http_cg_link_watchdog(ngx_event_t *ev)
         return;
     }
 
-    q = ngx_queue_head(&link->ops);
-    op = ngx_queue_data(q, ngx_http_cg_link_op_t, queue);
-
-    left = (ngx_msec_int_t) (op->deadline - ngx_current_msec);
+    left = ngx_http_cg_link_cmd_left(link);
 
     if (left > 0) {
         ngx_add_timer(ev, left);
@@ -742,31 +611,6 @@ void
 ngx_http_cg_link_fail(ngx_http_cg_link_t *link, const char *why)
 {
     ngx_http_cg_link_drop(link, why, 1);
-}
-
-
-/* the connection closed or failed under a read or a write ("what") */
-
-static void
-ngx_http_cg_link_lost(ngx_http_cg_link_t *link, ngx_err_t err,
-    const char *what)
-{
-    if (link->peer.connection->ssl) {
-        /* nginx's SSL layer said why (cg_link_tls.c) */
-        ngx_http_cg_link_down(link, 0,
-                              (char *) ngx_http_cg_link_tls_failed(link,
-                                                                   what));
-        return;
-    }
-
-    if (link->state == NGX_HTTP_CG_LINK_HANDSHAKE && !link->conf->tls) {
-        (void) ngx_snprintf(link->error, sizeof(link->error) - 1,
-                            "%s during the handshake: is it a TLS port? "
-                            "then add \"tls\" (and tls_ca=)%Z", what);
-        what = (char *) link->error;
-    }
-
-    ngx_http_cg_link_down(link, err, what);
 }
 
 
@@ -854,134 +698,3 @@ ngx_http_cg_link_drop(ngx_http_cg_link_t *link, const char *why,
 }
 
 
-/* the oldest pending operation ends: with its reply, or NULL (failed) */
-
-static void
-ngx_http_cg_link_complete(ngx_http_cg_link_t *link, redisReply *reply)
-{
-    void                          *data;
-    ngx_queue_t                   *q;
-    ngx_http_cg_link_op_t        *op;
-    ngx_http_cg_link_handler_pt   handler;
-
-    q = ngx_queue_head(&link->ops);
-    ngx_queue_remove(q);
-
-    op = ngx_queue_data(q, ngx_http_cg_link_op_t, queue);
-    handler = op->handler;
-    data = op->data;
-
-    if (reply && link->state == NGX_HTTP_CG_LINK_READY
-        && (reply->type == REDIS_REPLY_ERROR
-            || reply->type == REDIS_REPLY_ARRAY))
-    {
-        ngx_http_cg_link_say_refused(link, op->cmd, reply);
-    }
-
-    ngx_queue_insert_head(&link->free, q);
-
-    if (handler) {
-        handler(link, reply, data);
-    }
-}
-
-
-ngx_int_t
-ngx_http_cg_link_send(ngx_http_cg_link_t *link, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data)
-{
-    if (link == NULL || link->state != NGX_HTTP_CG_LINK_READY) {
-        return NGX_DECLINED;
-    }
-
-    return ngx_http_cg_link_queue(link, argc, argv, argvlen, handler, data);
-}
-
-
-static ngx_int_t
-ngx_http_cg_link_queue(ngx_http_cg_link_t *link, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_cg_link_handler_pt handler, void *data)
-{
-    int                      i;
-    u_char                  *p, *out;
-    size_t                   size, len;
-    ngx_queue_t             *q;
-    ngx_http_cg_link_op_t  *op;
-
-    /* the command in RESP, straight into the output buffer */
-
-    len = sizeof("*\r\n") - 1 + NGX_INT_T_LEN;
-
-    for (i = 0; i < argc; i++) {
-        len += sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN + argvlen[i];
-    }
-
-    if (ngx_queue_empty(&link->free)) {
-        op = ngx_alloc(sizeof(ngx_http_cg_link_op_t), link->log);
-        if (op == NULL) {
-            return NGX_ERROR;
-        }
-
-    } else {
-        q = ngx_queue_head(&link->free);
-        ngx_queue_remove(q);
-        op = ngx_queue_data(q, ngx_http_cg_link_op_t, queue);
-    }
-
-    if (link->out_len + len > link->out_size) {
-        size = ngx_max(link->out_size * 2, link->out_len + len);
-        size = ngx_max(size, 4096);
-
-        out = ngx_alloc(size, link->log);
-        if (out == NULL) {
-            ngx_queue_insert_head(&link->free, &op->queue);
-            return NGX_ERROR;
-        }
-
-        if (link->out) {
-            ngx_memcpy(out, link->out, link->out_len);
-            ngx_free(link->out);
-        }
-
-        link->out = out;
-        link->out_size = size;
-    }
-
-    p = ngx_sprintf(link->out + link->out_len, "*%d\r\n", argc);
-
-    for (i = 0; i < argc; i++) {
-        p = ngx_sprintf(p, "$%uz\r\n", argvlen[i]);
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
-        *p++ = CR; *p++ = LF;
-    }
-
-    link->out_len = p - link->out;
-
-    op->handler = handler;
-    op->data = data;
-    /* the handshake is part of the connection attempt */
-
-    op->deadline = ngx_current_msec
-                   + (link->state == NGX_HTTP_CG_LINK_HANDSHAKE
-                      ? link->conf->connect_timeout : link->conf->timeout);
-
-    len = ngx_min(argvlen[0], sizeof(op->cmd) - 1);
-    ngx_memcpy(op->cmd, argv[0], len);
-    op->cmd[len] = '\0';
-
-    ngx_queue_insert_tail(&link->ops, &op->queue);
-
-    if (!link->watchdog.timer_set) {
-        ngx_add_timer(&link->watchdog, link->conf->timeout);
-    }
-
-    /* written once the event loop is done with this iteration */
-
-    if (!link->flusher.posted) {
-        ngx_post_event(&link->flusher, &ngx_posted_events);
-    }
-
-    return NGX_OK;
-}

@@ -25,7 +25,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "cg_link.h"
+#include "cg_link_types.h"
 
 
 /* the commands of the handshake */

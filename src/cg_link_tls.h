@@ -25,7 +25,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 
-#include "cg_link.h"
+#include "cg_link_types.h"
 
 
 /* the end of client_guard_redis: checks, defaults, conf->ssl */

@@ -1,6 +1,7 @@
 /*
  * Unit tests for src/cg_lease.c: taking units of a lease, sizing the next
- * one, Redis's answers, admitting ahead, expiry, the clock's wrap.
+ * one, Redis's answers, admitting ahead, expiry, the clock's wrap (linked
+ * with src/cg_lease_terms.c, whose own tests are test_cg_lease_terms.c).
  */
 
 #include <stdarg.h>
@@ -77,55 +78,6 @@ answer(cg_lease_t *l, const cg_quota_t *q, const cg_lease_out_t *fetch,
     a.ready = 1;
 
     return cg_lease_answer(l, &a, next);
-}
-
-
-static void
-test_ahead_bounds(void **state)
-{
-    uint32_t    reserve;
-    cg_quota_t  q;
-
-    /* ahead= of the configuration, at most 1% of every limit */
-
-    q = quota1(CG_LIMIT_RATE, 10000, 1000, 100);
-    assert_int_equal(cg_lease_ahead(&q, 8, &reserve), 8);
-    assert_int_equal(reserve, 1000);              /* a tenth of 10000 */
-
-    q = quota1(CG_LIMIT_WINDOW, 500, 60000, 0);
-    assert_int_equal(cg_lease_ahead(&q, 8, &reserve), 5);
-    assert_int_equal(reserve, 50);                /* max(8 x 5, 50) */
-
-    q.nlimits = 2;
-    q.limits[1].type = CG_LIMIT_RATE;
-    q.limits[1].count = 150;
-    q.limits[1].period = 1000;
-    assert_int_equal(cg_lease_ahead(&q, 8, &reserve), 1);
-    assert_int_equal(reserve, 15);                /* a tenth of 150 */
-
-    q = quota1(CG_LIMIT_WINDOW, 99, 60000, 0);
-    assert_int_equal(cg_lease_ahead(&q, 8, NULL), 0);
-
-    q = quota1(CG_LIMIT_RATE, 10000, 1000, 100);
-    assert_int_equal(cg_lease_ahead(&q, 0, NULL), 0);    /* ahead=off */
-}
-
-
-static void
-test_ttl(void **state)
-{
-    cg_quota_t  q;
-
-    q = quota1(CG_LIMIT_RATE, 100, 1000, 10);
-    assert_int_equal(cg_lease_ttl(&q, T0, 100, 0), 200);    /* 2 x lease */
-    assert_int_equal(cg_lease_ttl(&q, T0, 100, 1), 1000);   /* small */
-    assert_int_equal(cg_lease_ttl(&q, T0, 800, 0), 1000);   /* at most 1 s */
-
-    /* a window lease ends with the window */
-
-    q = quota1(CG_LIMIT_WINDOW, 100, 60000, 0);
-    assert_int_equal(cg_lease_ttl(&q, 60000 * 5 + 59500, 100, 0), 500);
-    assert_int_equal(cg_lease_ttl(&q, 60000 * 5 + 59999, 100, 1), 1);
 }
 
 
@@ -737,32 +689,6 @@ test_remaining(void **state)
 }
 
 
-/* the share of a rate a node holds at the limit; a window's end */
-
-static void
-test_share(void **state)
-{
-    cg_quota_t  q = quota1(CG_LIMIT_RATE, 500, 1000, 50);
-    cg_quota_t  w = quota1(CG_LIMIT_WINDOW, 1000, 60000, 0);
-
-    assert_int_equal(cg_lease_share(&q, 1000, 4), 125);
-    assert_int_equal(cg_lease_share(&q, 1000, 1), 500);
-    assert_int_equal(cg_lease_share(&q, 1000, 0), 500);   /* as 1 */
-    assert_int_equal(cg_lease_share(&q, 1000, 1000), 1);  /* at least 1 */
-    assert_int_equal(cg_lease_share(&w, 1000, 4), 0);     /* no rate */
-
-    /* the slowest rate of two */
-    q.nlimits = 2;
-    q.limits[1] = q.limits[0];
-    q.limits[1].count = 60;
-    q.limits[1].period = 60000;
-    assert_int_equal(cg_lease_share(&q, 1000, 1), 1);
-
-    assert_int_equal(cg_lease_window_left(&w, T0), 60000 - T0 % 60000);
-    assert_int_equal(cg_lease_window_left(&q, T0), UINT32_MAX);
-}
-
-
 /*
  * A client with no quota of its own is counted on the node until it sent
  * "ahead" requests: no fetch before, then one that charges them all.
@@ -839,17 +765,10 @@ test_far(void **state)
 {
     uint32_t           now;
     cg_quota_t         q = quota1(CG_LIMIT_WINDOW, 1000000, 86400000, 0);
-    cg_quota_t         r = quota1(CG_LIMIT_RATE, 100, 1000, 100);
     cg_lease_t         l;
     cg_lease_in_t      in;
     cg_lease_out_t     out, next;
     cg_lease_answer_t  a;
-
-    assert_int_equal(cg_lease_far(&q, 100, 3), CG_LEASE_WANT_MAX);
-    assert_int_equal(cg_lease_far(&r, 100, 1), 20);
-    assert_int_equal(cg_lease_far(&r, 100, 4), 5);
-    assert_int_equal(cg_lease_ttl_far(&r, T0), 60000);
-    assert_true(cg_lease_ttl_far(&q, T0) <= 60000);
 
     /* 4 r/s: 8 requests counted on the node, charged with a small lease */
 
@@ -1370,8 +1289,6 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ahead_bounds),
-        cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_new_client),
         cmocka_unit_test(test_grant_sizes),
         cmocka_unit_test(test_small_lease),
@@ -1384,7 +1301,6 @@ main(void)
         cmocka_unit_test(test_clock_wrap),
         cmocka_unit_test(test_remaining),
         cmocka_unit_test(test_answer_extremes),
-        cmocka_unit_test(test_share),
         cmocka_unit_test(test_local_phase),
         cmocka_unit_test(test_far),
         cmocka_unit_test(test_paced),
