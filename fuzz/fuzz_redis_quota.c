@@ -6,7 +6,7 @@
  * cg_redis_snap.c reads it (cg_parse.c cg_parse_quota), then what a
  * definition goes into: its RateLimit-Policy text and log text
  * (cg_limiter.c), a check of a request against it, the lease's figures
- * (cg_lease.c cg_lease_ahead, cg_lease_ttl, cg_lease_quota_hash).  The
+ * (cg_lease_terms.c cg_lease_ahead, cg_lease_ttl, cg_lease_quota_hash).  The
  * input's last 8 bytes are the clock (up to 2^42 ms, the year 2109) when
  * it has more than 8.
  */

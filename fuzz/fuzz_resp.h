@@ -2,7 +2,7 @@
 /*
  * Copyright (C) client guard authors
  *
- * The RESP reply path of the fuzz targets, as cg_link.c has it: the
+ * The RESP reply path of the fuzz targets, as cg_link_io.c has it: the
  * module's reader (cg_reply.c cg_reply_reader: hiredis's, its arrays
  * bounded) fed the bytes in chunks of a size the input says (as reads
  * return them), every complete reply handed to "walk", then freed; an
