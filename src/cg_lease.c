@@ -62,7 +62,7 @@ static uint32_t
 cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, int rate,
     uint32_t *far)
 {
-    uint32_t  elapsed, r, est, lg;
+    uint32_t  elapsed, r, est, lg, div;
 
     elapsed = in->now - l->since;
 
@@ -107,22 +107,29 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, int rate,
         est = cg_min(in->ahead, cg_max(est, l->rate));
     }
 
-    if (in->far && l->said) {
+    if (in->far) {
 
         /*
          * no quota of its own and far below it: up to CG_LEASE_LONG of
          * its traffic, at most a CG_LEASE_FAR-th of what is left per
-         * node; what it leaves unspent goes back with the next fetch
+         * node (as Redis said last, or of the smallest limit before it
+         * said; Redis caps the grant so too, which lets the first fetch,
+         * the charge of the units admitted ahead, be a long one); what
+         * it leaves unspent goes back with the next fetch
          */
+
+        div = CG_LEASE_FAR * cg_max(in->nodes, 1);
 
         lg = (uint32_t) cg_min((uint64_t) cg_max(l->rate, 1) * CG_LEASE_LONG
                                / 1000, CG_LEASE_WANT_MAX);
         lg = cg_max(lg, in->ahead);
         lg = cg_min(lg, in->far);
-        lg = cg_min(lg, l->headroom / (CG_LEASE_FAR * cg_max(in->nodes, 1)));
+
+        /* before Redis said what is left: of the smallest limit */
+        lg = cg_min(lg, (l->said ? l->headroom : in->least) / div);
 
         if (lg > est && lg > in->ahead) {
-            *far = 1;
+            *far = div;
             return lg;
         }
     }
@@ -344,8 +351,9 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
              * its units would be lost to the window
              */
 
-            fetch = l->left <= l->want / 2 && !active
-                    && (l->left > 0 || l->rate >= 2);
+            fetch = l->left <= l->want / ((l->flags & CG_LEASE_LONG_HELD)
+                                          ? 8 : 2)
+                    && !active && (l->left > 0 || l->rate >= 2);
         }
 
     } else if (cg_lease_ahead_of(l->denied, now)
@@ -633,6 +641,13 @@ cg_lease_answer(cg_lease_t *l, const cg_lease_answer_t *a, cg_lease_out_t *out)
             l->expires = now + (a->far ? a->ttl_far
                                 : granted <= (int64_t) a->ahead ? a->ttl_small
                                 : a->ttl);
+        }
+
+        if (a->far) {
+            l->flags |= CG_LEASE_LONG_HELD;
+
+        } else {
+            l->flags &= ~CG_LEASE_LONG_HELD;
         }
 
         l->left += (uint32_t) granted;

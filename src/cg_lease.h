@@ -42,8 +42,12 @@
 #define CG_LEASE_NO_ANSWER     -1
 #define CG_LEASE_KEYS_FAILED   -2
 
-/* cg_lease_t flags: "denied" is Redis failing on the client's keys */
+/*
+ * cg_lease_t flags: "denied" is Redis failing on the client's keys; the
+ * lease is a long one (asked for again when an eighth of it is left)
+ */
 #define CG_LEASE_FAILED        1
+#define CG_LEASE_LONG_HELD     2
 
 /*
  * a client at its rate: each node holds at most its share (by the live
@@ -124,7 +128,10 @@ typedef struct {
     uint32_t        back_at;       /* ...of a lease granted then */
     uint32_t        binding;       /* 0-based */
     uint32_t        paced;         /* the fetch may be granted ahead */
-    uint32_t        far;           /* the fetch is for a long lease */
+    uint32_t        far;           /* the fetch is for a long lease: what
+                                      Redis grants it is at most what is
+                                      left over this (CG_LEASE_FAR x the
+                                      nodes); 0: not */
     uint64_t        retry;         /* ms, when rejected */
     uint64_t        remaining;     /* the cluster's, as far as known */
 } cg_lease_out_t;

@@ -3,8 +3,9 @@
 -- ARGV[1]: the number of clients; then per client: its number of keys (one
 -- per limit), units wanted, how many of them were admitted already (ahead
 -- of a lease), the horizon (ms: a rate may grant units that the GCRA lets
--- through up to that far ahead; 0: only those it lets through now), and
--- per limit: "r" or "w", count, period (ms), burst, and
+-- through up to that far ahead; 0: only those it lets through now), a
+-- divisor d (a long lease: beyond those admitted, at most what the
+-- tightest limit has left over d; 0: none), and per limit: "r" or "w", count, period (ms), burst, and
 -- units given back (of a lease that expired unspent on the node: taken off
 -- the limit's count first).  KEYS: the keys of every client in turn.  For
 -- each client, in order: gives back, grants
@@ -28,6 +29,7 @@ local function lease(k, c, n)
   local want = tonumber(ARGV[c + 1])
   local owed = tonumber(ARGV[c + 2])
   local hz = tonumber(ARGV[c + 3]) * 1000
+  local d = tonumber(ARGV[c + 4])
   local grant = want
   local wavail = nil
   local retry = 0
@@ -36,7 +38,7 @@ local function lease(k, c, n)
   local st = {}
   local av = { 0, 0, 0, 0 }
   for i = 1, n do
-    local b = c + 4 + (i - 1) * 5
+    local b = c + 5 + (i - 1) * 5
     local count = tonumber(ARGV[b + 1])
     local period = tonumber(ARGV[b + 2]) * 1000
     local back = tonumber(ARGV[b + 4])
@@ -79,6 +81,11 @@ local function lease(k, c, n)
     if g < grant then grant = g end
     if g == 0 and r > retry then retry = r end
   end
+  if d > 0 then
+    local s = owed + math.floor(least / d)
+    if s <= owed then s = owed + 1 end
+    if s < grant then grant = s end
+  end
   if wavail ~= nil and wavail < want * 8 then
     local s = math.floor(wavail / 8)
     if s < 1 then s = 1 end
@@ -88,7 +95,7 @@ local function lease(k, c, n)
   local first, last = 0, 0
   if grant > 0 then
     for i = 1, n do
-      local b = c + 4 + (i - 1) * 5
+      local b = c + 5 + (i - 1) * 5
       if ARGV[b] == 'r' then
         local f = st[i][1] - st[i][3] - now
         local l = f + (grant - 1) * st[i][2]
@@ -129,6 +136,6 @@ for j = 1, tonumber(ARGV[1]) do
     out[10 * (j - 1) + i] = v[i + 1]
   end
   k = k + n
-  c = c + 4 + 5 * n
+  c = c + 5 + 5 * n
 end
 return out

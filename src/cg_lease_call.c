@@ -17,7 +17,7 @@
 /* the text of one client's part of a lease call, at most */
 
 #define ngx_http_cg_lease_client_text(prefix)                                \
-    (4 * NGX_INT32_LEN                                                        \
+    (5 * NGX_INT32_LEN                                                        \
      + CG_MAX_LIMITS * ((prefix) + CG_NAME_MAX                                \
                         + sizeof("{}:w::") - 1 + NGX_INT32_LEN                \
                         + CG_SLOT_TAG_MAX                                     \
@@ -27,7 +27,7 @@
 /* the arguments of a lease call, at most */
 
 #define NGX_HTTP_CG_LEASE_ARGS                                                \
-    (4 + NGX_HTTP_CG_LEASE_BATCH * (4 + 6 * CG_MAX_LIMITS))
+    (4 + NGX_HTTP_CG_LEASE_BATCH * (5 + 6 * CG_MAX_LIMITS))
 
 
 static uint32_t ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim,
@@ -210,6 +210,13 @@ ngx_http_cg_lease_call_args(ngx_http_cg_lease_call_t *lc,
         argv[argc] = (const char *) p;
         p = ngx_slprintf(p, last, "%M",
                          f->out.paced ? CG_LEASE_HORIZON * lc->lease : 0);
+        len[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        /* a long lease: at most so small a part of what is left */
+
+        argv[argc] = (const char *) p;
+        p = ngx_slprintf(p, last, "%uD", f->out.far);
         len[argc] = p - (u_char *) argv[argc];
         argc++;
 

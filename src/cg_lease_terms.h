@@ -30,7 +30,8 @@
 /*
  * a client with no quota of its own far below it: a lease may cover up to
  * LONG ms of its traffic (and live twice that), when it is no more than a
- * FAR-th of what the quota has left per node
+ * FAR-th of what the quota has left per node (Redis caps it so at the
+ * grant: the first one goes before Redis said what is left)
  */
 #define CG_LEASE_LONG          30000
 #define CG_LEASE_FAR           16

@@ -763,20 +763,26 @@ test_local_phase(void **state)
 static void
 test_far(void **state)
 {
-    uint32_t           now;
+    uint32_t           now, want, n;
     cg_quota_t         q = quota1(CG_LIMIT_WINDOW, 1000000, 86400000, 0);
     cg_lease_t         l;
     cg_lease_in_t      in;
     cg_lease_out_t     out, next;
     cg_lease_answer_t  a;
 
-    /* 4 r/s: 8 requests counted on the node, charged with a small lease */
+    /*
+     * 4 r/s: 8 requests counted on the node, then charged with a long
+     * lease at once (30 s of 4 r/s; Redis caps it at a 16th of what is
+     * left per node, 2 nodes: the divisor goes with the fetch)
+     */
 
     memset(&l, 0, sizeof(l));
+    memset(&out, 0, sizeof(out));
     in = in_for(&q, 1000);
     in.local = 1;
     in.nodes = 2;
     in.far = cg_lease_far(&q, 100, 2);
+    in.least = 1000000;
 
     for (now = 1000; out.want == 0 || now == 1000; now += 250) {
         in.now = now;
@@ -784,19 +790,8 @@ test_far(void **state)
     }
 
     assert_int_equal(out.owed, 8);
-    assert_int_equal(out.far, 0);
-    answer(&l, &q, &out, now, out.want, 900000, 0, &next);
-
-    /* then a long one: 30 s of 4 r/s */
-
-    while (out.want == 0 || out.owed) {
-        in.now = now;
-        cg_lease_take(&l, &in, &out);
-        now += 250;
-    }
-
-    assert_int_equal(out.far, 1);
-    assert_in_range(out.want, 90, 130);
+    assert_int_equal(out.far, 16 * 2);
+    assert_in_range(out.want, 8 + 90, 8 + 130);
 
     memset(&a, 0, sizeof(a));
     a.granted = out.want;
@@ -804,6 +799,7 @@ test_far(void **state)
     a.headroom = 800000;
     a.nlimits = 1;
     a.qhash = cg_lease_quota_hash(&q);
+    a.owed = out.owed;
     a.started = out.started;
     a.now = now;
     a.ahead = 8;
@@ -813,8 +809,27 @@ test_far(void **state)
     a.far = 1;
     a.window = UINT32_MAX;
     a.window_age = UINT32_MAX;
+    a.ready = 1;
     cg_lease_answer(&l, &a, &next);
     assert_int_equal(l.expires, now + 60000);
+    assert_true(l.flags & CG_LEASE_LONG_HELD);
+
+    /* spent down to an eighth before it is asked for again, long again */
+
+    want = l.want;
+    n = 0;
+    memset(&out, 0, sizeof(out));
+
+    while (out.want == 0 && n < 1000) {
+        now += 250;
+        in.now = now;
+        cg_lease_take(&l, &in, &out);
+        n++;
+    }
+
+    assert_true(l.left <= want / 8);
+    assert_true(l.left + 1 >= want / 8);
+    assert_int_equal(out.far, 16 * 2);
 
     /* near what is left: no long lease */
 
@@ -824,13 +839,44 @@ test_far(void **state)
     l.fetching = 0;
     in.now = now + 10;
     cg_lease_take(&l, &in, &out);
-    assert_int_equal(out.far, 1);
+    assert_int_equal(out.far, 16 * 2);
     assert_int_equal(out.want, 20);
     l.headroom = 16 * 2 * 8;
     l.fetching = 0;
     l.left = 0;
     cg_lease_take(&l, &in, &out);
     assert_int_equal(out.far, 0);
+
+    /*
+     * before Redis said what is left, a quota too small for it (a 16th
+     * per node of its smallest limit under a long lease): an ordinary one
+     */
+
+    {
+        uint32_t        t;
+        cg_lease_t      fresh;
+        cg_lease_out_t  fo;
+
+        memset(&fresh, 0, sizeof(fresh));
+        in.least = 16 * 2 * 8;
+        for (t = 1000; t < 1000 + 8 * 250; t += 250) {
+            in.now = t;
+            cg_lease_take(&fresh, &in, &fo);
+        }
+        assert_int_equal(fo.owed, 8);
+        assert_int_equal(fo.far, 0);
+        in.least = 1000000;
+        in.now = now + 10;
+    }
+
+    /* an ordinary lease answered: no longer a long one held */
+
+    a.far = 0;
+    a.granted = out.want;
+    a.owed = out.owed;
+    a.started = out.started;
+    cg_lease_answer(&l, &a, &next);
+    assert_false(l.flags & CG_LEASE_LONG_HELD);
 
     /* a quota of its own: never */
 
