@@ -54,6 +54,30 @@ cg_lease_at_rate(const cg_lease_t *l, const cg_lease_in_t *in)
 
 
 /*
+ * A long lease before Redis said what is left: for windows (Redis caps the
+ * grant by what is left); under a rate, only for a client far below its
+ * node's share of the rate (a CG_LEASE_FAR-th of it, in->far being 2
+ * leases of that share): one that comes at the rate or over it is given
+ * ordinary leases until its pace is known.
+ */
+
+static int
+cg_lease_far_first(const cg_lease_t *l, const cg_lease_in_t *in)
+{
+    uint64_t  r;
+
+    if (in->share == 0) {
+        return 1;
+    }
+
+    r = (uint64_t) l->spent * 1000 / cg_max(in->now - l->since, 1);
+    r = cg_max(r, l->rate);
+
+    return r * CG_LEASE_FAR * 2 * in->lease_ms <= (uint64_t) in->far * 1000;
+}
+
+
+/*
  * The size of the next lease: about "lease_ms" of this node's traffic,
  * from the rate seen since the last estimate.
  */
@@ -107,7 +131,7 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, int rate,
         est = cg_min(in->ahead, cg_max(est, l->rate));
     }
 
-    if (in->far) {
+    if (in->far && (l->said || cg_lease_far_first(l, in))) {
 
         /*
          * no quota of its own and far below it: up to CG_LEASE_LONG of

@@ -869,6 +869,51 @@ test_far(void **state)
         in.now = now + 10;
     }
 
+    /*
+     * under a rate, before Redis said: long for a client far below its
+     * node's share of the rate, ordinary for one that comes at the rate
+     */
+
+    {
+        uint32_t        t;
+        cg_quota_t      big = quota1(CG_LIMIT_RATE, 1000000, 1000, 1000000);
+        cg_quota_t      small = quota1(CG_LIMIT_RATE, 500, 1000, 50);
+        cg_lease_t      fresh;
+        cg_lease_in_t   ri;
+        cg_lease_out_t  fo;
+
+        memset(&fresh, 0, sizeof(fresh));
+        ri = in_for(&big, 1000);
+        ri.local = 1;
+        ri.nodes = 3;
+        ri.least = 1000000;
+        ri.share = cg_lease_share(&big, 10 * 100, 3);
+        ri.far = cg_lease_far(&big, 100, 3);
+
+        for (t = 1000; fo.want == 0 || t == 1000; t += 800) {
+            ri.now = t;
+            cg_lease_take(&fresh, &ri, &fo);
+        }
+        assert_int_equal(fo.owed, 8);
+        assert_int_equal(fo.far, 16 * 3);
+
+        memset(&fresh, 0, sizeof(fresh));
+        memset(&fo, 0, sizeof(fo));
+        ri = in_for(&small, 1000);
+        ri.local = 1;
+        ri.nodes = 4;
+        ri.least = 500;
+        ri.share = cg_lease_share(&small, 10 * 100, 4);
+        ri.far = cg_lease_far(&small, 100, 4);
+
+        for (t = 1000; fo.want == 0 || t == 1000; t += 3) {
+            ri.now = t;
+            cg_lease_take(&fresh, &ri, &fo);
+        }
+        assert_true(fo.owed > 0);
+        assert_int_equal(fo.far, 0);
+    }
+
     /* an ordinary lease answered: no longer a long one held */
 
     a.far = 0;
