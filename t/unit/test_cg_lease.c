@@ -760,6 +760,40 @@ test_local_phase(void **state)
  * lease may hold.
  */
 
+/*
+ * The first fetch of a new client without a quota of its own (the charge
+ * of what it was admitted ahead) at one request per "step" ms on one of
+ * "nodes" nodes: the divisor of its long lease, 0 for an ordinary one.
+ */
+
+static uint32_t
+first_far(cg_quota_t q, uint32_t nodes, uint32_t step)
+{
+    uint32_t        t;
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out;
+
+    memset(&l, 0, sizeof(l));
+    memset(&out, 0, sizeof(out));
+    in = in_for(&q, 1000);
+    in.local = 1;
+    in.nodes = nodes;
+    in.least = (uint32_t) q.limits[0].count;
+    in.share = cg_lease_share(&q, 10 * 100, nodes);
+    in.far = cg_lease_far(&q, 100, nodes);
+
+    for (t = 1000; out.want == 0 || t == 1000; t += step) {
+        in.now = t;
+        cg_lease_take(&l, &in, &out);
+    }
+
+    assert_true(out.owed > 0);
+
+    return out.far;
+}
+
+
 static void
 test_far(void **state)
 {
@@ -874,45 +908,10 @@ test_far(void **state)
      * node's share of the rate, ordinary for one that comes at the rate
      */
 
-    {
-        uint32_t        t;
-        cg_quota_t      big = quota1(CG_LIMIT_RATE, 1000000, 1000, 1000000);
-        cg_quota_t      small = quota1(CG_LIMIT_RATE, 500, 1000, 50);
-        cg_lease_t      fresh;
-        cg_lease_in_t   ri;
-        cg_lease_out_t  fo;
-
-        memset(&fresh, 0, sizeof(fresh));
-        ri = in_for(&big, 1000);
-        ri.local = 1;
-        ri.nodes = 3;
-        ri.least = 1000000;
-        ri.share = cg_lease_share(&big, 10 * 100, 3);
-        ri.far = cg_lease_far(&big, 100, 3);
-
-        for (t = 1000; fo.want == 0 || t == 1000; t += 800) {
-            ri.now = t;
-            cg_lease_take(&fresh, &ri, &fo);
-        }
-        assert_int_equal(fo.owed, 8);
-        assert_int_equal(fo.far, 16 * 3);
-
-        memset(&fresh, 0, sizeof(fresh));
-        memset(&fo, 0, sizeof(fo));
-        ri = in_for(&small, 1000);
-        ri.local = 1;
-        ri.nodes = 4;
-        ri.least = 500;
-        ri.share = cg_lease_share(&small, 10 * 100, 4);
-        ri.far = cg_lease_far(&small, 100, 4);
-
-        for (t = 1000; fo.want == 0 || t == 1000; t += 3) {
-            ri.now = t;
-            cg_lease_take(&fresh, &ri, &fo);
-        }
-        assert_true(fo.owed > 0);
-        assert_int_equal(fo.far, 0);
-    }
+    assert_int_equal(first_far(quota1(CG_LIMIT_RATE, 1000000, 1000, 1000000),
+                               3, 800), 16 * 3);
+    assert_int_equal(first_far(quota1(CG_LIMIT_RATE, 500, 1000, 50), 4, 3),
+                     0);
 
     /* an ordinary lease answered: no longer a long one held */
 
