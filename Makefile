@@ -8,10 +8,10 @@
 #                        each FUZZ_SECONDS (60) on a copy of its seed corpus
 #                        fuzz/corpus/<name>/ (in build/fuzz/); fails on any
 #                        crash (FUZZ_TARGETS="query event" to pick some)
-#   make fuzz-smoke      the same, FUZZ_SMOKE_SECONDS (3) each: part of test
+#   make fuzz-smoke      the same, FUZZ_SMOKE_SECONDS (2) each: part of test
 #   make test            deps, module, unit, fuzz-smoke, prove, then prove
 #                        under ASan
-#                        (TESTS=t/ PROVE_JOBS=3 TEST_ASAN=1)
+#                        (TESTS=t/ PROVE_JOBS=4 TEST_ASAN=1)
 #   make asan            module built with AddressSanitizer (build/asan/)
 #   make test-static NGINX_SRC=DIR   the module built into nginx, and the suite
 #   make test-asan       the prove suite against the ASan module
@@ -35,7 +35,7 @@ UPSTREAM_FLAGS ?= --with-compat --with-debug --with-threads \
 
 # three jobs on two cores: the tests mostly wait (sleeping traffic, Redis
 # failovers), 0.8 core used on average at two jobs
-PROVE_JOBS ?= 3
+PROVE_JOBS ?= 4
 
 # the build check, then the longest (t/56 runs three minutes in real time,
 # mostly asleep; t/60 builds and installs the package), so that the others
@@ -221,7 +221,7 @@ unit: $(UNIT_BINS)
 # dictionary fuzz/X.dict when there is one.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SMOKE_SECONDS ?= 2
 FUZZ_ALL     := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_DIR     := $(BUILD)/fuzz
