@@ -166,12 +166,16 @@ for my $policy ('open', 'closed', 'local') {
 
         # the definitions did not change: a worker that reconnects reads
         # the version, not everything (each of the 4 workers read
-        # everything on reconnection, 2 HGETALL, before); at most the 5 s
-        # backstop of each worker, once (its return starts it again)
+        # everything on reconnection, 2 HGETALL, before); what is left is
+        # the 5 s backstop of each worker, once per started 5 s of the
+        # run (a worker with nothing in flight while Redis was stopped
+        # never saw it go: its backstop kept its time).  In 4.5 s (the
+        # run as built) that is 4, and a reload per reconnection fails it.
         my $calls = $hgetall // 0;
-        ok($calls <= 4, "$policy, $event: no reload of the definitions on "
-           . "reconnection ($calls HGETALL in " . sprintf('%.1f', $window)
-           . ' s, at most the backstop of each of the 4 workers)');
+        my $most = 4 * (int($window / 5) + 1);
+        ok($calls <= $most, "$policy, $event: no reload of the definitions "
+           . "on reconnection ($calls HGETALL in " . sprintf('%.1f', $window)
+           . " s, at most the backstop of each of the 4 workers: $most)");
     }
 
     $_->stop() for @nodes;
