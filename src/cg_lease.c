@@ -433,10 +433,12 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
          * left): reject at once while Redis is asked for what frees up,
          * instead of making the request wait for the answer (one fetch
          * in flight at a time, whatever the rejected traffic); until
-         * Redis says, retry when the binding limit frees a unit
+         * Redis says, retry when the binding limit frees a unit: a
+         * rate's interval; 0 for a window, whose end the caller knows
+         * (this file has no clock)
          */
 
-        out->retry = in->retry_ms ? in->retry_ms : 1;
+        out->retry = in->free_ms;
         out->rc = CG_LEASE_REJECT;
         fetch = !active;
 

@@ -107,9 +107,6 @@ typedef struct {
     uint32_t        free_ms;       /* a unit of the binding limit frees
                                       up so long after Redis had none (a
                                       rate's interval); 0: a second */
-    uint32_t        retry_ms;      /* a client at that limit may retry in
-                                      (a rate's interval, a window's end);
-                                      0: unknown */
     unsigned        ready:1;       /* the Redis link is ready */
     unsigned        broken:1;      /* the circuit breaker is open */
     unsigned        local:1;       /* no quota of its own: counted on the

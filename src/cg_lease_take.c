@@ -176,20 +176,13 @@ ngx_http_cg_lease_req(ngx_http_request_t *r, ngx_http_cg_lease_req_t *lr,
  * a rate's emission interval (its period over its count), ms; 0 for a
  * window (a second, cg_lease.c).  After a Redis event the leases grow
  * again from small, and a small burst drained by one of them is no sign
- * of a client at its limit once a unit came back.  In "retry": when a
- * client rejected at that limit may try again, until Redis says (the
- * rate's interval, the window's end).
+ * of a client at its limit once a unit came back.
  */
 
 static uint32_t
-ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding,
-    uint32_t *retry)
+ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding)
 {
-    int64_t      now;
     cg_limit_t  *lim;
-    ngx_time_t  *tp;
-
-    *retry = 0;
 
     if (quota->nlimits == 0) {
         return 0;
@@ -197,25 +190,40 @@ ngx_http_cg_lease_free_ms(cg_quota_t *quota, ngx_uint_t binding,
 
     lim = &quota->limits[binding < quota->nlimits ? binding : 0];
 
-    if (lim->period == 0) {
+    if (lim->type != CG_LIMIT_RATE || lim->count == 0) {
         return 0;
     }
 
-    if (lim->type != CG_LIMIT_RATE) {
-        /* a window: its units come back when it ends */
-        tp = ngx_timeofday();
-        now = (int64_t) tp->sec * 1000 + tp->msec;
-        *retry = (uint32_t) (lim->period - now % lim->period);
-        return 0;
+    return (uint32_t) ngx_max(lim->period / lim->count, 1);
+}
+
+
+/*
+ * A client rejected at a window before Redis said when units free up
+ * (cg_lease_take() leaves "retry" 0 for it): the window's end, ms.
+ */
+
+static uint32_t
+ngx_http_cg_lease_window_retry(cg_quota_t *quota, ngx_uint_t binding)
+{
+    int64_t      now;
+    cg_limit_t  *lim;
+    ngx_time_t  *tp;
+
+    if (quota->nlimits == 0) {
+        return 1;
     }
 
-    if (lim->count == 0) {
-        return 0;
+    lim = &quota->limits[binding < quota->nlimits ? binding : 0];
+
+    if (lim->type == CG_LIMIT_RATE || lim->period == 0) {
+        return 1;
     }
 
-    *retry = (uint32_t) ngx_max(lim->period / lim->count, 1);
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + tp->msec;
 
-    return *retry;
+    return (uint32_t) (lim->period - now % lim->period);
 }
 
 
@@ -237,12 +245,17 @@ ngx_http_cg_lease_take_locked(ngx_http_cg_lease_req_t *lr)
 
     in = lr->in;
     in.now = (uint32_t) ngx_current_msec;
-    in.free_ms = ngx_http_cg_lease_free_ms(lr->quota, lr->rec->lease.binding,
-                                           &in.retry_ms);
+    in.free_ms = ngx_http_cg_lease_free_ms(lr->quota, lr->rec->lease.binding);
     in.ready = lw->link && ngx_http_cg_lease_batch_up(lr->hash);
     in.broken = ngx_http_cg_lease_batch_broken();
 
     cg_lease_take(&lr->rec->lease, &in, &lr->out);
+
+    if (lr->out.rc == CG_LEASE_REJECT && lr->out.retry == 0) {
+        /* at a window's limit (only then): its end */
+        lr->out.retry = ngx_http_cg_lease_window_retry(lr->quota,
+                                                       lr->rec->lease.binding);
+    }
 
     if (lr->out.want) {
         /* pinned until the reply */

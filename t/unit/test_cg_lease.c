@@ -392,7 +392,15 @@ test_denied_and_at_limit(void **state)
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
     assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
-    assert_int_equal(out.retry, 1);
+
+    /* a window binds: "retry" 0, its end is the caller's (t/38) */
+    assert_int_equal(out.retry, 0);
+
+    /* a rate binds: its interval */
+    l.fetching = 0;
+    in.free_ms = 250;
+    assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+    assert_int_equal(out.retry, 250);
 }
 
 
