@@ -133,4 +133,11 @@ my $t0 = time;
 ok(!CG::wait_until(sub { 0 }, 0.3), 'wait_until times out');
 ok(time - $t0 >= 0.3, 'after the timeout');
 
+# window_clear: a 2 s window is always less than 2 s from its end
+ok(CG::window_clear(2, 2) > 0, 'window_clear sleeps when the edge is near');
+my $into = time - 2 * int(time / 2);
+ok($into >= 0.2 && $into < 0.6, sprintf('and returns just past the edge '
+   . '(%.2f s into the next window)', $into));
+is(CG::window_clear(2, 1), 0, 'window_clear: no sleep with time to spare');
+
 done_testing();

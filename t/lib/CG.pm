@@ -42,7 +42,14 @@ package CG;
 # openssl_ca, make_client_cert, server_cert,
 # check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup,
 # nodes; functions http, wait_until, slow, promtool, chromium, fan_out,
-# fork_child, wait_child, stop_child, register_child.
+# fork_child, wait_child, stop_child, register_child, window_clear.
+#
+# Quota windows are fixed and aligned to the epoch (N/h starts again at
+# every full hour, UTC, N/m at every full minute): a count of a window's
+# admissions that crossed an edge would see two windows.  The first new()
+# of a test waits out an hour edge less than $EDGE_NEED s away; a test
+# that counts a shorter window, or counts an hour's later than that, calls
+# window_clear before it counts.
 #
 # However a test ends (done, die, BAIL_OUT, SIGINT/SIGTERM/SIGHUP from prove
 # or a terminal), every process it started is stopped: see "child
@@ -101,7 +108,25 @@ my $DYING;                      # the test died or was interrupted
 my $STOPPING;                   # stop_everything is under way
 my $LIBASAN;
 
+my $EDGE_NEED = 60;             # s: a test's counts of an hour's window
+my $EDGE_DONE;                  # new() has checked the hour edge
+
 sub slow { return $SLOW }
+
+# window_clear($period_s, $need_s): when the next edge of a window of
+# $period_s seconds is less than $need_s away, sleep until just past it.
+# Returns the seconds slept.
+
+sub window_clear {
+    my ($period, $need) = @_;
+    my $now = time;
+    my $left = $period - ($now - int($now / $period) * $period);
+    return 0 if $left >= $need;
+    Test::More::diag(sprintf('a %d s window ends in %.1f s: waiting for '
+        . 'the next one', $period, $left));
+    sleep($left + 0.2);
+    return $left + 0.2;
+}
 
 sub new {
     my ($class, %opt) = @_;
@@ -111,6 +136,7 @@ sub new {
         unless -f $MODULE || $ENV{CG_STATIC};
     Test::More::BAIL_OUT("nginx binary $NGINX not found (NGINX_BIN)")
         unless -x $NGINX;
+    window_clear(3600, $EDGE_NEED) unless $EDGE_DONE++;
 
     # removed by cleanup() unless CG_KEEP is set or a test failed
     my $dir = tempdir('cg-test-XXXXXXXX', TMPDIR => 1);
