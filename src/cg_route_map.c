@@ -363,13 +363,25 @@ ngx_http_cg_route_node(ngx_http_cg_route_t *route, ngx_http_cg_link_t *from,
 #endif
 
         } else {
+            for (i = 0; i < route->nnodes; i++) {
+                node = &route->nodes[i];
+
+                if (node->used && node->name_len == host_len
+                    && ngx_strncasecmp(node->name, host, host_len) == 0
+                    && ngx_inet_get_port(node->link->addr.sockaddr) == port)
+                {
+                    return node;
+                }
+            }
+
             if (!route->logged_name) {
                 route->logged_name = 1;
                 ngx_log_error(NGX_LOG_ERR, route->log, 0,
                               "client guard: redis cluster node \"%*s\" is "
-                              "not an IP address (the module needs "
-                              "cluster-preferred-endpoint-type ip): its "
-                              "slots fail", host_len, host);
+                              "not an IP address, and CLUSTER SLOTS gave no "
+                              "\"ip\" for it (Redis 7 does, with any "
+                              "cluster-preferred-endpoint-type): its slots "
+                              "fail until it does", host_len, host);
             }
 
             return NULL;
@@ -505,6 +517,8 @@ ngx_http_cg_route_slots(ngx_http_cg_link_t *link, redisReply *reply,
         }
 
         node->used = 1;
+        node->name_len = rg[i].name_len;
+        ngx_memcpy(node->name, rg[i].name, rg[i].name_len);
 
         for (k = rg[i].start; k <= rg[i].end; k++) {
             route->slots[k] = (uint8_t) (node - route->nodes + 1);

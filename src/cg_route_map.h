@@ -11,7 +11,8 @@
  * asked again every NGX_HTTP_CG_ROUTE_PERIOD ms, every
  * NGX_HTTP_CG_ROUTE_FAST ms while a master of it is down, and after a MOVED
  * through ngx_http_cg_route_ask()), masters no longer in the map stopped,
- * the endpoint's state (ready while some master of the map is), which link
+ * the masters' host names (where the map gives them: a MOVED may name a
+ * master so), the endpoint's state (ready while some master of the map is), which link
  * a command's key goes to; a follower (one link moved to any master of its
  * leader's map).  A server that is no Cluster is logged once.  Sending is
  * cg_route.c's.
@@ -47,6 +48,8 @@ typedef struct {
     ngx_http_cg_link_t           *link;     /* NULL: never used */
     ngx_http_cg_route_t          *route;
     unsigned                      used:1;   /* a master of the map */
+    uint16_t                      name_len; /* its host name, if any */
+    u_char                        name[CG_SLOT_HOST_MAX];
 } ngx_http_cg_route_node_t;
 
 
@@ -121,7 +124,11 @@ ngx_uint_t ngx_http_cg_route_state(ngx_http_cg_route_t *route);
 ngx_http_cg_link_t *ngx_http_cg_route_pick(ngx_http_cg_route_t *route,
     int argc, const char **argv, const size_t *argvlen);
 
-/* the master at an address (host_len 0: "from", on "port"); made if new */
+/*
+ * The master at an address (host_len 0: "from", on "port"), made if new;
+ * or by the host name the map gave it (a MOVED of a Cluster that announces
+ * host names).  NULL for a host name the map did not give.
+ */
 ngx_http_cg_route_node_t *ngx_http_cg_route_node(ngx_http_cg_route_t *route,
     ngx_http_cg_link_t *from, u_char *host, size_t host_len, in_port_t port);
 

@@ -118,13 +118,61 @@ cg_slot_int(const redisReply *r, long long max, long long *v)
 }
 
 
+/*
+ * A master's networking metadata (Redis 7: "ip", "hostname", ... as pairs
+ * in an array): "*ip" set to the "ip" string, the range's name to the
+ * "hostname".  -1 when malformed.
+ */
+
+static int
+cg_slot_meta(const redisReply *meta, const redisReply **ip,
+    cg_slot_range_t *range)
+{
+    size_t            k;
+    const redisReply  *key, *val;
+
+    if (meta->type != REDIS_REPLY_ARRAY || meta->elements % 2) {
+        return -1;
+    }
+
+    for (k = 0; k < meta->elements; k += 2) {
+        key = meta->element[k];
+        val = meta->element[k + 1];
+
+        if (key->type != REDIS_REPLY_STRING
+            || val->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        if (val->len >= CG_SLOT_HOST_MAX) {
+            return -1;
+        }
+
+        if (val->len == 0) {
+            continue;
+        }
+
+        if (key->len == 2 && memcmp(key->str, "ip", 2) == 0) {
+            *ip = val;
+
+        } else if (key->len == 8 && memcmp(key->str, "hostname", 8) == 0) {
+            range->name_len = (uint16_t) val->len;
+            memcpy(range->name, val->str, val->len);
+        }
+    }
+
+    return 0;
+}
+
+
 const char *
 cg_slot_parse(const redisReply *r, cg_slot_range_t *ranges, size_t max,
     size_t *n)
 {
     size_t            i;
     long long         start, end, port;
-    const redisReply  *e, *m;
+    const redisReply  *e, *m, *ep, *ip;
 
     *n = 0;
 
@@ -150,8 +198,8 @@ cg_slot_parse(const redisReply *r, cg_slot_range_t *ranges, size_t max,
         m = e->element[2];
 
         if (m->type != REDIS_REPLY_ARRAY || m->elements < 2
-            || m->element[0]->type != REDIS_REPLY_STRING
-            || m->element[0]->len >= CG_SLOT_HOST_MAX
+            || (m->element[0]->type != REDIS_REPLY_STRING
+                && m->element[0]->type != REDIS_REPLY_NIL)
             || cg_slot_int(m->element[1], 65535, &port) != 0)
         {
             return "a master is malformed";
@@ -160,15 +208,47 @@ cg_slot_parse(const redisReply *r, cg_slot_range_t *ranges, size_t max,
         ranges[i].start = (uint16_t) start;
         ranges[i].end = (uint16_t) end;
         ranges[i].port = (uint16_t) port;
+        ranges[i].host_len = 0;
+        ranges[i].name_len = 0;
 
-        /* "" or "?": the node that answered (Redis 7's "unknown") */
+        ip = NULL;
 
-        if (m->element[0]->len == 1 && m->element[0]->str[0] == '?') {
-            ranges[i].host_len = 0;
+        if (m->elements > 3
+            && cg_slot_meta(m->element[3], &ip, &ranges[i]) != 0)
+        {
+            return "a master's metadata is malformed";
+        }
 
-        } else {
-            ranges[i].host_len = (uint16_t) m->element[0]->len;
-            memcpy(ranges[i].host, m->element[0]->str, m->element[0]->len);
+        /*
+         * the endpoint: "?" (a host name not known yet), "" or null (the
+         * node that answered), an address, or a host name when "ip" is
+         * given beside it
+         */
+
+        ep = m->element[0];
+
+        if (ep->type == REDIS_REPLY_NIL || ep->len == 0
+            || (ep->len == 1 && ep->str[0] == '?'))
+        {
+            ep = NULL;
+        }
+
+        if (ep && ep->len >= CG_SLOT_HOST_MAX) {
+            return "a master is malformed";
+        }
+
+        if (ip) {
+            if (ep) {
+                ranges[i].name_len = (uint16_t) ep->len;
+                memcpy(ranges[i].name, ep->str, ep->len);
+            }
+
+            ep = ip;
+        }
+
+        if (ep) {
+            ranges[i].host_len = (uint16_t) ep->len;
+            memcpy(ranges[i].host, ep->str, ep->len);
         }
     }
 

@@ -37,6 +37,8 @@ typedef struct {
     uint16_t               port;
     uint16_t               host_len;   /* 0: the node that answered */
     unsigned char          host[CG_SLOT_HOST_MAX];
+    uint16_t               name_len;   /* 0: none announced */
+    unsigned char          name[CG_SLOT_HOST_MAX]; /* its host name */
 } cg_slot_range_t;
 
 
@@ -65,7 +67,11 @@ size_t cg_slot_bucket_tag(unsigned char *tag, unsigned i, unsigned n);
  * A CLUSTER SLOTS reply into at most "max" ranges; "*n" set to their
  * number.  Returns NULL, or what is wrong with the reply (a range
  * malformed is an error: the map stays as it was).  Ranges beyond "max"
- * are an error too.
+ * are an error too.  A master's address is its "ip" where Redis 7 gives
+ * one (the endpoint then is a host name, "?" or null:
+ * cluster-preferred-endpoint-type hostname or unknown-endpoint); its host
+ * name, the endpoint's or the "hostname" given, goes to "name" (what a
+ * MOVED names it by).
  */
 const char *cg_slot_parse(const redisReply *r, cg_slot_range_t *ranges,
     size_t max, size_t *n);

@@ -113,6 +113,16 @@ r_str(const char *s)
 
 
 static redisReply *
+r_nil(void)
+{
+    redisReply  *r = calloc(1, sizeof(redisReply));
+
+    r->type = REDIS_REPLY_NIL;
+    return r;
+}
+
+
+static redisReply *
 r_arr(size_t n, ...)
 {
     size_t       i;
@@ -207,6 +217,61 @@ test_parse(void **state)
 
     r = r_str("ERR This instance has cluster support disabled");
     r->type = REDIS_REPLY_ERROR;
+    assert_non_null(cg_slot_parse(r, rg, 4, &n));
+    r_free(r);
+
+    /*
+     * Redis 7's metadata: cluster-preferred-endpoint-type hostname (the
+     * host name, "ip" beside it; "?" while the name is not known),
+     * unknown-endpoint (null, "ip" beside it), ip (the address, "hostname"
+     * beside it)
+     */
+
+    r = r_arr(4,
+              r_arr(3, r_int(0), r_int(99),
+                    r_arr(4, r_str("h1.example"), r_int(7000), r_str("id1"),
+                          r_arr(2, r_str("ip"), r_str("10.0.0.1")))),
+              r_arr(3, r_int(100), r_int(199),
+                    r_arr(4, r_str("?"), r_int(7001), r_str("id2"),
+                          r_arr(2, r_str("ip"), r_str("10.0.0.2")))),
+              r_arr(3, r_int(200), r_int(299),
+                    r_arr(4, r_nil(), r_int(7002), r_str("id3"),
+                          r_arr(2, r_str("ip"), r_str("10.0.0.3")))),
+              r_arr(3, r_int(300), r_int(399),
+                    r_arr(4, r_str("10.0.0.4"), r_int(7003), r_str("id4"),
+                          r_arr(4, r_str("hostname"), r_str("h4.example"),
+                                r_str("other"), r_int(1)))));
+
+    assert_null(cg_slot_parse(r, rg, 4, &n));
+    assert_int_equal(n, 4);
+    assert_int_equal(rg[0].host_len, 8);
+    assert_memory_equal(rg[0].host, "10.0.0.1", 8);
+    assert_int_equal(rg[0].name_len, 10);
+    assert_memory_equal(rg[0].name, "h1.example", 10);
+    assert_int_equal(rg[1].host_len, 8);
+    assert_memory_equal(rg[1].host, "10.0.0.2", 8);
+    assert_int_equal(rg[1].name_len, 0);
+    assert_int_equal(rg[2].host_len, 8);
+    assert_memory_equal(rg[2].host, "10.0.0.3", 8);
+    assert_int_equal(rg[2].name_len, 0);
+    assert_int_equal(rg[3].host_len, 8);
+    assert_memory_equal(rg[3].host, "10.0.0.4", 8);
+    assert_int_equal(rg[3].name_len, 10);
+    assert_memory_equal(rg[3].name, "h4.example", 10);
+    assert_int_equal(rg[3].port, 7003);
+    r_free(r);
+
+    /* null without "ip": the node that answered; metadata not in pairs */
+
+    r = r_arr(1, r_arr(3, r_int(0), r_int(1),
+                       r_arr(2, r_nil(), r_int(7000))));
+    assert_null(cg_slot_parse(r, rg, 4, &n));
+    assert_int_equal(rg[0].host_len, 0);
+    r_free(r);
+
+    r = r_arr(1, r_arr(3, r_int(0), r_int(1),
+                       r_arr(4, r_str("h"), r_int(7000), r_str("id"),
+                             r_arr(1, r_str("ip")))));
     assert_non_null(cg_slot_parse(r, rg, 4, &n));
     r_free(r);
 
