@@ -12,9 +12,9 @@
  * NGX_HTTP_CG_ROUTE_FAST ms while a master of it is down, and after a MOVED
  * through ngx_http_cg_route_ask()), masters no longer in the map stopped,
  * the masters' host names (where the map gives them: a MOVED may name a
- * master so), the endpoint's state (ready while some master of the map is), which link
- * a command's key goes to; a follower (one link moved to any master of its
- * leader's map).  A server that is no Cluster is logged once.  Sending is
+ * master so), the endpoint's state (ready while some master of the map
+ * is), which link a command's key goes to; a follower (one link moved to
+ * any master of its leader's map).  A server that is no Cluster is logged once.  Sending is
  * cg_route.c's.
  */
 
