@@ -16,6 +16,7 @@ use lib 't/lib';
 use CG;
 use Test::More;
 use Compress::Zlib ();
+use JSON::PP ();
 use Time::HiRes qw(sleep);
 
 my $redis = CG->new();
@@ -98,6 +99,18 @@ for my $p (@ports) {
 is(scalar(grep { $keys_on{$_} } @ports), 3,
    'the clients\' counts on all 3 masters')
     or diag(explain \%keys_on);
+
+# bin/client-guard-quota usage, pointed at any node: the Cluster's key
+# names (the bucket's tag), read on the master of their slot
+my @use;
+for my $c (@clients[0 .. 5]) {
+    my $out = `CG_REDIS="-p $ports[0]" $CG::ROOT/bin/client-guard-quota --json usage $c 2>&1`;
+    my $doc = eval { JSON::PP::decode_json($out) } || {};
+    push @use, ($doc->{limits}[0]{used} // 'none') . ' '
+        . scalar(@{ $doc->{other_counters} || [] });
+}
+is("@use", join(' ', ('20 0') x 6), 'client-guard-quota usage: used 20 '
+   . 'of 20 for each, no counter unexplained');
 
 # a slot moved: the first lease of a client of its bucket goes to the old
 # master (the node's map is up to 5 s old), which answers "MOVED <slot>
