@@ -247,3 +247,19 @@ ngx_http_cg_out_accept(ngx_http_request_t *r)
 
     return NGX_HTTP_CG_FMT_JSON;
 }
+
+
+ngx_int_t
+ngx_http_cg_out_bad(ngx_http_request_t *r, const char *what, const char *arg)
+{
+    ngx_http_cg_out_t  o;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "client guard status: bad %s \"%s\"", what, arg);
+
+    ngx_http_cg_out_init(&o, r, NGX_HTTP_CG_FMT_JSON);
+    ngx_http_cg_out_printf(&o, "{\"error\":\"bad %s\","
+                           "\"argument\":\"%s\"}\n", what, arg);
+
+    return ngx_http_cg_out_send(&o, NGX_HTTP_BAD_REQUEST);
+}

@@ -8,7 +8,8 @@
  * that an answer is printed into (possibly over several slices, see
  * ngx_http_cg_out_full), the escaping of strings and numbers for it, and
  * the one sender of every answer: its content type by format,
- * Content-Length from the chain, the header, then the body at once.
+ * Content-Length from the chain, the header, then the body at once; the
+ * answer to a refused argument.
  */
 
 
@@ -80,6 +81,14 @@ double ngx_http_cg_out_finite(double v);
 
 /* sends the answer with this status: what a content handler returns */
 ngx_int_t ngx_http_cg_out_send(ngx_http_cg_out_t *o, ngx_uint_t status);
+
+/*
+ * An argument refused: a 400 whose JSON names it ("what": "query
+ * argument" or "event argument"), logged at "info" as nginx logs a
+ * client's errors
+ */
+ngx_int_t ngx_http_cg_out_bad(ngx_http_request_t *r, const char *what,
+    const char *arg);
 
 
 #endif /* _CG_OUT_H_INCLUDED_ */

@@ -488,6 +488,8 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
 
     rc = cg_query_value(args, len, "deploy", buf, sizeof(buf), &blen);
 
+    ev->bad = "deploy";
+
     if (rc < 0) {
         return -1;
     }
@@ -508,10 +510,14 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
                                          vlen);
         }
 
+        ev->bad = NULL;
+
         return 0;
     }
 
     /* ?incident=new|id: what is given replaces what the incident had */
+
+    ev->bad = "incident";
 
     if (cg_query_value(args, len, "incident", buf, sizeof(buf), &blen) != 0) {
         return -1;
@@ -528,6 +534,8 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
     }
 
     rc = cg_query_value(args, len, "state", buf, sizeof(buf), &blen);
+
+    ev->bad = "state";
 
     if (rc < 0) {
         return -1;
@@ -558,6 +566,8 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
     rc = cg_query_value(args, len, "eta", ev->eta_text, CG_EVENT_ETA_LEN,
                         &blen);
 
+    ev->bad = "eta";
+
     if (rc < 0) {
         return -1;
     }
@@ -569,5 +579,13 @@ cg_event_parse(cg_event_t *ev, const unsigned char *args, size_t len)
 
     /* a new one has a title */
 
-    return (ev->id == 0 && !ev->title) ? -1 : 0;
+    ev->bad = "title";
+
+    if (ev->id == 0 && !ev->title) {
+        return -1;
+    }
+
+    ev->bad = NULL;
+
+    return 0;
 }

@@ -73,6 +73,7 @@ typedef struct {
 
 typedef struct {
     int                   kind;        /* CG_EVENT_DEPLOY, _INCIDENT */
+    const char           *bad;         /* the argument refused, or NULL */
     uint64_t              id;          /* the incident, 0: a new one */
     int                   state;       /* of cg_event_states[], -1 */
     unsigned              title:1;     /* given: replaces the incident's */
@@ -122,7 +123,9 @@ int cg_query_parse(cg_query_t *q, const unsigned char *args, size_t len);
 int cg_query_accept(const unsigned char *p, size_t len);
 
 /*
- * An event's POST into ev: 0, or -1 when it is a bad request.  The team,
+ * An event's POST into ev: 0, or -1 when it is a bad request (ev->bad
+ * names the argument: "deploy", "incident", "state", "eta", "title" for
+ * a new incident without one).  The team,
  * the incident's id, its state and eta are decoded as a status query's
  * values are (strictly, "+" kept); the texts by cg_event_text().
  */

@@ -163,28 +163,6 @@ ngx_http_cg_status_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* the handler -------------------------------------------------------------- */
 
 
-/*
- * A query refused (a value that is not one of the argument's, or that
- * cannot be percent-decoded): a 400 that names the argument, logged at
- * "info" as nginx logs a client's errors
- */
-
-static ngx_int_t
-ngx_http_cg_status_bad(ngx_http_request_t *r, const char *arg)
-{
-    ngx_http_cg_out_t  o;
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "client guard status: bad query argument \"%s\"", arg);
-
-    ngx_http_cg_out_init(&o, r, NGX_HTTP_CG_FMT_JSON);
-    ngx_http_cg_out_printf(&o, "{\"error\":\"bad query argument\","
-                           "\"argument\":\"%s\"}\n", arg);
-
-    return ngx_http_cg_out_send(&o, NGX_HTTP_BAD_REQUEST);
-}
-
-
 /* the query (cg_query.c): what to show (q), in which format, of which nodes */
 
 static ngx_int_t
@@ -283,7 +261,7 @@ ngx_http_cg_status_handler(ngx_http_request_t *r)
     rc = ngx_http_cg_status_args(r, scf, &format, &cluster, q, &bad);
 
     if (rc == NGX_HTTP_BAD_REQUEST) {
-        return ngx_http_cg_status_bad(r, bad);
+        return ngx_http_cg_out_bad(r, "query argument", bad);
     }
 
     if (rc != NGX_OK) {

@@ -141,7 +141,8 @@ ngx_http_cg_events_post(ngx_http_request_t *r, ngx_str_t *token,
     }
 
     if (cg_event_parse(ev, r->args.data, r->args.len) != 0) {
-        return NGX_HTTP_BAD_REQUEST;
+        return ngx_http_cg_out_bad(r, "event argument",
+                                   ev->bad ? ev->bad : "?");
     }
 
     if (ev->kind == CG_EVENT_DEPLOY) {
@@ -483,7 +484,7 @@ ngx_http_cg_incident_post(ngx_http_request_t *r, cg_event_t *ev,
         ms = ngx_parse_time(&eta, 0);
 
         if (ms == (ngx_msec_t) NGX_ERROR) {
-            return NGX_HTTP_BAD_REQUEST;
+            return ngx_http_cg_out_bad(r, "event argument", "eta");
         }
     }
 

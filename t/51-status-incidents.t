@@ -81,12 +81,20 @@ is((post($t, 'incident=new&title=x', {}))[0], 403, 'no token: 403');
 is((post($t, 'incident=new&title=x',
          { Authorization => 'Bearer wrong-token' }))[0], 403,
    'wrong token: 403');
-is((post($t, 'incident=new'))[0], 400, 'no title: 400');
-is((post($t, "incident=$id&state=panicking"))[0], 400, 'bad state: 400');
-is((post($t, "incident=$id&eta=soon"))[0], 400, 'bad eta: 400');
+# a 400 names the argument refused: {"error":"bad event argument",
+# "argument":"..."}
+for my $c (['incident=new', 'title', 'no title'],
+           ["incident=$id&state=panicking", 'state', 'bad state'],
+           ["incident=$id&eta=soon", 'eta', 'bad eta'],
+           ['incident=abc', 'incident', 'bad id'],
+           ['deploy=a%2Fb', 'deploy', 'bad team name'],
+           ['nothing=1', 'incident', 'neither deploy nor incident']) {
+    my ($st, $j) = post($t, $c->[0]);
+    is($st, 400, "$c->[2]: 400");
+    is_deeply($j, { error => 'bad event argument', argument => $c->[1] },
+              "$c->[2]: the answer names \"$c->[1]\"");
+}
 is((post($t, 'incident=12345'))[0], 404, 'unknown incident: 404');
-is((post($t, 'incident=abc'))[0], 400, 'bad id: 400');
-is((post($t, 'nothing=1'))[0], 400, 'neither deploy nor incident: 400');
 ($list) = incidents($t);
 is(scalar @$list, 2, 'nothing stored by the refused posts');
 

@@ -420,6 +420,25 @@ test_events(void **state)
     assert_int_equal(event(&ev, "incident=new&title=a&state=Resolved"), -1);
     assert_int_equal(event(&ev, "incident=new&title=a&state="), -1);
 
+    /* which argument was refused */
+
+    assert_int_equal(event(&ev, "deploy=team+a"), -1);
+    assert_string_equal(ev.bad, "deploy");
+    assert_int_equal(event(&ev, "x=1"), -1);
+    assert_string_equal(ev.bad, "incident");
+    assert_int_equal(event(&ev, "incident=12x"), -1);
+    assert_string_equal(ev.bad, "incident");
+    assert_int_equal(event(&ev, "incident=new&title=a&state=bad"), -1);
+    assert_string_equal(ev.bad, "state");
+    assert_int_equal(event(&ev, "incident=new&title=a&eta=%zz"), -1);
+    assert_string_equal(ev.bad, "eta");
+    assert_int_equal(event(&ev, "incident=new"), -1);
+    assert_string_equal(ev.bad, "title");
+    assert_int_equal(event(&ev, "incident=5&state=resolved"), 0);
+    assert_null(ev.bad);
+    assert_int_equal(event(&ev, "deploy=a"), 0);
+    assert_null(ev.bad);
+
     /* the team, the id, the state and eta decoded as a query's values */
 
     assert_int_equal(event(&ev, "deploy=svc%3APay&note=a+b"), 0);
