@@ -69,7 +69,9 @@ my @teams = map { sprintf 'team-%02d', $_ } 1 .. 20;
 # team-pay at its own rate and share of 422s
 sub traffic {
     my ($secs, $pay_rate, $pay_bad) = @_;
-    my $end = time() + $secs;
+    my $start = time();
+    my $end = $start + $secs;
+    my $pay = 0;
     while (time() < $end) {
         my $t0 = time();
         for my $i (0 .. $#teams) {
@@ -77,10 +79,12 @@ sub traffic {
         }
         for my $n (1 .. $pay_rate) {
             hit('team-pay', $n <= $pay_rate * $pay_bad ? '/bad' : '/');
+            $pay++;
         }
         my $left = 1 - (time() - $t0);
         sleep $left if $left > 0;
     }
+    return $pay / (time() - $start);      # team-pay's rate, as sent
 }
 
 sub status {
@@ -118,7 +122,12 @@ my $r = $t2->request('POST', '/status?incident=new&title=Payments+surge'
                      { Authorization => 'Bearer story-token-1' });
 is($r->{status}, 201, 'an incident opened on node 2');
 
-traffic(5, 60, 0);
+# 8 s: the cluster's ratio is of 10 s rates; with a shorter surge, a
+# loaded machine that sends less than 60 a second (a second's traffic
+# taking longer than its second) brings it near the threshold (seen:
+# under 2.5 in a clean-clone run under ASan)
+my $sent = traffic(8, 60, 0);
+note(sprintf('the surge: team-pay at %.1f r/s', $sent));
 
 for my $t ($t1, $t2) {
     my $n = $t == $t1 ? 'node 1' : 'node 2';
@@ -137,7 +146,8 @@ is_deeply([grep { $_ ne 'team-pay' } sort keys %{ flagged($c) }], [],
           'and no other team');
 my ($cp) = grep { $_->{name} eq 'team-pay' } @{ $c->{clients} };
 is($cp->{nodes}, 2, 'team-pay counted on both nodes');
-ok($cp->{detector}{ratio} >= 2.5, 'its cluster ratio');
+ok($cp->{detector}{ratio} >= 2.5, 'its cluster ratio')
+    or diag(explain $cp);
 is(($c->{top_movers}[0] || {})->{name} // '', 'team-pay',
    'team-pay leads the cluster top movers');
 
