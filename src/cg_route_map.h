@@ -14,8 +14,8 @@
  * the masters' host names (where the map gives them: a MOVED may name a
  * master so), the endpoint's state (ready while some master of the map
  * is), which link a command's key goes to; a follower (one link moved to
- * any master of its leader's map).  A server that is no Cluster is logged once.  Sending is
- * cg_route.c's.
+ * any master of its leader's map).  A server that is no Cluster is logged
+ * once.  Sending is cg_route.c's.
  */
 
 
