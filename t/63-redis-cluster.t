@@ -100,6 +100,8 @@ ok(CG::wait_until(sub {
 # a cluster-wide quota over 2 nodes, for clients on different masters
 
 my $QUOTA = 40;
+# A's, B's and C's counts, in one hour's window
+CG::window_clear(3600, 30);
 cli('HSET', 'cg:quotas', $A, "quota=$QUOTA/h", $B, "quota=$QUOTA/h");
 cli('INCR', 'cg:version');
 cli('PUBLISH', 'cg:changes', 'x');

@@ -108,7 +108,7 @@ my $DYING;                      # the test died or was interrupted
 my $STOPPING;                   # stop_everything is under way
 my $LIBASAN;
 
-my $EDGE_NEED = 60;             # s: a test's counts of an hour's window
+my $EDGE_NEED = 40;             # s: a test's counts of an hour's window
 my $EDGE_DONE;                  # new() has checked the hour edge
 
 sub slow { return $SLOW }
