@@ -78,7 +78,7 @@ DEPS_DEB    := debhelper dpkg-dev lintian
 DEPS_FUZZ   := clang libclang-rt-14-dev libhiredis-dev
 DEPS_TEST   := $(DEPS_BUILD) redis-server libcmocka-dev $(DEPS_FUZZ) \
 	libio-socket-ssl-perl procps curl libnginx-mod-nchan $(DEPS_STATUS) \
-	$(DEPS_DEB)
+	$(DEPS_DEB) libfaketime
 DEPS_DEMO   := $(DEPS_BUILD) redis-server procps curl
 DEPS_BENCH  := $(DEPS_BUILD) redis-server wrk haproxy gnuplot-nox curl libnginx-mod-http-lua linux-perf
 

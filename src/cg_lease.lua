@@ -1,13 +1,17 @@
 -- client guard: the lease script (docs/redis.md), for a batch of clients.
 --
--- ARGV[1]: the number of clients; then per client: its number of keys (one
--- per limit), units wanted, how many of them were admitted already (ahead
--- of a lease), the horizon (ms: a rate may grant units that the GCRA lets
--- through up to that far ahead; 0: only those it lets through now), a
--- divisor d (a long lease: beyond those admitted, at most what the
--- tightest limit has left over d; 0: none), and per limit: "r" or "w", count, period (ms), burst, and
--- units given back (of a lease that expired unspent on the node: taken off
--- the limit's count first).  KEYS: the keys of every client in turn.  For
+-- ARGV[1]: the number of clients; ARGV[2]: the call's deadline (ms on
+-- Redis's clock, 0: none): a call run later than that (its node gave it up:
+-- a Redis stopped and resumed runs what its socket held) charges nothing
+-- and fails with "LATE <Redis's TIME in ms>"; then per client: its number
+-- of keys (one per limit), units wanted, how many of them were admitted
+-- already (ahead of a lease), the horizon (ms: a rate may grant units that
+-- the GCRA lets through up to that far ahead; 0: only those it lets
+-- through now), a divisor d (a long lease: beyond those admitted, at most
+-- what the tightest limit has left over d; 0: none), and per limit: "r" or
+-- "w", count, period (ms), burst, and units given back (of a lease that
+-- expired unspent on the node: taken off the limit's count first).  KEYS:
+-- the keys of every client in turn.  For
 -- each client, in order: gives back, grants
 -- min(wanted, what every limit still has), fewer near the end of a window
 -- (but not fewer than those admitted), charges every limit, and returns
@@ -25,6 +29,10 @@
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local deadline = tonumber(ARGV[2])
+if deadline > 0 and now > deadline * 1000 then
+  return redis.error_reply(string.format('LATE %.0f', math.floor(now / 1000)))
+end
 local function lease(k, c, n)
   local want = tonumber(ARGV[c + 1])
   local owed = tonumber(ARGV[c + 2])
@@ -123,7 +131,7 @@ local function lease(k, c, n)
 end
 local out = {}
 local k = 0
-local c = 2
+local c = 3
 for j = 1, tonumber(ARGV[1]) do
   local n = tonumber(ARGV[c])
   local v = { pcall(lease, k, c, n) }

@@ -73,7 +73,7 @@ ngx_http_cg_lease_batch_init(ngx_cycle_t *cycle, ngx_http_cg_route_t *link,
                                        link->conf->mode
                                        == NGX_HTTP_CG_LINK_CLUSTER
                                        ? NGX_HTTP_CG_LEASE_BUCKETS : 0,
-                                       prefix, lease);
+                                       prefix, lease, link->conf->timeout);
 }
 
 
@@ -304,6 +304,16 @@ ngx_http_cg_batch_reply(ngx_http_cg_link_t *link, redisReply *reply,
         if (ngx_http_cg_lease_batch_send(b) == NGX_OK) {
             return;
         }
+
+        reply = NULL;
+    }
+
+    if (reply && ngx_http_cg_lease_call_late(&ngx_http_cg_lb.call, reply)) {
+
+        /*
+         * run after its deadline, so charged nothing: no answer, and no
+         * fault of the script's (Redis's clock is ahead: known now)
+         */
 
         reply = NULL;
     }

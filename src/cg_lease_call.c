@@ -27,7 +27,7 @@
 /* the arguments of a lease call, at most */
 
 #define NGX_HTTP_CG_LEASE_ARGS                                                \
-    (4 + NGX_HTTP_CG_LEASE_BATCH * (5 + 6 * CG_MAX_LIMITS))
+    (5 + NGX_HTTP_CG_LEASE_BATCH * (5 + 6 * CG_MAX_LIMITS))
 
 
 static uint32_t ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim,
@@ -36,7 +36,8 @@ static uint32_t ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim,
 
 ngx_int_t
 ngx_http_cg_lease_call_init(ngx_http_cg_lease_call_t *lc, ngx_cycle_t *cycle,
-    ngx_uint_t buckets, ngx_str_t *prefix, ngx_msec_t lease)
+    ngx_uint_t buckets, ngx_str_t *prefix, ngx_msec_t lease,
+    ngx_msec_t timeout)
 {
     u_char      md[SHA_DIGEST_LENGTH];
     ngx_uint_t  i;
@@ -50,12 +51,15 @@ ngx_http_cg_lease_call_init(ngx_http_cg_lease_call_t *lc, ngx_cycle_t *cycle,
 
     lc->prefix = *prefix;
     lc->lease = lease;
+    lc->timeout = timeout;
+    lc->ahead = 0;
 
     SHA1((const u_char *) ngx_http_cg_lease_script,
          sizeof(ngx_http_cg_lease_script) - 1, md);
     ngx_hex_dump(lc->sha, md, SHA_DIGEST_LENGTH);
 
-    lc->text_size = 2 * NGX_INT32_LEN + NGX_HTTP_CG_LEASE_BATCH
+    lc->text_size = 2 * NGX_INT32_LEN + NGX_INT64_LEN
+                    + NGX_HTTP_CG_LEASE_BATCH
                     * ngx_http_cg_lease_client_text(prefix->len);
 
     lc->argv = ngx_alloc(NGX_HTTP_CG_LEASE_ARGS * sizeof(const char *),
@@ -188,6 +192,17 @@ ngx_http_cg_lease_call_args(ngx_http_cg_lease_call_t *lc,
     len[argc] = p - (u_char *) argv[argc];
     argc++;
 
+    /*
+     * the deadline, on Redis's clock as far as this node knows it: a call
+     * the link gave up on (the watchdog, after "timeout") that Redis runs
+     * still, as a Redis stopped and resumed does, charges nothing
+     */
+
+    argv[argc] = (const char *) p;
+    p = ngx_slprintf(p, last, "%L", now + lc->ahead + (int64_t) lc->timeout);
+    len[argc] = p - (u_char *) argv[argc];
+    argc++;
+
     for (f = b->fetches; f; f = f->next) {
 
         argv[argc] = (const char *) p;
@@ -275,6 +290,47 @@ ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim, int64_t now)
     at = now - (uint32_t) ((uint32_t) ngx_current_msec - out->back_at);
 
     return (at / lim->period == now / lim->period) ? out->back : 0;
+}
+
+
+ngx_int_t
+ngx_http_cg_lease_call_late(ngx_http_cg_lease_call_t *lc, redisReply *reply)
+{
+    int64_t      ms, ahead;
+    ngx_int_t    n;
+    ngx_uint_t   level;
+    ngx_time_t  *tp;
+
+    if (reply->type != REDIS_REPLY_ERROR || reply->len < 6
+        || ngx_strncmp(reply->str, "LATE ", 5) != 0)
+    {
+        return 0;
+    }
+
+    n = ngx_atoof((u_char *) reply->str + 5, reply->len - 5);
+
+    if (n == NGX_ERROR) {
+        return 1;
+    }
+
+    tp = ngx_timeofday();
+    ms = (int64_t) tp->sec * 1000 + tp->msec;
+
+    /* Redis's TIME when the script ran, read here later: at most that */
+
+    ahead = (int64_t) n - ms;
+
+    if (ahead > lc->ahead) {
+        level = (ahead - lc->ahead >= 100) ? NGX_LOG_WARN : NGX_LOG_INFO;
+
+        ngx_log_error(level, ngx_cycle->log, 0,
+                      "client guard: Redis's clock is %L ms ahead of this "
+                      "node's: the deadlines of lease calls follow it",
+                      ahead);
+        lc->ahead = ahead;
+    }
+
+    return 1;
 }
 
 

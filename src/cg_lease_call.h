@@ -79,6 +79,9 @@ struct ngx_http_cg_batch_s {
 typedef struct {
     ngx_str_t                   prefix;
     ngx_msec_t                  lease;
+    ngx_msec_t                  timeout;  /* a call's deadline, from now */
+    int64_t                     ahead;    /* ms Redis's clock is ahead of
+                                             this node's, at most (LATE) */
     ngx_uint_t                  buckets;  /* a Cluster: the hash tags */
     uint16_t                    slot[NGX_HTTP_CG_LEASE_BUCKETS];
     size_t                      tag_len[NGX_HTTP_CG_LEASE_BUCKETS];
@@ -94,11 +97,12 @@ typedef struct {
 
 /*
  * At the worker's start: "buckets" hash tags (0: one Redis), the key
- * prefix, the traffic a lease covers; the buffers of the longest call
+ * prefix, the traffic a lease covers, the link's timeout (a call's
+ * deadline); the buffers of the longest call
  */
 ngx_int_t ngx_http_cg_lease_call_init(ngx_http_cg_lease_call_t *lc,
     ngx_cycle_t *cycle, ngx_uint_t buckets, ngx_str_t *prefix,
-    ngx_msec_t lease);
+    ngx_msec_t lease, ngx_msec_t timeout);
 
 /* at the worker's exit */
 void ngx_http_cg_lease_call_free(ngx_http_cg_lease_call_t *lc);
@@ -114,6 +118,16 @@ void ngx_http_cg_lease_call_load(ngx_http_cg_route_t *link);
  */
 int ngx_http_cg_lease_call_args(ngx_http_cg_lease_call_t *lc,
     ngx_http_cg_batch_t *b);
+
+/*
+ * A call that reached the script after its deadline ("LATE <ms>": it
+ * charged nothing), or 0.  Each call's deadline is "timeout" after it
+ * leaves, on this node's clock plus lc->ahead; a late answer that is read
+ * (the node still waited) says Redis's clock is ahead of the node's, and
+ * raises lc->ahead to what it shows
+ */
+ngx_int_t ngx_http_cg_lease_call_late(ngx_http_cg_lease_call_t *lc,
+    redisReply *reply);
 
 /* one line for a batch whose reply is no answer, naming its clients */
 void ngx_http_cg_lease_call_log(ngx_http_cg_batch_t *b, redisReply *reply);

@@ -392,18 +392,30 @@ sub _nginx_env {
     };
 }
 
-# start(): runs nginx (daemon off, child of this process); waits for the pid
-# file, every worker and every IPv4 port it listens on. Dies with the logs
-# if nginx exits or does not come up.
+# start(%opt): runs nginx (daemon off, child of this process); waits for the
+# pid file, every worker and every IPv4 port it listens on. Dies with the
+# logs if nginx exits or does not come up. env => { NAME => value } adds to
+# nginx's environment, for this start and later (LD_PRELOAD: before ASan's,
+# which then lets another library come first: libfaketime hangs after it).
 sub start {
-    my ($self) = @_;
+    my ($self, %opt) = @_;
     my $dir = $self->{dir};
     die "CG: nginx already running\n" if $self->{nginx};
     die "CG: write_conf first\n" unless defined $self->{conf};
 
+    $self->{env} = $opt{env} if $opt{env};
+    my $env = $self->_nginx_env;
+    for my $k (keys %{$self->{env} || {}}) {
+        if ($k eq 'LD_PRELOAD' && $env->{$k}) {
+            $env->{$k} = "$self->{env}{$k} $env->{$k}";
+            $env->{ASAN_OPTIONS} .= ':verify_asan_link_order=0';
+        } else {
+            $env->{$k} = $self->{env}{$k};
+        }
+    }
     unlink "$dir/nginx.pid";
     $self->{log_at_start} = -s "$dir/error.log" || 0;
-    my $pid = _spawn($self->_nginx_env, "$dir/stderr.log", $NGINX,
+    my $pid = _spawn($env, "$dir/stderr.log", $NGINX,
         '-p', "$dir/", '-c', 'nginx.conf', '-e', 'error.log');
     $self->{nginx} = $pid;
     $self->{ever_started} = 1;
