@@ -11,10 +11,10 @@
 -- what the tightest limit has left over d; 0: none), and per limit: "r" or
 -- "w", count, period (ms), burst, and units given back (of a lease that
 -- expired unspent on the node: taken off the limit's count first).  KEYS:
--- the keys of every client in turn.  For
--- each client, in order: gives back, grants
--- min(wanted, what every limit still has), fewer near the end of a window
--- (but not fewer than those admitted), charges every limit, and returns
+-- the keys of every client in turn.  For each client, in order: gives
+-- back, grants min(wanted, what every limit still has), fewer near the end
+-- of a window (but not fewer than those admitted), charges every limit,
+-- and returns
 -- { granted, ms until a unit is free when none is, the binding limit
 -- (1-based), what the binding limit has left after the grant, what each
 -- of 4 limits has left after it (0 past the client's), and the us from now

@@ -316,7 +316,10 @@ ngx_http_cg_lease_call_late(ngx_http_cg_lease_call_t *lc, redisReply *reply)
     tp = ngx_timeofday();
     ms = (int64_t) tp->sec * 1000 + tp->msec;
 
-    /* Redis's TIME when the script ran, read here later: at most that */
+    /*
+     * the script's TIME, read here after it ran: Redis's clock is ahead of
+     * this node's by at least that much
+     */
 
     ahead = (int64_t) n - ms;
 
