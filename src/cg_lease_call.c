@@ -52,7 +52,7 @@ ngx_http_cg_lease_call_init(ngx_http_cg_lease_call_t *lc, ngx_cycle_t *cycle,
     lc->prefix = *prefix;
     lc->lease = lease;
     lc->timeout = timeout;
-    lc->ahead = 0;
+    lc->skew = 0;
 
     SHA1((const u_char *) ngx_http_cg_lease_script,
          sizeof(ngx_http_cg_lease_script) - 1, md);
@@ -199,7 +199,7 @@ ngx_http_cg_lease_call_args(ngx_http_cg_lease_call_t *lc,
      */
 
     argv[argc] = (const char *) p;
-    p = ngx_slprintf(p, last, "%L", now + lc->ahead + (int64_t) lc->timeout);
+    p = ngx_slprintf(p, last, "%L", now + lc->skew + (int64_t) lc->timeout);
     len[argc] = p - (u_char *) argv[argc];
     argc++;
 
@@ -296,7 +296,7 @@ ngx_http_cg_lease_back(cg_lease_out_t *out, cg_limit_t *lim, int64_t now)
 ngx_int_t
 ngx_http_cg_lease_call_late(ngx_http_cg_lease_call_t *lc, redisReply *reply)
 {
-    int64_t      ms, ahead;
+    int64_t      ms, skew;
     ngx_int_t    n;
     ngx_uint_t   level;
     ngx_time_t  *tp;
@@ -321,16 +321,16 @@ ngx_http_cg_lease_call_late(ngx_http_cg_lease_call_t *lc, redisReply *reply)
      * this node's by at least that much
      */
 
-    ahead = (int64_t) n - ms;
+    skew = (int64_t) n - ms;
 
-    if (ahead > lc->ahead) {
-        level = (ahead - lc->ahead >= 100) ? NGX_LOG_WARN : NGX_LOG_INFO;
+    if (skew > lc->skew) {
+        level = (skew - lc->skew >= 100) ? NGX_LOG_WARN : NGX_LOG_INFO;
 
         ngx_log_error(level, ngx_cycle->log, 0,
                       "client guard: Redis's clock is %L ms ahead of this "
                       "node's: the deadlines of lease calls follow it",
-                      ahead);
-        lc->ahead = ahead;
+                      skew);
+        lc->skew = skew;
     }
 
     return 1;

@@ -80,8 +80,9 @@ typedef struct {
     ngx_str_t                   prefix;
     ngx_msec_t                  lease;
     ngx_msec_t                  timeout;  /* a call's deadline, from now */
-    int64_t                     ahead;    /* ms Redis's clock is ahead of
-                                             this node's, at most (LATE) */
+    int64_t                     skew;     /* ms Redis's clock is ahead of
+                                             this node's, at least (as
+                                             LATE answers showed) */
     ngx_uint_t                  buckets;  /* a Cluster: the hash tags */
     uint16_t                    slot[NGX_HTTP_CG_LEASE_BUCKETS];
     size_t                      tag_len[NGX_HTTP_CG_LEASE_BUCKETS];
@@ -122,9 +123,9 @@ int ngx_http_cg_lease_call_args(ngx_http_cg_lease_call_t *lc,
 /*
  * A call that reached the script after its deadline ("LATE <ms>": it
  * charged nothing), or 0.  Each call's deadline is "timeout" after it
- * leaves, on this node's clock plus lc->ahead; a late answer that is read
+ * leaves, on this node's clock plus lc->skew; a late answer that is read
  * (the node still waited) says Redis's clock is ahead of the node's, and
- * raises lc->ahead to what it shows
+ * raises lc->skew to what it shows
  */
 ngx_int_t ngx_http_cg_lease_call_late(ngx_http_cg_lease_call_t *lc,
     redisReply *reply);

@@ -373,30 +373,45 @@ sub nginx_test_conf {
 
 # --- nginx processes ----------------------------------------------------------
 
+# what every nginx of the test runs with: ASan's library and options, and
+# what start(env => ...) added (LD_PRELOAD before ASan's, which then lets
+# another library come first: libfaketime hangs after it)
 sub _nginx_env {
     my ($self) = @_;
-    return {} unless $ASAN;
-    unless ($LIBASAN) {
-        chomp($LIBASAN = `gcc -print-file-name=libasan.so`);
-        die "CG: libasan not found (gcc)\n" unless $LIBASAN && -e $LIBASAN;
+    my %env;
+    if ($ASAN) {
+        unless ($LIBASAN) {
+            chomp($LIBASAN = `gcc -print-file-name=libasan.so`);
+            die "CG: libasan not found (gcc)\n"
+                unless $LIBASAN && -e $LIBASAN;
+        }
+        my $adir = "$self->{dir}/asan";
+        mkdir $adir;
+        chmod 0777, $adir;
+        %env = (
+            LD_PRELOAD => $LIBASAN,
+            # detect_odr_violation=0: an ASan nginx binary and module both
+            # define ngx_modules/ngx_module_names, by nginx's design
+            ASAN_OPTIONS => 'detect_leaks=0:abort_on_error=1:'
+                . 'disable_coredump=1:detect_odr_violation=0:'
+                . "log_path=$adir/asan",
+        );
     }
-    my $adir = "$self->{dir}/asan";
-    mkdir $adir;
-    chmod 0777, $adir;
-    return {
-        LD_PRELOAD => $LIBASAN,
-        # detect_odr_violation=0: an ASan nginx binary and module both
-        # define ngx_modules/ngx_module_names, by nginx's design
-        ASAN_OPTIONS => 'detect_leaks=0:abort_on_error=1:disable_coredump=1:'
-            . "detect_odr_violation=0:log_path=$adir/asan",
-    };
+    for my $k (keys %{$self->{env} || {}}) {
+        if ($k eq 'LD_PRELOAD' && $env{$k}) {
+            $env{$k} = "$self->{env}{$k} $env{$k}";
+            $env{ASAN_OPTIONS} .= ':verify_asan_link_order=0';
+        } else {
+            $env{$k} = $self->{env}{$k};
+        }
+    }
+    return \%env;
 }
 
 # start(%opt): runs nginx (daemon off, child of this process); waits for the
 # pid file, every worker and every IPv4 port it listens on. Dies with the
 # logs if nginx exits or does not come up. env => { NAME => value } adds to
-# nginx's environment, for this start and later (LD_PRELOAD: before ASan's,
-# which then lets another library come first: libfaketime hangs after it).
+# nginx's environment, for this start and later (_nginx_env).
 sub start {
     my ($self, %opt) = @_;
     my $dir = $self->{dir};
@@ -404,18 +419,9 @@ sub start {
     die "CG: write_conf first\n" unless defined $self->{conf};
 
     $self->{env} = $opt{env} if $opt{env};
-    my $env = $self->_nginx_env;
-    for my $k (keys %{$self->{env} || {}}) {
-        if ($k eq 'LD_PRELOAD' && $env->{$k}) {
-            $env->{$k} = "$self->{env}{$k} $env->{$k}";
-            $env->{ASAN_OPTIONS} .= ':verify_asan_link_order=0';
-        } else {
-            $env->{$k} = $self->{env}{$k};
-        }
-    }
     unlink "$dir/nginx.pid";
     $self->{log_at_start} = -s "$dir/error.log" || 0;
-    my $pid = _spawn($env, "$dir/stderr.log", $NGINX,
+    my $pid = _spawn($self->_nginx_env, "$dir/stderr.log", $NGINX,
         '-p', "$dir/", '-c', 'nginx.conf', '-e', 'error.log');
     $self->{nginx} = $pid;
     $self->{ever_started} = 1;
