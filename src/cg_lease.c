@@ -26,13 +26,16 @@
 
 /*
  * The client is at its rate: Redis's last answer left nothing to grant at
- * once (of the limit that binds), and this node admits it at 3/4 of its
- * share of the rate (by the live nodes) or more; its leases are then its
- * share, granted ahead and paced.  A node well under its share whose lease
- * took the last units of a small burst (as leases grow back after a Redis
- * event) is not: a share reserved ahead of time there would push the units
- * of the other nodes into the future, and reject their requests while the
- * client is under its rate.  A rate of a unit a second or slower (in->
+ * once (of the limit that binds), and the client asks this node for 7/8
+ * of its share of the rate (by the live nodes) or more (l->rate counts
+ * the requests the lease decided, the rejected ones too: a node that its
+ * share starves is still seen at its rate); its leases are then its
+ * share, granted ahead and paced.  A node under that whose lease took the
+ * last units of a small burst (as leases grow back after a Redis event,
+ * or when a client under its rate sends a few requests at once) is not: a
+ * share reserved ahead of time there would push the units of the other
+ * nodes into the future, and pacing would reject the client's bursts
+ * while it is under its rate.  A rate of a unit a second or slower (in->
  * free_ms, the binding rate's interval, of 1000 or more, or 0: a window)
  * goes by Redis's answer alone.
  */
@@ -48,8 +51,36 @@ cg_lease_at_rate(const cg_lease_t *l, const cg_lease_in_t *in)
         return 1;
     }
 
-    return 4 * (uint64_t) l->rate * cg_max(in->nodes, 1) * in->free_ms
-           >= 3000;
+    return 8 * (uint64_t) l->rate * cg_max(in->nodes, 1) * in->free_ms
+           >= 7000;
+}
+
+
+/*
+ * Whether this node spends a lease taken ahead of time before it expires.
+ * Under 2 r/s it would mostly not: its units would be lost to a window.
+ * Under a rate, a lease (but a small one) lives 2 x lease_ms, and one
+ * taken by a node that sees less than a request in that time holds units
+ * of the burst unspent until the node's next request gives them back: a
+ * client under its rate whose requests come a few at once (two to each
+ * node, every 500 ms, at half of rate=16r/s burst=4) would find the other
+ * nodes' leases holding what its burst needs.  Such a node asks when a
+ * request comes.
+ */
+
+static int
+cg_lease_spends(const cg_lease_t *l, const cg_lease_in_t *in)
+{
+    uint64_t  life;
+
+    if (in->share == 0 || (l->flags & CG_LEASE_LONG_HELD)) {
+        return l->left > 0 || l->rate >= 2;
+    }
+
+    life = (in->ahead && l->want <= in->ahead) ? 1000
+                                                : 2 * (uint64_t) in->lease_ms;
+
+    return (uint64_t) l->rate * life >= 1000 && (l->left > 0 || l->rate >= 2);
 }
 
 
@@ -79,18 +110,28 @@ cg_lease_far_first(const cg_lease_t *l, const cg_lease_in_t *in)
 
 /*
  * The size of the next lease: about "lease_ms" of this node's traffic,
- * from the rate seen since the last estimate.
+ * from the rate seen since the last estimate.  The rate is measured over
+ * 20 ms at least, and over a lease's time unless CG_LEASE_RATE_UNITS
+ * requests came: a few requests close together are no rate (2 of them 25
+ * ms apart read 40 r/s, and a client at 4 r/s was taken for one at its
+ * rate, paced and rejected); a client that speeds up is seen as soon, its
+ * leases growing meanwhile as they run dry.
  */
+
+#define CG_LEASE_RATE_UNITS  8
 
 static uint32_t
 cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, int rate,
     uint32_t *far)
 {
-    uint32_t  elapsed, r, est, lg, div;
+    uint32_t  elapsed, r, est, lg, div, least;
 
     elapsed = in->now - l->since;
+    least = cg_max(in->lease_ms, 20);
 
-    if (elapsed >= 20) {
+    if (elapsed >= 20
+        && (elapsed >= least || l->spent >= CG_LEASE_RATE_UNITS))
+    {
         r = (uint32_t) cg_min((uint64_t) l->spent * 1000 / elapsed, 0xffff);
         l->rate = (uint16_t) (l->rate ? (l->rate + r) / 2 : r);
         l->spent = 0;
@@ -165,7 +206,7 @@ cg_lease_size(cg_lease_t *l, const cg_lease_in_t *in, int rate,
 /*
  * How long a lease that took what Redis had left says "at its limit": a
  * second; but a rate frees a unit per interval (in->free_ms), and a node
- * that admits under half the rate (as its leases grow back after a Redis
+ * that sees under half the rate (as its leases grow back after a Redis
  * event, when one of them takes the last units of a small burst) is no
  * sign of a client at its limit once a unit came back: it asks Redis.
  */
@@ -344,6 +385,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
         out->retry = (l->next - cg_lease_us(now) + 999) / 1000;
         out->remaining = l->headroom;
         out->rc = CG_LEASE_REJECT;
+        l->spent++;                  /* asked for: the rate */
 
         fetch = rate && l->left <= in->share / 4 && !active
                 && !cg_lease_ahead_of(l->denied, now);
@@ -371,13 +413,12 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 
             /*
              * the next lease ahead of time, unless the client is so slow
-             * (under 2 r/s here) that a lease would mostly expire unspent:
-             * its units would be lost to the window
+             * that a lease would mostly expire unspent (cg_lease_spends())
              */
 
             fetch = l->left <= l->want / ((l->flags & CG_LEASE_LONG_HELD)
                                           ? 8 : 2)
-                    && !active && (l->left > 0 || l->rate >= 2);
+                    && !active && cg_lease_spends(l, in);
         }
 
     } else if (cg_lease_ahead_of(l->denied, now)
@@ -385,6 +426,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
     {
         out->retry = l->denied - now;
         out->rc = CG_LEASE_REJECT;
+        l->spent++;                  /* asked for: the rate */
 
     } else if (!in->ready || in->broken || cg_lease_ahead_of(l->denied, now)) {
 
@@ -440,6 +482,7 @@ cg_lease_take(cg_lease_t *l, const cg_lease_in_t *in, cg_lease_out_t *out)
 
         out->retry = in->free_ms;
         out->rc = CG_LEASE_REJECT;
+        l->spent++;                  /* asked for: the rate */
         fetch = !active;
 
     } else {
@@ -523,7 +566,15 @@ cg_lease_schedule(cg_lease_t *l, const cg_lease_answer_t *a, uint32_t n)
 
     } else if (l->later == 0) {
 
-        /* after the units left, one step for both: never early */
+        /*
+         * after the units left, one step for both: never early; units
+         * left of a lease that was not paced are due now (their "next"
+         * was never set)
+         */
+
+        if (l->step == 0) {
+            l->next = cg_lease_us(a->now);
+        }
 
         l->later = cg_lease_u16(n);
         l->later_at = cg_lease_us(a->now) + (uint32_t) first;

@@ -65,7 +65,8 @@
 
 typedef struct {
     uint32_t        left;          /* units still to spend */
-    uint32_t        spent;         /* since "since": the rate */
+    uint32_t        spent;         /* requests admitted or rejected
+                                      since "since": the rate */
     uint32_t        qhash;         /* the quota it was taken for */
     uint32_t        granted;       /* when the last one came */
     uint32_t        since;

@@ -496,7 +496,20 @@ test_paced_under_share(void **state)
             }
         }
 
-        assert_true(fetched);
+        /*
+         * at 4 r/s a lease taken ahead would mostly expire unspent (less
+         * than a request in its 200 ms): nothing asked for ahead; the next
+         * request asks, and not for a paced share
+         */
+
+        assert_int_equal(fetched, rate == 8);
+
+        if (rate == 4) {
+            in.now = 1300;
+            assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_WAIT);
+            assert_true(out.want > 0);
+            assert_int_equal(out.paced, 0);
+        }
     }
 }
 
@@ -1153,6 +1166,64 @@ test_paced_merge(void **state)
 
 
 /*
+ * A paced share that comes while units of a lease that was not paced are
+ * left: those are due at once, whatever the clock's low 32 bits in us (the
+ * "next" of a lease never paced was not set: at clocks past 2^31 us in
+ * them, the units left looked due 20 minutes on, and the client was
+ * rejected with such a Retry-After; below that they were taken for late
+ * and given back unspent).
+ */
+
+static void
+test_paced_after_unpaced(void **state)
+{
+    uint32_t        k, now;
+    cg_quota_t      q = quota1(CG_LIMIT_RATE, 500, 1000, 50);
+    cg_lease_t      l;
+    cg_lease_in_t   in;
+    cg_lease_out_t  out, fetch;
+
+    /* 3,000 s: 3e9 us, past 2^31; 1,000 s: 1e9, below */
+
+    static const uint32_t  clocks[] = { 3000000, 1000000 };
+
+    for (k = 0; k < 2; k++) {
+        now = clocks[k];
+        memset(&l, 0, sizeof(l));
+        in = in_for(&q, now);
+        in.share = cg_lease_share(&q, 1000, 2);
+        in.free_ms = 2;
+
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_WAIT);
+        answer(&l, &q, &out, now, 10, 40, 0, &fetch);
+        assert_int_equal(l.step, 0);
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+        assert_int_equal(l.left, 9);
+
+        /* a paced share joins them: 20 units from 100 ms on */
+
+        memset(&fetch, 0, sizeof(fetch));
+        fetch.started = now;
+        fetch.paced = 1;
+        l.fetching = now;
+        answer_paced(&l, &q, &fetch, now, 20, 100000, 100000 + 19 * 4000, 0);
+        assert_int_equal(l.left, 29);
+        assert_int_equal(l.later, 20);
+
+        /* the 9 left: due now, one step apart; none given back */
+
+        in.now = now + 1;
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_PASS);
+        assert_int_equal(l.left, 28);
+        assert_int_equal(l.back, 0);
+        in.now = now + 2;
+        assert_int_equal(cg_lease_take(&l, &in, &out), CG_LEASE_REJECT);
+        assert_true(out.retry <= 4);
+    }
+}
+
+
+/*
  * The lease script's GCRA for one rate, in us (as cg_lease.lua): grants
  * up to "want" units, those it lets through now and up to "hz" ahead.
  */
@@ -1335,6 +1406,179 @@ test_spread(void **state)
 
 
 /*
+ * A client under its rate whose requests come in bursts: "each" to every
+ * node every "every_ms", in step, for "secs" s; a node's requests one after
+ * the other (as one connection sends them: the next 1 ms after the last
+ * was answered), Redis answering 1 ms after a fetch (giving back first
+ * what a fetch gives back, as the script does), a request that waits
+ * taking its unit when the answer comes.  Returns how many were rejected.
+ */
+
+static uint32_t
+run_bursts(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t each,
+    uint32_t every_ms, uint32_t offset_ms, uint32_t jitter_ms, uint32_t secs)
+{
+    int                rc;
+    int64_t            grant, first, last, rest, retry, tat;
+    uint32_t           i, now, rejected, due[8], todo[8], at[8];
+    uint32_t           waiting[8], seed;
+    gcra_t             g;
+    cg_quota_t         q = quota1(CG_LIMIT_RATE, rate, 1000, burst);
+    cg_lease_t         l[8];
+    cg_lease_in_t      in;
+    cg_lease_out_t     out, fetch[8], next;
+    cg_lease_answer_t  a;
+
+    memset(l, 0, sizeof(l));
+    memset(due, 0, sizeof(due));
+    memset(todo, 0, sizeof(todo));
+    memset(at, 0, sizeof(at));
+    memset(waiting, 0, sizeof(waiting));
+
+    g.T = 1000000 / rate;
+    g.tau = burst * g.T;
+    g.tat = 0;
+    rejected = 0;
+    seed = 1;
+
+    for (now = 1000; now < 1000 + 1000 * secs; now++) {
+        for (i = 0; i < nodes; i++) {
+
+            in = in_for(&q, now);
+            in.share = cg_lease_share(&q, 1000, nodes);
+            in.nodes = nodes;
+            in.free_ms = 1000 / rate;
+
+            if (due[i] == now) {
+                tat = g.tat;
+
+                if (fetch[i].back && tat > (int64_t) now * 1000) {
+                    tat -= (int64_t) fetch[i].back * g.T;
+                    g.tat = tat > (int64_t) now * 1000 ? tat
+                                                       : (int64_t) now * 1000;
+                }
+
+                grant = gcra_grant(&g, (int64_t) now * 1000, fetch[i].want,
+                                   fetch[i].paced ? 1000000 : 0, &first,
+                                   &last, &rest, &retry);
+                memset(&a, 0, sizeof(a));
+                a.granted = grant;
+                a.retry = retry;
+                a.binding = 1;
+                a.headroom = rest;
+                a.rest[0] = rest;
+                a.first = first;
+                a.last = last;
+                a.nlimits = 1;
+                a.qhash = cg_lease_quota_hash(&q);
+                a.owed = fetch[i].owed;
+                a.started = fetch[i].started;
+                a.now = now;
+                a.ahead = cg_lease_ahead(&q, 8, NULL);
+                a.ttl = cg_lease_ttl(&q, T0, 100, 0);
+                a.ttl_small = cg_lease_ttl(&q, T0, 100, 1);
+                a.window = UINT32_MAX;
+                a.window_age = UINT32_MAX;
+                a.horizon = fetch[i].paced ? 1000 : 0;
+                a.rated = 1;
+                a.ready = 1;
+                due[i] = 0;
+
+                if (cg_lease_answer(&l[i], &a, &next)) {
+                    fetch[i] = next;
+                    due[i] = now + 1;
+                }
+
+                if (waiting[i]) {
+                    /* the request that waited takes its unit */
+                    waiting[i] = 0;
+                    rc = cg_lease_take(&l[i], &in, &out);
+                    rejected += (rc != CG_LEASE_PASS && rc != CG_LEASE_AHEAD);
+                    seed = seed * 1103515245 + 12345;
+                    at[i] = now + 1 + (seed >> 16) % (jitter_ms + 1);
+
+                    if (out.want && due[i] == 0) {
+                        fetch[i] = out;
+                        due[i] = now + 1;
+                    }
+                }
+            }
+
+            if (now >= 1000 + i * offset_ms
+                && (now - 1000 - i * offset_ms) % every_ms == 0)
+            {
+                todo[i] = each;
+                at[i] = now;
+            }
+
+            if (todo[i] == 0 || waiting[i] || now < at[i]) {
+                continue;
+            }
+
+            todo[i]--;
+            rc = cg_lease_take(&l[i], &in, &out);
+
+            if (out.want) {
+                fetch[i] = out;
+                due[i] = now + 1;
+            }
+
+            if (rc == CG_LEASE_WAIT && due[i]) {
+                waiting[i] = 1;
+
+            } else {
+                rejected += (rc != CG_LEASE_PASS && rc != CG_LEASE_AHEAD);
+                seed = seed * 1103515245 + 12345;
+                at[i] = now + 1 + (seed >> 16) % (jitter_ms + 1);
+            }
+        }
+    }
+
+    return rejected;
+}
+
+
+static void
+test_bursts_under_rate(void **state)
+{
+    uint32_t  i, k, j;
+
+    /* nodes, rate, burst, requests at once per node, every ms */
+    static const uint32_t  runs[][5] = {
+        { 2, 16, 4, 2, 500 },      /* 4 at once, 8 r/s: t/83 */
+        { 2, 12, 6, 2, 500 },
+        { 3, 16, 4, 1, 400 },
+        { 3, 30, 9, 3, 1000 },
+        { 3, 100, 20, 6, 300 },
+        { 2, 50, 10, 4, 400 },
+        { 2, 100, 20, 6, 200 },
+    };
+
+    /* the nodes' bursts this far apart, their requests up to "jitter" */
+    static const uint32_t  offsets[] = { 0, 3, 10, 25, 50, 100 };
+    static const uint32_t  jitters[] = { 0, 10, 30 };
+
+    for (i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        for (k = 0; k < sizeof(offsets) / sizeof(offsets[0]); k++) {
+            for (j = 0; j < sizeof(jitters) / sizeof(jitters[0]); j++) {
+                if (run_bursts(runs[i][0], runs[i][1], runs[i][2],
+                               runs[i][3], runs[i][4], offsets[k],
+                               jitters[j], 20)
+                    != 0)
+                {
+                    fail_msg("%u nodes, rate=%ur/s burst=%u, %u at once "
+                             "every %u ms, %u ms apart, jitter %u ms: "
+                             "rejected", runs[i][0], runs[i][1],
+                             runs[i][2], runs[i][3], runs[i][4],
+                             offsets[k], jitters[j]);
+                }
+            }
+        }
+    }
+}
+
+
+/*
  * What Redis says is taken as it comes, but no integer of its answer may
  * overflow (found by fuzz/fuzz_resp_lease.c: a binding of -2^63)
  */
@@ -1404,6 +1648,8 @@ main(void)
         cmocka_unit_test(test_paced),
         cmocka_unit_test(test_paced_under_share),
         cmocka_unit_test(test_paced_merge),
+        cmocka_unit_test(test_paced_after_unpaced),
+        cmocka_unit_test(test_bursts_under_rate),
         cmocka_unit_test(test_spread),
     };
 
