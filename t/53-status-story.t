@@ -206,7 +206,7 @@ if ($h) {
 # The 8 s and the reads after them in one hour's window: this part comes
 # some 30 s after new(), near the end of the margin new() waited for
 CG::window_clear(3600, 15);
-my $sent = 0;
+$sent = 0;
 for (1 .. 8) {
     my $t0 = time();
     for (1 .. 10) {

@@ -5,8 +5,10 @@
 # failure policy decides within the timeout, and as each pause lifts the
 # leases grow back from small.
 # Clients under their quota, with small bursts (what a lease that takes the
-# last units of a burst makes look like a client at its limit), are never
-# rejected, and the module answers no 5xx.
+# last units of a burst makes look like a client at its limit), one of
+# them sending 2 requests at once (as a request that waited and the next
+# one right behind it do as a pause lifts), are never rejected, and the
+# module answers no 5xx.
 
 use strict;
 use warnings;
@@ -41,16 +43,18 @@ for (0 .. 1) {
     push @nodes, $t;
 }
 
-# one process per client and node, $rate requests/s, a connection each;
-# a line per request: time status how
+# one process per client and node, $rate requests/s, a connection each,
+# $each of them one after the other (a burst); a line per request: time
+# status how
 sub client {
-    my ($file, $port, $rate, $client) = @_;
+    my ($file, $port, $rate, $client, $each) = @_;
     my $pid = fork;
     die "fork: $!" unless defined $pid;
     return $pid if $pid;
     open(my $out, '>>', $file) or _exit(1);
     $out->autoflush(1);
     my $next = time;
+    my $n = 0;
     while (1) {
         my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
                                       Timeout => 5);
@@ -62,7 +66,8 @@ sub client {
             $how = $1 if $resp =~ /^X-Redis: (\S+)/mi;
         }
         printf $out "%.4f %d %s\n", time, $status, $how;
-        $next += 1 / $rate;
+        next if ++$n % $each;
+        $next += $each / $rate;
         my $wait = $next - time;
         sleep $wait if $wait > 0;
     }
@@ -71,7 +76,8 @@ sub client {
 my $log = $r->dir . '/traffic';
 my @gen;
 for my $port (map { $_->port(0) } @nodes) {
-    push @gen, client("$log.$_.$port", $port, 4, $_)
+    # "small" 2 at once every 500 ms: 4 of the 5 its burst admits at once
+    push @gen, client("$log.$_.$port", $port, 4, $_, $_ eq 'small' ? 2 : 1)
         for qw(rate small window);
 }
 
