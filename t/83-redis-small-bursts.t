@@ -21,7 +21,6 @@ use lib 't/lib';
 use CG;
 use Test::More;
 use Time::HiRes qw(time sleep);
-use IO::Socket::INET;
 
 my $SECS = 8;
 
@@ -33,29 +32,22 @@ my %CLIENTS = (
 );
 
 my $r = CG->new();
-my $rport = $r->redis_start();
+$r->redis_start();
 $r->redis_cli('HSET', 'cg:quotas', map { $_ => $CLIENTS{$_}[0] }
               sort keys %CLIENTS);
 $r->redis_cli('SET', 'cg:version', 1);
 
-my @nodes;
-for (0 .. 1) {
-    my $t = CG->new(redis_port => $rport);
-    $t->write_conf(CG::http(
-        quotas => ['default quota=10000000/h'],
-        redis => 1,                     # every setting at its default
-        location => 'add_header X-Redis $client_guard_redis always; '
-            . 'empty_gif;'),
-        workers => 2);
-    $t->start();
-    push @nodes, $t;
-}
+my @nodes = $r->nodes(2, CG::http(
+    quotas => ['default quota=10000000/h'],
+    redis => 1,                     # every setting at its default
+    location => 'add_header X-Redis $client_guard_redis always; empty_gif;'),
+    workers => 2);
 
 # a client's bursts to one node: $each requests one after the other (a
 # connection each), every $every s from $start; a line per request: time
 # status how
 sub bursts {
-    my ($file, $port, $client, $each, $every, $start) = @_;
+    my ($file, $t, $client, $each, $every, $start) = @_;
     return CG::fork_child(sub {
         open(my $out, '>>', $file) or die "$file: $!\n";
         $out->autoflush(1);
@@ -63,16 +55,9 @@ sub bursts {
             my $wait = $at - time;
             sleep $wait if $wait > 0;
             for (1 .. $each) {
-                my $s = IO::Socket::INET->new(
-                    PeerAddr => "127.0.0.1:$port", Timeout => 5);
-                my ($status, $how) = (599, '-');
-                if ($s) {
-                    print $s "GET / HTTP/1.0\r\nX-Client-Id: $client\r\n\r\n";
-                    my $resp = do { local $/; <$s> } // '';
-                    $status = $1 if $resp =~ m{^HTTP/1\.\d (\d+)};
-                    $how = $1 if $resp =~ /^X-Redis: (\S+)/mi;
-                }
-                printf $out "%.4f %d %s\n", time, $status, $how;
+                my $res = $t->get('/', { 'X-Client-Id' => $client });
+                printf $out "%.4f %d %s\n", time, $res->{status},
+                    $res->{headers}{'x-redis'} // '-';
             }
         }
     });
@@ -84,9 +69,8 @@ my $log = $r->dir . '/traffic';
 my $start = time + 0.5;
 my @gen;
 for my $i (0 .. 1) {
-    my $port = $nodes[$i]->port(0);
     for my $c (sort keys %CLIENTS) {
-        push @gen, bursts("$log.$c.$i", $port, $c, $CLIENTS{$c}[1],
+        push @gen, bursts("$log.$c.$i", $nodes[$i], $c, $CLIENTS{$c}[1],
                           $CLIENTS{$c}[2], $start + 0.01 * $i);
     }
 }

@@ -1269,6 +1269,50 @@ gcra_grant(gcra_t *g, int64_t now, int64_t want, int64_t hz, int64_t *first,
 
 
 /*
+ * Redis runs the lease script for "fetch" at "now" (ms) and the reply is
+ * read at once: what the fetch gives back first (a rate's TAT moves back,
+ * never before now), then the grant; the answer taken in by the lease.
+ * Returns what cg_lease_answer() returns ("next": a charge to send).
+ */
+
+static int
+gcra_answer(gcra_t *g, const cg_quota_t *q, cg_lease_t *l,
+    const cg_lease_out_t *fetch, uint32_t now, cg_lease_out_t *next)
+{
+    int64_t            us, tat;
+    cg_lease_answer_t  a;
+
+    us = (int64_t) now * 1000;
+    tat = g->tat - (int64_t) fetch->back * g->T;
+
+    if (fetch->back && g->tat > us) {
+        g->tat = tat > us ? tat : us;
+    }
+
+    memset(&a, 0, sizeof(a));
+    a.granted = gcra_grant(g, us, fetch->want, fetch->paced ? 1000000 : 0,
+                           &a.first, &a.last, &a.headroom, &a.retry);
+    a.binding = 1;
+    a.rest[0] = a.headroom;
+    a.nlimits = 1;
+    a.qhash = cg_lease_quota_hash(q);
+    a.owed = fetch->owed;
+    a.started = fetch->started;
+    a.now = now;
+    a.ahead = cg_lease_ahead(q, 8, NULL);
+    a.ttl = cg_lease_ttl(q, T0, 100, 0);
+    a.ttl_small = cg_lease_ttl(q, T0, 100, 1);
+    a.window = UINT32_MAX;
+    a.window_age = UINT32_MAX;
+    a.horizon = fetch->paced ? 1000 : 0;
+    a.rated = 1;
+    a.ready = 1;
+
+    return cg_lease_answer(l, &a, next);
+}
+
+
+/*
  * One client at 3x its rate (500 r/s, burst 50) spread evenly over
  * "nodes" nodes for 10 s, Redis answering 1 ms after a fetch: each node is
  * admitted its share within 20%, the cluster no more than the GCRA
@@ -1280,7 +1324,6 @@ run_spread(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t offered,
     uint32_t secs)
 {
     int                rc;
-    int64_t            grant, first, last, rest, retry;
     uint32_t           i, now, admitted[8], total, requests, fetches;
     uint32_t           allowed;
     uint32_t           due[8];
@@ -1290,7 +1333,6 @@ run_spread(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t offered,
     cg_lease_t         l[8];
     cg_lease_in_t      in;
     cg_lease_out_t     out, fetch[8], next;
-    cg_lease_answer_t  a;
 
     memset(l, 0, sizeof(l));
     memset(admitted, 0, sizeof(admitted));
@@ -1310,30 +1352,7 @@ run_spread(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t offered,
 
             if (due[i] == now) {
                 /* Redis runs the script now, the reply is read now */
-                grant = gcra_grant(&g, (int64_t) now * 1000, fetch[i].want,
-                                   fetch[i].paced ? 1000000 : 0, &first,
-                                   &last, &rest, &retry);
-                memset(&a, 0, sizeof(a));
-                a.granted = grant;
-                a.retry = retry;
-                a.binding = 1;
-                a.headroom = rest;
-                a.rest[0] = rest;
-                a.first = first;
-                a.last = last;
-                a.nlimits = 1;
-                a.qhash = cg_lease_quota_hash(&q);
-                a.owed = fetch[i].owed;
-                a.started = fetch[i].started;
-                a.now = now;
-                a.ahead = cg_lease_ahead(&q, 8, NULL);
-                a.ttl = cg_lease_ttl(&q, T0, 100, 0);
-                a.ttl_small = cg_lease_ttl(&q, T0, 100, 1);
-                a.window = UINT32_MAX;
-                a.window_age = UINT32_MAX;
-                a.horizon = fetch[i].paced ? 1000 : 0;
-                a.ready = 1;
-                if (cg_lease_answer(&l[i], &a, &next)) {
+                if (gcra_answer(&g, &q, &l[i], &fetch[i], now, &next)) {
                     fetch[i] = next;
                     due[i] = now + 1;
                     fetches++;
@@ -1419,7 +1438,6 @@ run_bursts(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t each,
     uint32_t every_ms, uint32_t offset_ms, uint32_t jitter_ms, uint32_t secs)
 {
     int                rc;
-    int64_t            grant, first, last, rest, retry, tat;
     uint32_t           i, now, rejected, due[8], todo[8], at[8];
     uint32_t           waiting[8], seed;
     gcra_t             g;
@@ -1427,7 +1445,6 @@ run_bursts(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t each,
     cg_lease_t         l[8];
     cg_lease_in_t      in;
     cg_lease_out_t     out, fetch[8], next;
-    cg_lease_answer_t  a;
 
     memset(l, 0, sizeof(l));
     memset(due, 0, sizeof(due));
@@ -1450,41 +1467,9 @@ run_bursts(uint32_t nodes, uint32_t rate, uint32_t burst, uint32_t each,
             in.free_ms = 1000 / rate;
 
             if (due[i] == now) {
-                tat = g.tat;
-
-                if (fetch[i].back && tat > (int64_t) now * 1000) {
-                    tat -= (int64_t) fetch[i].back * g.T;
-                    g.tat = tat > (int64_t) now * 1000 ? tat
-                                                       : (int64_t) now * 1000;
-                }
-
-                grant = gcra_grant(&g, (int64_t) now * 1000, fetch[i].want,
-                                   fetch[i].paced ? 1000000 : 0, &first,
-                                   &last, &rest, &retry);
-                memset(&a, 0, sizeof(a));
-                a.granted = grant;
-                a.retry = retry;
-                a.binding = 1;
-                a.headroom = rest;
-                a.rest[0] = rest;
-                a.first = first;
-                a.last = last;
-                a.nlimits = 1;
-                a.qhash = cg_lease_quota_hash(&q);
-                a.owed = fetch[i].owed;
-                a.started = fetch[i].started;
-                a.now = now;
-                a.ahead = cg_lease_ahead(&q, 8, NULL);
-                a.ttl = cg_lease_ttl(&q, T0, 100, 0);
-                a.ttl_small = cg_lease_ttl(&q, T0, 100, 1);
-                a.window = UINT32_MAX;
-                a.window_age = UINT32_MAX;
-                a.horizon = fetch[i].paced ? 1000 : 0;
-                a.rated = 1;
-                a.ready = 1;
                 due[i] = 0;
 
-                if (cg_lease_answer(&l[i], &a, &next)) {
+                if (gcra_answer(&g, &q, &l[i], &fetch[i], now, &next)) {
                     fetch[i] = next;
                     due[i] = now + 1;
                 }
