@@ -60,10 +60,11 @@ cg_lease_at_rate(const cg_lease_t *l, const cg_lease_in_t *in)
  * Whether this node spends a lease taken ahead of time before it expires.
  * Under 2 r/s it would mostly not: its units would be lost to a window.
  * Under a rate, a lease (but a small one) lives 2 x lease_ms, and one
- * taken by a node that sees less than a request in that time holds units
+ * taken by a node that sees fewer than 2 requests in that time holds units
  * of the burst unspent until the node's next request gives them back: a
  * client under its rate whose requests come a few at once (two to each
- * node, every 500 ms, at half of rate=16r/s burst=4) would find the other
+ * node every 500 ms, or every 320 ms, at rate=16r/s burst=4: the rate
+ * says a request per 200 ms, but they come in pairs) would find the other
  * nodes' leases holding what its burst needs.  Such a node asks when a
  * request comes.
  */
@@ -80,7 +81,7 @@ cg_lease_spends(const cg_lease_t *l, const cg_lease_in_t *in)
     life = (in->ahead && l->want <= in->ahead) ? 1000
                                                 : 2 * (uint64_t) in->lease_ms;
 
-    return (uint64_t) l->rate * life >= 1000 && (l->left > 0 || l->rate >= 2);
+    return (uint64_t) l->rate * life >= 2000 && (l->left > 0 || l->rate >= 2);
 }
 
 

@@ -1531,7 +1531,8 @@ test_bursts_under_rate(void **state)
     /* nodes, rate, burst, requests at once per node, every ms */
     static const uint32_t  runs[][5] = {
         { 2, 16, 4, 2, 500 },      /* 4 at once, 8 r/s: t/83 */
-        { 2, 12, 6, 2, 500 },
+        { 2, 16, 4, 2, 320 },      /* 12.5 r/s */
+        { 2, 12, 6, 2, 400 },
         { 3, 16, 4, 1, 400 },
         { 3, 30, 9, 3, 1000 },
         { 3, 100, 20, 6, 300 },
