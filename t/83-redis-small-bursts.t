@@ -27,6 +27,7 @@ my $SECS = 8;
 # name => [ quota, requests at once per node, every s ]
 my %CLIENTS = (
     'pair' => [ 'rate=16r/s burst=4', 2, 0.5 ],     # 4 of 5 at once, 8 r/s
+    'pairs' => [ 'rate=16r/s burst=4', 2, 0.32 ],   # the same, 12.5 r/s
     'six' => [ 'rate=12r/s burst=6', 2, 0.5 ],      # 4 of 7, 8 r/s
     'batch' => [ 'rate=30r/s burst=9', 3, 1 ],      # 6 of 10, 6 r/s
 );
@@ -44,16 +45,21 @@ my @nodes = $r->nodes(2, CG::http(
     workers => 2);
 
 # a client's bursts to one node: $each requests one after the other (a
-# connection each), every $every s from $start; a line per request: time
-# status how
+# connection each), every $every s from $start, never closer (a burst
+# that came late is not caught up: the client stays under its rate at
+# every moment, and a start on a loaded machine does not send two bursts
+# back to back); a line per request: time status how
 sub bursts {
     my ($file, $t, $client, $each, $every, $start) = @_;
     return CG::fork_child(sub {
         open(my $out, '>>', $file) or die "$file: $!\n";
         $out->autoflush(1);
+        # HTTP::Tiny loads on its first request: not in the first burst
+        $t->get('/', { 'X-Client-Id' => 'warm-up' });
         for (my $at = $start; ; $at += $every) {
             my $wait = $at - time;
             sleep $wait if $wait > 0;
+            $at = time if $wait < 0;
             for (1 .. $each) {
                 my $res = $t->get('/', { 'X-Client-Id' => $client });
                 printf $out "%.4f %d %s\n", time, $res->{status},
