@@ -63,8 +63,8 @@ cg_lease_at_rate(const cg_lease_t *l, const cg_lease_in_t *in)
  * taken by a node that sees fewer than 2 requests in that time holds units
  * of the burst unspent until the node's next request gives them back: a
  * client under its rate whose requests come a few at once (two to each
- * node every 500 ms, or every 320 ms, at rate=16r/s burst=4: the rate
- * says a request per 200 ms, but they come in pairs) would find the other
+ * node every 500 ms, or every 320 ms, at rate=16r/s burst=4: a request
+ * per 250 or 160 ms on average, but they come in pairs) would find the other
  * nodes' leases holding what its burst needs.  Such a node asks when a
  * request comes.
  */
