@@ -100,17 +100,9 @@ for (1 .. $STOPS) {
 kill 'KILL', @gen;
 waitpid($_, 0) for @gen;
 
-my (%n, %how);
-for my $f (glob "$log.*") {
-    my ($who) = $f =~ /traffic\.(\w+)\./;
-    open(my $fh, '<', $f) or next;
-    for (<$fh>) {
-        my ($at, $status, $how) = split;
-        next if $at < $t0;
-        $n{$who}{$status}++;
-        $how{$how}++;
-    }
-}
+my ($n, $how) = CG::traffic_counts($log, $t0);
+my %n = %$n;
+my %how = %$how;
 
 ok($how{DOWN_LOCAL}, 'the failure policy decided during the pauses')
     or diag(explain \%how);

@@ -84,16 +84,9 @@ for my $i (0 .. 1) {
 sleep 0.5 + $SECS;
 CG::stop_child($_, 'KILL') for @gen;
 
-my (%n, %how);
-for my $f (glob "$log.*") {
-    my ($who) = $f =~ /traffic\.(\w+)\./;
-    open(my $fh, '<', $f) or next;
-    for (<$fh>) {
-        my ($at, $status, $how) = split;
-        $n{$who}{$status}++;
-        $how{$how}++;
-    }
-}
+my ($n, $how) = CG::traffic_counts($log);
+my %n = %$n;
+my %how = %$how;
 
 ok(($how{LEASE} // 0) + ($how{WAITED} // 0) > 0, 'decided by leases')
     or diag(explain \%how);

@@ -42,7 +42,8 @@ package CG;
 # openssl_ca, make_client_cert, server_cert,
 # check_logs, promtool_check, promtool_ok, chromium_run, chromium_dom, cleanup,
 # nodes; functions http, wait_until, slow, promtool, chromium, fan_out,
-# fork_child, wait_child, stop_child, register_child, window_clear.
+# fork_child, wait_child, stop_child, register_child, window_clear,
+# traffic_counts.
 #
 # Quota windows are fixed and aligned to the epoch (N/h starts again at
 # every full hour, UTC, N/m at every full minute): a count of a window's
@@ -116,6 +117,26 @@ sub slow { return $SLOW }
 # window_clear($period_s, $need_s): when the next edge of a window of
 # $period_s seconds is less than $need_s away, sleep until just past it.
 # Returns the seconds slept.
+
+# traffic_counts($prefix, $since): the lines "time status how" that traffic
+# generators wrote to files "$prefix.WHO.*" (one per generator), counted
+# by WHO and status, and by how ($client_guard_redis) over all; lines
+# before $since (default 0) are left out. Returns (\%by_who, \%by_how).
+sub traffic_counts {
+    my ($prefix, $since) = @_;
+    my (%n, %how);
+    for my $f (glob "$prefix.*") {
+        my ($who) = substr($f, length($prefix) + 1) =~ /^([^.]+)/;
+        open(my $fh, '<', $f) or next;
+        while (<$fh>) {
+            my ($at, $status, $how) = split;
+            next if !defined $status || $at < ($since // 0);
+            $n{$who}{$status}++;
+            $how{$how // '-'}++;
+        }
+    }
+    return (\%n, \%how);
+}
 
 sub window_clear {
     my ($period, $need) = @_;
